@@ -1,0 +1,10 @@
+#pragma once
+// Each kernel family registers its functions on pydl._C from its own bind/<family>.cpp.
+// Bindings convert and check arguments, release the GIL, and call csrc; they hold no math.
+#include <pybind11/pybind11.h>
+
+namespace pydl::bind {
+
+void bind_core(pybind11::module_& m);
+
+}  // namespace pydl::bind

@@ -1,0 +1,6 @@
+#include "bindings.h"
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pydl CPU kernels";
+  pydl::bind::bind_core(m);
+}

@@ -1,0 +1,26 @@
+#pragma once
+// The one place in csrc/ that makes threads. Every kernel that wants more than one core calls
+// parallel_for; nothing else creates a std::thread.
+//
+// A fixed pool of (num_threads() - 1) workers sleeps on a condition variable; the calling thread
+// takes part in every job, so a 1-thread setting never touches the pool. A parallel_for issued
+// from inside a running job (a conv tile calling GEMM, say) runs inline on the calling thread:
+// the outer loop already owns the cores, and nesting would only oversubscribe them.
+#include <cstdint>
+#include <functional>
+
+namespace pydl {
+
+// Threads used by parallel_for. Defaults to PYDL_NUM_THREADS, else the hardware's thread count.
+int num_threads();
+// Resizes the pool (n >= 1). Not to be called while a parallel_for is running.
+void set_num_threads(int n);
+// True while the calling thread is executing a chunk of some parallel_for.
+bool in_parallel_region();
+
+// Splits [0, n) into at most num_threads() contiguous chunks of at least `grain` items each and
+// calls fn(begin, end) on each chunk, on the pool and the calling thread. Returns when all chunks
+// are done. The first exception a chunk throws is rethrown here after the others finish.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace pydl
