@@ -1,0 +1,1 @@
+"""pydl's kernel benchmarks: ``python -m benchmarks --help``."""
