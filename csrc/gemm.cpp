@@ -1,29 +1,378 @@
-// Straightforward GEMM, correct for every shape; the packed AVX2 kernel replaces its hot path.
+// Packed, cache-blocked GEMM (the BLIS algorithm) with a run-time choice of micro-kernel.
+//
+// The five loops around the micro-kernel, outermost first (op(A) is m x k, op(B) is k x n):
+//   jc: n in steps of NC     -- one column panel of C and B
+//   pc: k in steps of KC     -- pack op(B)[pc:pc+KC, jc:jc+NC] into Bp (lives in L3)
+//   ic: m in steps of MC     -- pack op(A)[ic:ic+MC, pc:pc+KC] into Ap (lives in L2)
+//   jr: NC in steps of NR    -- one kc x NR sliver of Bp (stays in L1 across the ir loop)
+//   ir: MC in steps of MR    -- micro-kernel: MR x NR tile of C += Ap sliver @ Bp sliver
+// Packing copies each operand into the exact order the micro-kernel reads it (unit stride,
+// aligned, zero-padded to whole MR x NR tiles), so transposed and strided inputs cost nothing
+// extra beyond the copy, edges need no special loop, and the kernel never misses TLB or cache in
+// its inner loop. beta is applied by the first pc block only (later ones accumulate, beta = 1),
+// alpha when a tile is written back.
+//
+// Blocking (AVX2+FMA, float32: MR x NR = 6 x 16, MC = 144, KC = 256, NC = 4080; float64:
+// 6 x 8, MC = 72, KC = 256, NC = 4080), chosen for the target machine's per-core 32 KiB L1d,
+// 512 KiB L2 and shared 32 MiB L3 (BLIS uses the same for Zen 3):
+//   L1: the kc x NR sliver of B is KC*NR*sizeof(T) = 16 KiB (both dtypes), half of L1d, and is
+//       reused for all MC/MR slivers of A streaming through the other half (6 KiB each in fp32).
+//   L2: the MC x KC block of A is 144 KiB (fp32: 144*256*4; fp64: 72*256*8), under a third of
+//       L2, leaving room for the B slivers and C tiles passing through.
+//   L3: the KC x NC panel of B is 4 MiB (fp32) / 8 MiB (fp64) per thread; two threads fit in a
+//       32 MiB L3 together with their A blocks.
+// Blocks are balanced (k = 300 is split 150 + 150, not 256 + 44) so no block is needlessly thin.
+//
+// Threads: C is cut into a tm x tn grid of rectangles (tm * tn = threads, edges on MR/NR
+// multiples), one per thread, each running the serial algorithm with its own packing buffers.
+// The grid is chosen to minimise one thread's compute plus packing time: splitting m makes every
+// thread pack all of op(B), splitting n all of op(A), so tall problems split m and wide ones n.
+// This costs some redundant packing against BLIS's shared Bp, but needs no barriers inside the
+// loops, and for the 2-4 cores it targets the redundancy is a few percent at most.
 #include "gemm.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "cpu_features.h"
 #include "parallel.h"
 
 namespace pydl {
 namespace {
 
+using gemm_detail::MicroKernel;
+
+// ---- Blocking parameters and kernel choice ----------------------------------------------------
+
 template <typename T>
-void gemm_simple(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      T* ci = c + i * ldc;
-      for (int64_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
-      for (int64_t p = 0; p < k; ++p) {
-        T aip = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
-        if (trans_b) {
-          for (int64_t j = 0; j < n; ++j) ci[j] += aip * b[j * ldb + p];
-        } else {
-          const T* bp = b + p * ldb;
-          for (int64_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+struct Blocking {
+  int64_t mr, nr;      // micro-tile computed by `micro`
+  int64_t mc, kc, nc;  // cache blocks (mc multiple of mr, nc multiple of nr)
+  MicroKernel<T> micro;
+  // Work (in multiply-adds) below which one thread does the whole product: below it, waking
+  // the pool and the redundant packing cost more than the second core saves.
+  int64_t min_macs_per_thread;
+};
+
+// Portable micro-kernel: plain C++ the compiler vectorises with the baseline ISA (SSE2 on
+// x86-64). MR x NR is sized so the accumulators fit in 16 xmm registers: 4 x 8 floats or 4 x 4
+// doubles is 8 registers, plus one B row and a broadcast.
+template <typename T, int MR, int NR>
+void micro_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T alpha, T beta,
+                    T* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
+  T acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int64_t i = 0; i < m_valid; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < n_valid; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int64_t j = 0; j < n_valid; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+  }
+}
+
+template <typename T>
+Blocking<T> blocking();
+
+template <>
+Blocking<float> blocking<float>() {
+  if (use_avx2())
+    return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
+            gemm_detail::sgemm_micro_6x16_avx2, 48 * 48 * 48};
+  return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, 32 * 32 * 32};
+}
+
+template <>
+Blocking<double> blocking<double>() {
+  if (use_avx2())
+    return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
+            gemm_detail::dgemm_micro_6x8_avx2, 40 * 40 * 40};
+  return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, 32 * 32 * 32};
+}
+
+// ---- Packing ------------------------------------------------------------------------------------
+
+// Grows on demand and is never shrunk, so steady-state calls allocate nothing. Two per thread
+// (A block and B panel); the pool's workers live as long as the pool, and so do their buffers.
+class PackBuffer {
+ public:
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(data_); }
+
+  template <typename T>
+  T* get(int64_t count) {
+    size_t bytes = static_cast<size_t>(count) * sizeof(T);
+    if (bytes > capacity_) {
+      std::free(data_);
+      data_ = nullptr;
+      capacity_ = 0;
+      size_t rounded = (bytes + 4095) / 4096 * 4096;  // aligned_alloc wants a multiple of 64
+      data_ = std::aligned_alloc(64, rounded);
+      if (data_ == nullptr) throw std::bad_alloc();
+      capacity_ = rounded;
+    }
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+thread_local PackBuffer tls_pack_a;
+thread_local PackBuffer tls_pack_b;
+
+// Packs one sliver: dst[p * R + i] = src[i * rs + p * cs] for i < r_valid, p < kc, and zeros
+// for r_valid <= i < R. For A, i runs over rows of op(A) and p over its columns; for B, i runs
+// over columns of op(B) and p over its rows.
+template <typename T>
+void pack_sliver(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs, int64_t R,
+                 int64_t r_valid, int64_t kc) {
+  if (rs == 1) {
+    // The R values of one step are contiguous in memory: a row copy per step.
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* s = src + p * cs;
+      T* d = dst + p * R;
+      int64_t i = 0;
+      for (; i < r_valid; ++i) d[i] = s[i];
+      for (; i < R; ++i) d[i] = T(0);
+    }
+  } else if (cs == 1) {
+    // Each of the R source lines is contiguous along p: read them in order, scatter by R.
+    for (int64_t i = 0; i < r_valid; ++i) {
+      const T* s = src + i * rs;
+      for (int64_t p = 0; p < kc; ++p) dst[p * R + i] = s[p];
+    }
+    for (int64_t i = r_valid; i < R; ++i)
+      for (int64_t p = 0; p < kc; ++p) dst[p * R + i] = T(0);
+  } else {
+    for (int64_t p = 0; p < kc; ++p) {
+      T* d = dst + p * R;
+      int64_t i = 0;
+      for (; i < r_valid; ++i) d[i] = src[i * rs + p * cs];
+      for (; i < R; ++i) d[i] = T(0);
+    }
+  }
+}
+
+// ---- Serial driver --------------------------------------------------------------------------
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Block size for a dimension of `extent` split into equal blocks of at most `max_block`,
+// rounded up to a multiple of `unit`.
+int64_t balanced_block(int64_t extent, int64_t max_block, int64_t unit) {
+  int64_t blocks = ceil_div(extent, max_block);
+  return std::min(max_block, round_up(ceil_div(extent, blocks), unit));
+}
+
+// op(A)(i, p) = a[i * a_rs + p * a_cs], op(B)(p, j) = b[p * b_rs + j * b_cs]; m, n, k > 0.
+template <typename T>
+void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                 int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs, int64_t b_cs, T beta, T* c,
+                 int64_t ldc) {
+  const int64_t mr = bk.mr, nr = bk.nr;
+  const int64_t nc_block = balanced_block(n, bk.nc, nr);
+  const int64_t kc_block = balanced_block(k, bk.kc, 1);
+  const int64_t mc_block = balanced_block(m, bk.mc, mr);
+  T* bp = tls_pack_b.get<T>(kc_block * nc_block);
+  T* ap = tls_pack_a.get<T>(mc_block * kc_block);
+
+  for (int64_t jc = 0; jc < n; jc += nc_block) {
+    const int64_t nc = std::min(nc_block, n - jc);
+    for (int64_t pc = 0; pc < k; pc += kc_block) {
+      const int64_t kc = std::min(kc_block, k - pc);
+      const T beta_block = pc == 0 ? beta : T(1);
+      const T* b_block = b + pc * b_rs + jc * b_cs;
+      for (int64_t jr = 0; jr < nc; jr += nr)
+        pack_sliver(bp + jr * kc, b_block + jr * b_cs, b_cs, b_rs, nr, std::min(nr, nc - jr), kc);
+
+      for (int64_t ic = 0; ic < m; ic += mc_block) {
+        const int64_t mc = std::min(mc_block, m - ic);
+        const T* a_block = a + ic * a_rs + pc * a_cs;
+        for (int64_t ir = 0; ir < mc; ir += mr)
+          pack_sliver(ap + ir * kc, a_block + ir * a_rs, a_rs, a_cs, mr, std::min(mr, mc - ir),
+                      kc);
+
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n_valid = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
+                     c + (ic + ir) * ldc + jc + jr, ldc, std::min(mr, mc - ir), n_valid);
+          }
         }
       }
     }
+  }
+}
+
+// C = beta * C, the whole product when k == 0 or alpha == 0 (A and B are then not read).
+template <typename T>
+void scale_c(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
+  if (beta == T(1)) return;
+  for (int64_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < n; ++j) ci[j] = T(0);
+    } else {
+      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
+    }
+  }
+}
+
+// ---- Threading ------------------------------------------------------------------------------
+
+struct Grid {
+  int64_t tm = 1, tn = 1;
+};
+
+// Picks the tm x tn split of C (tm * tn <= threads) with the least estimated time per thread:
+// its multiply-adds at `macs_per_unit` per unit of time, plus one unit per packed element (a
+// thread packs its rows of op(A) once per NC panel and its columns of op(B) once).
+template <typename T>
+Grid choose_grid(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int threads) {
+  const double macs_per_unit = 32.0 / sizeof(T);  // AVX2: 2 FMA ports x 32-byte vectors
+  const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
+  Grid best;
+  double best_cost = -1;
+  for (int64_t t = threads; t >= 1; --t) {
+    for (int64_t tm = 1; tm <= t; ++tm) {
+      if (t % tm != 0) continue;
+      const int64_t tn = t / tm;
+      if (tm > units_m || tn > units_n) continue;
+      const double rows = static_cast<double>(ceil_div(units_m, tm) * bk.mr);
+      const double cols = static_cast<double>(ceil_div(units_n, tn) * bk.nr);
+      const double panels = static_cast<double>(ceil_div(static_cast<int64_t>(cols), bk.nc));
+      const double cost = rows * cols * static_cast<double>(k) / macs_per_unit +
+                          (rows * panels + cols) * static_cast<double>(k);
+      if (best_cost < 0 || cost < best_cost) {
+        best_cost = cost;
+        best.tm = tm;
+        best.tn = tn;
+      }
+    }
+    if (best_cost >= 0) break;  // prefer using every thread that has work
+  }
+  return best;
+}
+
+template <typename T>
+void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m < 0 || n < 0 || k < 0)
+    throw std::invalid_argument("gemm: negative size m=" + std::to_string(m) +
+                                " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+  const int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
+  const Blocking<T> bk = blocking<T>();
+
+  int threads = in_parallel_region() ? 1 : num_threads();
+  // In double: a product of three sizes can overflow int64 when some operands are stride-0 views.
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  threads = static_cast<int>(std::min<double>(
+      threads, std::max<double>(1.0, macs / static_cast<double>(bk.min_macs_per_thread))));
+  const Grid grid = threads > 1 ? choose_grid(bk, m, n, k, threads) : Grid{};
+  if (grid.tm * grid.tn <= 1) {
+    gemm_serial(bk, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return;
+  }
+  const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
+  parallel_for(grid.tm * grid.tn, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ti = t / grid.tn, tj = t % grid.tn;
+      const int64_t m0 = std::min(m, units_m * ti / grid.tm * bk.mr);
+      const int64_t m1 = std::min(m, units_m * (ti + 1) / grid.tm * bk.mr);
+      const int64_t n0 = std::min(n, units_n * tj / grid.tn * bk.nr);
+      const int64_t n1 = std::min(n, units_n * (tj + 1) / grid.tn * bk.nr);
+      if (m0 >= m1 || n0 >= n1) continue;
+      gemm_serial(bk, m1 - m0, n1 - n0, k, alpha, a + m0 * a_rs, a_rs, a_cs, b + n0 * b_cs, b_rs,
+                  b_cs, beta, c + m0 * ldc + n0, ldc);
+    }
   });
+}
+
+// ---- Batched --------------------------------------------------------------------------------
+
+constexpr int64_t kMaxBatchDims = 64;  // NumPy's limit on ndim
+
+template <typename T>
+void gemm_batched_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                       const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                       int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                       const int64_t* a_strides, const int64_t* b_strides,
+                       const int64_t* c_strides) {
+  if (batch_ndim < 0 || batch_ndim > kMaxBatchDims)
+    throw std::invalid_argument("gemm_batched: batch_ndim must be in [0, 64], got " +
+                                std::to_string(batch_ndim));
+  int64_t batch = 1;
+  for (int64_t d = 0; d < batch_ndim; ++d) {
+    if (batch_shape[d] < 0)
+      throw std::invalid_argument("gemm_batched: negative batch size " +
+                                  std::to_string(batch_shape[d]));
+    batch *= batch_shape[d];
+  }
+  if (batch == 0 || m == 0 || n == 0) return;
+
+  // Items [t0, t1) in row-major order of the batch index, walked with an odometer.
+  auto run_items = [&](int64_t t0, int64_t t1) {
+    int64_t index[kMaxBatchDims];
+    int64_t off_a = 0, off_b = 0, off_c = 0, rest = t0;
+    for (int64_t d = batch_ndim - 1; d >= 0; --d) {
+      index[d] = rest % batch_shape[d];
+      rest /= batch_shape[d];
+      off_a += index[d] * a_strides[d];
+      off_b += index[d] * b_strides[d];
+      off_c += index[d] * c_strides[d];
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      gemm_impl<T>(trans_a, trans_b, m, n, k, alpha, a + off_a, lda, b + off_b, ldb, beta,
+                   c + off_c, ldc);
+      for (int64_t d = batch_ndim - 1; d >= 0; --d) {
+        off_a += a_strides[d];
+        off_b += b_strides[d];
+        off_c += c_strides[d];
+        if (++index[d] < batch_shape[d]) break;
+        off_a -= index[d] * a_strides[d];
+        off_b -= index[d] * b_strides[d];
+        off_c -= index[d] * c_strides[d];
+        index[d] = 0;
+      }
+    }
+  };
+
+  // Threads over batch items when each product is too small to thread by itself, or when the
+  // items split evenly or are many enough that an uneven split costs little; otherwise threads
+  // inside each product.
+  const int threads = in_parallel_region() ? 1 : num_threads();
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const bool by_item =
+      batch > 1 && threads > 1 &&
+      (macs < 2.0 * static_cast<double>(blocking<T>().min_macs_per_thread) ||
+       batch >= 4 * threads || batch % threads == 0);
+  if (by_item) {
+    parallel_for(batch, 1, run_items);  // each gemm_impl then runs on one thread
+  } else {
+    run_items(0, batch);
+  }
 }
 
 }  // namespace
@@ -31,13 +380,33 @@ void gemm_simple(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
            int64_t ldc) {
-  gemm_simple<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_impl<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
            int64_t ldc) {
-  gemm_simple<double>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_impl<double>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                   const int64_t* a_batch_strides, const int64_t* b_batch_strides,
+                   const int64_t* c_batch_strides) {
+  gemm_batched_impl<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                           batch_ndim, batch_shape, a_batch_strides, b_batch_strides,
+                           c_batch_strides);
+}
+
+void dgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                   const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
+                   double* c, int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                   const int64_t* a_batch_strides, const int64_t* b_batch_strides,
+                   const int64_t* c_batch_strides) {
+  gemm_batched_impl<double>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                            batch_ndim, batch_shape, a_batch_strides, b_batch_strides,
+                            c_batch_strides);
 }
 
 }  // namespace pydl
