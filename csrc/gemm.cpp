@@ -47,11 +47,21 @@ using gemm_detail::MicroKernel;
 
 // ---- Blocking parameters and kernel choice ----------------------------------------------------
 
+// Packs a block into R x kc slivers (see pack_block below); R = MR for A, NR for B.
+template <typename T>
+using PackFn = void (*)(T* dst, const T* src, int64_t rs, int64_t cs, int64_t extent,
+                        int64_t kc);
+
+template <typename T, int R>
+void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs,
+                int64_t extent, int64_t kc);
+
 template <typename T>
 struct Blocking {
   int64_t mr, nr;      // micro-tile computed by `micro`
   int64_t mc, kc, nc;  // cache blocks (mc multiple of mr, nc multiple of nr)
   MicroKernel<T> micro;
+  PackFn<T> pack_a, pack_b;  // R = mr and R = nr
   // Work (in multiply-adds) below which one thread does the whole product: below it, waking
   // the pool and the redundant packing cost more than the second core saves.
   int64_t min_macs_per_thread;
@@ -89,16 +99,20 @@ template <>
 Blocking<float> blocking<float>() {
   if (use_avx2())
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
-            gemm_detail::sgemm_micro_6x16_avx2, 48 * 48 * 48};
-  return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, 32 * 32 * 32};
+            gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
+            pack_block<float, gemm_detail::kAvx2SgemmNR>, 48 * 48 * 48};
+  return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
+          pack_block<float, 8>, 32 * 32 * 32};
 }
 
 template <>
 Blocking<double> blocking<double>() {
   if (use_avx2())
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
-            gemm_detail::dgemm_micro_6x8_avx2, 40 * 40 * 40};
-  return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, 32 * 32 * 32};
+            gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
+            pack_block<double, gemm_detail::kAvx2DgemmNR>, 40 * 40 * 40};
+  return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
+          pack_block<double, 4>, 32 * 32 * 32};
 }
 
 // ---- Packing ------------------------------------------------------------------------------------
@@ -135,35 +149,44 @@ class PackBuffer {
 thread_local PackBuffer tls_pack_a;
 thread_local PackBuffer tls_pack_b;
 
-// Packs one sliver: dst[p * R + i] = src[i * rs + p * cs] for i < r_valid, p < kc, and zeros
-// for r_valid <= i < R. For A, i runs over rows of op(A) and p over its columns; for B, i runs
-// over columns of op(B) and p over its rows.
-template <typename T>
-void pack_sliver(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs, int64_t R,
-                 int64_t r_valid, int64_t kc) {
+// Packs an extent x kc block as consecutive R x kc slivers: sliver q holds rows [q*R, q*R + R)
+// with dst[q*R*kc + p*R + i] = src[(q*R + i) * rs + p * cs], zero-padded past `extent`. For A,
+// i runs over rows of op(A) and p over its columns; for B, i over columns of op(B), p over rows.
+// R is a template argument so the per-step copy of R values is unrolled straight-line code.
+template <typename T, int R>
+void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs,
+                int64_t extent, int64_t kc) {
+  const int64_t full = extent / R, tail = extent % R;
   if (rs == 1) {
-    // The R values of one step are contiguous in memory: a row copy per step.
+    // A step's values are contiguous across all slivers (op(B) row-major, or op(A) stored
+    // transposed): stream each source line once, left to right, dealing it out to the slivers.
     for (int64_t p = 0; p < kc; ++p) {
       const T* s = src + p * cs;
       T* d = dst + p * R;
-      int64_t i = 0;
-      for (; i < r_valid; ++i) d[i] = s[i];
-      for (; i < R; ++i) d[i] = T(0);
+      for (int64_t q = 0; q < full; ++q, s += R, d += R * kc)
+        for (int i = 0; i < R; ++i) d[i] = s[i];
+      if (tail) {
+        int i = 0;
+        for (; i < tail; ++i) d[i] = s[i];
+        for (; i < R; ++i) d[i] = T(0);
+      }
     }
-  } else if (cs == 1) {
-    // Each of the R source lines is contiguous along p: read them in order, scatter by R.
-    for (int64_t i = 0; i < r_valid; ++i) {
-      const T* s = src + i * rs;
-      for (int64_t p = 0; p < kc; ++p) dst[p * R + i] = s[p];
-    }
-    for (int64_t i = r_valid; i < R; ++i)
-      for (int64_t p = 0; p < kc; ++p) dst[p * R + i] = T(0);
-  } else {
+    return;
+  }
+  // Otherwise each sliver reads R source lines (contiguous along p when cs == 1).
+  for (int64_t q = 0; q < full; ++q) {
+    const T* s = src + q * R * rs;
+    T* d = dst + q * R * kc;
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < R; ++i) d[p * R + i] = s[i * rs + p * cs];
+  }
+  if (tail) {
+    const T* s = src + full * R * rs;
+    T* d = dst + full * R * kc;
     for (int64_t p = 0; p < kc; ++p) {
-      T* d = dst + p * R;
-      int64_t i = 0;
-      for (; i < r_valid; ++i) d[i] = src[i * rs + p * cs];
-      for (; i < R; ++i) d[i] = T(0);
+      int i = 0;
+      for (; i < tail; ++i) d[p * R + i] = s[i * rs + p * cs];
+      for (; i < R; ++i) d[p * R + i] = T(0);
     }
   }
 }
@@ -198,15 +221,12 @@ void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha
       const int64_t kc = std::min(kc_block, k - pc);
       const T beta_block = pc == 0 ? beta : T(1);
       const T* b_block = b + pc * b_rs + jc * b_cs;
-      for (int64_t jr = 0; jr < nc; jr += nr)
-        pack_sliver(bp + jr * kc, b_block + jr * b_cs, b_cs, b_rs, nr, std::min(nr, nc - jr), kc);
+      bk.pack_b(bp, b_block, b_cs, b_rs, nc, kc);
 
       for (int64_t ic = 0; ic < m; ic += mc_block) {
         const int64_t mc = std::min(mc_block, m - ic);
         const T* a_block = a + ic * a_rs + pc * a_cs;
-        for (int64_t ir = 0; ir < mc; ir += mr)
-          pack_sliver(ap + ir * kc, a_block + ir * a_rs, a_rs, a_cs, mr, std::min(mr, mc - ir),
-                      kc);
+        bk.pack_a(ap, a_block, a_rs, a_cs, mc, kc);
 
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t n_valid = std::min(nr, nc - jr);
