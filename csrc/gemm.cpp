@@ -62,8 +62,12 @@ struct Blocking {
   int64_t mc, kc, nc;  // cache blocks (mc multiple of mr, nc multiple of nr)
   MicroKernel<T> micro;
   PackFn<T> pack_a, pack_b;  // R = mr and R = nr
-  // Work (in multiply-adds) below which one thread does the whole product: below it, waking
-  // the pool and the redundant packing cost more than the second core saves.
+  // Work (in multiply-adds) each thread must get before a product is split over threads. A
+  // worker asleep in the pool takes 20-100 us to start on the development VM (futex wake-up of
+  // an idle vCPU, and the scheduler often wakes it on the caller's core), so a thread's share
+  // must be worth well over that: 3M float32 multiply-adds are ~25 us of one core's FMA peak
+  // (about 2x that in practice); measured there, 128^3 (2.1M) is faster on one thread and
+  // 4096x27x64 (7.1M) and 256^3 (16.8M) on two.
   int64_t min_macs_per_thread;
 };
 
@@ -100,9 +104,9 @@ Blocking<float> blocking<float>() {
   if (use_avx2())
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
-            pack_block<float, gemm_detail::kAvx2SgemmNR>, 48 * 48 * 48};
+            pack_block<float, gemm_detail::kAvx2SgemmNR>, 3000000};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
-          pack_block<float, 8>, 32 * 32 * 32};
+          pack_block<float, 8>, 1000000};
 }
 
 template <>
@@ -110,9 +114,9 @@ Blocking<double> blocking<double>() {
   if (use_avx2())
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
-            pack_block<double, gemm_detail::kAvx2DgemmNR>, 40 * 40 * 40};
+            pack_block<double, gemm_detail::kAvx2DgemmNR>, 1500000};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
-          pack_block<double, 4>, 32 * 32 * 32};
+          pack_block<double, 4>, 500000};
 }
 
 // ---- Packing ------------------------------------------------------------------------------------

@@ -214,10 +214,12 @@ def test_gemm_c_overlapping_an_input(simd, dtype):
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3, 5])
 def test_gemm_thread_counts(simd, threads, n_threads):
-    """Every split of C over threads (grids tm x tn, uneven edges) gives the same product."""
+    """Every split of C over threads (grids tm x tn, uneven edges) gives the same product.
+
+    The products are large enough (> 5 x 3M multiply-adds) that the kernel splits them."""
     _C.set_num_threads(n_threads)
     rng = np.random.default_rng(n_threads)
-    for m, n, k in [(301, 7, 90), (7, 301, 90), (211, 173, 130), (150, 150, 150)]:
+    for m, n, k in [(1501, 7, 1499), (7, 1501, 1499), (301, 263, 257)]:
         a, b = operands(rng, m, n, k, np.float32, False, False)
         assert_close(_C.gemm(a, b), reference(a, b), np.float32)
 
