@@ -47,14 +47,16 @@ using gemm_detail::MicroKernel;
 
 // ---- Blocking parameters and kernel choice ----------------------------------------------------
 
+using gemm_detail::PackLinesFn;
+
 // Packs a block into R x kc slivers (see pack_block below); R = MR for A, NR for B.
 template <typename T>
 using PackFn = void (*)(T* dst, const T* src, int64_t rs, int64_t cs, int64_t extent,
-                        int64_t kc);
+                        int64_t kc, PackLinesFn<T> pack_lines);
 
 template <typename T, int R>
 void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs,
-                int64_t extent, int64_t kc);
+                int64_t extent, int64_t kc, PackLinesFn<T> pack_lines);
 
 template <typename T>
 struct Blocking {
@@ -62,6 +64,8 @@ struct Blocking {
   int64_t mc, kc, nc;  // cache blocks (mc multiple of mr, nc multiple of nr)
   MicroKernel<T> micro;
   PackFn<T> pack_a, pack_b;  // R = mr and R = nr
+  // SIMD packs of a full sliver whose lines are contiguous along k, or nullptr.
+  PackLinesFn<T> pack_lines_a, pack_lines_b;
   // Work (in multiply-adds) each thread must get before a product is split over threads. A
   // worker asleep in the pool takes 20-100 us to start on the development VM (futex wake-up of
   // an idle vCPU, and the scheduler often wakes it on the caller's core), so a thread's share
@@ -104,9 +108,10 @@ Blocking<float> blocking<float>() {
   if (use_avx2())
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
-            pack_block<float, gemm_detail::kAvx2SgemmNR>, 3000000};
+            pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
+            gemm_detail::sgemm_pack_lines16_avx2, 3000000};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
-          pack_block<float, 8>, 1000000};
+          pack_block<float, 8>, nullptr, nullptr, 1000000};
 }
 
 template <>
@@ -114,9 +119,10 @@ Blocking<double> blocking<double>() {
   if (use_avx2())
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
-            pack_block<double, gemm_detail::kAvx2DgemmNR>, 1500000};
+            pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
+            gemm_detail::dgemm_pack_lines8_avx2, 1500000};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
-          pack_block<double, 4>, 500000};
+          pack_block<double, 4>, nullptr, nullptr, 500000};
 }
 
 // ---- Packing ------------------------------------------------------------------------------------
@@ -159,7 +165,7 @@ thread_local PackBuffer tls_pack_b;
 // R is a template argument so the per-step copy of R values is unrolled straight-line code.
 template <typename T, int R>
 void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs,
-                int64_t extent, int64_t kc) {
+                int64_t extent, int64_t kc, PackLinesFn<T> pack_lines) {
   const int64_t full = extent / R, tail = extent % R;
   if (rs == 1) {
     // A step's values are contiguous across all slivers (op(B) row-major, or op(A) stored
@@ -178,11 +184,15 @@ void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t 
     return;
   }
   // Otherwise each sliver reads R source lines (contiguous along p when cs == 1).
-  for (int64_t q = 0; q < full; ++q) {
-    const T* s = src + q * R * rs;
-    T* d = dst + q * R * kc;
-    for (int64_t p = 0; p < kc; ++p)
-      for (int i = 0; i < R; ++i) d[p * R + i] = s[i * rs + p * cs];
+  if (cs == 1 && pack_lines != nullptr) {
+    for (int64_t q = 0; q < full; ++q) pack_lines(dst + q * R * kc, src + q * R * rs, rs, kc);
+  } else {
+    for (int64_t q = 0; q < full; ++q) {
+      const T* s = src + q * R * rs;
+      T* d = dst + q * R * kc;
+      for (int64_t p = 0; p < kc; ++p)
+        for (int i = 0; i < R; ++i) d[p * R + i] = s[i * rs + p * cs];
+    }
   }
   if (tail) {
     const T* s = src + full * R * rs;
@@ -225,12 +235,12 @@ void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha
       const int64_t kc = std::min(kc_block, k - pc);
       const T beta_block = pc == 0 ? beta : T(1);
       const T* b_block = b + pc * b_rs + jc * b_cs;
-      bk.pack_b(bp, b_block, b_cs, b_rs, nc, kc);
+      bk.pack_b(bp, b_block, b_cs, b_rs, nc, kc, bk.pack_lines_b);
 
       for (int64_t ic = 0; ic < m; ic += mc_block) {
         const int64_t mc = std::min(mc_block, m - ic);
         const T* a_block = a + ic * a_rs + pc * a_cs;
-        bk.pack_a(ap, a_block, a_rs, a_cs, mc, kc);
+        bk.pack_a(ap, a_block, a_rs, a_cs, mc, kc, bk.pack_lines_a);
 
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t n_valid = std::min(nr, nc - jr);

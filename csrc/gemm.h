@@ -4,8 +4,9 @@
 // Row-major storage with explicit leading dimensions (elements between consecutive rows), so a
 // transposed or row-strided view is passed without copying: op(A) is m x k, op(B) is k x n and
 // C is m x n. trans_a means A is stored k x m (row-major) and read transposed; likewise trans_b.
-// beta == 0 overwrites C without reading it (NaNs already in C do not propagate), as BLAS does.
-// Any m, n, k >= 0. Threads: splits work through parallel_for; runs inline when called from
+// beta == 0 overwrites C without reading it (NaNs already in C do not propagate), and
+// alpha == 0 or k == 0 gives C = beta * C without reading A or B, as BLAS does. Any m, n, k >= 0;
+// leading dimensions may be anything >= 0 (0 repeats one row, as a broadcast view does). Threads: splits work through parallel_for; runs inline when called from
 // inside a parallel region.
 //
 // How it is computed (BLIS's five loops, see gemm.cpp): op(B) is packed in KC x NC panels and
@@ -54,6 +55,11 @@ template <typename T>
 using MicroKernel = void (*)(int64_t kc, const T* a_panel, const T* b_panel, T alpha, T beta, T* c,
                              int64_t ldc, int64_t m_valid, int64_t n_valid);
 
+// Transposing pack of one full sliver of R lines that are each contiguous along p:
+// dst[p * R + i] = src[i * ld + p] for i < R, p < kc (A stored m x k, or B stored n x k).
+template <typename T>
+using PackLinesFn = void (*)(T* dst, const T* src, int64_t ld, int64_t kc);
+
 // AVX2+FMA kernels (gemm_avx2.cpp): call only when use_avx2() is true.
 constexpr int kAvx2SgemmMR = 6, kAvx2SgemmNR = 16;
 constexpr int kAvx2DgemmMR = 6, kAvx2DgemmNR = 8;
@@ -61,6 +67,10 @@ void sgemm_micro_6x16_avx2(int64_t kc, const float* a_panel, const float* b_pane
                            float beta, float* c, int64_t ldc, int64_t m_valid, int64_t n_valid);
 void dgemm_micro_6x8_avx2(int64_t kc, const double* a_panel, const double* b_panel, double alpha,
                           double beta, double* c, int64_t ldc, int64_t m_valid, int64_t n_valid);
+void sgemm_pack_lines6_avx2(float* dst, const float* src, int64_t ld, int64_t kc);
+void sgemm_pack_lines16_avx2(float* dst, const float* src, int64_t ld, int64_t kc);
+void dgemm_pack_lines6_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
+void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
 
 }  // namespace gemm_detail
 }  // namespace pydl

@@ -159,7 +159,110 @@ inline void micro_6x2v(int64_t kc, const typename S::T* __restrict a,
   }
 }
 
+// ---- Transposing packs ------------------------------------------------------------------------
+// The driver's portable packing handles sources that are contiguous across a sliver (a row copy
+// per step); these handle the other common case, R lines each contiguous along p (op(A) = A
+// stored row-major, op(B) = B^T as in x @ W^T), with in-register transposes instead of R
+// scalar loads and stores per step.
+
+// 8 x 8 float transpose: on return r[j] holds lane j of every input, in order.
+inline void transpose8x8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// 4 x 4 double transpose, same convention.
+inline void transpose4x4(__m256d r[4]) {
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+  r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+  r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
 }  // namespace
+
+void sgemm_pack_lines6_avx2(float* dst, const float* src, int64_t ld, int64_t kc) {
+  // 8 steps at a time: 6 lines (+2 zero lines) x 8 floats, transposed to 8 steps x 6 values.
+  // Steps are 6 floats apart, so each 8-lane store overlaps the next step, which overwrites the
+  // 2 extra lanes; the last step of a group stores 6 lanes only (masked), never past the sliver.
+  const __m256i first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(src + i * ld + p);
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8x8(r);
+    float* d = dst + p * 6;
+    for (int q = 0; q < 7; ++q) _mm256_storeu_ps(d + q * 6, r[q]);
+    _mm256_maskstore_ps(d + 7 * 6, first6, r[7]);
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 6; ++i) dst[p * 6 + i] = src[i * ld + p];
+}
+
+void sgemm_pack_lines16_avx2(float* dst, const float* src, int64_t ld, int64_t kc) {
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    for (int half = 0; half < 2; ++half) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (half * 8 + i) * ld + p);
+      transpose8x8(r);
+      for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (p + q) * 16 + half * 8, r[q]);
+    }
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 16; ++i) dst[p * 16 + i] = src[i * ld + p];
+}
+
+void dgemm_pack_lines6_avx2(double* dst, const double* src, int64_t ld, int64_t kc) {
+  int64_t p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    __m256d r[4];
+    for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + i * ld + p);
+    transpose4x4(r);
+    const __m256d l4 = _mm256_loadu_pd(src + 4 * ld + p), l5 = _mm256_loadu_pd(src + 5 * ld + p);
+    const __m256d lo = _mm256_unpacklo_pd(l4, l5);  // (4,p) (5,p) (4,p+2) (5,p+2)
+    const __m256d hi = _mm256_unpackhi_pd(l4, l5);  // (4,p+1) (5,p+1) (4,p+3) (5,p+3)
+    double* d = dst + p * 6;
+    for (int q = 0; q < 4; ++q) _mm256_storeu_pd(d + q * 6, r[q]);
+    _mm_storeu_pd(d + 0 * 6 + 4, _mm256_castpd256_pd128(lo));
+    _mm_storeu_pd(d + 1 * 6 + 4, _mm256_castpd256_pd128(hi));
+    _mm_storeu_pd(d + 2 * 6 + 4, _mm256_extractf128_pd(lo, 1));
+    _mm_storeu_pd(d + 3 * 6 + 4, _mm256_extractf128_pd(hi, 1));
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 6; ++i) dst[p * 6 + i] = src[i * ld + p];
+}
+
+void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t kc) {
+  int64_t p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    for (int half = 0; half < 2; ++half) {
+      __m256d r[4];
+      for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + (half * 4 + i) * ld + p);
+      transpose4x4(r);
+      for (int q = 0; q < 4; ++q) _mm256_store_pd(dst + (p + q) * 8 + half * 4, r[q]);
+    }
+  }
+  for (; p < kc; ++p)
+    for (int i = 0; i < 8; ++i) dst[p * 8 + i] = src[i * ld + p];
+}
 
 void sgemm_micro_6x16_avx2(int64_t kc, const float* a_panel, const float* b_panel, float alpha,
                            float beta, float* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
