@@ -32,6 +32,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -304,6 +305,105 @@ Grid choose_grid(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int thr
   return best;
 }
 
+// The operand packed once by the calling thread and read by every thread in the shared splits.
+thread_local PackBuffer tls_pack_shared;
+// Largest shared packed operand (elements): 32 MiB of float32. Bigger products use the grid,
+// whose redundant packing is then negligible next to their compute.
+constexpr int64_t kMaxSharedPack = int64_t(8) << 20;
+
+// Hands out items [0, n_items) to whichever thread asks next. parallel_for splits its range
+// statically, so each of its `threads` chunks runs this loop instead: a worker that the pool
+// wakes late simply takes fewer items, and the caller never waits for it to start.
+template <typename Fn>
+void for_each_item_dynamic(int threads, int64_t n_items, const Fn& item_fn) {
+  std::atomic<int64_t> next{0};
+  parallel_for(threads, 1, [&](int64_t, int64_t) {
+    for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < n_items;
+         item = next.fetch_add(1, std::memory_order_relaxed))
+      item_fn(item);
+  });
+}
+
+// Tall split: the caller packs all of op(B) once (panel (jc, pc) at offset jc * k + pc * its
+// padded width), then threads take blocks of rows of C, each packing only its rows of op(A).
+template <typename T>
+void gemm_split_rows(const Blocking<T>& bk, int threads, int64_t m, int64_t n, int64_t k,
+                     T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
+                     int64_t b_cs, T beta, T* c, int64_t ldc) {
+  const int64_t mr = bk.mr, nr = bk.nr;
+  const int64_t nc_block = balanced_block(n, bk.nc, nr);
+  const int64_t kc_block = balanced_block(k, bk.kc, 1);
+  T* bp_all = tls_pack_shared.get<T>(round_up(n, nr) * k);
+  for (int64_t jc = 0; jc < n; jc += nc_block) {
+    const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
+    for (int64_t pc = 0; pc < k; pc += kc_block)
+      bk.pack_b(bp_all + jc * k + pc * nc_pad, b + pc * b_rs + jc * b_cs, b_cs, b_rs, nc,
+                std::min(kc_block, k - pc), bk.pack_lines_b);
+  }
+  // About 8 items per thread for balance, each at most one MC block.
+  const int64_t item_rows = std::min(balanced_block(m, bk.mc, mr),
+                                     round_up(ceil_div(m, 8 * int64_t(threads)), mr));
+  for_each_item_dynamic(threads, ceil_div(m, item_rows), [&](int64_t item) {
+    const int64_t i0 = item * item_rows, mc = std::min(item_rows, m - i0);
+    T* ap = tls_pack_a.get<T>(item_rows * kc_block);
+    for (int64_t jc = 0; jc < n; jc += nc_block) {
+      const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
+      for (int64_t pc = 0; pc < k; pc += kc_block) {
+        const int64_t kc = std::min(kc_block, k - pc);
+        const T beta_block = pc == 0 ? beta : T(1);
+        const T* bp = bp_all + jc * k + pc * nc_pad;
+        bk.pack_a(ap, a + i0 * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, bk.pack_lines_a);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n_valid = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr)
+            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
+                     c + (i0 + ir) * ldc + jc + jr, ldc, std::min(mr, mc - ir), n_valid);
+        }
+      }
+    }
+  });
+}
+
+// Wide split: the caller packs all of op(A) once (block (pc, ic) at offset pc * padded m +
+// ic * its kc), then threads take blocks of columns of C, each packing only its columns of op(B).
+template <typename T>
+void gemm_split_cols(const Blocking<T>& bk, int threads, int64_t m, int64_t n, int64_t k,
+                     T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
+                     int64_t b_cs, T beta, T* c, int64_t ldc) {
+  const int64_t mr = bk.mr, nr = bk.nr;
+  const int64_t mc_block = balanced_block(m, bk.mc, mr);
+  const int64_t kc_block = balanced_block(k, bk.kc, 1);
+  const int64_t m_pad = round_up(m, mr);
+  T* ap_all = tls_pack_shared.get<T>(m_pad * k);
+  for (int64_t pc = 0; pc < k; pc += kc_block) {
+    const int64_t kc = std::min(kc_block, k - pc);
+    for (int64_t ic = 0; ic < m; ic += mc_block)
+      bk.pack_a(ap_all + pc * m_pad + ic * kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs,
+                std::min(mc_block, m - ic), kc, bk.pack_lines_a);
+  }
+  const int64_t item_cols = std::min(balanced_block(n, bk.nc, nr),
+                                     round_up(ceil_div(n, 8 * int64_t(threads)), nr));
+  for_each_item_dynamic(threads, ceil_div(n, item_cols), [&](int64_t item) {
+    const int64_t j0 = item * item_cols, nc = std::min(item_cols, n - j0);
+    T* bp = tls_pack_b.get<T>(item_cols * kc_block);
+    for (int64_t pc = 0; pc < k; pc += kc_block) {
+      const int64_t kc = std::min(kc_block, k - pc);
+      const T beta_block = pc == 0 ? beta : T(1);
+      bk.pack_b(bp, b + pc * b_rs + j0 * b_cs, b_cs, b_rs, nc, kc, bk.pack_lines_b);
+      for (int64_t ic = 0; ic < m; ic += mc_block) {
+        const int64_t mc = std::min(mc_block, m - ic);
+        const T* ap = ap_all + pc * m_pad + ic * kc;
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n_valid = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr)
+            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
+                     c + (ic + ir) * ldc + j0 + jr, ldc, std::min(mr, mc - ir), n_valid);
+        }
+      }
+    }
+  });
+}
+
 template <typename T>
 void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
@@ -324,11 +424,21 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
   const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   threads = static_cast<int>(std::min<double>(
       threads, std::max<double>(1.0, macs / static_cast<double>(bk.min_macs_per_thread))));
-  const Grid grid = threads > 1 ? choose_grid(bk, m, n, k, threads) : Grid{};
-  if (grid.tm * grid.tn <= 1) {
+  if (threads <= 1) {
     gemm_serial(bk, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
     return;
   }
+  // Split the longer side of C (in micro-tiles), sharing the packed other operand.
+  const bool tall = ceil_div(m, bk.mr) >= ceil_div(n, bk.nr);
+  if (tall && round_up(n, bk.nr) * k <= kMaxSharedPack) {
+    gemm_split_rows(bk, threads, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return;
+  }
+  if (!tall && round_up(m, bk.mr) * k <= kMaxSharedPack) {
+    gemm_split_cols(bk, threads, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return;
+  }
+  const Grid grid = choose_grid(bk, m, n, k, threads);
   const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
   parallel_for(grid.tm * grid.tn, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
