@@ -224,6 +224,31 @@ def test_gemm_thread_counts(simd, threads, n_threads):
         assert_close(_C.gemm(a, b), reference(a, b), np.float32)
 
 
+def test_gemm_huge_k_per_thread_grid(simd, threads):
+    """Shared packed operands over 8M elements fall back to one C rectangle per thread.
+
+    k = 2^19 + 1 makes the packed op(B) (tall case) or op(A) (wide case) too big to share. The
+    broadcast (stride-0) operands keep memory small and give cheap exact references. float64
+    only: half a million float32 terms accumulate ~k * eps rounding, past the 1e-5 bound that
+    holds for the layer-sized k of the other tests (the threading code is dtype-independent)."""
+    dtype = np.float64
+    _C.set_num_threads(2)
+    rng = np.random.default_rng(10)
+    k = (1 << 19) + 1
+    a = rng.random((12, k)).astype(dtype)  # tall: 2 micro-tile rows, 1 micro-tile column
+    b_row = rng.random(16).astype(dtype)
+    b = np.broadcast_to(b_row, (k, 16))  # row stride 0: op(B)[p, j] = b_row[j]
+    expected = np.outer(a.astype(np.float64).sum(axis=1), b_row.astype(np.float64))
+    assert_close(_C.gemm(a, b), expected, dtype)
+
+    a_col = rng.random(6).astype(dtype)
+    a = np.broadcast_to(a_col[:, None], (6, k))  # column stride 0: read transposed, lda = 0
+    b_row = np.tile(b_row, 2)
+    b = np.broadcast_to(b_row, (k, 32))  # wide: 1 micro-tile row, 2 micro-tile columns
+    expected = k * np.outer(a_col.astype(np.float64), b_row.astype(np.float64))
+    assert_close(_C.gemm(a, b), expected, dtype)
+
+
 def test_gemm_concurrent_python_threads(simd):
     """Calls from several Python threads at once (the GIL is released) stay independent."""
     rng = np.random.default_rng(7)
