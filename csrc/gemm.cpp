@@ -23,12 +23,15 @@
 //       32 MiB L3 together with their A blocks.
 // Blocks are balanced (k = 300 is split 150 + 150, not 256 + 44) so no block is needlessly thin.
 //
-// Threads: C is cut into a tm x tn grid of rectangles (tm * tn = threads, edges on MR/NR
-// multiples), one per thread, each running the serial algorithm with its own packing buffers.
-// The grid is chosen to minimise one thread's compute plus packing time: splitting m makes every
-// thread pack all of op(B), splitting n all of op(A), so tall problems split m and wide ones n.
-// This costs some redundant packing against BLIS's shared Bp, but needs no barriers inside the
-// loops, and for the 2-4 cores it targets the redundancy is a few percent at most.
+// Threads: the longer side of C (counted in micro-tiles) is split. The calling thread first packs
+// the whole other operand once into a shared buffer (all of op(B) when rows are split, all of
+// op(A) when columns are), then every thread, caller included, takes blocks of rows (columns)
+// of C from an atomic counter, about 8 per thread, packing only its own part of the split
+// operand. Nothing is packed twice, and since blocks are handed out on demand, a pool worker
+// that wakes late (tens of microseconds on a VM) just takes fewer blocks instead of holding
+// the caller up. When the shared operand would exceed 8M elements (32 MiB of float32), C is cut
+// into one rectangle per thread instead, each packing its own operands; for such sizes the
+// repeated packing is a small fraction of the work.
 #include "gemm.h"
 
 #include <algorithm>
@@ -69,10 +72,10 @@ struct Blocking {
   PackLinesFn<T> pack_lines_a, pack_lines_b;
   // Work (in multiply-adds) each thread must get before a product is split over threads. A
   // worker asleep in the pool takes 20-100 us to start on the development VM (futex wake-up of
-  // an idle vCPU, and the scheduler often wakes it on the caller's core), so a thread's share
-  // must be worth well over that: 3M float32 multiply-adds are ~25 us of one core's FMA peak
-  // (about 2x that in practice); measured there, 128^3 (2.1M) is faster on one thread and
-  // 4096x27x64 (7.1M) and 256^3 (16.8M) on two.
+  // an idle vCPU; the scheduler also often wakes it on the caller's core). Threads take blocks
+  // of C dynamically, so a late worker costs little beyond the wake-up call, but it only helps
+  // when a share is worth tens of microseconds: 1M float32 multiply-adds is ~8 us of one
+  // core's FMA peak, so 2 threads start at 2M (128^3).
   int64_t min_macs_per_thread;
 };
 
@@ -110,9 +113,9 @@ Blocking<float> blocking<float>() {
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
             pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
-            gemm_detail::sgemm_pack_lines16_avx2, 3000000};
+            gemm_detail::sgemm_pack_lines16_avx2, 1000000};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
-          pack_block<float, 8>, nullptr, nullptr, 1000000};
+          pack_block<float, 8>, nullptr, nullptr, 250000};
 }
 
 template <>
@@ -121,9 +124,9 @@ Blocking<double> blocking<double>() {
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
             pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
-            gemm_detail::dgemm_pack_lines8_avx2, 1500000};
+            gemm_detail::dgemm_pack_lines8_avx2, 500000};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
-          pack_block<double, 4>, nullptr, nullptr, 500000};
+          pack_block<double, 4>, nullptr, nullptr, 125000};
 }
 
 // ---- Packing ------------------------------------------------------------------------------------

@@ -216,7 +216,7 @@ def test_gemm_c_overlapping_an_input(simd, dtype):
 def test_gemm_thread_counts(simd, threads, n_threads):
     """Every split of C over threads (grids tm x tn, uneven edges) gives the same product.
 
-    The products are large enough (> 5 x 3M multiply-adds) that the kernel splits them."""
+    The products are large enough (> 5 x 1M multiply-adds) that the kernel splits them."""
     _C.set_num_threads(n_threads)
     rng = np.random.default_rng(n_threads)
     for m, n, k in [(1501, 7, 1499), (7, 1501, 1499), (301, 263, 257)]:
