@@ -70,12 +70,14 @@ struct Blocking {
   PackFn<T> pack_a, pack_b;  // R = mr and R = nr
   // SIMD packs of a full sliver whose lines are contiguous along k, or nullptr.
   PackLinesFn<T> pack_lines_a, pack_lines_b;
-  // Work (in multiply-adds) each thread must get before a product is split over threads. A
-  // worker asleep in the pool takes 20-100 us to start on the development VM (futex wake-up of
-  // an idle vCPU; the scheduler also often wakes it on the caller's core). Threads take blocks
-  // of C dynamically, so a late worker costs little beyond the wake-up call, but it only helps
-  // when a share is worth tens of microseconds: 1M float32 multiply-adds is ~8 us of one
-  // core's FMA peak, so 2 threads start at 2M (128^3).
+  // Work (in multiply-adds) each thread must get before a product is split over threads. The
+  // pool (parallel.h) wakes sleeping workers through a condition variable; on the development
+  // VM a parallel_for costs ~30 us before the worker starts and ~30 us more before the caller
+  // wakes at the end, and threads take blocks of C dynamically so a late worker costs no more
+  // than that. A share must be worth well over 60 us: measured there (float32), 160^3 (4.1M
+  // multiply-adds) takes 0.76x as long on one thread as on two, 192^3 (7.1M) 0.96x, 4096x27x64
+  // (7.1M) 1.25x, 224^3 (11.2M) 1.15x; so two threads from 7M (3.5M each), half that for
+  // float64, whose multiply-adds take twice as long.
   int64_t min_macs_per_thread;
 };
 
@@ -113,7 +115,7 @@ Blocking<float> blocking<float>() {
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
             pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
-            gemm_detail::sgemm_pack_lines16_avx2, 1000000};
+            gemm_detail::sgemm_pack_lines16_avx2, 3500000};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
           pack_block<float, 8>, nullptr, nullptr, 250000};
 }
@@ -124,7 +126,7 @@ Blocking<double> blocking<double>() {
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
             pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
-            gemm_detail::dgemm_pack_lines8_avx2, 500000};
+            gemm_detail::dgemm_pack_lines8_avx2, 1750000};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
           pack_block<double, 4>, nullptr, nullptr, 125000};
 }
@@ -313,6 +315,9 @@ thread_local PackBuffer tls_pack_shared;
 // Largest shared packed operand (elements): 32 MiB of float32. Bigger products use the grid,
 // whose redundant packing is then negligible next to their compute.
 constexpr int64_t kMaxSharedPack = int64_t(8) << 20;
+// Shared operands of at least this many elements are packed by all threads (a parallel_for of
+// its own, worth its start-up cost from about 0.2 ms of packing), smaller ones by the caller.
+constexpr int64_t kParallelPackMin = int64_t(1) << 19;
 
 // Hands out items [0, n_items) to whichever thread asks next. parallel_for splits its range
 // statically, so each of its `threads` chunks runs this loop instead: a worker that the pool
@@ -337,15 +342,31 @@ void gemm_split_rows(const Blocking<T>& bk, int threads, int64_t m, int64_t n, i
   const int64_t nc_block = balanced_block(n, bk.nc, nr);
   const int64_t kc_block = balanced_block(k, bk.kc, 1);
   T* bp_all = tls_pack_shared.get<T>(round_up(n, nr) * k);
-  for (int64_t jc = 0; jc < n; jc += nc_block) {
+  // Packing tasks: (jc, pc) panels cut into chunks of 16 slivers; in parallel when big enough
+  // to be worth a second parallel_for.
+  const int64_t chunk_cols = 16 * nr;
+  const int64_t n_pc = ceil_div(k, kc_block), chunks_per_panel = ceil_div(nc_block, chunk_cols);
+  const int64_t n_tasks = ceil_div(n, nc_block) * n_pc * chunks_per_panel;
+  auto pack_task = [&](int64_t task) {
+    const int64_t jc = task / (n_pc * chunks_per_panel) * nc_block;
+    const int64_t pc = task / chunks_per_panel % n_pc * kc_block;
+    const int64_t j0 = task % chunks_per_panel * chunk_cols;
     const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
-    for (int64_t pc = 0; pc < k; pc += kc_block)
-      bk.pack_b(bp_all + jc * k + pc * nc_pad, b + pc * b_rs + jc * b_cs, b_cs, b_rs, nc,
-                std::min(kc_block, k - pc), bk.pack_lines_b);
+    if (j0 >= nc) return;
+    bk.pack_b(bp_all + jc * k + pc * nc_pad + j0 * std::min(kc_block, k - pc),
+              b + pc * b_rs + (jc + j0) * b_cs, b_cs, b_rs, std::min(chunk_cols, nc - j0),
+              std::min(kc_block, k - pc), bk.pack_lines_b);
+  };
+  if (n * k >= kParallelPackMin) {
+    for_each_item_dynamic(threads, n_tasks, pack_task);
+  } else {
+    for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
   }
-  // About 8 items per thread for balance, each at most one MC block.
-  const int64_t item_rows = std::min(balanced_block(m, bk.mc, mr),
-                                     round_up(ceil_div(m, 8 * int64_t(threads)), mr));
+  // About 8 items per thread for balance, each at most one MC block and, so that each kc x NR
+  // sliver of op(B) brought into L1 serves several micro-tiles, at least 4 micro-tile rows.
+  const int64_t item_rows =
+      std::min(balanced_block(m, bk.mc, mr),
+               std::max(4 * mr, round_up(ceil_div(m, 8 * int64_t(threads)), mr)));
   for_each_item_dynamic(threads, ceil_div(m, item_rows), [&](int64_t item) {
     const int64_t i0 = item * item_rows, mc = std::min(item_rows, m - i0);
     T* ap = tls_pack_a.get<T>(item_rows * kc_block);
@@ -378,14 +399,24 @@ void gemm_split_cols(const Blocking<T>& bk, int threads, int64_t m, int64_t n, i
   const int64_t kc_block = balanced_block(k, bk.kc, 1);
   const int64_t m_pad = round_up(m, mr);
   T* ap_all = tls_pack_shared.get<T>(m_pad * k);
-  for (int64_t pc = 0; pc < k; pc += kc_block) {
+  // Packing tasks: the (pc, ic) blocks, in parallel when big enough.
+  const int64_t n_ic = ceil_div(m, mc_block);
+  auto pack_task = [&](int64_t task) {
+    const int64_t pc = task / n_ic * kc_block, ic = task % n_ic * mc_block;
     const int64_t kc = std::min(kc_block, k - pc);
-    for (int64_t ic = 0; ic < m; ic += mc_block)
-      bk.pack_a(ap_all + pc * m_pad + ic * kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs,
-                std::min(mc_block, m - ic), kc, bk.pack_lines_a);
+    bk.pack_a(ap_all + pc * m_pad + ic * kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs,
+              std::min(mc_block, m - ic), kc, bk.pack_lines_a);
+  };
+  const int64_t n_tasks = ceil_div(k, kc_block) * n_ic;
+  if (m * k >= kParallelPackMin) {
+    for_each_item_dynamic(threads, n_tasks, pack_task);
+  } else {
+    for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
   }
-  const int64_t item_cols = std::min(balanced_block(n, bk.nc, nr),
-                                     round_up(ceil_div(n, 8 * int64_t(threads)), nr));
+  // As above: about 8 items per thread, each at least 2 micro-tile columns wide.
+  const int64_t item_cols =
+      std::min(balanced_block(n, bk.nc, nr),
+               std::max(2 * nr, round_up(ceil_div(n, 8 * int64_t(threads)), nr)));
   for_each_item_dynamic(threads, ceil_div(n, item_cols), [&](int64_t item) {
     const int64_t j0 = item * item_cols, nc = std::min(item_cols, n - j0);
     T* bp = tls_pack_b.get<T>(item_cols * kc_block);

@@ -216,10 +216,13 @@ def test_gemm_c_overlapping_an_input(simd, dtype):
 def test_gemm_thread_counts(simd, threads, n_threads):
     """Every split of C over threads (grids tm x tn, uneven edges) gives the same product.
 
-    The products are large enough (> 5 x 1M multiply-adds) that the kernel splits them."""
+    The products are large enough (> 5 x 5M multiply-adds) that the kernel splits them: rows
+    (tall C) or columns (wide C); the last two pack their shared operand (over 512K elements)
+    on all threads too."""
     _C.set_num_threads(n_threads)
     rng = np.random.default_rng(n_threads)
-    for m, n, k in [(1501, 7, 1499), (7, 1501, 1499), (301, 263, 257)]:
+    for m, n, k in [(2501, 7, 1499), (7, 2501, 1499), (301, 293, 307), (200, 500, 1100),
+                    (60, 200, 9000)]:
         a, b = operands(rng, m, n, k, np.float32, False, False)
         assert_close(_C.gemm(a, b), reference(a, b), np.float32)
 
