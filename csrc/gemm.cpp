@@ -74,10 +74,10 @@ struct Blocking {
   // pool (parallel.h) wakes sleeping workers through a condition variable; on the development
   // VM a parallel_for costs ~30 us before the worker starts and ~30 us more before the caller
   // wakes at the end, and threads take blocks of C dynamically so a late worker costs no more
-  // than that. A share must be worth well over 60 us: measured there (float32), 160^3 (4.1M
-  // multiply-adds) takes 0.76x as long on one thread as on two, 192^3 (7.1M) 0.96x, 4096x27x64
-  // (7.1M) 1.25x, 224^3 (11.2M) 1.15x; so two threads from 7M (3.5M each), half that for
-  // float64, whose multiply-adds take twice as long.
+  // than that. A share must be worth well over 60 us: measured there (float32), two threads
+  // run 160^3 (4.1M multiply-adds) at 0.76x the speed of one, 192^3 (7.1M) at 0.96x,
+  // 4096x27x64 (7.1M) at 1.25x and 224^3 (11.2M) at 1.15x; so two threads from 7M (3.5M
+  // each), half that for float64, whose multiply-adds take twice as long.
   int64_t min_macs_per_thread;
 };
 
@@ -547,7 +547,12 @@ void gemm_batched_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
       (macs < 2.0 * static_cast<double>(blocking<T>().min_macs_per_thread) ||
        batch >= 4 * threads || batch % threads == 0);
   if (by_item) {
-    parallel_for(batch, 1, run_items);  // each gemm_impl then runs on one thread
+    // Groups of items, about 8 per thread, handed out on demand; each gemm_impl then runs on
+    // the thread that took it.
+    const int64_t group = ceil_div(batch, 8 * int64_t(threads));
+    for_each_item_dynamic(threads, ceil_div(batch, group), [&](int64_t g) {
+      run_items(g * group, std::min(batch, (g + 1) * group));
+    });
   } else {
     run_items(0, batch);
   }
