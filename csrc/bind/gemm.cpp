@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -74,6 +75,11 @@ MatrixLayout matrix_layout(const py::array& x) {
   const int64_t rows = x.shape(nd - 2), cols = x.shape(nd - 1);
   const int64_t s_row = x.strides(nd - 2), s_col = x.strides(nd - 1);
   MatrixLayout out;
+  if (x.size() == 0) {  // nothing is read (and NumPy may give empty arrays any strides)
+    out.direct = true;
+    out.ld = std::max<int64_t>(cols, 1);
+    return out;
+  }
   if (reinterpret_cast<uintptr_t>(x.data()) % item != 0) return out;
   auto usable = [&](int64_t s) { return s >= 0 && s % item == 0; };
   // A dimension of size <= 1 is never stepped along, so its stride does not matter.
@@ -106,12 +112,14 @@ bool batch_strides_usable(const py::array& x) {
   return true;
 }
 
-// The operand itself, or a C-ordered copy when its layout cannot be read directly.
+// The operand itself, or a C-ordered copy (fresh, so also aligned) when its layout cannot be
+// read directly.
 py::array readable(py::array x, MatrixLayout& layout) {
   layout = matrix_layout(x);
   if (layout.direct && batch_strides_usable(x)) return x;
-  py::array copy = py::module_::import("numpy").attr("ascontiguousarray")(x).cast<py::array>();
+  py::array copy = x.attr("copy")("C").cast<py::array>();
   layout = matrix_layout(copy);
+  if (!layout.direct) throw std::runtime_error("gemm: internal error, a C-ordered copy is unreadable");
   return copy;
 }
 
@@ -177,9 +185,12 @@ py::array gemm_py(const py::object& a_obj, const py::object& b_obj, const py::ob
                             shape_str({m, n}));
     if (!c.writeable()) throw py::value_error("gemm: c is read-only");
     const int64_t item = c.itemsize();
+    if (reinterpret_cast<uintptr_t>(c.data()) % item != 0)
+      throw py::value_error("gemm: c is not aligned to its element size (" +
+                            std::to_string(item) + " bytes)");
     const bool unit_cols = n <= 1 || c.strides(1) == item;
     const bool rows_ok = m <= 1 || (c.strides(0) % item == 0 && c.strides(0) >= n * item);
-    if (!unit_cols || !rows_ok || reinterpret_cast<uintptr_t>(c.data()) % item != 0)
+    if (!unit_cols || !rows_ok)
       throw py::value_error("gemm: c must have unit stride along its last dimension and rows that "
                             "do not overlap (like a C-contiguous array or a row slice of one); "
                             "got strides (" + std::to_string(c.strides(0)) + ", " +

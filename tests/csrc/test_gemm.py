@@ -186,6 +186,26 @@ def test_gemm_negative_and_zero_strides(simd, dtype):
     assert_close(_C.gemm(a, b), reference(a, b), dtype)
 
 
+def misaligned(x):
+    """A copy of x whose data pointer is 1 byte off its element alignment."""
+    raw = np.zeros(x.nbytes + 1, dtype=np.uint8)
+    out = raw[1:].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    assert out.ctypes.data % x.itemsize != 0
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_misaligned_inputs_are_copied(simd, dtype):
+    rng = np.random.default_rng(11)
+    a, b = operands(rng, 9, 14, 11, dtype, False, True)
+    a, b = misaligned(a), misaligned(b)
+    assert_close(_C.gemm(a, b, trans_b=True), reference(a, b, trans_b=True), dtype)
+    assert_close(_C.matmul(a[None], b, trans_b=True), reference(a[None], b, trans_b=True), dtype)
+    with pytest.raises(ValueError, match="c is not aligned"):
+        _C.gemm(a, b, misaligned(np.zeros((9, 14), dtype)), trans_b=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_gemm_c_row_slice_leaves_rest_untouched(simd, dtype):
     rng = np.random.default_rng(5)
