@@ -28,9 +28,8 @@
 // Threads: the longer side of C (counted in micro-tiles) is split. The whole other operand is
 // packed once into a shared buffer (all of op(B) when rows are split, all of op(A) when columns
 // are; by the caller, or by all threads when it is big), then every thread, caller included,
-// takes blocks of rows (columns)
-// of C from an atomic counter, about 8 per thread, packing only its own part of the split
-// operand. Nothing is packed twice, and since blocks are handed out on demand, a pool worker
+// takes blocks of rows (columns) of C from an atomic counter, about 8 per thread, packing only
+// its own part of the split operand. Nothing is packed twice, and since blocks are handed out on demand, a pool worker
 // that wakes late (tens of microseconds on a VM) just takes fewer blocks instead of holding
 // the caller up. When the shared operand would exceed 8M elements (32 MiB of float32), C is cut
 // into one rectangle per thread instead, each packing its own operands; for such sizes the
