@@ -188,14 +188,16 @@ py::array gemm_py(const py::object& a_obj, const py::object& b_obj, const py::ob
     if (reinterpret_cast<uintptr_t>(c.data()) % item != 0)
       throw py::value_error("gemm: c is not aligned to its element size (" +
                             std::to_string(item) + " bytes)");
-    const bool unit_cols = n <= 1 || c.strides(1) == item;
-    const bool rows_ok = m <= 1 || (c.strides(0) % item == 0 && c.strides(0) >= n * item);
+    // (An empty c is never written, and NumPy may give it any strides.)
+    const bool unit_cols = c.size() == 0 || n <= 1 || c.strides(1) == item;
+    const bool rows_ok = c.size() == 0 || m <= 1 ||
+                         (c.strides(0) % item == 0 && c.strides(0) >= n * item);
     if (!unit_cols || !rows_ok)
       throw py::value_error("gemm: c must have unit stride along its last dimension and rows that "
                             "do not overlap (like a C-contiguous array or a row slice of one); "
                             "got strides (" + std::to_string(c.strides(0)) + ", " +
                             std::to_string(c.strides(1)) + ")");
-    if (m > 1) ldc = c.strides(0) / item;
+    if (m > 1 && c.size() > 0) ldc = c.strides(0) / item;
     // C is written while A and B are read: never let them share memory.
     if (overlaps(a, c)) a = a.attr("copy")().cast<py::array>();
     if (overlaps(b, c)) b = b.attr("copy")().cast<py::array>();

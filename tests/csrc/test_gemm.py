@@ -121,6 +121,15 @@ def test_gemm_alpha_beta_in_place(simd, dtype, alpha, beta, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", [(0, 5, 3), (4, 0, 3), (0, 0, 0), (3, 5, 0)])
+def test_gemm_empty_shapes_with_c(simd, dtype, m, n, k):
+    c = np.full((m, n), 2.0, dtype)
+    out = _C.gemm(np.ones((m, k), dtype), np.ones((k, n), dtype), c, beta=0.5)
+    assert out is c
+    assert_close(c, np.full((m, n), 1.0), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_gemm_beta_zero_ignores_nan_in_c(simd, dtype):
     rng = np.random.default_rng(1)
     a, b = operands(rng, 13, 20, 9, dtype, False, False)
