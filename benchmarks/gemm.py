@@ -11,6 +11,12 @@ Rate is 2 m n k / time. For scale: on the 2-core development VM an FMA-only AVX2
 about 245 GFLOP/s float32 (123 per core, 8 lanes x 2 FMA ports x 2 flops x ~3.8 GHz) and half
 that in float64; that is the ceiling of pydl's AVX2+FMA micro-kernel. OpenBLAS picks its AVX-512
 kernels on CPUs that have them, whose ceiling is higher.
+
+Reading the numbers: after each call OpenBLAS's (and PyTorch's OpenMP) worker threads keep
+spinning for a while before they sleep, so in the alternating rounds they hold a core while
+pydl's next round runs, and pydl's pool worker (which sleeps between calls) gets less of it.
+On the 2-core VM, pydl's float32 1024^3 ran at 203 GFLOP/s timed alone and at 121 alternating
+with NumPy. Time pydl alone (``--peers none``, which matches no peer) to see its own rate.
 """
 from __future__ import annotations
 
