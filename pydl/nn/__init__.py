@@ -2,3 +2,11 @@
 from pydl.nn import functional, init  # noqa: F401
 from pydl.nn.containers import ModuleDict, ModuleList, Sequential  # noqa: F401
 from pydl.nn.module import Module, Parameter  # noqa: F401
+from pydl.nn.activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU,  # noqa: F401
+                                Sigmoid, SiLU, Softmax, Softplus, Tanh)
+from pydl.nn.dropout import Dropout, Dropout2d  # noqa: F401
+from pydl.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten  # noqa: F401
+from pydl.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss,  # noqa: F401
+                          KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
+from pydl.nn.noise import GaussianNoise, add_weight_noise, remove_weight_noise  # noqa: F401
+from pydl.nn.sparse import Embedding  # noqa: F401

@@ -6,3 +6,12 @@ kernel dispatch, and is re-exported here under PyTorch's name.
 from pydl.ops.elementwise import relu, sigmoid, tanh  # noqa: F401
 from pydl.ops.matmul import linear  # noqa: F401
 from pydl.ops.shape import pad  # noqa: F401
+# Activations, softmax, dropout, noise (relu re-bound here: the same node, plus inplace=).
+from pydl.ops.activation import (dropout, dropout2d, elu, elu_, gaussian_noise,  # noqa: F401,E402
+                                 gelu, hardtanh, hardtanh_, leaky_relu, leaky_relu_,
+                                 log_softmax, relu, relu_, silu, softmax, softplus)  # noqa: F811
+from pydl.ops.bilinear import bilinear  # noqa: F401,E402
+from pydl.ops.embedding import embedding  # noqa: F401,E402
+from pydl.ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401,E402
+                           cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss,
+                           smooth_l1_loss)
