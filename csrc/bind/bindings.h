@@ -7,5 +7,6 @@ namespace pydl::bind {
 
 void bind_core(pybind11::module_& m);
 void bind_activation(pybind11::module_& m);
+void bind_loss(pybind11::module_& m);
 
 }  // namespace pydl::bind

@@ -487,6 +487,11 @@ def _take_targets(t, valid, any_ignored):
     return t
 
 
+# The fused C++ kernel (csrc/loss.cpp) runs float32/float64 NumPy logits; CuPy arrays and other
+# dtypes take the vectorised array-module path below (tests also flip this to check that path).
+_USE_KERNEL = True
+
+
 class CrossEntropy(Function):
     """Fused log-softmax + negative log-likelihood for class-index targets.
 
@@ -497,14 +502,58 @@ class CrossEntropy(Function):
         dloss_i/dz = p ((1 - eps) w_y + eps W / C) - (1 - eps) w_y onehot(y) - (eps / C) w.
     Ignored rows (target == ignore_index) have loss and gradient 0; ``'mean'`` divides by the
     summed w_y of the counted rows (PyTorch's convention, also for the smoothing term).
-    Saves softmax(z) (only when a gradient is needed), the targets and the row weights.
+
+    On CPU one C++ pass per direction (pydl._C.cross_entropy_forward/backward) saves the logits
+    and the per-row log-sum-exp, and backward recomputes softmax from them; the array-module
+    path saves softmax(z) instead.
     """
 
     def forward(self, x, target, weight, ignore_index, eps, reduction):
-        xp = array_module(x)
         z = _rows(x)
-        m_rows, c = z.shape
         t = target.reshape(-1)
+        if _USE_KERNEL and isinstance(z, np.ndarray) and z.dtype in (np.float32, np.float64):
+            return self._forward_kernel(x, z, t, target.shape, weight, ignore_index, eps,
+                                        reduction)
+        return self._forward_arrays(x, z, t, target.shape, weight, ignore_index, eps, reduction)
+
+    def backward(self, g):
+        if self.kernel:
+            return self._backward_kernel(g)
+        return self._backward_arrays(g)
+
+    # -- C++ kernel path ---------------------------------------------------------------------
+    def _forward_kernel(self, x, z, t, tshape, weight, ignore_index, eps, reduction):
+        from pydl import _C
+
+        z = np.ascontiguousarray(z)
+        t = t.astype(np.int64, copy=False)
+        loss, stats, loss_sum, weight_sum = _C.cross_entropy_forward(z, t, weight, ignore_index,
+                                                                   eps)
+        if reduction == "none":
+            out = loss.reshape(tshape)
+        elif reduction == "sum":
+            out = np.asarray(loss_sum, dtype=z.dtype)
+        else:
+            out = np.asarray(loss_sum / weight_sum if weight_sum else np.nan, dtype=z.dtype)
+        self.kernel = True
+        if self.needs_input_grad[0]:
+            self.save_for_backward(z, stats, t)
+            self.meta = (x.shape, weight, ignore_index, eps, reduction, weight_sum)
+        return out
+
+    def _backward_kernel(self, g):
+        from pydl import _C
+
+        z, stats, t = self.saved_tensors
+        shape, weight, ignore_index, eps, reduction, weight_sum = self.meta
+        coef = _scale(g, reduction, weight_sum).reshape(-1)
+        grad = _C.cross_entropy_backward(z, stats, t, weight, ignore_index, eps, coef)
+        return _unrows(grad, shape), None, None, None, None, None
+
+    # -- array-module path (NumPy or CuPy) ---------------------------------------------------
+    def _forward_arrays(self, x, z, t, tshape, weight, ignore_index, eps, reduction):
+        xp = array_module(x)
+        m_rows, c = z.shape
         valid = t != ignore_index
         any_ignored = m_rows > 0 and not bool(valid.all())
         tc = _take_targets(t, valid, any_ignored)
@@ -540,14 +589,15 @@ class CrossEntropy(Function):
         denom = (m_rows if rw is None else rw.sum()) if reduction == "mean" else None
         out = _reduce(loss.astype(z.dtype, copy=False), reduction, denom)
         if reduction == "none":
-            out = out.reshape(target.shape)
+            out = out.reshape(tshape)
+        self.kernel = False
         if self.needs_input_grad[0]:
             e /= s[:, None]  # softmax, kept for backward
             self.save_for_backward(e, tc)
             self.meta = (x.shape, v, rw, weight, w_total, eps, reduction, denom)
         return out
 
-    def backward(self, g):
+    def _backward_arrays(self, g):
         p, tc = self.saved_tensors
         shape, v, rw, weight, w_total, eps, reduction, denom = self.meta
         xp = array_module(p)
