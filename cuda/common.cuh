@@ -24,7 +24,7 @@ using index_t = int64_t;
 
 constexpr int kWarp = 32;
 
-inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+__host__ __device__ inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
 // Throws the runtime's pending error for `name` as a Python RuntimeError (via pybind11).
 inline void check_launch(const char* name) {

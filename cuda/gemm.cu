@@ -44,8 +44,10 @@ void gemm_any(const char* name, bool trans_a, bool trans_b, int64_t m, int64_t n
   // 128-bit loads need every row start of A and B 16-byte aligned.
   const bool vec = std::is_same_v<T, float> && aligned16(a) && aligned16(b) && lda % 4 == 0 &&
                    ldb % 4 == 0 && stride_a % 4 == 0 && stride_b % 4 == 0;
-  GemmKernel<T> kernel = vec ? pick_gemm<T, true>(trans_a, trans_b)
-                             : pick_gemm<T, false>(trans_a, trans_b);
+  GemmKernel<T> kernel = pick_gemm<T, false>(trans_a, trans_b);
+  if constexpr (std::is_same_v<T, float>) {  // no 128-bit path for double: not instantiated
+    if (vec) kernel = pick_gemm<T, true>(trans_a, trans_b);
+  }
   const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   // gridDim.y and gridDim.z stop at 65535: larger m or batch go in further launches.
   const int64_t max_rows = int64_t(65535) * gemm::BM;

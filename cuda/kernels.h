@@ -29,3 +29,35 @@ void gemm_cuda(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, doub
                int64_t batch, stream_handle stream);
 
 }  // namespace pydl::cuda
+
+namespace pydl::cuda {
+
+// ---- convolution (conv.cu) ---------------------------------------------------------------------
+// 2-D cross-correlation, NCHW, PyTorch's conv2d semantics: x (batch, cin, h, w), weight
+// (cout, cin/groups, kh, kw), y (batch, cout, oh, ow) with oh = (h + 2 ph - dh (kh - 1) - 1) / sh
+// + 1 (likewise ow). All buffers C-contiguous.
+struct Conv2dParams {
+  int64_t batch, cin, h, w, cout, kh, kw;
+  int64_t sh, sw, ph, pw, dh, dw, groups;
+  int64_t out_h() const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  int64_t out_w() const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
+};
+
+// y = conv2d(x, weight) + bias (bias may be null).
+void conv2d_forward_cuda(const Conv2dParams& p, const float* x, const float* weight,
+                         const float* bias, float* y, stream_handle stream);
+void conv2d_forward_cuda(const Conv2dParams& p, const double* x, const double* weight,
+                         const double* bias, double* y, stream_handle stream);
+// grad_input (overwritten) from grad_output and weight.
+void conv2d_backward_data_cuda(const Conv2dParams& p, const float* grad_output,
+                               const float* weight, float* grad_input, stream_handle stream);
+void conv2d_backward_data_cuda(const Conv2dParams& p, const double* grad_output,
+                               const double* weight, double* grad_input, stream_handle stream);
+// grad_weight (overwritten) from x and grad_output.
+void conv2d_backward_weight_cuda(const Conv2dParams& p, const float* x, const float* grad_output,
+                                 float* grad_weight, stream_handle stream);
+void conv2d_backward_weight_cuda(const Conv2dParams& p, const double* x,
+                                 const double* grad_output, double* grad_weight,
+                                 stream_handle stream);
+
+}  // namespace pydl::cuda

@@ -89,3 +89,83 @@ class CudaKernels:
         if x.shape[:-2] != batch:
             x = xp.broadcast_to(x, batch + (rows, cols))
         return self._contig(xp, x), rows * cols
+
+    # -- convolution -------------------------------------------------------------------------
+    def _conv_fn(self, name, dtype):
+        if dtype == np.float32:
+            return getattr(self.module, name + "_f32")
+        if dtype == np.float64:
+            return getattr(self.module, name + "_f64")
+        raise TypeError(f"{name} (CUDA): float32 or float64 expected, got {dtype}")
+
+    @staticmethod
+    def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+        n, cin, h, w = x_shape
+        cout, cin_g, kh, kw = w_shape
+        if cin_g * groups != cin:
+            raise ValueError(f"conv2d (CUDA): weight {tuple(w_shape)} with groups={groups} "
+                             f"expects {cin_g * groups} input channels, input has {cin} "
+                             f"(input shape {tuple(x_shape)})")
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        return (n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, groups)
+
+    @staticmethod
+    def conv2d_output_hw(h, w, kh, kw, stride, padding, dilation):
+        oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+        return oh, ow
+
+    def conv2d_forward(self, x, weight, bias=None, stride=(1, 1), padding=(0, 0),
+                       dilation=(1, 1), groups=1):
+        """y = conv2d(x, weight) + bias: x (N, Cin, H, W), weight (Cout, Cin/groups, KH, KW)."""
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        weight = self._contig(xp, weight, x.dtype)
+        geo = self._conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+        oh, ow = self.conv2d_output_hw(x.shape[2], x.shape[3], weight.shape[2], weight.shape[3],
+                                       stride, padding, dilation)
+        y = xp.empty((x.shape[0], weight.shape[0], oh, ow), dtype=x.dtype)
+        bias_ptr = 0
+        if bias is not None:
+            bias = self._contig(xp, bias, x.dtype)
+            if bias.shape != (weight.shape[0],):
+                raise ValueError(f"conv2d (CUDA): bias shape {bias.shape} must be "
+                                 f"({weight.shape[0]},)")
+            bias_ptr = _ptr(bias)
+        self._conv_fn("conv2d_forward", x.dtype)(_ptr(x), _ptr(weight), bias_ptr, _ptr(y), *geo,
+                                                  self._stream())
+        return y
+
+    def conv2d_backward_data(self, grad_output, weight, x_shape, stride=(1, 1), padding=(0, 0),
+                             dilation=(1, 1), groups=1):
+        """grad_input (x_shape) of conv2d given grad_output (N, Cout, OH, OW)."""
+        xp = self._xp(grad_output)
+        dy = self._contig(xp, grad_output)
+        weight = self._contig(xp, weight, dy.dtype)
+        geo = self._conv_geometry(x_shape, weight.shape, stride, padding, dilation, groups)
+        self._check_grad_output(dy, x_shape, weight.shape, stride, padding, dilation)
+        dx = xp.empty(tuple(x_shape), dtype=dy.dtype)
+        self._conv_fn("conv2d_backward_data", dy.dtype)(_ptr(dy), _ptr(weight), _ptr(dx), *geo,
+                                                         self._stream())
+        return dx
+
+    def conv2d_backward_weight(self, x, grad_output, weight_shape, stride=(1, 1),
+                               padding=(0, 0), dilation=(1, 1), groups=1):
+        """grad_weight (weight_shape) of conv2d given x and grad_output."""
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        dy = self._contig(xp, grad_output, x.dtype)
+        geo = self._conv_geometry(x.shape, weight_shape, stride, padding, dilation, groups)
+        self._check_grad_output(dy, x.shape, weight_shape, stride, padding, dilation)
+        dw = xp.empty(tuple(weight_shape), dtype=x.dtype)
+        self._conv_fn("conv2d_backward_weight", x.dtype)(_ptr(x), _ptr(dy), _ptr(dw), *geo,
+                                                          self._stream())
+        return dw
+
+    def _check_grad_output(self, dy, x_shape, w_shape, stride, padding, dilation):
+        oh, ow = self.conv2d_output_hw(x_shape[2], x_shape[3], w_shape[2], w_shape[3], stride,
+                                       padding, dilation)
+        expect = (x_shape[0], w_shape[0], oh, ow)
+        if tuple(dy.shape) != expect:
+            raise ValueError(f"conv2d backward (CUDA): grad_output shape {tuple(dy.shape)} should "
+                             f"be {expect} for input {tuple(x_shape)} and weight {tuple(w_shape)}")

@@ -29,4 +29,5 @@ PYBIND11_MODULE(PYDL_CUDA_MODULE_NAME, m) {
   m.def("device_count", &pydl::cuda::device_count, "Number of visible CUDA devices (0 without a GPU)");
   m.def("runtime_version", &pydl::cuda::runtime_version, "CUDA runtime version built against");
   pydl::cuda::bind::bind_gemm(m);
+  pydl::cuda::bind::bind_conv(m);
 }
