@@ -74,6 +74,10 @@ __device__ __forceinline__ void store_float4(float* p, float4 v) {
   *reinterpret_cast<float4*>(p) = v;
 }
 
+// Square root at the argument's precision under both compilers.
+__device__ __forceinline__ float sqrt_t(float x) { return sqrtf(x); }
+__device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }
+
 __device__ __forceinline__ index_t global_thread_index() {
   return static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }

@@ -61,3 +61,66 @@ void conv2d_backward_weight_cuda(const Conv2dParams& p, const double* x,
                                  stream_handle stream);
 
 }  // namespace pydl::cuda
+
+namespace pydl::cuda {
+
+// ---- pooling (pool.cu) -------------------------------------------------------------------------
+// NCHW planes (batch * channels) of h x w pooled to oh x ow (the caller applies ceil_mode when
+// computing oh, ow, as PyTorch does). indices: int64, iy * w + ix within the plane.
+struct Pool2dParams {
+  int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+void max_pool2d_forward_cuda(const Pool2dParams& p, const float* x, float* y, int64_t* indices,
+                             stream_handle stream);
+void max_pool2d_forward_cuda(const Pool2dParams& p, const double* x, double* y, int64_t* indices,
+                             stream_handle stream);
+void max_pool2d_backward_cuda(const Pool2dParams& p, const float* grad_output,
+                              const int64_t* indices, float* grad_input, stream_handle stream);
+void max_pool2d_backward_cuda(const Pool2dParams& p, const double* grad_output,
+                              const int64_t* indices, double* grad_input, stream_handle stream);
+void avg_pool2d_forward_cuda(const Pool2dParams& p, const float* x, float* y,
+                             bool count_include_pad, int64_t divisor_override,
+                             stream_handle stream);
+void avg_pool2d_forward_cuda(const Pool2dParams& p, const double* x, double* y,
+                             bool count_include_pad, int64_t divisor_override,
+                             stream_handle stream);
+void avg_pool2d_backward_cuda(const Pool2dParams& p, const float* grad_output, float* grad_input,
+                              bool count_include_pad, int64_t divisor_override,
+                              stream_handle stream);
+void avg_pool2d_backward_cuda(const Pool2dParams& p, const double* grad_output,
+                              double* grad_input, bool count_include_pad,
+                              int64_t divisor_override, stream_handle stream);
+
+// ---- batch norm (batchnorm.cu) -----------------------------------------------------------------
+// x viewed as (batch, channels, hw). weight, bias, running_mean, running_var may be null.
+void batch_norm_forward_train_cuda(const float* x, float* y, const float* weight,
+                                   const float* bias, float* running_mean, float* running_var,
+                                   float* save_mean, float* save_invstd, int64_t batch,
+                                   int64_t channels, int64_t hw, double eps, double momentum,
+                                   stream_handle stream);
+void batch_norm_forward_train_cuda(const double* x, double* y, const double* weight,
+                                   const double* bias, double* running_mean, double* running_var,
+                                   double* save_mean, double* save_invstd, int64_t batch,
+                                   int64_t channels, int64_t hw, double eps, double momentum,
+                                   stream_handle stream);
+void batch_norm_forward_eval_cuda(const float* x, float* y, const float* weight,
+                                  const float* bias, const float* running_mean,
+                                  const float* running_var, int64_t batch, int64_t channels,
+                                  int64_t hw, double eps, stream_handle stream);
+void batch_norm_forward_eval_cuda(const double* x, double* y, const double* weight,
+                                  const double* bias, const double* running_mean,
+                                  const double* running_var, int64_t batch, int64_t channels,
+                                  int64_t hw, double eps, stream_handle stream);
+// grad_input, grad_weight, grad_bias may be null.
+void batch_norm_backward_train_cuda(const float* x, const float* grad_output,
+                                    const float* weight, const float* save_mean,
+                                    const float* save_invstd, float* grad_input,
+                                    float* grad_weight, float* grad_bias, int64_t batch,
+                                    int64_t channels, int64_t hw, stream_handle stream);
+void batch_norm_backward_train_cuda(const double* x, const double* grad_output,
+                                    const double* weight, const double* save_mean,
+                                    const double* save_invstd, double* grad_input,
+                                    double* grad_weight, double* grad_bias, int64_t batch,
+                                    int64_t channels, int64_t hw, stream_handle stream);
+
+}  // namespace pydl::cuda

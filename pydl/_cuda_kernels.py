@@ -169,3 +169,152 @@ class CudaKernels:
         if tuple(dy.shape) != expect:
             raise ValueError(f"conv2d backward (CUDA): grad_output shape {tuple(dy.shape)} should "
                              f"be {expect} for input {tuple(x_shape)} and weight {tuple(w_shape)}")
+
+    # -- pooling -----------------------------------------------------------------------------
+    @staticmethod
+    def pool_output_size(size, k, s, p, d=1, ceil_mode=False):
+        """PyTorch's pooling output length (the last window must start inside the input or
+        its left padding)."""
+        out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= size + p:
+            out -= 1
+        return out
+
+    def _pool_geometry(self, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+        if len(x_shape) != 4:
+            raise ValueError(f"pool2d (CUDA): expected an (N, C, H, W) input, got {x_shape}")
+        n, c, h, w = x_shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        oh = self.pool_output_size(h, kh, sh, ph, dh, ceil_mode)
+        ow = self.pool_output_size(w, kw, sw, pw, dw, ceil_mode)
+        return (n * c, h, w, oh, ow, kh, kw, sh, sw, ph, pw), (dh, dw)
+
+    def max_pool2d_forward(self, x, kernel_size, stride, padding=(0, 0), dilation=(1, 1),
+                           ceil_mode=False):
+        """(y, indices) of max_pool2d; indices are int64 positions iy * W + ix in each plane."""
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        geo, dil = self._pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+        shape = x.shape[:2] + geo[3:5]
+        y = xp.empty(shape, dtype=x.dtype)
+        idx = xp.empty(shape, dtype=np.int64)
+        self._conv_fn("max_pool2d_forward", x.dtype)(_ptr(x), _ptr(y), _ptr(idx), *geo, *dil,
+                                                      self._stream())
+        return y, idx
+
+    def max_pool2d_backward(self, grad_output, indices, x_shape, kernel_size, stride,
+                            padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+        xp = self._xp(grad_output)
+        dy = self._contig(xp, grad_output)
+        idx = self._contig(xp, indices, np.int64)
+        geo, dil = self._pool_geometry(tuple(x_shape), kernel_size, stride, padding, dilation,
+                                       ceil_mode)
+        if dy.shape != tuple(x_shape[:2]) + geo[3:5] or idx.shape != dy.shape:
+            raise ValueError(f"max_pool2d backward (CUDA): grad_output {dy.shape} / indices "
+                             f"{idx.shape} do not match the output of input {tuple(x_shape)}")
+        dx = xp.empty(tuple(x_shape), dtype=dy.dtype)
+        self._conv_fn("max_pool2d_backward", dy.dtype)(_ptr(dy), _ptr(idx), _ptr(dx), *geo, *dil,
+                                                        self._stream())
+        return dx
+
+    def avg_pool2d_forward(self, x, kernel_size, stride, padding=(0, 0), ceil_mode=False,
+                           count_include_pad=True, divisor_override=None):
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        geo, _ = self._pool_geometry(x.shape, kernel_size, stride, padding, (1, 1), ceil_mode)
+        y = xp.empty(x.shape[:2] + geo[3:5], dtype=x.dtype)
+        self._conv_fn("avg_pool2d_forward", x.dtype)(_ptr(x), _ptr(y), *geo,
+                                                      bool(count_include_pad),
+                                                      int(divisor_override or 0), self._stream())
+        return y
+
+    def avg_pool2d_backward(self, grad_output, x_shape, kernel_size, stride, padding=(0, 0),
+                            ceil_mode=False, count_include_pad=True, divisor_override=None):
+        xp = self._xp(grad_output)
+        dy = self._contig(xp, grad_output)
+        geo, _ = self._pool_geometry(tuple(x_shape), kernel_size, stride, padding, (1, 1),
+                                     ceil_mode)
+        if dy.shape != tuple(x_shape[:2]) + geo[3:5]:
+            raise ValueError(f"avg_pool2d backward (CUDA): grad_output {dy.shape} does not "
+                             f"match the output of input {tuple(x_shape)}")
+        dx = xp.empty(tuple(x_shape), dtype=dy.dtype)
+        self._conv_fn("avg_pool2d_backward", dy.dtype)(_ptr(dy), _ptr(dx), *geo,
+                                                        bool(count_include_pad),
+                                                        int(divisor_override or 0),
+                                                        self._stream())
+        return dx
+
+    # -- batch norm --------------------------------------------------------------------------
+    @staticmethod
+    def _bn_dims(x):
+        if x.ndim < 2:
+            raise ValueError(f"batch_norm (CUDA): expected (N, C, ...) input, got {x.shape}")
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        return x.shape[0], x.shape[1], hw
+
+    def _opt(self, xp, t, dtype, c, what):
+        if t is None:
+            return None, 0
+        t = self._contig(xp, t, dtype)
+        if t.shape != (c,):
+            raise ValueError(f"batch_norm (CUDA): {what} shape {t.shape} must be ({c},)")
+        return t, _ptr(t)
+
+    def batch_norm_forward_train(self, x, weight, bias, running_mean, running_var, momentum,
+                                 eps):
+        """(y, save_mean, save_invstd); running_mean/var (contiguous, x's dtype) are updated in
+        place with the unbiased batch variance."""
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        n, c, hw = self._bn_dims(x)
+        for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+            if t is not None and (not t.flags.c_contiguous or t.dtype != x.dtype or
+                                  t.shape != (c,)):
+                raise ValueError(f"batch_norm (CUDA): {name} must be a contiguous ({c},) "
+                                 f"{x.dtype} array, got {t.shape} {t.dtype}")
+        _, wp = self._opt(xp, weight, x.dtype, c, "weight")
+        _, bp = self._opt(xp, bias, x.dtype, c, "bias")
+        y = xp.empty_like(x)
+        save_mean = xp.empty(c, dtype=x.dtype)
+        save_invstd = xp.empty(c, dtype=x.dtype)
+        self._conv_fn("batch_norm_forward_train", x.dtype)(
+            _ptr(x), _ptr(y), wp, bp, 0 if running_mean is None else _ptr(running_mean),
+            0 if running_var is None else _ptr(running_var), _ptr(save_mean), _ptr(save_invstd),
+            n, c, hw, float(eps), float(momentum), self._stream())
+        return y, save_mean, save_invstd
+
+    def batch_norm_forward_eval(self, x, weight, bias, running_mean, running_var, eps):
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        n, c, hw = self._bn_dims(x)
+        _, wp = self._opt(xp, weight, x.dtype, c, "weight")
+        _, bp = self._opt(xp, bias, x.dtype, c, "bias")
+        rm, rmp = self._opt(xp, running_mean, x.dtype, c, "running_mean")
+        rv, rvp = self._opt(xp, running_var, x.dtype, c, "running_var")
+        y = xp.empty_like(x)
+        self._conv_fn("batch_norm_forward_eval", x.dtype)(_ptr(x), _ptr(y), wp, bp, rmp, rvp, n,
+                                                           c, hw, float(eps), self._stream())
+        return y
+
+    def batch_norm_backward_train(self, x, grad_output, weight, save_mean, save_invstd,
+                                  needs=(True, True, True)):
+        """(grad_input, grad_weight, grad_bias) of training-mode batch norm; entries whose
+        `needs` flag is False come back as None."""
+        xp = self._xp(x)
+        x = self._contig(xp, x)
+        dy = self._contig(xp, grad_output, x.dtype)
+        n, c, hw = self._bn_dims(x)
+        if dy.shape != x.shape:
+            raise ValueError(f"batch_norm backward (CUDA): grad_output {dy.shape} != input "
+                             f"{x.shape}")
+        _, wp = self._opt(xp, weight, x.dtype, c, "weight")
+        sm, smp = self._opt(xp, save_mean, x.dtype, c, "save_mean")
+        si, sip = self._opt(xp, save_invstd, x.dtype, c, "save_invstd")
+        dx = xp.empty_like(x) if needs[0] else None
+        dw = xp.empty(c, dtype=x.dtype) if needs[1] else None
+        db = xp.empty(c, dtype=x.dtype) if needs[2] else None
+        self._conv_fn("batch_norm_backward_train", x.dtype)(
+            _ptr(x), _ptr(dy), wp, smp, sip, 0 if dx is None else _ptr(dx),
+            0 if dw is None else _ptr(dw), 0 if db is None else _ptr(db), n, c, hw,
+            self._stream())
+        return dx, dw, db

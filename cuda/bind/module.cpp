@@ -30,4 +30,5 @@ PYBIND11_MODULE(PYDL_CUDA_MODULE_NAME, m) {
   m.def("runtime_version", &pydl::cuda::runtime_version, "CUDA runtime version built against");
   pydl::cuda::bind::bind_gemm(m);
   pydl::cuda::bind::bind_conv(m);
+  pydl::cuda::bind::bind_pool_batchnorm(m);
 }
