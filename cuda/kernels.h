@@ -124,3 +124,40 @@ void batch_norm_backward_train_cuda(const double* x, const double* grad_output,
                                     int64_t channels, int64_t hw, stream_handle stream);
 
 }  // namespace pydl::cuda
+
+namespace pydl::cuda {
+
+// ---- fused optimizer steps (optim.cu) ----------------------------------------------------------
+// `table` is a device buffer of int64: addresses[tensors * lists] (tensor-major), numels[tensors],
+// chunk_prefix[tensors + 1] with chunk_prefix[t] = sum over earlier tensors of
+// ceil(numel / optim_chunk_elements()); `chunks` = chunk_prefix[tensors]. All listed buffers have
+// the step's dtype and their tensor's numel. One launch per call. Formulas: torch.optim's.
+struct MultiTensor {
+  const int64_t* table;
+  int64_t tensors, lists, chunks;
+};
+int64_t optim_chunk_elements();
+
+template <class T>
+void sgd_step_cuda(const MultiTensor& mt, double lr, double momentum, double dampening,
+                   double weight_decay, bool nesterov, bool maximize, bool first_step,
+                   stream_handle stream);
+template <class T>
+void adam_step_cuda(const MultiTensor& mt, double lr, double beta1, double beta2, double eps,
+                    double weight_decay, int64_t step, bool decoupled_weight_decay,
+                    bool amsgrad, bool maximize, stream_handle stream);
+template <class T>
+void adagrad_step_cuda(const MultiTensor& mt, double lr, double lr_decay, double weight_decay,
+                       double eps, int64_t step, bool maximize, stream_handle stream);
+template <class T>
+void rmsprop_step_cuda(const MultiTensor& mt, double lr, double alpha, double eps,
+                       double weight_decay, double momentum, bool centered, bool maximize,
+                       stream_handle stream);
+// *out (a device double) = sum of squares of list 0 over all tensors.
+template <class T>
+void sum_squares_cuda(const MultiTensor& mt, double* out, stream_handle stream);
+// list 0 *= scale over all tensors.
+template <class T>
+void scale_cuda(const MultiTensor& mt, double scale, stream_handle stream);
+
+}  // namespace pydl::cuda

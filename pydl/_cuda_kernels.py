@@ -318,3 +318,77 @@ class CudaKernels:
             0 if dw is None else _ptr(dw), 0 if db is None else _ptr(db), n, c, hw,
             self._stream())
         return dx, dw, db
+
+    # -- fused optimizers (multi-tensor) --------------------------------------------------------
+    def tensor_table(self, lists):
+        """A device table for one multi-tensor launch: ``lists`` is a sequence of per-tensor
+        tuples (param, grad, state...) of contiguous arrays, each tuple's arrays of one size and
+        all of one float dtype. Build it once per parameter group and reuse it while the arrays
+        live (the table holds references to them)."""
+        return _TensorTable(self, lists)
+
+    def _mt(self, name, table):
+        fn = self._conv_fn(name, table.dtype)
+        return fn, (table.pointer, table.tensors, table.lists, table.chunks)
+
+    def sgd_step(self, table, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, maximize=False, first_step=False):
+        fn, t = self._mt("sgd_step", table)
+        fn(*t, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step,
+           self._stream())
+
+    def adam_step(self, table, lr, beta1, beta2, eps, weight_decay, step, decoupled=False,
+                  amsgrad=False, maximize=False):
+        fn, t = self._mt("adam_step", table)
+        fn(*t, lr, beta1, beta2, eps, weight_decay, step, decoupled, amsgrad, maximize,
+           self._stream())
+
+    def adagrad_step(self, table, lr, lr_decay, weight_decay, eps, step, maximize=False):
+        fn, t = self._mt("adagrad_step", table)
+        fn(*t, lr, lr_decay, weight_decay, eps, step, maximize, self._stream())
+
+    def rmsprop_step(self, table, lr, alpha, eps, weight_decay, momentum, centered,
+                     maximize=False):
+        fn, t = self._mt("rmsprop_step", table)
+        fn(*t, lr, alpha, eps, weight_decay, momentum, centered, maximize, self._stream())
+
+    def sum_squares(self, table):
+        """Sum of squares of the first array of every tensor, as a 0-d float64 device array."""
+        fn, t = self._mt("sum_squares", table)
+        out = table.xp.zeros((), dtype=np.float64)
+        fn(*t, _ptr(out), self._stream())
+        return out
+
+    def scale_(self, table, scale):
+        fn, t = self._mt("scale", table)
+        fn(*t, float(scale), self._stream())
+
+
+class _TensorTable:
+    def __init__(self, kernels: CudaKernels, lists):
+        lists = [tuple(group) for group in lists]
+        if not lists:
+            raise ValueError("tensor table: no tensors")
+        width = len(lists[0])
+        first = lists[0][0]
+        self.xp = kernels._xp(first)
+        self.dtype = first.dtype
+        chunk = kernels.module.optim_chunk_elements()
+        addresses, numels, prefix = [], [], [0]
+        for group in lists:
+            if len(group) != width:
+                raise ValueError("tensor table: every tensor needs the same number of arrays")
+            size = group[0].size
+            for a in group:
+                kernels._xp(a)
+                if a.dtype != self.dtype or a.size != size or not a.flags.c_contiguous:
+                    raise ValueError(f"tensor table: arrays must be contiguous {self.dtype} of "
+                                     f"equal size per tensor, got {a.dtype} {a.shape}")
+                addresses.append(_ptr(a))
+            numels.append(size)
+            prefix.append(prefix[-1] + -(-size // chunk))
+        host = np.array(addresses + numels + prefix, dtype=np.int64)
+        self.device_table = host if kernels.emulated else self.xp.asarray(host)
+        self.pointer = _ptr(self.device_table)
+        self.tensors, self.lists, self.chunks = len(lists), width, prefix[-1]
+        self.arrays = lists  # keep every buffer alive while the table is in use

@@ -16,5 +16,6 @@ T* ptr(std::uintptr_t address) {
 void bind_gemm(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
 void bind_pool_batchnorm(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 
 }  // namespace pydl::cuda::bind

@@ -31,4 +31,5 @@ PYBIND11_MODULE(PYDL_CUDA_MODULE_NAME, m) {
   pydl::cuda::bind::bind_gemm(m);
   pydl::cuda::bind::bind_conv(m);
   pydl::cuda::bind::bind_pool_batchnorm(m);
+  pydl::cuda::bind::bind_optim(m);
 }
