@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -34,39 +36,41 @@ int64_t plane_grain(const Pool2dShape& s) {
   return std::max<int64_t>(1, 4096 / per_plane);
 }
 
-// Max pooling for windows that never leave the input and have no dilation: plain loops the
-// compiler unrolls, for the common no-padding case (2x2 / 3x3 stride 2 and the like).
+// m, best <- v, j when v > m or v is NaN (PyTorch's rule), without a branch: on random data
+// the comparison is a coin flip, and a mispredicted branch per tap costs more than the tap.
 template <typename T>
-void max_pool_plane_unpadded(const Pool2dShape& s, const T* xp, T* yp, int64_t* ip) {
-  for (int64_t oh = 0; oh < s.OH; ++oh) {
-    const int64_t h0 = oh * s.stride_h;
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
-      const int64_t w0 = ow * s.stride_w;
-      int64_t best = h0 * s.W + w0;
-      T m = xp[best];
-      for (int64_t r = 0; r < s.kernel_h; ++r) {
-        const int64_t base = (h0 + r) * s.W + w0;
-        for (int64_t t = 0; t < s.kernel_w; ++t) {
-          const T v = xp[base + t];
-          if (v > m || std::isnan(v)) {
-            m = v;
-            best = base + t;
-          }
-        }
-      }
-      yp[oh * s.OW + ow] = m;
-      ip[oh * s.OW + ow] = best;
-    }
-  }
+inline void take_max(T v, int64_t j, T& m, int64_t& best) {
+  using Bits = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+  const bool take = (v > m) | (v != v);
+  const Bits mask = Bits(0) - Bits(take);
+  Bits vb, mb;
+  std::memcpy(&vb, &v, sizeof(T));
+  std::memcpy(&mb, &m, sizeof(T));
+  mb = (vb & mask) | (mb & ~mask);
+  std::memcpy(&m, &mb, sizeof(T));
+  const int64_t imask = -static_cast<int64_t>(take);
+  best = (j & imask) | (best & ~imask);
 }
 
+// One max-pool plane, an output row at a time. Columns whose whole window lies inside the input
+// (the interior) need no clipping and run branch-free (take_max); border columns take the
+// clipped scalar loop. Taps run in PyTorch's order (row-major over the window, first maximum
+// wins, a NaN always wins), so values and indices match it exactly. The shape comes by value:
+// the int64 index stores could otherwise alias its fields and force reloads on every tap.
 template <typename T>
-void max_pool_plane_general(const Pool2dShape& s, const T* xp, T* yp, int64_t* ip) {
+void max_pool_plane(const Pool2dShape s, const T* __restrict xp, T* __restrict yp,
+                    int64_t* __restrict ip) {
+  const int64_t span_w = (s.kernel_w - 1) * s.dil_w;
+  int64_t ow_lo = std::min(s.OW, (s.pad_w + s.stride_w - 1) / s.stride_w);
+  int64_t ow_hi = s.W - 1 + s.pad_w - span_w < 0 ? 0 : (s.W - 1 + s.pad_w - span_w) / s.stride_w + 1;
+  ow_hi = std::max(ow_lo, std::min(ow_hi, s.OW));
   for (int64_t oh = 0; oh < s.OH; ++oh) {
     const int64_t h0 = oh * s.stride_h - s.pad_h;
     int64_t rlo, rhi;
     tap_range(h0, s.kernel_h, s.dil_h, s.H, &rlo, &rhi);
-    for (int64_t ow = 0; ow < s.OW; ++ow) {
+    T* yrow = yp + oh * s.OW;
+    int64_t* irow = ip + oh * s.OW;
+    auto scalar_window = [&](int64_t ow) {
       const int64_t w0 = ow * s.stride_w - s.pad_w;
       int64_t tlo, thi;
       tap_range(w0, s.kernel_w, s.dil_w, s.W, &tlo, &thi);
@@ -83,8 +87,29 @@ void max_pool_plane_general(const Pool2dShape& s, const T* xp, T* yp, int64_t* i
           }
         }
       }
-      yp[oh * s.OW + ow] = m;
-      ip[oh * s.OW + ow] = best;
+      yrow[ow] = m;
+      irow[ow] = best;
+    };
+    for (int64_t ow = 0; ow < ow_lo; ++ow) scalar_window(ow);
+    for (int64_t ow = ow_hi; ow < s.OW; ++ow) scalar_window(ow);
+    if (ow_lo == ow_hi) continue;
+    if (rlo == rhi) {  // no input row under these windows (only reachable through padding)
+      std::fill(yrow + ow_lo, yrow + ow_hi, -std::numeric_limits<T>::infinity());
+      std::fill(irow + ow_lo, irow + ow_hi, int64_t(-1));
+      continue;
+    }
+    const int64_t taps_w = s.kernel_w, dil_h = s.dil_h, dil_w = s.dil_w, sw = s.stride_w;
+    const int64_t first = (h0 + rlo * dil_h) * s.W - s.pad_w;  // index of tap (rlo, 0) at ow = 0
+    for (int64_t ow = ow_lo; ow < ow_hi; ++ow) {
+      int64_t best = first + ow * sw;
+      T m = xp[best];
+      for (int64_t r = rlo; r < rhi; ++r) {
+        const int64_t base = (h0 + r * dil_h) * s.W - s.pad_w + ow * sw;
+        for (int64_t t = (r == rlo ? 1 : 0); t < taps_w; ++t)
+          take_max(xp[base + t * dil_w], base + t * dil_w, m, best);
+      }
+      yrow[ow] = m;
+      irow[ow] = best;
     }
   }
 }
@@ -130,18 +155,8 @@ void max_pool2d_forward_cpu(const Pool2dShape& s, const T* x, T* y, int64_t* idx
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   if (OHW == 0) return;
-  // Windows stay inside the input when there is no padding and the last one ends by H, W.
-  const bool unpadded = s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1 &&
-                        (s.OH - 1) * s.stride_h + s.kernel_h <= s.H &&
-                        (s.OW - 1) * s.stride_w + s.kernel_w <= s.W;
   parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      if (unpadded) {
-        max_pool_plane_unpadded(s, x + p * HW, y + p * OHW, idx + p * OHW);
-      } else {
-        max_pool_plane_general(s, x + p * HW, y + p * OHW, idx + p * OHW);
-      }
-    }
+    for (int64_t p = p0; p < p1; ++p) max_pool_plane(s, x + p * HW, y + p * OHW, idx + p * OHW);
   });
 }
 
