@@ -554,3 +554,6 @@ def _nested_tensors_to_arrays(data):
 
 # Operators and methods that forward to pydl.ops are attached in pydl/ops/__init__.py, next to
 # the ops they call.
+from pydl.autograd import function as _function  # noqa: E402
+
+_function.Tensor = Tensor
