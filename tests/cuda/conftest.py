@@ -41,6 +41,13 @@ class Guarded:
             assert ok.all(), "kernel wrote outside its buffer"
 
 
+
+@pytest.fixture(scope="session")
+def guarded():
+    """The Guarded class (sentinel margins around an array)."""
+    return Guarded
+
+
 @pytest.fixture
 def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))

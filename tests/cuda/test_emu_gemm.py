@@ -7,7 +7,6 @@ with a broadcast operand; alpha/beta with beta == 0 ignoring NaN in C.
 import numpy as np
 import pytest
 
-from tests.cuda.conftest import Guarded
 
 
 def ref_gemm(a, b, trans_a, trans_b):
@@ -45,7 +44,8 @@ def test_sgemm_shapes(kernels, rng, m, n, k, trans_a, trans_b):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("offset", [0, 1, 2], ids=["aligned", "off1", "off2"])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
-def test_gemm_leading_dims_and_alignment(emu_module, rng, dtype, offset, trans_a, trans_b):
+def test_gemm_leading_dims_and_alignment(emu_module, rng, guarded, dtype, offset, trans_a,
+                                         trans_b):
     # Row-padded operands (ld > row length) at aligned and misaligned addresses, through the
     # raw binding; sentinels around every buffer catch reads and writes out of bounds.
     m, n, k = 130, 67, 21
@@ -54,9 +54,9 @@ def test_gemm_leading_dims_and_alignment(emu_module, rng, dtype, offset, trans_a
     b_rows, b_cols = (n, k) if trans_b else (k, n)
     a_full = rng.standard_normal((a_rows, a_cols + pad)).astype(dtype)
     b_full = rng.standard_normal((b_rows, b_cols + pad)).astype(dtype)
-    ga, gb = Guarded(a_full, offset=16 + offset), Guarded(b_full, offset=16 + offset)
+    ga, gb = guarded(a_full, offset=16 + offset), guarded(b_full, offset=16 + offset)
     c0 = rng.standard_normal((m, n + pad)).astype(dtype)
-    gc = Guarded(c0, offset=16 + offset, fill=-7.0)
+    gc = guarded(c0, offset=16 + offset, fill=-7.0)
     fn = emu_module.sgemm if dtype == np.float32 else emu_module.dgemm
     alpha, beta = 0.5, -1.5
     fn(trans_a, trans_b, m, n, k, alpha, ga.array.ctypes.data, a_cols + pad, 0,
