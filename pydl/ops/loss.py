@@ -536,7 +536,7 @@ class CrossEntropy(Function):
         else:
             out = np.asarray(loss_sum / weight_sum if weight_sum else np.nan, dtype=z.dtype)
         self.kernel = True
-        if self.needs_input_grad[0]:
+        if self.needs_input_grad and self.needs_input_grad[0]:
             self.save_for_backward(z, stats, t)
             self.meta = (x.shape, weight, ignore_index, eps, reduction, weight_sum)
         return out
@@ -591,7 +591,7 @@ class CrossEntropy(Function):
         if reduction == "none":
             out = out.reshape(tshape)
         self.kernel = False
-        if self.needs_input_grad[0]:
+        if self.needs_input_grad and self.needs_input_grad[0]:
             e /= s[:, None]  # softmax, kept for backward
             self.save_for_backward(e, tc)
             self.meta = (x.shape, v, rw, weight, w_total, eps, reduction, denom)
