@@ -98,8 +98,12 @@ def test_registered_names_only_accept_their_kind():
     m.stat = nn.Parameter(pydl.ones(2))
     assert "stat" not in m._buffers and "stat" in m._parameters
     assert "stat" in m.state_dict()
-    m.stat = nn.ReLU()
-    assert "stat" not in m._parameters and isinstance(m.stat, nn.ReLU)
+    with pytest.raises(TypeError, match="as parameter 'stat'"):
+        m.stat = nn.ReLU()  # PyTorch's order: a parameter name is checked first
+    m.stat = None
+    m.register_buffer("extra", pydl.zeros(1))
+    m.extra = nn.ReLU()
+    assert "extra" not in m._buffers and isinstance(m.extra, nn.ReLU)
     m.plain = 1
     m.plain = nn.Tanh()
     assert "plain" not in m.__dict__ and list(m.children())[-1] is m.plain
