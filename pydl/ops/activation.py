@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from pydl import random as _random
+from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module, to_device_array
 from pydl.ops import elementwise as _elementwise
@@ -183,8 +184,6 @@ _GELU_TANH_C = 0.044715
 def _gelu_kernels(x):
     """(forward, backward) for the exact GELU on this array's device."""
     if isinstance(x, np.ndarray):
-        from pydl import _C
-
         if x.dtype in (np.float32, np.float64):
             return _C.gelu_forward, _C.gelu_backward
         # float16: compute in float32, hand back the input's dtype.

@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from pydl.autograd import grad_mode
+from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module
 from pydl.ops.elementwise import _sigmoid, unbroadcast
@@ -521,8 +522,6 @@ class CrossEntropy(Function):
 
     # -- C++ kernel path ---------------------------------------------------------------------
     def _forward_kernel(self, x, z, t, tshape, weight, ignore_index, eps, reduction):
-        from pydl import _C
-
         z = np.ascontiguousarray(z)
         t = t.astype(np.int64, copy=False)
         loss, stats, loss_sum, weight_sum = _C.cross_entropy_forward(z, t, weight, ignore_index,
@@ -540,8 +539,6 @@ class CrossEntropy(Function):
         return out
 
     def _backward_kernel(self, g):
-        from pydl import _C
-
         z, stats, t = self.saved_tensors
         shape, weight, ignore_index, eps, reduction, weight_sum = self.meta
         coef = _scale(g, reduction, weight_sum).reshape(-1)
