@@ -17,6 +17,6 @@ from pydl.ops.activation import (dropout, dropout2d, elu, elu_, gaussian_noise, 
                                  log_softmax, relu, relu_, silu, softmax, softplus)  # noqa: F811
 from pydl.ops.bilinear import bilinear  # noqa: F401,E402
 from pydl.ops.embedding import embedding  # noqa: F401,E402
-from pydl.ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401,E402
-                           cross_entropy, huber_loss, kl_div, l1_loss, mse_loss, nll_loss,
-                           smooth_l1_loss)
+from pydl.ops.loss import (binary_cross_entropy,  # noqa: F401,E402
+                           binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div,
+                           l1_loss, mse_loss, nll_loss, smooth_l1_loss)

@@ -84,8 +84,9 @@ def add_weight_noise(module: Module, name: str = "weight", std: float = 0.01) ->
                         f"{type(module).__name__}")
     std = _check_std(std)
     if module._parameters.get(name) is None:
+        names = [n for n, p in module._parameters.items() if p is not None]
         raise ValueError(f"add_weight_noise: {type(module).__name__} has no parameter {name!r} "
-                         f"(parameters: {[n for n, p in module._parameters.items() if p is not None]})")
+                         f"(parameters: {names})")
     wrapper = module.__dict__.get("forward")
     if not isinstance(wrapper, _WeightNoiseForward):
         wrapper = _WeightNoiseForward(module, {})

@@ -98,7 +98,7 @@ def _scale(g, reduction: str, denom):
 class _ElementwiseLoss(Function):
     """Shared forward/backward for losses of the form reduce(w * l(x, t)).
 
-    Subclasses define ``pointwise(x, t, params) -> (l, saved)`` and
+    Subclasses define ``pointwise(x, t, params) -> (per_element_loss, saved)`` and
     ``derivatives(saved, params, need_x, need_t) -> (dl/dx, dl/dt)`` (elementwise, the
     broadcast shape; None when not needed). ``denom`` is the divisor of ``'mean'``; None means
     the summed weights (PyTorch's weighted mean for mse/l1/huber), in which case the weight
@@ -106,24 +106,24 @@ class _ElementwiseLoss(Function):
     """
 
     def forward(self, x, t, w, reduction, denom, params):
-        l, saved = self.pointwise(x, t, params)
+        per, saved = self.pointwise(x, t, params)
         # Weighted mean with denom None divides by sum(w): dL/dw_i then has a quotient term.
         self.weighted_mean = w is not None and denom is None and reduction == "mean"
         if w is not None:
-            lw = l * w
+            lw = per * w
             if denom is None:
                 denom = w.sum()
         else:
-            lw = l
+            lw = per
         if denom is None:
-            denom = l.size
+            denom = per.size
         out = _reduce(lw, reduction, denom)
         self.meta = (x.shape, t.shape, None if w is None else w.shape, reduction, denom, params)
-        self.save_for_backward(w, l, out if self.weighted_mean else None, *saved)
+        self.save_for_backward(w, per, out if self.weighted_mean else None, *saved)
         return out
 
     def backward(self, g):
-        w, l, out, *saved = self.saved_tensors
+        w, per, out, *saved = self.saved_tensors
         xs, ts, ws, reduction, denom, params = self.meta
         need_x, need_t, need_w = self.needs_input_grad[:3]
         s = _scale(g, reduction, denom)
@@ -135,8 +135,8 @@ class _ElementwiseLoss(Function):
         gw = None
         if need_w:
             sw = _scale(g, reduction, denom)
-            gw_full = sw * (l - out) if self.weighted_mean else sw * l
-            gw = unbroadcast(array_module(l).broadcast_to(gw_full, l.shape), ws)
+            gw_full = sw * (per - out) if self.weighted_mean else sw * per
+            gw = unbroadcast(array_module(per).broadcast_to(gw_full, per.shape), ws)
         return gx, gt, gw, None, None, None
 
 
@@ -176,14 +176,14 @@ class SmoothL1Loss(_ElementwiseLoss):
         d = x - t
         ad = xp.abs(d)
         if beta == 0:
-            l = ad
+            per = ad
             quad = xp.zeros(d.shape, dtype=bool)
         else:
             quad = ad < beta
-            l = xp.where(quad, (0.5 / beta) * d * d, ad - 0.5 * beta)
+            per = xp.where(quad, (0.5 / beta) * d * d, ad - 0.5 * beta)
         if scale != 1:
-            l = l * scale
-        return l.astype(x.dtype, copy=False), (d, quad)
+            per = per * scale
+        return per.astype(x.dtype, copy=False), (d, quad)
 
     def derivatives(self, saved, params, need_x, need_t):
         beta, scale = params
@@ -206,8 +206,8 @@ class BinaryCrossEntropy(_ElementwiseLoss):
         with np.errstate(divide="ignore"):
             log_x = xp.maximum(xp.log(x), -100)
             log_1mx = xp.maximum(xp.log1p(-x), -100)
-        l = -(t * log_x + (1 - t) * log_1mx)
-        return l, (x, t, log_x, log_1mx)
+        per = -(t * log_x + (1 - t) * log_1mx)
+        return per, (x, t, log_x, log_1mx)
 
     def derivatives(self, saved, params, need_x, need_t):
         x, t, log_x, log_1mx = saved
@@ -372,15 +372,15 @@ class BinaryCrossEntropyWithLogits(Function):
         sp_pos = xp.maximum(x, 0) + tail   # softplus(x)
         sp_neg = xp.maximum(-x, 0) + tail  # softplus(-x)
         pos = t * sp_neg if pw is None else pw * t * sp_neg
-        l = (1 - t) * sp_pos + pos
-        lw = l if w is None else l * w
+        per = (1 - t) * sp_pos + pos
+        lw = per if w is None else per * w
         self.meta = (x.shape, t.shape, None if w is None else w.shape,
                      None if pw is None else pw.shape, reduction, denom)
-        self.save_for_backward(x, t, w, pw, sp_pos, sp_neg, l)
+        self.save_for_backward(x, t, w, pw, sp_pos, sp_neg, per)
         return _reduce(lw, reduction, denom)
 
     def backward(self, g):
-        x, t, w, pw, sp_pos, sp_neg, l = self.saved_tensors
+        x, t, w, pw, sp_pos, sp_neg, per = self.saved_tensors
         xs, ts, ws, ps, reduction, denom = self.meta
         need_x, need_t, need_w, need_pw = self.needs_input_grad[:4]
         s = _scale(g, reduction, denom)
@@ -395,7 +395,7 @@ class BinaryCrossEntropyWithLogits(Function):
             dt = (sp_neg if pw is None else pw * sp_neg) - sp_pos
             gt = unbroadcast(sw * dt, ts)
         if need_w:
-            gw = unbroadcast(array_module(l).broadcast_to(s * l, l.shape), ws)
+            gw = unbroadcast(array_module(per).broadcast_to(s * per, per.shape), ws)
         if need_pw:
             gpw = unbroadcast(sw * t * sp_neg, ps)
         return gx, gt, gw, gpw, None, None

@@ -658,3 +658,19 @@ def test_cross_entropy_loss_trains_a_linear_classifier(rng):
             for prm in model.parameters():
                 prm -= 0.5 * prm.grad
     assert loss.item() < 0.3 * first
+
+
+def test_pointwise_losses_accept_noncontiguous_inputs(rng):
+    a, b = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    p, t = rng.uniform(0.1, 0.9, (5, 7)), rng.random((5, 7))
+    A, B = pydl.tensor(noncontiguous(a)), pydl.tensor(noncontiguous(b))
+    P, T = pydl.tensor(noncontiguous(p)), pydl.tensor(noncontiguous(t))
+    assert not A.is_contiguous()
+    assert_close(F.mse_loss(A, B), np.mean((a - b) ** 2), rtol=1e-12)
+    assert_close(F.smooth_l1_loss(A, B, reduction="sum"),
+                 pointwise_ref(lambda u, v: smooth_l1_el(u - v, 1.0), a, b).sum(), rtol=1e-12)
+    assert_close(F.binary_cross_entropy(P, T), pointwise_ref(bce_el, p, t).mean(), rtol=1e-12)
+    assert_close(F.binary_cross_entropy_with_logits(A, T),
+                 pointwise_ref(bce_logits_el, a, t).mean(), rtol=1e-12)
+    assert_close(F.kl_div(A, T, reduction="sum"),
+                 pointwise_ref(lambda u, v: kl_el(u, v, False), a, t).sum(), rtol=1e-12)
