@@ -90,7 +90,7 @@ def test_activation_noncontiguous_and_float32(name, rng):
     x = rng.uniform(-4, 4, (5, 6))
     nc = noncontiguous(x)
     assert not nc.flags.c_contiguous
-    assert_close(fn(pydl.tensor(nc)), _elementwise_ref(ref)(x), rtol=1e-12, atol=1e-14)
+    assert_close(fn(pydl.from_numpy(nc)), _elementwise_ref(ref)(x), rtol=1e-12, atol=1e-14)
     out32 = fn(pydl.tensor(x, dtype=pydl.float32))
     assert out32.dtype == pydl.float32
     assert_close(out32, _elementwise_ref(ref)(x), rtol=2e-6, atol=2e-6)
@@ -241,7 +241,7 @@ def test_softmax_rows_sum_to_one_and_handle_minus_inf():
 
 def test_softmax_noncontiguous_dtype_and_zero_dim(rng):
     x = rng.standard_normal((4, 6))
-    assert_close(F.softmax(pydl.tensor(noncontiguous(x)), dim=1), _softmax_ref(x, 1))
+    assert_close(F.softmax(pydl.from_numpy(noncontiguous(x)), dim=1), _softmax_ref(x, 1))
     out = F.log_softmax(pydl.tensor(x, dtype=pydl.float32), dim=1, dtype=pydl.float64)
     assert out.dtype == pydl.float64
     assert_close(F.softmax(t64(2.5, False), dim=0), 1.0)
@@ -476,3 +476,20 @@ def test_no_warnings_in_normal_use(rng):
             fn(x)
         F.softmax(x, dim=1)
         F.dropout(x, 0.5)
+
+
+def test_noncontiguous_gradients(rng):
+    """A non-contiguous leaf (a transposed view) gets gradients of its own shape."""
+    x_np = _away_from_kinks(rng.uniform(-3, 3, (4, 6)))
+    for fn, ref in (ACTIVATIONS["gelu"], ACTIVATIONS["elu"], ACTIVATIONS["softplus"]):
+        base = np.ascontiguousarray(x_np.T)
+        x = pydl.from_numpy(base.T).requires_grad_()
+        assert not x.is_contiguous()
+        y = fn(x)
+        assert_close(y, _elementwise_ref(ref)(x_np), rtol=1e-12, atol=1e-14)
+        y.sum().backward()
+        assert x.grad.shape == (4, 6)
+        eps = 1e-6
+        f = _elementwise_ref(ref)
+        numeric = (f(x_np + eps) - f(x_np - eps)) / (2 * eps)
+        assert_close(x.grad, numeric, rtol=1e-6, atol=1e-8)

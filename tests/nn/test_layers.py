@@ -60,7 +60,9 @@ def test_linear_noncontiguous_input_and_float32(rng):
     assert layer.weight.dtype == pydl.float32 and layer.bias.dtype == pydl.float32
     x = rng.standard_normal((4, 6))
     w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
-    out = layer(pydl.tensor(noncontiguous(x), dtype=pydl.float32))
+    xin = pydl.from_numpy(noncontiguous(x.astype(np.float32)))
+    assert not xin.is_contiguous()
+    out = layer(xin)
     assert out.dtype == pydl.float32
     assert_close(out, linear_ref(x, w, b), rtol=1e-5, atol=1e-6)
 
