@@ -42,12 +42,20 @@ inline __m256 exp_avx2(__m256 x) {
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
+// Horizontal sum (in double, so long rows keep float32 round-off per lane only) and max.
 inline double hsum_avx2(__m256 v) {
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, v);
-  double total = 0;
-  for (float f : lanes) total += double(f);
-  return total;
+  const __m256d s = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                                  _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+  h = _mm_add_sd(h, _mm_unpackhi_pd(h, h));
+  return _mm_cvtsd_f64(h);
+}
+
+inline float hmax_avx2(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
 }
 #endif
 
@@ -75,18 +83,27 @@ void row_grad(const T* z, int64_t c, T shift, T log_s, T a, T sc, const T* weigh
 }
 
 #ifdef PYDL_LOSS_ROWS_AVX2
-// float32 overloads: 8 lanes at a time, scalar tails. Preferred over the templates above by
-// overload resolution (exact non-template match).
+// float32 overloads: 8 lanes at a time, and the last 1-7 elements of a row through a lane mask
+// (masked loads never touch memory past the row), so short rows (10 or 21 classes) stay
+// vectorised too. Preferred over the templates above by overload resolution (exact
+// non-template match).
+inline __m256i tail_mask(int64_t rem) {  // lanes [0, rem) on, 0 < rem < 8
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 inline float row_max(const float* z, int64_t c) {
-  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m256 neg_inf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 m = neg_inf;
   int64_t k = 0;
   for (; k + 8 <= c; k += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(z + k));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m);
-  float r = lanes[0];
-  for (int j = 1; j < 8; ++j) r = lanes[j] > r ? lanes[j] : r;
-  for (; k < c; ++k) r = z[k] > r ? z[k] : r;
-  return r;
+  if (k < c) {
+    const __m256i mask = tail_mask(c - k);
+    const __m256 v = _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(z + k, mask),
+                                      _mm256_castsi256_ps(mask));
+    m = _mm256_max_ps(m, v);
+  }
+  return hmax_avx2(m);
 }
 
 inline double row_sum_exp(const float* z, int64_t c, float shift) {
@@ -96,9 +113,12 @@ inline double row_sum_exp(const float* z, int64_t c, float shift) {
   for (; k + 8 <= c; k += 8) {
     acc = _mm256_add_ps(acc, exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(z + k), s)));
   }
-  double total = hsum_avx2(acc);
-  for (; k < c; ++k) total += double(std::exp(z[k] - shift));
-  return total;
+  if (k < c) {
+    const __m256i mask = tail_mask(c - k);
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(z + k, mask), s));
+    acc = _mm256_add_ps(acc, _mm256_and_ps(e, _mm256_castsi256_ps(mask)));
+  }
+  return hsum_avx2(acc);
 }
 
 inline void row_grad(const float* z, int64_t c, float shift, float log_s, float a, float sc,
@@ -111,7 +131,13 @@ inline void row_grad(const float* z, int64_t c, float shift, float log_s, float 
     const __m256 u = weight ? _mm256_mul_ps(vsc, _mm256_loadu_ps(weight + k)) : vsc;
     _mm256_storeu_ps(d + k, _mm256_fmsub_ps(va, e, u));
   }
-  for (; k < c; ++k) d[k] = a * std::exp((z[k] - shift) - log_s) - sc * (weight ? weight[k] : 1.0f);
+  if (k < c) {
+    const __m256i mask = tail_mask(c - k);
+    const __m256 e =
+        exp_avx2(_mm256_sub_ps(_mm256_sub_ps(_mm256_maskload_ps(z + k, mask), vs), vl));
+    const __m256 u = weight ? _mm256_mul_ps(vsc, _mm256_maskload_ps(weight + k, mask)) : vsc;
+    _mm256_maskstore_ps(d + k, mask, _mm256_fmsub_ps(va, e, u));
+  }
 }
 #endif
 
