@@ -6,5 +6,6 @@
 namespace pydl::bind {
 
 void bind_core(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 
 }  // namespace pydl::bind

@@ -3,4 +3,5 @@
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pydl CPU kernels";
   pydl::bind::bind_core(m);
+  pydl::bind::bind_optim(m);
 }
