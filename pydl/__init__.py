@@ -32,3 +32,4 @@ from pydl.ops.matmul import bmm, dot, matmul, mm
 
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402
+from pydl import optim  # noqa: E402
