@@ -53,7 +53,7 @@ class _Batch:
                 raise ValueError(f"optimizer: a parameter of shape {p.shape} is read-only; the "
                                  "optimizer updates parameters in place")
             self._copies.append(len(self.params))
-            data = np.ascontiguousarray(data)
+            data = np.array(data, order="C", copy=True)
         if grad.shape != p.shape:
             raise ValueError(f"optimizer: a parameter of shape {p.shape} has a gradient of shape "
                              f"{grad.shape}")
@@ -62,7 +62,7 @@ class _Batch:
                             f"dtype {grad.dtype}")
         self.params.append(p)
         self.arrays.append(data)
-        self.grads.append(np.ascontiguousarray(grad))
+        self.grads.append(np.asarray(grad, order="C"))
 
     def finish(self) -> None:
         for i in self._copies:

@@ -37,10 +37,10 @@ def _lerp_(targets: List[Tensor], sources: List[Tensor], weight: float) -> None:
             for i, (t, _) in enumerate(pairs):
                 a = t.data
                 if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
-                    a = np.ascontiguousarray(a)
+                    a = np.array(a, order="C", copy=True)
                     copies.append(i)
                 dst.append(a)
-            src = [np.ascontiguousarray(np.asarray(s.data, dtype=dtype)) for _, s in pairs]
+            src = [np.asarray(s.data, dtype=dtype, order="C") for _, s in pairs]
             _C.lerp_(dst, src, float(weight))
             for i in copies:
                 pairs[i][0].data[...] = dst[i]

@@ -68,7 +68,7 @@ def get_total_norm(tensors: _TensorOrTensors, norm_type: float = 2.0,
     _check_grad_arrays(tensors, "get_total_norm")
     per_tensor: List[float] = []
     for group in _by_dtype(tensors):
-        arrays = [np.ascontiguousarray(t.data) for t in group]
+        arrays = [np.asarray(t.data, order="C") for t in group]
         per_tensor.extend(_C.tensor_norms(arrays, norm_type))
     norms = np.asarray(per_tensor, dtype=np.float64)
     if norm_type == math.inf:

@@ -35,7 +35,7 @@ def _norms(arrays, norm_type: float) -> List[float]:
     out = []
     for a in arrays:
         if a.dtype in (np.float32, np.float64):
-            out.extend(_C.tensor_norms([np.ascontiguousarray(a)], norm_type))
+            out.extend(_C.tensor_norms([np.asarray(a, order="C")], norm_type))
         else:
             out.append(float(np.linalg.norm(a.ravel().astype(np.float64), norm_type)))
     return out
