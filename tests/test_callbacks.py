@@ -46,8 +46,8 @@ def test_improvement_resets_the_count():
 
 def test_max_mode_and_min_delta():
     s = EarlyStopping(patience=2, min_delta=0.05, mode="max")
-    # 0.52 is not better than 0.5 by more than 0.05, nor 0.64 and 0.66 than 0.6.
-    assert run(s, [0.5, 0.52, 0.6, 0.64, 0.66]) == 4
+    # 0.52 is not better than 0.5 by more than 0.05, nor 0.64 and 0.62 than 0.6.
+    assert run(s, [0.5, 0.52, 0.6, 0.64, 0.62]) == 4
     assert s.best == 0.6
     s = EarlyStopping(patience=1, min_delta=0.05, mode="max")
     assert run(s, [0.5, 0.52]) == 1
