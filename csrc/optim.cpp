@@ -366,7 +366,7 @@ void adam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& g
     const double bias_correction1 = 1 - std::pow(opt.beta1, steps[t]);
     const double bias_correction2 = 1 - std::pow(opt.beta2, steps[t]);
     c.neg_step_size = static_cast<T>(-(opt.lr / bias_correction1));
-    c.bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+    c.inv_bias_correction2_sqrt = static_cast<T>(1.0 / std::sqrt(bias_correction2));
     T* vmax = opt.amsgrad ? max_exp_avg_sqs[t] + b : nullptr;
     adam_segment(simd, c, params[t] + b, grads[t] + b, exp_avgs[t] + b, exp_avg_sqs[t] + b, vmax,
                  e - b);

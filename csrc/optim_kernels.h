@@ -44,7 +44,7 @@ struct RmspropCoeffs {
 
 template <typename T>
 struct AdamCoeffs {
-  T sign, weight_decay, decay_factor, beta2, one_minus_beta2, eps, bias_correction2_sqrt,
+  T sign, weight_decay, decay_factor, beta2, one_minus_beta2, eps, inv_bias_correction2_sqrt,
       neg_step_size;
   LerpCoeffs<T> exp_avg_lerp;
   bool has_weight_decay, decoupled, amsgrad;
@@ -170,7 +170,9 @@ inline void adam_block(const AdamCoeffs<T>& c, T* p, const T* g, T* m, T* v, T* 
     vv = max_v(V::load(vmax + i), vv);
     vv.store(vmax + i);
   }
-  V denom = sqrt_v(vv) / V::set1(c.bias_correction2_sqrt) + V::set1(c.eps);
+  // PyTorch divides by sqrt(1 - beta2^t); multiplying by its reciprocal (within an ulp of the
+  // same number) leaves one division per element, which the sqrt shares a unit with.
+  V denom = fmadd(sqrt_v(vv), V::set1(c.inv_bias_correction2_sqrt), V::set1(c.eps));
   fmadd(V::set1(c.neg_step_size), mv / denom, pv).store(p + i);
 }
 
