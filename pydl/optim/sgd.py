@@ -1,4 +1,4 @@
-"""``SGD``: stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``."""
+"""``SGD``: stochastic gradient descent with optional (Nesterov) momentum (``torch.optim.SGD``)."""
 from __future__ import annotations
 
 from pydl import _C
