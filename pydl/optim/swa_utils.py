@@ -1,6 +1,7 @@
-"""Weight averaging: ``AveragedModel`` (SWA or EMA, as ``torch.optim.swa_utils``) and
-``ExponentialMovingAverage``, a light EMA of a model's parameters for evaluation. Both update
-all averaged tensors in one fused C++ call (``pydl._C.lerp_``) per dtype.
+"""Weight averaging: ``AveragedModel`` (SWA or EMA), ``SWALR`` and ``update_bn``, as
+``torch.optim.swa_utils``, and ``ExponentialMovingAverage``, a light EMA of a model's parameters
+for evaluation. The averages update all tensors in one fused C++ call (``pydl._C.lerp_``) per
+dtype.
 
 Course notes 11.2: :math:`\\theta_{EMA} \\leftarrow (1 - \\lambda)\\theta_{EMA} + \\lambda\\theta`,
 i.e. ``decay`` :math:`= 1 - \\lambda`.
@@ -8,6 +9,7 @@ i.e. ``decay`` :math:`= 1 - \\lambda`.
 from __future__ import annotations
 
 import itertools
+import math
 from contextlib import contextmanager
 from copy import deepcopy
 from typing import Callable, Iterable, List, Optional, Union
@@ -17,6 +19,8 @@ import numpy as np
 from pydl import _C
 from pydl.autograd import grad_mode
 from pydl.nn.module import Module
+from pydl.optim.lr_scheduler import LRScheduler
+from pydl.optim.optimizer import Optimizer
 from pydl.tensor import Tensor
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -267,3 +271,105 @@ class ExponentialMovingAverage:
         self.decay = float(state_dict["decay"])
         self.num_updates = int(state_dict["num_updates"])
         self.use_num_updates = bool(state_dict.get("use_num_updates", False))
+
+
+def update_bn(loader: Iterable, model: Module, device=None) -> None:
+    """Recompute the running statistics of ``model``'s batch-norm layers with one pass over
+    ``loader`` (after averaging weights, the stored statistics belong to no model). A batch is
+    a tensor or a tuple/list whose first entry is the input. Batch-norm layers are the modules
+    with ``running_mean``/``running_var``, ``momentum`` and ``reset_running_stats()``."""
+    momenta = {}
+    for module in model.modules():
+        if hasattr(module, "reset_running_stats") and hasattr(module, "momentum") and \
+                getattr(module, "running_mean", None) is not None:
+            module.reset_running_stats()
+            momenta[module] = module.momentum
+    if not momenta:
+        return
+    was_training = model.training
+    model.train()
+    for module in momenta:
+        module.momentum = None  # a cumulative average over the whole pass
+    with grad_mode.no_grad():
+        for batch in loader:
+            if isinstance(batch, (list, tuple)):
+                batch = batch[0]
+            if device is not None:
+                batch = batch.to(device)
+            model(batch)
+    for module, momentum in momenta.items():
+        module.momentum = momentum
+    model.train(was_training)
+
+
+class SWALR(LRScheduler):
+    """Anneal each group's learning rate to ``swa_lr`` over ``anneal_epochs`` epochs (cosine or
+    linear), then hold it: the schedule of stochastic weight averaging.
+
+    Args:
+        optimizer: the optimizer whose rates to set.
+        swa_lr: the final rate, one for all groups or one per group.
+        anneal_epochs: epochs of the annealing phase (default 10).
+        anneal_strategy: ``'cos'`` or ``'linear'``.
+        last_epoch: index of the last epoch (default -1).
+    """
+
+    def __init__(self, optimizer: Optimizer, swa_lr, anneal_epochs: int = 10,
+                 anneal_strategy: str = "cos", last_epoch: int = -1):
+        if isinstance(swa_lr, (list, tuple)):
+            if len(swa_lr) != len(optimizer.param_groups):
+                raise ValueError(f"swa_lr must have the same length as optimizer.param_groups. "
+                                 f"swa_lr has {len(swa_lr)} values, param_groups has "
+                                 f"{len(optimizer.param_groups)}.")
+            swa_lrs = list(swa_lr)
+        else:
+            swa_lrs = [swa_lr] * len(optimizer.param_groups)
+        for lr, group in zip(swa_lrs, optimizer.param_groups):
+            group["swa_lr"] = lr
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', instead got "
+                             f"{anneal_strategy}")
+        self._set_anneal_func(anneal_strategy)
+        if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
+            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+        self.anneal_epochs = anneal_epochs
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _linear_anneal(t: float) -> float:
+        return t
+
+    @staticmethod
+    def _cosine_anneal(t: float) -> float:
+        return (1 - math.cos(math.pi * t)) / 2
+
+    @staticmethod
+    def _get_initial_lr(lr: float, swa_lr: float, alpha: float) -> float:
+        if alpha == 1:
+            return swa_lr
+        return (lr - alpha * swa_lr) / (1 - alpha)
+
+    def _set_anneal_func(self, anneal_strategy: str) -> None:
+        self._anneal_strategy = anneal_strategy
+        self.anneal_func = self._cosine_anneal if anneal_strategy == "cos" else \
+            self._linear_anneal
+
+    def get_lr(self) -> List[float]:
+        step = self._step_count - 1
+        if self.anneal_epochs == 0:
+            step = max(1, step)
+        prev_t = max(0, min(1, (step - 1) / max(1, self.anneal_epochs)))
+        prev_alpha = self.anneal_func(prev_t)
+        prev_lrs = [self._get_initial_lr(group["lr"], group["swa_lr"], prev_alpha)
+                    for group in self.optimizer.param_groups]
+        t = max(0, min(1, step / max(1, self.anneal_epochs)))
+        alpha = self.anneal_func(t)
+        return [group["swa_lr"] * alpha + lr * (1 - alpha)
+                for group, lr in zip(self.optimizer.param_groups, prev_lrs)]
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "anneal_func")}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.__dict__.update(state_dict)
+        self._set_anneal_func(self._anneal_strategy)

@@ -124,3 +124,58 @@ def test_averaged_model_rejects_two_rules():
     with pytest.raises(ValueError, match="Only one of avg_fn and multi_avg_fn"):
         swa_utils.AveragedModel(Net(), avg_fn=swa_utils.get_swa_avg_fn(),
                                 multi_avg_fn=swa_utils.get_swa_multi_avg_fn())
+
+
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+def test_swalr_anneals_to_swa_lr(strategy):
+    p = nn.Parameter(pydl.zeros(1))
+    opt = pydl.optim.SGD([p], lr=1.0)
+    s = swa_utils.SWALR(opt, swa_lr=0.1, anneal_epochs=4, anneal_strategy=strategy)
+    lrs = [s.get_last_lr()[0]]
+    for _ in range(7):
+        opt.step()
+        s.step()
+        lrs.append(s.get_last_lr()[0])
+
+    def alpha(t):
+        return (1 - np.cos(np.pi * t)) / 2 if strategy == "cos" else t
+
+    # Closed form: lr_k = swa_lr * alpha(k / E) + lr_0 * (1 - alpha(k / E)), held after E.
+    want = [0.1 * alpha(min(k, 4) / 4) + 1.0 * (1 - alpha(min(k, 4) / 4)) for k in range(8)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-12)
+    with pytest.raises(ValueError, match="anneal_strategy must be one of"):
+        swa_utils.SWALR(opt, swa_lr=0.1, anneal_strategy="step")
+
+
+class FakeBatchNorm(nn.Module):
+    """Just enough of a batch-norm layer for update_bn: running stats, momentum (None means a
+    cumulative average), reset_running_stats."""
+
+    def __init__(self):
+        super().__init__()
+        self.momentum = 0.1
+        self.register_buffer("running_mean", pydl.tensor(np.zeros(2)))
+        self.register_buffer("num_batches_tracked", pydl.tensor(np.array(0, np.int64)))
+
+    def reset_running_stats(self):
+        self.running_mean.data[...] = 0
+        self.num_batches_tracked.data[...] = 0
+
+    def forward(self, x):
+        if self.training:
+            n = int(self.num_batches_tracked.item()) + 1
+            m = 1.0 / n if self.momentum is None else self.momentum
+            self.running_mean.data[...] = (1 - m) * self.running_mean.data + \
+                m * x.data.mean(axis=0)
+            self.num_batches_tracked.data[...] = n
+        return x
+
+
+def test_update_bn_recomputes_running_statistics():
+    model = nn.Sequential(FakeBatchNorm())
+    model.eval()
+    model[0].running_mean.data[...] = 99.0
+    batches = [(pydl.tensor(np.full((3, 2), float(v))), None) for v in (1.0, 2.0, 6.0)]
+    swa_utils.update_bn(batches, model)
+    np.testing.assert_allclose(model[0].running_mean.data, 3.0)  # the mean over all batches
+    assert model[0].momentum == 0.1 and not model.training
