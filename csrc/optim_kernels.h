@@ -187,31 +187,39 @@ inline void lerp_block(const LerpCoeffs<T>& c, T* a, const T* b, int64_t i) {
 }
 
 // ---- whole segments: V blocks, then a Scalar tail ------------------------------------------
+// Each segment copies its coefficients into a local first: the stores through p, m, v (float*)
+// may alias the float members of a struct passed by reference, which would make the compiler
+// reload and re-broadcast every coefficient and re-test every flag in each iteration. A local
+// whose address never escapes cannot alias them, so they stay in registers.
 
 template <typename V, typename T>
-void sgd_segment(const SgdCoeffs<T>& c, T* p, const T* g, T* buf, int64_t n) {
+void sgd_segment(const SgdCoeffs<T>& coeffs, T* p, const T* g, T* buf, int64_t n) {
+  const SgdCoeffs<T> c = coeffs;
   int64_t i = 0;
   for (; i + V::width <= n; i += V::width) sgd_block<V>(c, p, g, buf, i);
   for (; i < n; ++i) sgd_block<Scalar<T>>(c, p, g, buf, i);
 }
 
 template <typename V, typename T>
-void adagrad_segment(const AdagradCoeffs<T>& c, T* p, const T* g, T* sum, int64_t n) {
+void adagrad_segment(const AdagradCoeffs<T>& coeffs, T* p, const T* g, T* sum, int64_t n) {
+  const AdagradCoeffs<T> c = coeffs;
   int64_t i = 0;
   for (; i + V::width <= n; i += V::width) adagrad_block<V>(c, p, g, sum, i);
   for (; i < n; ++i) adagrad_block<Scalar<T>>(c, p, g, sum, i);
 }
 
 template <typename V, typename T>
-void rmsprop_segment(const RmspropCoeffs<T>& c, T* p, const T* g, T* sq, T* ga, T* buf,
+void rmsprop_segment(const RmspropCoeffs<T>& coeffs, T* p, const T* g, T* sq, T* ga, T* buf,
                      int64_t n) {
+  const RmspropCoeffs<T> c = coeffs;
   int64_t i = 0;
   for (; i + V::width <= n; i += V::width) rmsprop_block<V>(c, p, g, sq, ga, buf, i);
   for (; i < n; ++i) rmsprop_block<Scalar<T>>(c, p, g, sq, ga, buf, i);
 }
 
 template <typename V, typename T>
-void adam_segment(const AdamCoeffs<T>& c, T* p, const T* g, T* m, T* v, T* vmax, int64_t n) {
+void adam_segment(const AdamCoeffs<T>& coeffs, T* p, const T* g, T* m, T* v, T* vmax, int64_t n) {
+  const AdamCoeffs<T> c = coeffs;
   int64_t i = 0;
   for (; i + V::width <= n; i += V::width) adam_block<V>(c, p, g, m, v, vmax, i);
   for (; i < n; ++i) adam_block<Scalar<T>>(c, p, g, m, v, vmax, i);
@@ -225,7 +233,8 @@ void scale_segment(T factor, T* x, int64_t n) {
 }
 
 template <typename V, typename T>
-void lerp_segment(const LerpCoeffs<T>& c, T* a, const T* b, int64_t n) {
+void lerp_segment(const LerpCoeffs<T>& coeffs, T* a, const T* b, int64_t n) {
+  const LerpCoeffs<T> c = coeffs;
   int64_t i = 0;
   for (; i + V::width <= n; i += V::width) lerp_block<V>(c, a, b, i);
   for (; i < n; ++i) lerp_block<Scalar<T>>(c, a, b, i);
