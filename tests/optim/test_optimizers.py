@@ -386,3 +386,26 @@ def test_learning_rate_may_be_a_tensor():
     w.grad = pydl.tensor([1.0])
     optim.SGD([w], lr=pydl.tensor(0.5)).step()
     assert math.isclose(float(w.data[0]), 0.5)
+
+
+@pytest.mark.parametrize("cls,kernel", [(optim.SGD, "sgd_step"), (optim.Adagrad, "adagrad_step"),
+                                        (optim.RMSprop, "rmsprop_step"),
+                                        (optim.Adam, "adam_step"), (optim.AdamW, "adam_step")])
+def test_one_fused_kernel_call_per_group(monkeypatch, cls, kernel):
+    from pydl import _C
+
+    calls = []
+    real = getattr(_C, kernel)
+
+    def counting(params, *args, **kwargs):
+        calls.append(len(params))
+        return real(params, *args, **kwargs)
+
+    monkeypatch.setattr(_C, kernel, counting)
+    params = make_params(np.random.default_rng(12), np.float64, [(3,)] * 5 + [(2, 2)] * 2)
+    for p in params:
+        p.grad = pydl.tensor(np.ones(p.shape))
+    params[1].grad = None
+    opt = cls([{"params": params[:5]}, {"params": params[5:], "lr": 0.1}])
+    opt.step()
+    assert calls == [4, 2]
