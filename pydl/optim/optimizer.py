@@ -192,9 +192,13 @@ class Optimizer:
     def _batches(self, group: Dict[str, Any]) -> List[_Batch]:
         by_dtype: Dict[np.dtype, _Batch] = {}
         name = type(self).__name__
+        seen = set()
         for p in group["params"]:
-            if p.grad is None:
+            # A duplicate (warned about at construction) is updated once: twice in one call,
+            # its two entries could be written by two threads at the same time.
+            if p.grad is None or id(p) in seen:
                 continue
+            seen.add(id(p))
             if not isinstance(p.data, np.ndarray):
                 raise NotImplementedError(f"{name}: the fused optimizer kernels run on CPU "
                                           f"(NumPy) parameters; got one on {p.device}")

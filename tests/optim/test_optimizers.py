@@ -368,10 +368,13 @@ def test_non_leaf_and_bad_grads_are_rejected():
         optim.Adam([i]).step()
 
 
-def test_duplicate_parameter_warns_like_pytorch():
+def test_duplicate_parameter_warns_like_pytorch_and_is_updated_once():
     w = nn.Parameter(pydl.tensor([1.0]))
     with pytest.warns(UserWarning, match="duplicate parameters"):
-        optim.SGD([w, w], lr=0.1)
+        opt = optim.SGD([w, w], lr=0.1)
+    w.grad = pydl.tensor([1.0])
+    opt.step()
+    np.testing.assert_allclose(w.data, [0.9], rtol=1e-6)
 
 
 def test_repr_lists_groups():
