@@ -7,9 +7,8 @@ SGD+momentum 20, Adagrad 20, RMSprop 20, Adam/AdamW 28 (read p, g, m, v; write p
 clip_grad_norm_ 16 (read g for the norm, then read+write g), EMA 12.
 
 The table ends with a summary: pydl's GB/s, its share of the measured memory bandwidth (an
-in-place ``a += b`` over as many bytes as the 10M Adam step, the fastest of pydl's own
-``lerp_``/``scale_`` kernels and PyTorch's ``add_``), and the speedup against PyTorch's fastest
-implementation.
+in-place ``a += b``-like stream moving as many bytes as the 10M Adam step: the faster of pydl's
+``lerp_`` and PyTorch's ``add_``), and the speedup against PyTorch's fastest implementation.
 """
 from __future__ import annotations
 
@@ -218,7 +217,7 @@ def _bandwidth(torch, suite):
     times = time_side_by_side(contenders, rounds=suite.rounds, min_time=suite.min_time)
     rates = {k: 12 * n / t / 1e9 for k, t in times.items()}
     best = max(rates, key=rates.get)
-    print(f"\nmemory bandwidth (in-place a += b over 280 MB, {pydl.get_num_threads()} threads): "
+    print(f"\nmemory bandwidth (a += b moving 280 MB, {pydl.get_num_threads()} threads): "
           + ", ".join(f"{k} {v:.1f} GB/s" for k, v in rates.items()) + f"; using {best}")
     return rates[best]
 
