@@ -1,14 +1,22 @@
 """The fused multi-tensor kernels of pydl._C (csrc/optim.cpp) called directly: every kernel
 against the float64 NumPy references over many steps, on lists whose sizes make the thread split
 cross tensor boundaries, on both SIMD paths; and every argument check."""
+import importlib.util
 import math
+import pathlib
 
 import numpy as np
 import pytest
 
-import optim_reference as ref
 import pydl
 from pydl import _C
+
+# The float64 NumPy references live beside this file (pytest runs with --import-mode=importlib,
+# which puts no test folder on sys.path).
+_spec = importlib.util.spec_from_file_location(
+    "optim_reference", pathlib.Path(__file__).with_name("optim_reference.py"))
+ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ref)
 
 # 1, primes, an empty tensor, a 0-d one, and enough in total (> 2 * 32768) that two threads
 # split the elements in the middle of a tensor.

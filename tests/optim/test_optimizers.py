@@ -3,14 +3,22 @@
 parameters, state_dict round trips, zero_grad, argument checks, and the textbook forms the
 docstrings cite."""
 import copy
+import importlib.util
 import math
+import pathlib
 
 import numpy as np
 import pytest
 
-import optim_reference as ref
 import pydl
 from pydl import nn, optim
+
+# The float64 NumPy references live beside this file (pytest runs with --import-mode=importlib,
+# which puts no test folder on sys.path).
+_spec = importlib.util.spec_from_file_location(
+    "optim_reference", pathlib.Path(__file__).with_name("optim_reference.py"))
+ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ref)
 
 SHAPES = [(3, 5), (7,), (), (1,), (2, 3, 4), (0, 3)]
 
