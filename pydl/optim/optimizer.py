@@ -46,23 +46,26 @@ class _Batch:
 
     def add(self, p: Tensor, grad: np.ndarray) -> None:
         data = p.data
-        if not (data.flags.c_contiguous and data.flags.writeable and data.flags.aligned):
+        flags = data.flags
+        if not (flags.c_contiguous and flags.writeable and flags.aligned):
             # The kernels update in place and need contiguous memory: work on a copy and write it
             # back into the parameter's own array afterwards, so views of it stay consistent.
-            if not data.flags.writeable:
+            if not flags.writeable:
                 raise ValueError(f"optimizer: a parameter of shape {p.shape} is read-only; the "
                                  "optimizer updates parameters in place")
             self._copies.append(len(self.params))
             data = np.array(data, order="C", copy=True)
-        if grad.shape != p.shape:
+        if grad.shape != data.shape:
             raise ValueError(f"optimizer: a parameter of shape {p.shape} has a gradient of shape "
                              f"{grad.shape}")
         if grad.dtype != data.dtype:
             raise TypeError(f"optimizer: a parameter of dtype {data.dtype} has a gradient of "
                             f"dtype {grad.dtype}")
+        if not grad.flags.c_contiguous:
+            grad = np.array(grad, order="C")
         self.params.append(p)
         self.arrays.append(data)
-        self.grads.append(np.asarray(grad, order="C"))
+        self.grads.append(grad)
 
     def finish(self) -> None:
         for i in self._copies:
@@ -196,20 +199,22 @@ class Optimizer:
         for p in group["params"]:
             # A duplicate (warned about at construction) is updated once: twice in one call,
             # its two entries could be written by two threads at the same time.
-            if p.grad is None or id(p) in seen:
+            grad = p.grad
+            if grad is None or id(p) in seen:
                 continue
             seen.add(id(p))
-            if not isinstance(p.data, np.ndarray):
+            data = p.data
+            if type(data) is not np.ndarray and not isinstance(data, np.ndarray):
                 raise NotImplementedError(f"{name}: the fused optimizer kernels run on CPU "
                                           f"(NumPy) parameters; got one on {p.device}")
-            if p.data.dtype not in _KERNEL_DTYPES:
-                raise TypeError(f"{name}: parameters must be float32 or float64, got one of "
-                                f"dtype {p.data.dtype} and shape {p.shape}")
-            grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
-            batch = by_dtype.get(p.data.dtype)
+            dtype = data.dtype
+            batch = by_dtype.get(dtype)
             if batch is None:
-                batch = by_dtype[p.data.dtype] = _Batch()
-            batch.add(p, grad)
+                if dtype not in _KERNEL_DTYPES:
+                    raise TypeError(f"{name}: parameters must be float32 or float64, got one of "
+                                    f"dtype {dtype} and shape {p.shape}")
+                batch = by_dtype[dtype] = _Batch()
+            batch.add(p, grad.data if isinstance(grad, Tensor) else np.asarray(grad))
         return list(by_dtype.values())
 
     def _zeros_state(self, p: Tensor, value: float = 0.0) -> Tensor:
