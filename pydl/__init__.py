@@ -33,3 +33,4 @@ from pydl.ops.activation import log_softmax, softmax
 
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402
+from pydl import optim  # noqa: E402

@@ -14,3 +14,4 @@ from pydl.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLos
                           KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from pydl.nn.noise import GaussianNoise, add_weight_noise, remove_weight_noise  # noqa: F401
 from pydl.nn.sparse import Embedding  # noqa: F401
+from pydl.nn import utils  # noqa: F401,E402
