@@ -32,3 +32,5 @@ from pydl.ops.matmul import bmm, dot, matmul, mm
 
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402
+from pydl.serialization import load, save  # noqa: E402
+from pydl import data  # noqa: E402
