@@ -358,7 +358,7 @@ class Tensor:
             self.grad_fn = result.grad_fn
             self._out_index = result._out_index
             self.requires_grad = result.requires_grad
-            self._vc[0] += 1
+            # No version bump: the old array is untouched, so nodes that saved it stay valid.
             return self
         with grad_mode.no_grad():
             result = op(self, *args)
@@ -366,9 +366,9 @@ class Tensor:
             raise RuntimeError(f"in-place operation on a read-only tensor of shape {self.shape} "
                                "(an expand()ed view?); clone() it first")
         xp = np if isinstance(self.data, np.ndarray) else _cupy()
-        if np.broadcast_shapes(result.shape, self.shape) != self.shape:
-            raise RuntimeError(f"output with shape {self.shape} doesn't match the broadcast "
-                               f"shape {np.broadcast_shapes(result.shape, self.shape)}")
+        if not _broadcasts_to(result.shape, self.shape):
+            raise RuntimeError(f"in-place result of shape {result.shape} cannot be written into "
+                               f"a tensor of shape {self.shape}")
         xp.copyto(self.data, result.data, casting="unsafe")
         self._vc[0] += 1
         return self
@@ -426,7 +426,7 @@ class Tensor:
     def copy_(self, src) -> "Tensor":
         if not isinstance(src, Tensor):
             src = Tensor(src)
-        if np.broadcast_shapes(src.shape, self.shape) != self.shape:
+        if not _broadcasts_to(src.shape, self.shape):
             raise RuntimeError(f"copy_: source of shape {src.shape} cannot be broadcast to "
                                f"{self.shape}")
         src = src.to(self.device)
@@ -500,6 +500,12 @@ def _is_device_array(x) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
+
+
 def _wrap_dim(dim: int, ndim: int) -> int:
     n = max(ndim, 1)
     if not -n <= dim < n:
@@ -526,10 +532,8 @@ def _to_array(data, dtype=None) -> np.ndarray:
         return arr
     if kind == "b":
         return arr
-    if kind == "O":
-        raise TypeError(f"can't make a tensor from {type(data).__name__} holding mixed or "
-                        "non-numeric items")
-    raise TypeError(f"can't make a tensor from data of dtype {arr.dtype}")
+    raise TypeError(f"can't make a tensor from {type(data).__name__} holding mixed or non-numeric "
+                    f"items (NumPy made dtype {arr.dtype} of it)")
 
 
 def _flatten(data):
@@ -550,3 +554,6 @@ def _nested_tensors_to_arrays(data):
 
 # Operators and methods that forward to pydl.ops are attached in pydl/ops/__init__.py, next to
 # the ops they call.
+from pydl.autograd import function as _function  # noqa: E402
+
+_function.Tensor = Tensor

@@ -101,6 +101,8 @@ def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: boo
         for p, g in zip(node.parents, gins):
             if p is None:
                 continue
+            if isinstance(g, np.generic):  # NumPy reductions to 0-d give scalars
+                g = np.asarray(g)
             parent, idx = p
             if isinstance(parent, Function):
                 if g is not None:

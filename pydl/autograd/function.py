@@ -26,8 +26,13 @@ from pydl.autograd import grad_mode
 
 
 class Function:
-    __slots__ = ("parents", "needs_input_grad", "_saved", "_saved_versions", "_freed",
-                 "n_outputs", "_non_diff", "_out_meta", "_hooks", "__dict__")
+    # Class-level defaults: a node sets only what differs, which keeps apply() cheap.
+    _saved: tuple = ()
+    _saved_versions: tuple = ()
+    _freed = False
+    _non_diff = None
+    _hooks = None
+    needs_input_grad: tuple = ()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
@@ -82,14 +87,7 @@ class Function:
     # -- running an op ---------------------------------------------------------------------------
     @classmethod
     def apply(cls, *args, **kwargs):
-        from pydl.tensor import Tensor
-
         node = cls.__new__(cls)
-        node._saved = ()
-        node._saved_versions = ()
-        node._freed = False
-        node._non_diff = None
-        node._hooks = None
         raw = []
         inputs = []
         requires = False
@@ -102,34 +100,40 @@ class Function:
             else:
                 raw.append(a)
                 inputs.append(None)
+        _check_one_device(cls.__name__, inputs)
         record = requires and grad_mode._enabled
         if record:
-            node.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
-        else:
-            node.needs_input_grad = (False,) * len(args)
+            needs, parents = [], []
+            for t in inputs:
+                if t is None or not t.requires_grad:
+                    needs.append(False)
+                    parents.append(None)
+                else:
+                    needs.append(True)
+                    fn = t.grad_fn
+                    parents.append((fn, t._out_index) if fn is not None else (t, 0))
+            node.needs_input_grad = tuple(needs)
+            node.parents = tuple(parents)
         out = node.forward(*raw, **kwargs)
         # NumPy hands back scalars (np.float32) for full reductions; tensors hold arrays.
-        if type(out) is tuple:
+        multi = type(out) is tuple
+        if multi:
             out = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
         elif isinstance(out, np.generic):
             out = np.asarray(out)
 
         if not record:
-            if type(out) is tuple:
+            if multi:
                 return tuple(Tensor._wrap(o) for o in out)
             result = Tensor._wrap(out)
             if getattr(node, "is_view", False):
                 _share_version(result, inputs)
             return result
 
-        node.parents = tuple(
-            None if t is None or not t.requires_grad
-            else (t.grad_fn, t._out_index) if t.grad_fn is not None else (t, 0)
-            for t in inputs)
-        multi = type(out) is tuple
         outs = out if multi else (out,)
         node.n_outputs = len(outs)
-        node._out_meta = tuple((o.shape, o.dtype) for o in outs)
+        node._out_meta = tuple((o.shape, o.dtype) for o in outs) if multi else \
+            ((out.shape, out.dtype),)
         non_diff = node._non_diff
         results = []
         for i, o in enumerate(outs):
@@ -141,14 +145,23 @@ class Function:
             _share_version(results[0], inputs)
         if node._saved:
             versions = []
-            candidates = [t for t in inputs if t is not None] + results
             for arr in node._saved:
-                for t in candidates:
-                    if t.data is arr:
+                for t in inputs:
+                    if t is not None and t.data is arr:
                         versions.append((t, t._vc[0]))
                         break
+                else:
+                    for t in results:
+                        if t.data is arr:
+                            versions.append((t, t._vc[0]))
+                            break
             node._saved_versions = tuple(versions)
         return tuple(results) if multi else results[0]
+
+
+# pydl.tensor imports this package, so it fills this name in when it loads (an import here
+# would be circular); apply() only runs after both modules exist.
+Tensor = None
 
 
 def _share_version(result, inputs) -> None:
@@ -156,3 +169,16 @@ def _share_version(result, inputs) -> None:
     base = next(t for t in inputs if t is not None)
     if np.may_share_memory(result.data, base.data):
         result._vc = base._vc
+
+
+def _check_one_device(op: str, inputs) -> None:
+    """Tensors of one op must live on one device (NumPy and CuPy arrays never mix)."""
+    first = None
+    for t in inputs:
+        if t is None:
+            continue
+        if first is None:
+            first = t
+        elif type(t.data) is not type(first.data):
+            raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found "
+                               f"at least two devices, {first.device} and {t.device}")

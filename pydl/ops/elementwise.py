@@ -256,10 +256,13 @@ class Tanh(Function):
 
 
 def _sigmoid(x):
-    """1 / (1 + e^-x) without overflow: e^-x is only taken for x >= 0, e^x for x < 0."""
+    """1 / (1 + e^-x). Where e^-x overflows (x < -88 in float32) it becomes inf and the result
+    the correct limit 0, so the overflow is harmless and silenced; computed in place (3 passes)."""
     xp = array_module(x)
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    with np.errstate(over="ignore"):
+        out = xp.asarray(xp.exp(-x))  # asarray: 0-d input gives a NumPy scalar
+    out += 1
+    return xp.divide(1, out, out=out)
 
 
 class Sigmoid(Function):
