@@ -152,12 +152,14 @@ def _batch_size(x) -> int:
     return int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 1
 
 
-def _progress(iterable, desc: str, enabled: bool, total: Optional[int]):
+def _progress_bar(desc: str, enabled: bool, total: Optional[int]):
+    """A tqdm bar updated by hand (iterating through tqdm would close it before the epoch's
+    validation results can be shown on it), or None."""
     if not enabled:
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, unit="batch", leave=True, dynamic_ncols=True)
+    return tqdm(desc=desc, total=total, unit="batch", leave=True, dynamic_ncols=True)
 
 
 def evaluate(model, loader, loss_fn: Optional[Callable] = None,
@@ -249,8 +251,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             math.nan
         totals = {name: 0.0 for name in fns}
         loss_sum, count = 0.0, 0
-        bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress, n_batches)
-        for batch in bar:
+        bar = _progress_bar(f"epoch {epoch + 1}/{epochs}", progress, n_batches)
+        for batch in train_loader:
             x, y = _split_batch(batch, device)
             optimizer.zero_grad()
             out = model(x)
@@ -265,9 +267,12 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                 out_arr, y_arr = _array(out.detach()), _array(y)
                 for name, fn in fns.items():
                     totals[name] += float(fn(out_arr, y_arr)) * n
-            if progress:
+            if bar is not None:
                 bar.set_postfix(loss=f"{loss_sum / count:.4f}", refresh=False)
+                bar.update(1)
         if count == 0:
+            if bar is not None:
+                bar.close()
             raise ValueError("fit: train_loader yielded no samples")
         logs = {"train_loss": loss_sum / count}
         logs.update({f"train_{name}": v / count for name, v in totals.items()})
@@ -281,9 +286,12 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             else:
                 scheduler.step()
         logs["time"] = time.perf_counter() - start
-        if progress:
-            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()
-                             if k not in ("lr", "time")}, refresh=True)
+        if bar is not None:
+            shown = {"loss": logs["train_loss"]}
+            shown.update({k.replace("train_", ""): v for k, v in logs.items()
+                          if k.startswith("train_") and k != "train_loss"})
+            shown.update({k: v for k, v in logs.items() if k.startswith("val_")})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()}, refresh=False)
             bar.close()
         history.append(epoch, logs)
 
