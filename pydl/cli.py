@@ -12,7 +12,8 @@ progress bar per epoch, then prints the test accuracy and writes to the ``--out`
 configuration; saved atomically after every epoch, so an interrupted run can be resumed
 exactly), ``model.safetensors`` (the evaluated weights: ``model.load_state_dict(pydl.load(p))``),
 ``history.json``, ``results.json`` and ``curves.png`` (loss and accuracy per epoch; needs
-matplotlib, the ``plot`` extra). The defaults train LeNet-5 on the bundled 8x8 digits to about 98% test accuracy.
+matplotlib, the ``plot`` extra). The defaults train LeNet-5 on the bundled 8x8 digits to about
+98% test accuracy.
 """
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ class History:
         n = len(self.epoch)
         for key, value in logs.items():
             self.history.setdefault(key, [math.nan] * n).append(float(value))
-        for key, values in self.history.items():
+        for values in self.history.values():
             if len(values) == n:  # a key this epoch did not log
                 values.append(math.nan)
         self.epoch.append(int(epoch))
@@ -163,7 +163,8 @@ def _progress_bar(desc: str, enabled: bool, total: Optional[int]):
 
 
 def evaluate(model, loader, loss_fn: Optional[Callable] = None,
-             metrics: Sequence[Union[str, Callable]] = ("accuracy",), device=None) -> Dict[str, float]:
+             metrics: Sequence[Union[str, Callable]] = ("accuracy",),
+             device=None) -> Dict[str, float]:
     """Mean loss (when ``loss_fn`` is given) and metrics of ``model`` over ``loader``, in eval
     mode and without recording a graph; the model's train/eval mode is restored afterwards.
     Means are over samples (batches weighted by their size). Returns e.g.
@@ -203,8 +204,9 @@ def _is_plateau_scheduler(scheduler) -> bool:
 
 
 def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epochs: int = 1,
-        scheduler=None, callbacks: Iterable = (), metrics: Sequence[Union[str, Callable]] = ("accuracy",),
-        monitor: Optional[str] = None, device=None, progress: bool = True, initial_epoch: int = 0,
+        scheduler=None, callbacks: Iterable = (),
+        metrics: Sequence[Union[str, Callable]] = ("accuracy",), monitor: Optional[str] = None,
+        device=None, progress: bool = True, initial_epoch: int = 0,
         history: Optional[History] = None) -> History:
     """Train ``model`` for epochs ``initial_epoch .. epochs - 1``; returns the ``History``.
 
@@ -562,7 +564,8 @@ def evolutionary_search(build: Callable[[Dict[str, Any]], tuple], space: Mapping
         if gen == generations - 1:
             break
 
-        def pick() -> Dict[str, Any]:
+        def pick(ranked=ranked) -> Dict[str, Any]:
+            """Tournament selection: the fittest of ``tournament`` random members."""
             contenders = [ranked[int(i)] for i in rng.integers(len(ranked), size=tournament)]
             return max(contenders, key=fitness)
 

@@ -94,7 +94,7 @@ def summary(model, input_shape: Sequence[int], batch_size: int = 2, dtype=np.flo
             output_shape=out_shape, num_params=sum(p.numel() for p in own),
             trainable_params=sum(p.numel() for p in own if p.requires_grad)))
 
-    for name, m in model.named_modules():
+    for m in model.modules():
         if m is not model:
             handles.append(m.register_forward_hook(hook))
     was_training = model.training

@@ -84,11 +84,13 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int):
 
 class Digits(ImageArrayDataset):
     """The 8x8 handwritten digits bundled with pydl (the data scikit-learn's ``load_digits``
-    returns): 1,797 grey images of the digits 0-9 written by 43 people.
+    returns): 1,797 grey images of the digits 0-9, the test part of the UCI set (written by 13
+    people).
 
     Source: E. Alpaydin, C. Kaynak, "Optical Recognition of Handwritten Digits", UCI Machine
-    Learning Repository, 1998, https://doi.org/10.24432/C50P49 (licence CC BY 4.0). Each image
-    counts the set pixels of a 32x32 bitmap in non-overlapping 4x4 blocks, giving values 0..16.
+    Learning Repository, 1998, https://archive.ics.uci.edu/dataset/80 (licence CC BY 4.0).
+    Each image counts the set pixels of a 32x32 bitmap in non-overlapping 4x4 blocks, giving
+    values 0..16.
     ``pydl/data/digits.npz`` was made once from scikit-learn's copy by
     ``pydl/data/_make_digits.py``.
 

@@ -116,7 +116,8 @@ class SmallVGG(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10,
-                 input_size: Union[int, Tuple[int, int]] = 32, widths: Sequence[int] = (32, 64, 128),
+                 input_size: Union[int, Tuple[int, int]] = 32,
+                 widths: Sequence[int] = (32, 64, 128),
                  hidden: int = 256, batch_norm: bool = True, dropout: float = 0.5):
         super().__init__()
         h, w = _hw(input_size, "SmallVGG")

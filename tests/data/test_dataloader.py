@@ -228,7 +228,7 @@ def test_kfold_partitions(n, k, shuffle):
     if not shuffle:
         np.testing.assert_array_equal(folds[0][1], np.arange(sizes[0]))
     again = list(KFold(k, shuffle=shuffle, random_state=0 if shuffle else None).split(n))
-    for (t1, v1), (t2, v2) in zip(folds, again):
+    for (_, v1), (_, v2) in zip(folds, again):
         np.testing.assert_array_equal(v1, v2)
 
 

@@ -97,7 +97,8 @@ def test_normalize_matches_reference(rng, shape):
 
 
 def test_normalize_fit_uses_training_statistics(rng):
-    train = (rng.standard_normal((6, 2, 3, 4)) * np.array([2.0, 0.5]).reshape(1, 2, 1, 1) + 3).astype(np.float32)
+    scale = np.array([2.0, 0.5]).reshape(1, 2, 1, 1)
+    train = (rng.standard_normal((6, 2, 3, 4)) * scale + 3).astype(np.float32)
     norm = T.Normalize.fit(pydl.from_numpy(train))
     for c in range(2):
         vals = [float(v) for v in train[:, c].ravel()]
