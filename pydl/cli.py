@@ -71,7 +71,12 @@ def build_model(cfg: Dict[str, Any], image_shape, num_classes: int):
         return models.LeNet5(c, num_classes, input_size=(h, w))
     if cfg["model"] == "mlp":
         return models.MLP([c * h * w, cfg["hidden"], num_classes], dropout=cfg["dropout"])
-    widths = (32, 64) if min(h, w) < 16 else (32, 64, 128)
+    # As many VGG blocks (up to 3) as halve the image evenly down to at least 2x2.
+    blocks = next((k for k in (3, 2, 1) if h % 2 ** k == 0 and w % 2 ** k == 0
+                   and min(h, w) // 2 ** k >= 2), 0)
+    if blocks == 0:
+        raise SystemExit(f"pydl train: --model vgg needs even image sizes, got {h}x{w}")
+    widths = (32, 64, 128)[:blocks]
     return models.SmallVGG(c, num_classes, input_size=(h, w), widths=widths,
                            dropout=cfg["dropout"])
 
