@@ -6,4 +6,6 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind::bind_conv(m);
   pydl::bind::bind_pool(m);
   pydl::bind::bind_batchnorm(m);
+  pydl::bind::bind_activation(m);
+  pydl::bind::bind_loss(m);
 }
