@@ -33,4 +33,4 @@ from pydl.ops.matmul import bmm, dot, matmul, mm
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402
 from pydl.serialization import load, save  # noqa: E402
-from pydl import data  # noqa: E402
+from pydl import data, models, train, utils  # noqa: E402
