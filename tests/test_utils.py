@@ -62,3 +62,13 @@ def test_summary_quiet_and_errors():
     assert "Total params" in str(info) and "ModelSummary(Net" in repr(info)
     with pytest.raises(ValueError, match="input_shape"):
         summary(Net(), (3, -8, 8))
+
+
+def test_summary_of_lenet5(capsys):
+    info = summary(pydl.models.LeNet5(1, 10, input_size=28), (1, 28, 28))
+    out = capsys.readouterr().out
+    assert info.total_params == 61706  # the classic count, see tests/models
+    shapes = {layer.name: layer.output_shape for layer in info.layers}
+    assert shapes["features"] == (2, 16, 5, 5) and shapes["classifier.0"] == (2, 400)
+    assert shapes["classifier"] == (2, 10)
+    assert "Linear (classifier.1)" in out and "[-1, 400]" in out
