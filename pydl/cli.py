@@ -145,6 +145,8 @@ class _Run:
         self.sizes = (len(train_set), len(val_set) if val_set is not None else 0, len(test_set))
 
         self.model = build_model(cfg, image_shape, num_classes)
+        if cfg["device"] != "cpu":  # before the optimizer sees the parameters
+            self.model.to(cfg["device"])
         self.optimizer = build_optimizer(cfg, self.model.parameters())
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
@@ -316,7 +318,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise SystemExit(f"pydl train: no checkpoint to resume at {path}")
         try:
-            ckpt = pydl.load(path)
+            ckpt = pydl.load(path, map_location=given.get("device"))
         except ValueError as e:  # CheckpointError: corrupt, truncated or foreign
             raise SystemExit(f"pydl train: cannot resume from {path}: {e}") from None
         if not isinstance(ckpt, dict) or ckpt.get("format") != "pydl-train-run":
