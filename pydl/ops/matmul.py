@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pydl import _C
 from pydl.autograd.function import Function
 from pydl.ops.elementwise import unbroadcast
 from pydl.tensor import Tensor
@@ -19,11 +20,18 @@ def matmul_kernel(a, b, trans_a: bool = False, trans_b: bool = False):
         from pydl import cuda  # CuPy arrays: pydl's CUDA GEMM (cuda/gemm.cuh)
 
         return cuda.kernels().matmul(a, b, trans_a, trans_b)
+    if a.dtype in _GEMM_DTYPES and a.dtype == b.dtype:
+        # pydl's packed GEMM (csrc/gemm.cpp): strided and transposed views go in without copies.
+        return _C.matmul(a, b, trans_a, trans_b)
+    # Integer and float16 products (no gradient, rare) stay with NumPy.
     if trans_a:
         a = a.swapaxes(-1, -2)
     if trans_b:
         b = b.swapaxes(-1, -2)
     return np.matmul(a, b)
+
+
+_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class MatMul(Function):
@@ -106,6 +114,14 @@ def dot(input, other):
     return matmul(input, other)
 
 
+def _as_rows(x):
+    """(..., k) -> (rows, k); explicit row count so k == 0 works (reshape(-1, 0) cannot)."""
+    rows = 1
+    for d in x.shape[:-1]:
+        rows *= d
+    return x.reshape(rows, x.shape[-1])
+
+
 class Linear(Function):
     """y = x W^T + b in one node: the transpose is a GEMM flag, never a copy.
 
@@ -114,19 +130,21 @@ class Linear(Function):
 
     def forward(self, x, w, b):
         self.save_for_backward(x, w)
-        y = matmul_kernel(x, w, trans_b=True)
+        # Leading dims flattened into one GEMM of (rows, in) x (in, out): any rank, one call.
+        x2 = _as_rows(x)
+        y = matmul_kernel(x2, w, trans_b=True)
         if b is not None:
             y += b
-        return y
+        return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
         x, w = self.saved_tensors
         gx = gw = gb = None
+        g2 = _as_rows(g)
         if self.needs_input_grad[0]:
-            gx = matmul_kernel(g, w)
-        g2 = g.reshape(-1, g.shape[-1])
+            gx = matmul_kernel(g2, w).reshape(x.shape)
         if self.needs_input_grad[1]:
-            gw = matmul_kernel(g2, x.reshape(-1, x.shape[-1]), trans_a=True)
+            gw = matmul_kernel(g2, _as_rows(x), trans_a=True)
         if self.needs_input_grad[2]:
             gb = g2.sum(axis=0)
         return gx, gw, gb
