@@ -1,0 +1,494 @@
+// Convolution kernels: tiled im2col + GEMM, a GEMM-only 1x1 path, and direct depthwise loops.
+//
+// Versions, side by side (each is checked against the float64 NumPy loop reference in
+// tests/ops/test_conv.py, and timed in benchmarks/conv.py):
+//   1. tiled im2col + GEMM. For image n and group g the column matrix col[(c, r, s), p] (the
+//      input pixel that output pixel p sees through kernel tap (r, s) of channel c) is built
+//      `tile` output pixels at a time; then
+//        forward          y_g[:, tile]  = W_g (Kg x CgRS) @ col (CgRS x tile)
+//        backward input   col           = W_g^T @ dy_g[:, tile],  then col2im adds it into dx
+//        backward weight  dW_g         += dy_g[:, tile] @ col^T
+//      The buffer holds CgRS x tile elements per thread, with tile chosen so that it stays near
+//      1 MiB (in L2 while the GEMM streams it), never the whole CgRS x OH*OW matrix of a batch.
+//   2. 1x1 kernel, stride 1, no padding: the input image is already the column matrix, so the
+//      GEMM reads it in place (no copy at all).
+//   3. depthwise (one input channel per group): the GEMM would have m = 1; direct loops over
+//      output rows and kernel taps vectorise along the row instead.
+// Threads: work items (image, group, tile) are split into one contiguous range per thread, each
+// with its own column buffer; with a single item the GEMM itself runs on all threads.
+#include "conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "parallel.h"
+
+namespace pydl {
+namespace {
+
+constexpr int64_t kColumnTileBytes = 1 << 20;  // target size of one thread's column tile
+constexpr int64_t kMinTilePixels = 64;         // below this the GEMM's packing dominates
+
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                 int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Integer division rounding toward -inf / +inf, for numerators of either sign (b > 0).
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// Output columns [lo, hi) of [ow0, ow1) whose input column ow*stride + offset lies in [0, W).
+inline void valid_range(int64_t ow0, int64_t ow1, int64_t offset, int64_t stride, int64_t W,
+                        int64_t* lo, int64_t* hi) {
+  int64_t a = std::max(ow0, ceil_div(-offset, stride));
+  int64_t b = std::min(ow1, floor_div(W - 1 - offset, stride) + 1);
+  *lo = std::min(a, ow1);
+  *hi = std::max(b, *lo);
+}
+
+bool is_pointwise(const Conv2dShape& s) {
+  return s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 &&
+         s.pad_w == 0 && s.OH == s.H && s.OW == s.W;
+}
+
+bool is_depthwise(const Conv2dShape& s) { return s.groups > 1 && s.groups == s.C; }
+
+int64_t tile_pixels(const Conv2dShape& s, int64_t elem_size) {
+  const int64_t P = s.OH * s.OW;
+  const int64_t rows = std::max<int64_t>(1, s.Cg() * s.R * s.S);
+  int64_t t = kColumnTileBytes / (rows * elem_size);
+  if (t > 16) t -= t % 16;
+  t = std::max(t, kMinTilePixels);
+  return std::max<int64_t>(1, std::min(t, P));
+}
+
+// Runs fn(slot, begin, end) over [0, items) split into `slots` contiguous ranges, one per slot,
+// the slots spread over the thread pool. A slot owns its scratch buffers for the whole call.
+template <typename Fn>
+void run_slots(int64_t items, int64_t slots, Fn&& fn) {
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t slot = s0; slot < s1; ++slot) {
+      int64_t b = items * slot / slots, e = items * (slot + 1) / slots;
+      if (b < e) fn(slot, b, e);
+    }
+  });
+}
+
+int64_t slot_count(int64_t items) { return std::max<int64_t>(1, std::min<int64_t>(num_threads(), items)); }
+
+// col[row][q] = x_g[c, ih, iw] for rows (c, r, s), q = p - p0 over output pixels p in [p0, p1).
+// x_g points at channel 0 of the group in image n.
+template <typename T>
+void im2col_tile(const Conv2dShape& s, const T* x_g, int64_t p0, int64_t p1, T* col) {
+  const int64_t P = p1 - p0, HW = s.H * s.W;
+  for (int64_t c = 0; c < s.Cg(); ++c) {
+    const T* xc = x_g + c * HW;
+    for (int64_t r = 0; r < s.R; ++r) {
+      for (int64_t t = 0; t < s.S; ++t) {
+        T* row = col + ((c * s.R + r) * s.S + t) * P;
+        const int64_t iw_off = t * s.dil_w - s.pad_w;
+        for (int64_t p = p0; p < p1;) {
+          const int64_t oh = p / s.OW, ow0 = p % s.OW, ow1 = std::min(s.OW, ow0 + (p1 - p));
+          const int64_t n = ow1 - ow0;
+          T* out = row + (p - p0) - ow0;  // out[ow] is column ow of this output row
+          const int64_t ih = oh * s.stride_h - s.pad_h + r * s.dil_h;
+          if (ih < 0 || ih >= s.H) {
+            std::fill(out + ow0, out + ow1, T(0));
+          } else {
+            const T* xrow = xc + ih * s.W + iw_off;  // xrow[ow * stride] is the tap's input
+            int64_t lo, hi;
+            valid_range(ow0, ow1, iw_off, s.stride_w, s.W, &lo, &hi);
+            std::fill(out + ow0, out + lo, T(0));
+            if (s.stride_w == 1) {
+              std::memcpy(out + lo, xrow + lo, sizeof(T) * (hi - lo));
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) out[ow] = xrow[ow * s.stride_w];
+            }
+            std::fill(out + hi, out + ow1, T(0));
+          }
+          p += n;
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col_tile: dx_g[c, ih, iw] += col[row][q].
+template <typename T>
+void col2im_tile_add(const Conv2dShape& s, const T* col, int64_t p0, int64_t p1, T* dx_g) {
+  const int64_t P = p1 - p0, HW = s.H * s.W;
+  for (int64_t c = 0; c < s.Cg(); ++c) {
+    T* dxc = dx_g + c * HW;
+    for (int64_t r = 0; r < s.R; ++r) {
+      for (int64_t t = 0; t < s.S; ++t) {
+        const T* row = col + ((c * s.R + r) * s.S + t) * P;
+        const int64_t iw_off = t * s.dil_w - s.pad_w;
+        for (int64_t p = p0; p < p1;) {
+          const int64_t oh = p / s.OW, ow0 = p % s.OW, ow1 = std::min(s.OW, ow0 + (p1 - p));
+          const int64_t ih = oh * s.stride_h - s.pad_h + r * s.dil_h;
+          if (ih >= 0 && ih < s.H) {
+            const T* in = row + (p - p0) - ow0;
+            T* dxrow = dxc + ih * s.W + iw_off;
+            int64_t lo, hi;
+            valid_range(ow0, ow1, iw_off, s.stride_w, s.W, &lo, &hi);
+            if (s.stride_w == 1) {
+              for (int64_t ow = lo; ow < hi; ++ow) dxrow[ow] += in[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) dxrow[ow * s.stride_w] += in[ow];
+            }
+          }
+          p += ow1 - ow0;
+        }
+      }
+    }
+  }
+}
+
+// ---- depthwise: direct loops ------------------------------------------------------------------
+
+// y_plane (OH x OW) += sum_{r,s} w[r, s] * x_plane shifted; x_plane is H x W.
+template <typename T>
+void depthwise_plane_forward(const Conv2dShape& s, const T* xp, const T* wk, T* yp) {
+  for (int64_t oh = 0; oh < s.OH; ++oh) {
+    T* yrow = yp + oh * s.OW;
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t ih = oh * s.stride_h - s.pad_h + r * s.dil_h;
+      if (ih < 0 || ih >= s.H) continue;
+      for (int64_t t = 0; t < s.S; ++t) {
+        const T wv = wk[r * s.S + t];
+        const int64_t iw_off = t * s.dil_w - s.pad_w;
+        const T* xrow = xp + ih * s.W + iw_off;
+        int64_t lo, hi;
+        valid_range(0, s.OW, iw_off, s.stride_w, s.W, &lo, &hi);
+        if (s.stride_w == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) yrow[ow] += wv * xrow[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) yrow[ow] += wv * xrow[ow * s.stride_w];
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void depthwise_plane_backward_input(const Conv2dShape& s, const T* dyp, const T* wk, T* dxp) {
+  for (int64_t oh = 0; oh < s.OH; ++oh) {
+    const T* dyrow = dyp + oh * s.OW;
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t ih = oh * s.stride_h - s.pad_h + r * s.dil_h;
+      if (ih < 0 || ih >= s.H) continue;
+      for (int64_t t = 0; t < s.S; ++t) {
+        const T wv = wk[r * s.S + t];
+        const int64_t iw_off = t * s.dil_w - s.pad_w;
+        T* dxrow = dxp + ih * s.W + iw_off;
+        int64_t lo, hi;
+        valid_range(0, s.OW, iw_off, s.stride_w, s.W, &lo, &hi);
+        if (s.stride_w == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) dxrow[ow] += wv * dyrow[ow];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) dxrow[ow * s.stride_w] += wv * dyrow[ow];
+        }
+      }
+    }
+  }
+}
+
+// acc[r*S + t] += sum_{oh, ow} dy[oh, ow] * x[ih, iw].
+template <typename T>
+void depthwise_plane_backward_weight(const Conv2dShape& s, const T* xp, const T* dyp, T* acc) {
+  for (int64_t oh = 0; oh < s.OH; ++oh) {
+    const T* dyrow = dyp + oh * s.OW;
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t ih = oh * s.stride_h - s.pad_h + r * s.dil_h;
+      if (ih < 0 || ih >= s.H) continue;
+      for (int64_t t = 0; t < s.S; ++t) {
+        const int64_t iw_off = t * s.dil_w - s.pad_w;
+        const T* xrow = xp + ih * s.W + iw_off;
+        int64_t lo, hi;
+        valid_range(0, s.OW, iw_off, s.stride_w, s.W, &lo, &hi);
+        // Four partial sums: breaks the add chain so the loop pipelines without -ffast-math.
+        T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int64_t ow = lo;
+        if (s.stride_w == 1) {
+          for (; ow + 4 <= hi; ow += 4) {
+            a0 += dyrow[ow] * xrow[ow];
+            a1 += dyrow[ow + 1] * xrow[ow + 1];
+            a2 += dyrow[ow + 2] * xrow[ow + 2];
+            a3 += dyrow[ow + 3] * xrow[ow + 3];
+          }
+          for (; ow < hi; ++ow) a0 += dyrow[ow] * xrow[ow];
+        } else {
+          for (; ow < hi; ++ow) a0 += dyrow[ow] * xrow[ow * s.stride_w];
+        }
+        acc[r * s.S + t] += (a0 + a1) + (a2 + a3);
+      }
+    }
+  }
+}
+
+template <typename T>
+void depthwise_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t P = s.OH * s.OW, HW = s.H * s.W, Kg = s.Kg(), RS = s.R * s.S;
+  parallel_for(s.N * s.K, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t n = i / s.K, k = i % s.K, c = k / Kg;
+      T* yp = y + i * P;
+      std::fill(yp, yp + P, bias ? bias[k] : T(0));
+      depthwise_plane_forward(s, x + (n * s.C + c) * HW, w + k * RS, yp);
+    }
+  });
+}
+
+template <typename T>
+void depthwise_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  const int64_t P = s.OH * s.OW, HW = s.H * s.W, Kg = s.Kg(), RS = s.R * s.S;
+  // One task per input plane: the Kg outputs of its group all add into it.
+  parallel_for(s.N * s.C, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t n = i / s.C, c = i % s.C;
+      T* dxp = dx + i * HW;
+      std::fill(dxp, dxp + HW, T(0));
+      for (int64_t k = c * Kg; k < (c + 1) * Kg; ++k)
+        depthwise_plane_backward_input(s, dy + (n * s.K + k) * P, w + k * RS, dxp);
+    }
+  });
+}
+
+template <typename T>
+void depthwise_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dw) {
+  const int64_t P = s.OH * s.OW, HW = s.H * s.W, Kg = s.Kg(), RS = s.R * s.S;
+  // One task per output channel: it sums over the batch, so no two tasks write the same dw.
+  parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      T* acc = dw + k * RS;
+      std::fill(acc, acc + RS, T(0));
+      for (int64_t n = 0; n < s.N; ++n)
+        depthwise_plane_backward_weight(s, x + (n * s.C + k / Kg) * HW, dy + (n * s.K + k) * P,
+                                        acc);
+    }
+  });
+}
+
+}  // namespace
+
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dil) {
+  return (in + 2 * pad - dil * (kernel - 1) - 1) / stride + 1;
+}
+
+Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t Cg,
+                              int64_t R, int64_t S, int64_t stride_h, int64_t stride_w,
+                              int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                              int64_t groups, int64_t out_h, int64_t out_w) {
+  auto dims = [](int64_t a, int64_t b) {
+    return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
+  };
+  if (N < 0 || C < 0 || H < 0 || W < 0 || K < 0 || Cg < 0 || R < 1 || S < 1)
+    throw std::invalid_argument("conv2d: invalid sizes: input (" + std::to_string(N) + ", " +
+                                std::to_string(C) + ", " + std::to_string(H) + ", " +
+                                std::to_string(W) + "), kernel " + dims(R, S));
+  if (stride_h < 1 || stride_w < 1)
+    throw std::invalid_argument("conv2d: stride must be positive, got " + dims(stride_h, stride_w));
+  if (pad_h < 0 || pad_w < 0)
+    throw std::invalid_argument("conv2d: padding must be non-negative, got " + dims(pad_h, pad_w));
+  if (dil_h < 1 || dil_w < 1)
+    throw std::invalid_argument("conv2d: dilation must be positive, got " + dims(dil_h, dil_w));
+  if (groups < 1)
+    throw std::invalid_argument("conv2d: groups must be positive, got " + std::to_string(groups));
+  if (C % groups != 0 || K % groups != 0)
+    throw std::invalid_argument("conv2d: in_channels (" + std::to_string(C) +
+                                ") and out_channels (" + std::to_string(K) +
+                                ") must be divisible by groups (" + std::to_string(groups) + ")");
+  if (Cg != C / groups)
+    throw std::invalid_argument("conv2d: weight has " + std::to_string(Cg) +
+                                " input channels per group, expected " +
+                                std::to_string(C / groups) + " (in_channels " +
+                                std::to_string(C) + " / groups " + std::to_string(groups) + ")");
+  const int64_t eff_r = dil_h * (R - 1) + 1, eff_s = dil_w * (S - 1) + 1;
+  if (eff_r > H + 2 * pad_h || eff_s > W + 2 * pad_w)
+    throw std::invalid_argument("conv2d: kernel size " + dims(eff_r, eff_s) +
+                                " (with dilation) is larger than the padded input " +
+                                dims(H + 2 * pad_h, W + 2 * pad_w));
+  Conv2dShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W, s.K = K, s.R = R, s.S = S;
+  s.stride_h = stride_h, s.stride_w = stride_w, s.pad_h = pad_h, s.pad_w = pad_w;
+  s.dil_h = dil_h, s.dil_w = dil_w, s.groups = groups;
+  const int64_t nat_h = conv_output_size(H, R, stride_h, pad_h, dil_h);
+  const int64_t nat_w = conv_output_size(W, S, stride_w, pad_w, dil_w);
+  s.OH = out_h < 0 ? nat_h : out_h;
+  s.OW = out_w < 0 ? nat_w : out_w;
+  if (s.OH > nat_h || s.OW > nat_w)
+    throw std::invalid_argument("conv2d: output size " + dims(s.OH, s.OW) +
+                                " exceeds the largest possible " + dims(nat_h, nat_w));
+  return s;
+}
+
+int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
+  if (is_depthwise(s) || is_pointwise(s)) return 0;
+  const int64_t P = s.OH * s.OW;
+  if (P == 0) return 0;
+  const int64_t tile = tile_pixels(s, elem_size);
+  const int64_t items = s.N * s.groups * ((P + tile - 1) / tile);
+  return slot_count(items) * s.Cg() * s.R * s.S * tile * elem_size;
+}
+
+template <typename T>
+void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t P = s.OH * s.OW;
+  if (s.N == 0 || s.K == 0 || P == 0) return;
+  if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
+  const bool pointwise = is_pointwise(s);
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
+  const int64_t rows = Cg * s.R * s.S;
+  const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
+  const int64_t items = s.N * G * n_tiles, slots = slot_count(items);
+  std::vector<T> buffer(pointwise ? 0 : slots * rows * tile);
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = buffer.data() + slot * rows * tile;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i % n_tiles, g = (i / n_tiles) % G, n = i / (n_tiles * G);
+      const int64_t p0 = t * tile, p1 = std::min(P, p0 + tile);
+      const T* x_g = x + (n * s.C + g * Cg) * HW;
+      T* y_g = y + (n * s.K + g * Kg) * P;
+      const T* b = col;
+      int64_t ldb = p1 - p0;
+      if (pointwise) {
+        b = x_g + p0, ldb = HW;
+      } else {
+        im2col_tile(s, x_g, p0, p1, col);
+      }
+      gemm(false, false, Kg, p1 - p0, rows, T(1), w + g * Kg * rows, rows, b, ldb, T(0), y_g + p0, P);
+      if (bias) {
+        for (int64_t k = 0; k < Kg; ++k) {
+          T* yrow = y_g + k * P;
+          const T bk = bias[g * Kg + k];
+          for (int64_t p = p0; p < p1; ++p) yrow[p] += bk;
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T* dx) {
+  const int64_t P = s.OH * s.OW, HW = s.H * s.W;
+  if (s.N * s.C * HW == 0) return;
+  if (s.K == 0 || P == 0) {
+    std::fill(dx, dx + s.N * s.C * HW, T(0));
+    return;
+  }
+  if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
+  const bool pointwise = is_pointwise(s);
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
+  const int64_t rows = Cg * s.R * s.S;
+  const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
+  // One item per (image, group): its tiles all add into the same dx planes.
+  const int64_t items = s.N * G, slots = slot_count(items);
+  std::vector<T> buffer(pointwise ? 0 : slots * rows * tile);
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = buffer.data() + slot * rows * tile;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n = i / G;
+      T* dx_g = dx + (n * s.C + g * Cg) * HW;
+      const T* dy_g = dy + (n * s.K + g * Kg) * P;
+      const T* w_g = w + g * Kg * rows;
+      if (pointwise) {  // dx_g (Cg x HW) = W_g^T @ dy_g in one GEMM
+        gemm(true, false, Cg, P, Kg, T(1), w_g, rows, dy_g, P, T(0), dx_g, HW);
+        continue;
+      }
+      std::fill(dx_g, dx_g + Cg * HW, T(0));
+      for (int64_t t = 0; t < n_tiles; ++t) {
+        const int64_t p0 = t * tile, p1 = std::min(P, p0 + tile);
+        gemm(true, false, rows, p1 - p0, Kg, T(1), w_g, rows, dy_g + p0, P, T(0), col, p1 - p0);
+        col2im_tile_add(s, col, p0, p1, dx_g);
+      }
+    }
+  });
+}
+
+template <typename T>
+void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T* dw, T* dbias) {
+  const int64_t P = s.OH * s.OW, HW = s.H * s.W;
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
+  const int64_t rows = Cg * s.R * s.S, w_size = s.K * rows;
+  if (dbias) {
+    parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        double acc = 0;  // a long sum (N * OH * OW terms): accumulate in double
+        for (int64_t n = 0; n < s.N; ++n) {
+          const T* row = dy + (n * s.K + k) * P;
+          T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+          int64_t p = 0;
+          for (; p + 4 <= P; p += 4) a0 += row[p], a1 += row[p + 1], a2 += row[p + 2], a3 += row[p + 3];
+          for (; p < P; ++p) a0 += row[p];
+          acc += double((a0 + a1) + (a2 + a3));
+        }
+        dbias[k] = T(acc);
+      }
+    });
+  }
+  if (w_size == 0) return;
+  if (s.N == 0 || P == 0) {
+    std::fill(dw, dw + w_size, T(0));
+    return;
+  }
+  if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
+  const bool pointwise = is_pointwise(s);
+  const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
+  const int64_t items = s.N * G * n_tiles, slots = slot_count(items);
+  std::vector<T> buffer(pointwise ? 0 : slots * rows * tile);
+  // Slot 0 accumulates into dw itself; the others into private copies summed at the end.
+  std::vector<T> partial((slots - 1) * w_size);
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = buffer.data() + slot * rows * tile;
+    T* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
+    std::fill(acc, acc + w_size, T(0));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i % n_tiles, g = (i / n_tiles) % G, n = i / (n_tiles * G);
+      const int64_t p0 = t * tile, p1 = std::min(P, p0 + tile);
+      const T* x_g = x + (n * s.C + g * Cg) * HW;
+      const T* b = col;
+      int64_t ldb = p1 - p0;
+      if (pointwise) {
+        b = x_g + p0, ldb = HW;
+      } else {
+        im2col_tile(s, x_g, p0, p1, col);
+      }
+      // dW_g (Kg x rows) += dy_g[:, p0:p1] (Kg x tile) @ col^T (tile x rows)
+      gemm(false, true, Kg, rows, p1 - p0, T(1), dy + (n * s.K + g * Kg) * P + p0, P, b, ldb,
+           T(1), acc + g * Kg * rows, rows);
+    }
+  });
+  // A slot left without items (items < slots cannot happen: slots <= items) still zeroed its acc.
+  if (slots > 1) {
+    parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
+      for (int64_t sl = 1; sl < slots; ++sl) {
+        const T* part = partial.data() + (sl - 1) * w_size;
+        for (int64_t e = e0; e < e1; ++e) dw[e] += part[e];
+      }
+    });
+  }
+}
+
+template void conv2d_forward_cpu<float>(const Conv2dShape&, const float*, const float*,
+                                        const float*, float*);
+template void conv2d_forward_cpu<double>(const Conv2dShape&, const double*, const double*,
+                                         const double*, double*);
+template void conv2d_backward_input_cpu<float>(const Conv2dShape&, const float*, const float*,
+                                               float*);
+template void conv2d_backward_input_cpu<double>(const Conv2dShape&, const double*, const double*,
+                                                double*);
+template void conv2d_backward_weight_cpu<float>(const Conv2dShape&, const float*, const float*,
+                                                float*, float*);
+template void conv2d_backward_weight_cpu<double>(const Conv2dShape&, const double*, const double*,
+                                                 double*, double*);
+
+}  // namespace pydl

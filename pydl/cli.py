@@ -1,0 +1,459 @@
+"""The ``pydl`` command.
+
+    pydl train [--model lenet] [--data digits] [--epochs N] [--optimizer adam] [--lr LR]
+               [--batch-size B] [--seed S] [--device cpu] [--out runs/NAME]
+    pydl train --resume runs/NAME [--epochs N]
+    pydl info
+    pydl bench [suite ...] [--quick] ...
+
+``pydl train`` trains a reference model (``pydl.models``) with ``pydl.train.fit``, showing a
+progress bar per epoch, then prints the test accuracy and writes to the ``--out`` folder:
+``checkpoint.safetensors`` (model, optimizer, scheduler, early stopping and RNG states, history,
+configuration; saved atomically after every epoch, so an interrupted run can be resumed
+exactly), ``model.safetensors`` (the evaluated weights: ``model.load_state_dict(pydl.load(p))``),
+``history.json``, ``results.json`` and ``curves.png`` (loss and accuracy per epoch; needs
+matplotlib, the ``plot`` extra). The defaults train LeNet-5 on the bundled 8x8 digits to about
+98% test accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+CHECKPOINT = "checkpoint.safetensors"
+
+# Every option of ``pydl train`` with its default. The defaults were chosen on the digits: with
+# them LeNet-5 reaches 97.5-98.5% test accuracy across seeds (see the tests and the report).
+DEFAULTS: Dict[str, Any] = {
+    "model": "lenet", "data": "digits", "data_dir": None, "epochs": 30, "optimizer": "adam",
+    "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 64, "scheduler": "cosine",
+    "label_smoothing": 0.1,
+    "val_fraction": 0.1, "patience": None, "dropout": 0.0, "hidden": 128, "subset": None,
+    "seed": 0, "device": "cpu", "out": None,
+}
+# Options that may change when resuming (the rest must match the checkpoint's run).
+RESUMABLE = {"epochs", "device", "out"}
+
+MODELS = ("lenet", "mlp", "vgg")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULERS = ("none", "cosine", "step", "plateau")
+
+
+# -- building the run ---------------------------------------------------------------------------
+
+def load_data(cfg: Dict[str, Any]):
+    """Train and test datasets named by ``cfg["data"]``."""
+    from pydl.data import datasets
+
+    name = cfg["data"]
+    if name == "digits":
+        return datasets.Digits(train=True), datasets.Digits(train=False)
+    if cfg["data_dir"] is None:
+        raise SystemExit(f"pydl train: --data {name} needs --data-dir (pydl does not download "
+                         "data sets)")
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST,
+           "cifar10": datasets.CIFAR10}[name]
+    return cls(cfg["data_dir"], train=True), cls(cfg["data_dir"], train=False)
+
+
+def build_model(cfg: Dict[str, Any], image_shape, num_classes: int):
+    from pydl import models
+
+    c, h, w = image_shape
+    if cfg["model"] == "lenet":
+        return models.LeNet5(c, num_classes, input_size=(h, w))
+    if cfg["model"] == "mlp":
+        return models.MLP([c * h * w, cfg["hidden"], num_classes], dropout=cfg["dropout"])
+    # As many VGG blocks (up to 3) as halve the image evenly down to at least 2x2.
+    blocks = next((k for k in (3, 2, 1) if h % 2 ** k == 0 and w % 2 ** k == 0
+                   and min(h, w) // 2 ** k >= 2), 0)
+    if blocks == 0:
+        raise SystemExit(f"pydl train: --model vgg needs even image sizes, got {h}x{w}")
+    widths = (32, 64, 128)[:blocks]
+    return models.SmallVGG(c, num_classes, input_size=(h, w), widths=widths,
+                           dropout=cfg["dropout"])
+
+
+def build_optimizer(cfg: Dict[str, Any], params):
+    from pydl import optim
+
+    name, lr, wd = cfg["optimizer"], cfg["lr"], cfg["weight_decay"]
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=cfg["momentum"], weight_decay=wd)
+    cls = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
+           "adagrad": optim.Adagrad}[name]
+    return cls(params, lr=lr, weight_decay=wd)
+
+
+def build_scheduler(cfg: Dict[str, Any], optimizer):
+    from pydl.optim import lr_scheduler
+
+    name, epochs = cfg["scheduler"], cfg["epochs"]
+    if name == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if name == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if name == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2)
+    return None
+
+
+class _Run:
+    """Everything a training run needs, built deterministically from its configuration."""
+
+    def __init__(self, cfg: Dict[str, Any]):
+        import pydl
+        from pydl import nn
+        from pydl.data import DataLoader, Subset, random_split
+        from pydl.data.transforms import Normalize
+
+        self.cfg = cfg
+        pydl.manual_seed(cfg["seed"])
+        train_set, test_set = load_data(cfg)
+        if cfg["subset"] is not None:
+            train_set = Subset(train_set, range(min(cfg["subset"], len(train_set))))
+            test_set = Subset(test_set, range(min(cfg["subset"], len(test_set))))
+        split_gen = pydl.Generator().manual_seed(cfg["seed"])
+        val_set = None
+        if cfg["val_fraction"] > 0:
+            n_val = max(1, int(round(cfg["val_fraction"] * len(train_set))))
+            train_set, val_set = random_split(train_set, [len(train_set) - n_val, n_val],
+                                              generator=split_gen)
+        # Standardise with statistics of the training part only (no leak from val/test).
+        base = _base_dataset(train_set)
+        train_idx = np.asarray(_indices(train_set))
+        self.normalize = Normalize.fit(base.data[train_idx])
+        for ds in {id(_base_dataset(d)): _base_dataset(d)
+                   for d in (train_set, val_set, test_set) if d is not None}.values():
+            ds.data = self.normalize(ds.data)
+        image_shape = base.data.shape[1:]
+        num_classes = int(max(base.targets.max(), _base_dataset(test_set).targets.max())) + 1
+
+        self.loader_gen = pydl.Generator().manual_seed(cfg["seed"] + 1)
+        bs = cfg["batch_size"]
+        self.train_loader = DataLoader(train_set, batch_size=bs, shuffle=True,
+                                       generator=self.loader_gen)
+        self.val_loader = DataLoader(val_set, batch_size=512) if val_set is not None else None
+        self.test_loader = DataLoader(test_set, batch_size=512)
+        self.sizes = (len(train_set), len(val_set) if val_set is not None else 0, len(test_set))
+
+        self.model = build_model(cfg, image_shape, num_classes)
+        if cfg["device"] != "cpu":  # before the optimizer sees the parameters
+            self.model.to(cfg["device"])
+        self.optimizer = build_optimizer(cfg, self.model.parameters())
+        self.scheduler = build_scheduler(cfg, self.optimizer)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
+        self.stopper = None
+        if cfg["patience"] is not None:
+            from pydl.callbacks import EarlyStopping
+
+            self.stopper = EarlyStopping(patience=cfg["patience"])
+
+    def state(self, epochs_done: int, history, stopped: bool) -> Dict[str, Any]:
+        from pydl import random
+
+        return {
+            "format": "pydl-train-run",
+            "config": self.cfg,
+            "epochs_done": epochs_done,
+            "stopped_early": stopped,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "early_stopping": self.stopper.state_dict() if self.stopper is not None else None,
+            "history": history.to_dict(),
+            "rng": {"global": random.get_rng_state(), "loader": self.loader_gen.get_state()},
+            "normalize": {"mean": self.normalize.mean.tolist(),
+                          "std": self.normalize.std.tolist()},
+        }
+
+    def load_state(self, ckpt: Dict[str, Any]) -> None:
+        from pydl import random
+
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.stopper is not None and ckpt.get("early_stopping") is not None:
+            self.stopper.load_state_dict(ckpt["early_stopping"])
+        random.set_rng_state(ckpt["rng"]["global"])
+        self.loader_gen.set_state(ckpt["rng"]["loader"])
+
+
+def _base_dataset(ds):
+    while hasattr(ds, "dataset") and hasattr(ds, "indices"):
+        ds = ds.dataset
+    return ds
+
+
+def _indices(ds) -> List[int]:
+    """Indices of a (possibly nested) Subset into its base dataset."""
+    if hasattr(ds, "dataset") and hasattr(ds, "indices"):
+        inner = _indices(ds.dataset)
+        return [inner[i] for i in ds.indices]
+    return list(range(len(ds)))
+
+
+class _SaveEachEpoch:
+    """fit callback: checkpoint after every epoch (atomically), so a run can be resumed. It runs
+    after the early-stopping callback, so the saved state includes that epoch's decision."""
+
+    def __init__(self, run: _Run, path: str, history):
+        self.run, self.path, self.history = run, path, history
+
+    @property
+    def stopped(self) -> bool:
+        return self.run.stopper is not None and bool(self.run.stopper.should_stop)
+
+    def on_epoch_end(self, epoch: int, logs, model) -> bool:
+        import pydl
+
+        pydl.save(self.run.state(epoch + 1, self.history, self.stopped), self.path)
+        return False
+
+
+# -- output -------------------------------------------------------------------------------------
+
+def save_plot(history, path: str) -> bool:
+    """Loss and accuracy curves (train and validation) per epoch; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib is not installed (pip install 'pydl[plot]'); plot skipped")
+        return False
+    epochs = [e + 1 for e in history.epoch]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+        for split, style in (("train", "-"), ("val", "--")):
+            key = f"{split}_{metric}"
+            if key in history:
+                ax.plot(epochs, history[key], style, marker="o", markersize=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle("training curves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def _train_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train a reference model",
+                       description="Train a reference model; see `pydl train --help`.")
+    d = DEFAULTS
+    p.add_argument("--model", choices=MODELS, help=f"model (default {d['model']})")
+    p.add_argument("--data", choices=DATASETS, help=f"data set (default {d['data']}, bundled)")
+    p.add_argument("--data-dir", help="folder with the MNIST/Fashion-MNIST IDX files or the "
+                                      "CIFAR-10 binary batches")
+    p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d['optimizer']}")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {d['lr']})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d['momentum']})")
+    p.add_argument("--weight-decay", type=float, help=f"default {d['weight_decay']}")
+    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    p.add_argument("--scheduler", choices=SCHEDULERS, help=f"default {d['scheduler']}")
+    p.add_argument("--label-smoothing", type=float,
+                   help=f"cross-entropy label smoothing (default {d['label_smoothing']})")
+    p.add_argument("--val-fraction", type=float,
+                   help=f"part of the training set held out for validation "
+                        f"(default {d['val_fraction']})")
+    p.add_argument("--patience", type=int, help="early stopping on validation loss after this "
+                                                "many epochs without improvement (default off)")
+    p.add_argument("--dropout", type=float, help=f"dropout of mlp/vgg (default {d['dropout']})")
+    p.add_argument("--hidden", type=int, help=f"mlp hidden width (default {d['hidden']})")
+    p.add_argument("--subset", type=int, help="use only the first N training and test samples "
+                                              "(quick checks)")
+    p.add_argument("--seed", type=int, help=f"random seed (default {d['seed']})")
+    p.add_argument("--device", help=f"cpu or cuda (default {d['device']})")
+    p.add_argument("--out", help="output folder (default runs/<model>-<data>-seed<seed>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _check_config(cfg: Dict[str, Any]) -> None:
+    problems = []
+    for key in ("epochs", "batch_size"):
+        if not isinstance(cfg[key], int) or cfg[key] < (0 if key == "epochs" else 1):
+            problems.append(f"--{key.replace('_', '-')} must be a "
+                            f"{'non-negative' if key == 'epochs' else 'positive'} int")
+    if not cfg["lr"] > 0:
+        problems.append("--lr must be positive")
+    if not 0 <= cfg["val_fraction"] < 1:
+        problems.append("--val-fraction must lie in [0, 1)")
+    if cfg["patience"] is not None and cfg["patience"] < 0:
+        problems.append("--patience must be >= 0")
+    if cfg["subset"] is not None and cfg["subset"] < 2:
+        problems.append("--subset must be >= 2")
+    if not 0 <= cfg["label_smoothing"] < 1:
+        problems.append("--label-smoothing must lie in [0, 1)")
+    if not 0 <= cfg["dropout"] < 1:
+        problems.append("--dropout must lie in [0, 1)")
+    if problems:
+        raise SystemExit("pydl train: " + "; ".join(problems))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import pydl
+    from pydl.train import History, evaluate, fit
+
+    given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
+    ckpt = None
+    if args.resume:
+        path = os.path.join(args.resume, CHECKPOINT)
+        if not os.path.isfile(path):
+            raise SystemExit(f"pydl train: no checkpoint to resume at {path}")
+        try:
+            ckpt = pydl.load(path, map_location=given.get("device"))
+        except ValueError as e:  # CheckpointError: corrupt, truncated or foreign
+            raise SystemExit(f"pydl train: cannot resume from {path}: {e}") from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != "pydl-train-run":
+            raise SystemExit(f"pydl train: {path} is not a `pydl train` checkpoint")
+        cfg = dict(DEFAULTS)
+        cfg.update(ckpt["config"])
+        changed = [k for k, v in given.items() if k not in RESUMABLE and v != cfg[k]]
+        if changed:
+            raise SystemExit("pydl train: --resume continues a run with its own settings; "
+                             f"only --epochs, --device and --out may change, not "
+                             f"{', '.join('--' + k.replace('_', '-') for k in changed)}")
+        cfg.update(given)
+        cfg["out"] = given.get("out", args.resume)
+    else:
+        cfg = dict(DEFAULTS)
+        cfg.update(given)
+        if cfg["out"] is None:
+            cfg["out"] = os.path.join("runs", f"{cfg['model']}-{cfg['data']}-seed{cfg['seed']}")
+    _check_config(cfg)
+    out = cfg["out"]
+    os.makedirs(out, exist_ok=True)
+
+    start = time.perf_counter()
+    run = _Run(cfg)
+    history = History()
+    epochs_done = 0
+    if ckpt is not None:
+        run.load_state(ckpt)
+        history = History.from_dict(ckpt["history"])
+        epochs_done = int(ckpt["epochs_done"])
+        if ckpt.get("stopped_early"):
+            print(f"the run in {args.resume} stopped early after {epochs_done} epochs; "
+                  "nothing to train")
+            cfg["epochs"] = epochs_done
+        elif epochs_done >= cfg["epochs"]:
+            print(f"the run in {args.resume} has trained {epochs_done} epochs already; pass "
+                  "--epochs to train further")
+        else:
+            print(f"resuming {args.resume} at epoch {epochs_done + 1} of {cfg['epochs']}")
+
+    n_train, n_val, n_test = run.sizes
+    n_params = sum(p.numel() for p in run.model.parameters())
+    print(f"pydl train: {cfg['model']} ({n_params:,} parameters) on {cfg['data']} "
+          f"({n_train} train, {n_val} val, {n_test} test), {cfg['optimizer']} lr {cfg['lr']}, "
+          f"batch {cfg['batch_size']}, {cfg['epochs']} epochs, seed {cfg['seed']}, "
+          f"device {cfg['device']}", flush=True)
+
+    ckpt_path = os.path.join(out, CHECKPOINT)
+    saver = _SaveEachEpoch(run, ckpt_path, history)
+    callbacks = ([run.stopper] if run.stopper is not None else []) + [saver]
+    device = None if cfg["device"] == "cpu" else cfg["device"]
+    if epochs_done < cfg["epochs"]:
+        fit(run.model, run.loss_fn, run.optimizer, run.train_loader, run.val_loader,
+            epochs=cfg["epochs"], scheduler=run.scheduler, callbacks=callbacks,
+            metrics=["accuracy"], device=device, progress=not args.no_progress,
+            initial_epoch=epochs_done, history=history)
+        epochs_done = history.epoch[-1] + 1 if len(history) else epochs_done
+        if saver.stopped:
+            print(f"early stopping after epoch {epochs_done}: restored the weights of epoch "
+                  f"{run.stopper.best_epoch + 1} (best validation loss)")
+    elif run.stopper is not None and run.stopper.best_state is not None:
+        run.stopper.restore(run.model)
+    # checkpoint.safetensors holds the last epoch's training state (for --resume);
+    # model.safetensors the weights evaluated below (the best epoch's under early stopping).
+    model_path = os.path.join(out, "model.safetensors")
+    pydl.save(run.model.state_dict(), model_path)
+
+    test = evaluate(run.model, run.test_loader, run.loss_fn, ["accuracy"], device)
+    wall = time.perf_counter() - start
+    correct = int(round(test["accuracy"] * n_test))
+    smoothing = f" (label smoothing {cfg['label_smoothing']})" if cfg["label_smoothing"] else ""
+    print(f"test accuracy: {test['accuracy']:.4f} ({correct}/{n_test}), test loss "
+          f"{test['loss']:.4f}{smoothing}, wall time {wall:.1f} s")
+    history.save_json(os.path.join(out, "history.json"))
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"test_accuracy": test["accuracy"], "test_loss": test["loss"],
+                   "epochs": epochs_done, "wall_time_s": wall, "parameters": n_params,
+                   "config": cfg}, f, indent=1)
+    if len(history) and save_plot(history, os.path.join(out, "curves.png")):
+        print(f"wrote {out}/curves.png")
+    print(f"wrote {ckpt_path}, {model_path}, {out}/history.json, {out}/results.json")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import pydl
+
+    pydl.show_config()
+    return 0
+
+
+def _find_benchmarks() -> Optional[str]:
+    """The source checkout holding ``benchmarks/`` (the current folder or the one above the
+    pydl package), or None for an installed pydl."""
+    import pydl
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
+    for root in (os.getcwd(), here):
+        if os.path.isfile(os.path.join(root, "benchmarks", "harness.py")) and \
+                os.path.isfile(os.path.join(root, "benchmarks", "__main__.py")):
+            return root
+    return None
+
+
+def cmd_bench(args: argparse.Namespace, rest: List[str]) -> int:
+    root = _find_benchmarks()
+    if root is None:
+        print("pydl bench: the benchmarks/ folder is not importable; run this from a pydl "
+              "source checkout (it is not part of the installed package)")
+        return 1
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks.__main__ import main as bench_main
+
+    return int(bench_main(list(args.suites) + rest) or 0)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="pydl", description="pydl: train reference models, "
+                                     "show the build configuration, run benchmarks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    sub.add_parser("info", help="print pydl.show_config()")
+    bench = sub.add_parser("bench", help="run benchmark suites (python -m benchmarks), from a "
+                                         "source checkout; other options are passed on")
+    bench.add_argument("suites", nargs="*", help="suites to run (default: all)")
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "bench" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "info":
+        return cmd_info(args)
+    return cmd_bench(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Convolution: ``conv1d``, ``conv2d``, ``conv_transpose1d``, ``conv_transpose2d`` (PyTorch's
+signatures), and ``convolve1d`` / ``convolve2d`` for true (kernel-flipped) convolution.
+
+Like every deep-learning library, ``conv2d`` computes a *cross-correlation* (lecture notes 13.2,
+14.1): with x of shape (N, C, H, W) and a weight of shape (K, C/groups, R, S)
+
+    y[n, k, i, j] = b[k] + sum_{c, r, s} w[k, c, r, s] * x[n, c, i*sh - ph + r*dh, j*sw - pw + s*dw]
+
+(zero outside the input; channel c runs over k's group). The textbook convolution
+(x * w)[i] = sum_r x[i - r] w[r] flips the kernel; ``convolve2d(x, w) == conv2d(x, flip(w))``.
+Output size per axis: floor((in + 2*pad - dil*(k - 1) - 1) / stride) + 1.
+
+Gradients (all three are C++ kernels in csrc/conv.cpp):
+    dx = conv2d_backward_input(dy, w)   the transposed convolution of dy with w
+    dw = conv2d_backward_weight(x, dy)  the correlation of x with dy, summed over the batch
+    db = sum of dy over (n, i, j)
+A transposed convolution is the backward-input pass run forward, so its own gradients are a
+forward convolution (for its input) and the weight pass with x and dy swapped.
+1-d convolutions run as 2-d ones with a height of 1 (a reshape, no copy).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pydl import _C
+from pydl.autograd.function import Function
+from pydl.tensor import Tensor
+
+
+# ---- argument handling ---------------------------------------------------------------------------
+def _tuple(value, n: int, name: str, op: str) -> tuple:
+    """int -> (v,) * n; a tuple/list of n ints stays. Anything else is a TypeError/ValueError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
+        if len(value) != n or not all(isinstance(v, (int, np.integer))
+                                      and not isinstance(v, (bool, np.bool_)) for v in value):
+            raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+        return tuple(int(v) for v in value)
+    raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+
+
+def _check_tensor(t, name: str, op: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {name} must be a pydl.Tensor, got {type(t).__name__}")
+    if not isinstance(t.data, np.ndarray):
+        raise RuntimeError(f"{op}: only CPU tensors are supported, {name} is on {t.device}")
+    if t.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {t.dtype}")
+
+
+def _check_common(op, input, weight, bias, nd, stride, padding, dilation, groups):
+    """Ranks, dtypes, channel counts and hyper-parameters shared by conv and conv_transpose."""
+    _check_tensor(input, "input", op)
+    _check_tensor(weight, "weight", op)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{op}: expected {nd + 1}-D (unbatched) or {nd + 2}-D (batched) input, "
+                         f"got input of shape {tuple(input.shape)}")
+    if weight.ndim != nd + 2:
+        raise ValueError(f"{op}: expected a {nd + 2}-D weight, got weight of shape "
+                         f"{tuple(weight.shape)}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{op}: input ({input.dtype}) and weight ({weight.dtype}) must have the "
+                        "same dtype")
+    if bias is not None:
+        _check_tensor(bias, "bias", op)
+        if bias.dtype != input.dtype:
+            raise TypeError(f"{op}: input ({input.dtype}) and bias ({bias.dtype}) must have the "
+                            "same dtype")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if any(s < 1 for s in stride):
+        raise ValueError(f"{op}: stride must be positive, got {stride}")
+    if any(p < 0 for p in padding):
+        raise ValueError(f"{op}: padding must be non-negative, got {padding}")
+    if any(d < 1 for d in dilation):
+        raise ValueError(f"{op}: dilation must be positive, got {dilation}")
+
+
+def _as4d(a: np.ndarray, nd: int, batched: bool) -> np.ndarray:
+    """View a (N, C, *spatial) / (C, *spatial) array as (N, C, H, W); 1-d gets H = 1."""
+    if not batched:
+        a = a[None]
+    if nd == 1:
+        a = a[:, :, None, :]
+    return a
+
+
+def _from4d(a: np.ndarray, nd: int, batched: bool) -> np.ndarray:
+    if nd == 1:
+        a = a[:, :, 0, :]
+    if not batched:
+        a = a[0]
+    return a
+
+
+def _weight4d(w: np.ndarray, nd: int) -> np.ndarray:
+    return w[:, :, None, :] if nd == 1 else w
+
+
+def _pad2(t: tuple, nd: int, fill: int) -> tuple:
+    return (fill,) + t if nd == 1 else t
+
+
+# ---- the ops -----------------------------------------------------------------------------------
+class ConvNd(Function):
+    """Cross-correlation over 1 or 2 spatial dims; forward, both backward passes in C++.
+
+    Saves x and w (both are needed: dx needs w, dw needs x) in their contiguous form."""
+
+    def forward(self, x, w, b, nd, stride, padding, dilation, groups):
+        self.nd, self.batched = nd, x.ndim == nd + 2
+        self.in_shape, self.w_shape = x.shape, w.shape
+        x4 = np.ascontiguousarray(_as4d(x, nd, self.batched))
+        w4 = np.ascontiguousarray(_weight4d(w, nd))
+        self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
+        self.save_for_backward(x4, w4)
+        y = _C.conv2d_forward(x4, w4, None if b is None else np.ascontiguousarray(b), *self.args)
+        return _from4d(y, nd, self.batched)
+
+    def backward(self, gy):
+        x4, w4 = self.saved_tensors
+        stride, padding, dilation, groups = self.args
+        gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = _C.conv2d_backward_input(gy4, w4, x4.shape[2:], stride, padding, dilation, groups)
+            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
+        if self.needs_input_grad[1]:
+            gw, gb = _C.conv2d_backward_weight(x4, gy4, w4.shape[2:], stride, padding, dilation,
+                                               groups, bool(self.needs_input_grad[2]))
+            gw = gw.reshape(self.w_shape)
+        elif self.needs_input_grad[2]:
+            gb = gy4.sum(axis=(0, 2, 3))
+        return gx, gw, gb, None, None, None, None, None
+
+
+class ConvTransposeNd(Function):
+    """Transposed convolution (the gradient of conv w.r.t. its input, used as a layer).
+
+    weight is (C_in, C_out / groups, *kernel). Forward runs the conv backward-input kernel;
+    dx is a forward convolution of dy, dw the conv weight pass with x and dy swapped."""
+
+    def forward(self, x, w, b, nd, stride, padding, dilation, groups, out_hw):
+        self.nd, self.batched = nd, x.ndim == nd + 2
+        self.in_shape, self.w_shape = x.shape, w.shape
+        x4 = np.ascontiguousarray(_as4d(x, nd, self.batched))
+        w4 = np.ascontiguousarray(_weight4d(w, nd))
+        self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
+        self.save_for_backward(x4, w4)
+        y = _C.conv2d_backward_input(x4, w4, out_hw, *self.args)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return _from4d(y, nd, self.batched)
+
+    def backward(self, gy):
+        x4, w4 = self.saved_tensors
+        stride, padding, dilation, groups = self.args
+        gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = _C.conv2d_forward(gy4, w4, None, stride, padding, dilation, groups)
+            # output_padding >= stride (allowed when < dilation) makes the natural size larger.
+            gx = np.ascontiguousarray(gx[:, :, :x4.shape[2], :x4.shape[3]])
+            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
+        if self.needs_input_grad[1]:
+            gw, _ = _C.conv2d_backward_weight(gy4, x4, w4.shape[2:], stride, padding, dilation,
+                                              groups, False)
+            gw = gw.reshape(self.w_shape)
+        if self.needs_input_grad[2]:
+            gb = gy4.sum(axis=(0, 2, 3))
+        return gx, gw, gb, None, None, None, None, None, None
+
+
+def _same_padding(kernel: tuple, dilation: tuple):
+    """padding='same': total dil*(k-1) per axis, the odd extra one on the right (as PyTorch)."""
+    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    left = tuple(t // 2 for t in total)
+    extra = tuple(t - 2 * lo for t, lo in zip(total, left))
+    return left, extra
+
+
+def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
+    stride = _tuple(stride, nd, "stride", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: padding must be 'same', 'valid', an int or a tuple of ints, "
+                             f"got {padding!r}")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                             f"(stride {stride})")
+        pad_mode = padding
+        padding = (0,) * nd
+    else:
+        pad_mode = None
+        padding = _tuple(padding, nd, "padding", op)
+    _check_common(op, input, weight, bias, nd, stride, padding, dilation, groups)
+    batched = input.ndim == nd + 2
+    C = input.shape[1 if batched else 0]
+    K, Cg = weight.shape[0], weight.shape[1]
+    if C != Cg * groups:
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {C} channels, but weight "
+                         f"of shape {tuple(weight.shape)} with groups={groups} expects "
+                         f"{Cg * groups} (= {Cg} x {groups})")
+    if K % groups:
+        raise ValueError(f"{op}: out_channels ({K}, weight of shape {tuple(weight.shape)}) must be "
+                         f"divisible by groups ({groups})")
+    if bias is not None and tuple(bias.shape) != (K,):
+        raise ValueError(f"{op}: bias must have shape ({K},), got {tuple(bias.shape)}")
+    kernel = tuple(weight.shape[2:])
+    if pad_mode == "same":
+        padding, extra = _same_padding(kernel, dilation)
+        if any(extra):
+            from pydl.ops.shape import pad as pad_op
+
+            widths = []
+            for e in reversed(extra):  # F.pad lists the last axis first
+                widths += [0, e]
+            input = pad_op(input, tuple(widths))
+    spatial = input.shape[-nd:]
+    for i in range(nd):
+        eff = dilation[i] * (kernel[i] - 1) + 1
+        if eff > spatial[i] + 2 * padding[i]:
+            raise ValueError(f"{op}: kernel size {kernel} (effective {eff} with dilation "
+                             f"{dilation}) is larger than the padded input: input of shape "
+                             f"{tuple(input.shape)} with padding {padding}")
+    return ConvNd.apply(input, weight, bias, nd, stride, padding, dilation, int(groups))
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-d cross-correlation: input (N, C_in, L) or (C_in, L), weight (C_out, C_in/groups, k),
+    output (N, C_out, L_out) with L_out = floor((L + 2p - d(k-1) - 1) / s) + 1.
+    padding may be 'valid' (0) or 'same' (stride 1 only)."""
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d cross-correlation: input (N, C_in, H, W) or (C_in, H, W), weight
+    (C_out, C_in/groups, kH, kW), output (N, C_out, H_out, W_out); see the module docstring."""
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding, groups,
+                    dilation):
+    stride = _tuple(stride, nd, "stride", op)
+    padding = _tuple(padding, nd, "padding", op)
+    output_padding = _tuple(output_padding, nd, "output_padding", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    _check_common(op, input, weight, bias, nd, stride, padding, dilation, groups)
+    batched = input.ndim == nd + 2
+    C_in = input.shape[1 if batched else 0]
+    if weight.shape[0] != C_in:
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} has {C_in} channels, but "
+                         f"weight of shape {tuple(weight.shape)} expects {weight.shape[0]}")
+    if C_in % groups:
+        raise ValueError(f"{op}: in_channels ({C_in}) must be divisible by groups ({groups})")
+    C_out = weight.shape[1] * groups
+    if bias is not None and tuple(bias.shape) != (C_out,):
+        raise ValueError(f"{op}: bias must have shape ({C_out},), got {tuple(bias.shape)}")
+    for i in range(nd):
+        if output_padding[i] < 0 or (output_padding[i] >= stride[i]
+                                     and output_padding[i] >= dilation[i]):
+            raise ValueError(f"{op}: output padding must be smaller than either stride or "
+                             f"dilation, got output_padding={output_padding}, stride={stride}, "
+                             f"dilation={dilation}")
+    kernel = tuple(weight.shape[2:])
+    spatial = input.shape[-nd:]
+    out = tuple((spatial[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1)
+                + output_padding[i] + 1 for i in range(nd))
+    if any(o < 1 for o in out):
+        raise ValueError(f"{op}: output size {out} is too small: input of shape "
+                         f"{tuple(input.shape)}, kernel {kernel}, stride {stride}, padding "
+                         f"{padding}, dilation {dilation}")
+    if any(s < 1 for s in spatial):
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial dim")
+    out_hw = (1,) + out if nd == 1 else out
+    return ConvTransposeNd.apply(input, weight, bias, nd, stride, padding, dilation, int(groups),
+                                 out_hw)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 1-d convolution: input (N, C_in, L), weight (C_in, C_out/groups, k), output
+    length (L - 1) * s - 2p + d(k - 1) + output_padding + 1."""
+    return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 2-d convolution ("deconvolution", lecture notes 14.9): input (N, C_in, H, W),
+    weight (C_in, C_out/groups, kH, kW); H_out = (H - 1) * s - 2p + d(kH - 1) + output_padding + 1.
+    It is the gradient of conv2d with respect to its input, with the same weight."""
+    return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def convolve1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """True 1-d convolution (kernel flipped): y[i] = sum_r x[i*s - p + (k-1-r)*d] w[r], i.e.
+    conv1d with the weight reversed. With padding = k - 1 it is numpy.convolve(x, w, 'full')."""
+    from pydl.ops.shape import flip
+
+    _check_tensor(weight, "weight", "convolve1d")
+    return conv1d(input, flip(weight, (-1,)), bias, stride, padding, dilation, groups)
+
+
+def convolve2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """True 2-d convolution (x * w)[i, j] = sum_{r,s} x[i - r, j - s] w[r, s] (lecture notes
+    13.2), computed as conv2d (a cross-correlation) with the kernel flipped in both axes."""
+    from pydl.ops.shape import flip
+
+    _check_tensor(weight, "weight", "convolve2d")
+    return conv2d(input, flip(weight, (-2, -1)), bias, stride, padding, dilation, groups)
+
+
+def conv2d_column_buffer_bytes(input_shape, weight_shape, stride=1, padding=0, dilation=1,
+                               groups=1, itemsize=4) -> int:
+    """Most bytes of im2col column buffer one conv2d kernel call holds (all threads together):
+    threads x (C/groups * kH * kW) x tile, with the tile sized to about 1 MiB per thread."""
+    return _C.conv2d_column_buffer_bytes(tuple(input_shape), tuple(weight_shape),
+                                         _tuple(stride, 2, "stride", "conv2d"),
+                                         _tuple(padding, 2, "padding", "conv2d"),
+                                         _tuple(dilation, 2, "dilation", "conv2d"), groups,
+                                         itemsize)

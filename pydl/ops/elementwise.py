@@ -1,0 +1,550 @@
+"""Elementwise ops: arithmetic with NumPy broadcasting, unary math, comparisons, casts.
+
+Each op's forward and backward sit together. Binary ops return gradients reduced back to each
+input's shape (``unbroadcast``). Where backward needs f(x) rather than x (exp, tanh, sigmoid,
+relu), the output is saved instead of the input: it is what the derivative is written in.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pydl.autograd.function import Function
+from pydl.device import array_module, to_device_array
+from pydl.tensor import Tensor
+
+
+def unbroadcast(grad, shape: tuple):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if grad.shape == shape:
+        return grad
+    ndiff = grad.ndim - len(shape)
+    if ndiff > 0:
+        grad = grad.sum(axis=tuple(range(ndiff)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+def _shape(x):
+    return x.shape if hasattr(x, "shape") else ()
+
+
+def _check_same_device(a, b, op: str) -> None:
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and \
+            type(a.data) is not type(b.data):
+        raise RuntimeError(f"{op}: expected all tensors on the same device, got {a.device} and "
+                           f"{b.device}")
+
+
+def _operand(x):
+    """A Python number stays a number (NumPy keeps the tensor's dtype); arrays become Tensors."""
+    if isinstance(x, (Tensor, int, float, bool)):
+        return x
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__") or isinstance(x, (list, tuple)):
+        return Tensor(x)
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"unsupported operand type {type(x).__name__}")
+
+
+# -- arithmetic --------------------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(g, sb) if self.needs_input_grad[1] else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(-g, sb) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        return (unbroadcast(g * b, _shape(a)) if self.needs_input_grad[0] else None,
+                unbroadcast(g * a, _shape(b)) if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g / b, _shape(a))
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(-g * a / (b * b), _shape(b))
+        return ga, gb
+
+
+class Pow(Function):
+    """a ** b; d/da = b a^(b-1), d/db = a^b log a (taken as 0 where a == 0)."""
+
+    def forward(self, a, b):
+        y = a ** b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, g):
+        a, b, y = self.saved_tensors
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), _shape(a))
+        if self.needs_input_grad[1]:
+            xp = array_module(y)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                loga = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), 0)
+            gb = unbroadcast(g * y * loga, _shape(b))
+        return ga, gb
+
+
+def _binary(cls, a, b, name):
+    a, b = _operand(a), _operand(b)
+    _check_same_device(a, b, name)
+    return cls.apply(a, b)
+
+
+def add(input, other, alpha=1):
+    """input + alpha * other, with broadcasting."""
+    if alpha != 1:
+        other = mul(other, alpha)
+    return _binary(Add, input, other, "add")
+
+
+def sub(input, other, alpha=1):
+    if alpha != 1:
+        other = mul(other, alpha)
+    return _binary(Sub, input, other, "sub")
+
+
+def mul(input, other):
+    return _binary(Mul, input, other, "mul")
+
+
+def div(input, other):
+    return _binary(Div, input, other, "div")
+
+
+def pow(input, exponent):  # noqa: A001
+    return _binary(Pow, input, exponent, "pow")
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+# -- unary math ---------------------------------------------------------------------------------
+class Exp(Function):
+    def forward(self, x):
+        y = array_module(x).exp(x)
+        self.save_for_backward(y)  # NB: d/dx e^x = e^x, so the output is all backward needs
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g * y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return array_module(x).log(x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        y = array_module(x).sqrt(x)
+        self.save_for_backward(y)  # d/dx sqrt(x) = 1 / (2 sqrt(x))
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g / (2 * y)
+
+
+class Rsqrt(Function):
+    def forward(self, x):
+        y = 1 / array_module(x).sqrt(x)
+        self.save_for_backward(y)  # d/dx x^-1/2 = -x^-3/2 / 2 = -y^3 / 2
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return -0.5 * g * y * y * y
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return array_module(x).abs(x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g * array_module(x).sign(x)
+
+
+class Sign(Function):
+    def forward(self, x):
+        self.shape = x.shape
+        return array_module(x).sign(x)
+
+    def backward(self, g):
+        return array_module(g).zeros_like(g)
+
+
+class Sin(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return array_module(x).sin(x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g * array_module(x).cos(x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return array_module(x).cos(x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return -g * array_module(x).sin(x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        y = array_module(x).tanh(x)
+        self.save_for_backward(y)  # tanh' = 1 - tanh^2
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g * (1 - y * y)
+
+
+def _sigmoid(x):
+    """1 / (1 + e^-x). Where e^-x overflows (x < -88 in float32) it becomes inf and the result
+    the correct limit 0, so the overflow is harmless and silenced; computed in place (3 passes)."""
+    xp = array_module(x)
+    with np.errstate(over="ignore"):
+        out = xp.asarray(xp.exp(-x))  # asarray: 0-d input gives a NumPy scalar
+    out += 1
+    return xp.divide(1, out, out=out)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        y = _sigmoid(x)
+        self.save_for_backward(y)  # sigma' = sigma (1 - sigma)
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g * y * (1 - y)
+
+
+class Relu(Function):
+    def forward(self, x):
+        y = array_module(x).maximum(x, 0)
+        self.save_for_backward(y)  # y > 0 exactly where x > 0: the output is enough
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g * (y > 0)
+
+
+class Clamp(Function):
+    def forward(self, x, lo, hi):
+        self.save_for_backward(x)
+        self.bounds = (lo, hi)
+        return array_module(x).clip(x, lo, hi)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        lo, hi = self.bounds
+        mask = array_module(x).ones(x.shape, dtype=bool)
+        if lo is not None:
+            mask &= x >= lo
+        if hi is not None:
+            mask &= x <= hi
+        return g * mask, None, None
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def rsqrt(x):
+    return Rsqrt.apply(x)
+
+
+def abs(x):  # noqa: A001
+    return Abs.apply(x)
+
+
+def sign(x):
+    return Sign.apply(x)
+
+
+def sin(x):
+    return Sin.apply(x)
+
+
+def cos(x):
+    return Cos.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    return Relu.apply(x)
+
+
+def square(x):
+    return mul(x, x)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002
+    """Limit values to [min, max]; the gradient passes where min <= x <= max."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    return Clamp.apply(x, min, max)
+
+
+clip = clamp
+
+
+class Maximum(Function):
+    """Elementwise max; on ties the gradient is split equally, as in PyTorch."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return array_module(a).maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        wa = (a > b) + 0.5 * (a == b)
+        return (unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None)
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return array_module(a).minimum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        wa = (a < b) + 0.5 * (a == b)
+        return (unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None,
+                unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None)
+
+
+def maximum(a, b):
+    return _binary(Maximum, a, b, "maximum")
+
+
+def minimum(a, b):
+    return _binary(Minimum, a, b, "minimum")
+
+
+class Where(Function):
+    def forward(self, cond, a, b):
+        self.save_for_backward(cond)
+        self.shapes = (_shape(a), _shape(b))
+        return array_module(cond).where(cond, a, b)
+
+    def backward(self, g):
+        (cond,) = self.saved_tensors
+        sa, sb = self.shapes
+        zero = g.dtype.type(0)
+        xp = array_module(g)
+        return (None,
+                unbroadcast(xp.where(cond, g, zero), sa) if self.needs_input_grad[1] else None,
+                unbroadcast(xp.where(cond, zero, g), sb) if self.needs_input_grad[2] else None)
+
+
+def where(condition, input, other):
+    """Pick ``input`` where ``condition`` holds, else ``other`` (broadcasting)."""
+    condition = _operand(condition)
+    if isinstance(condition, Tensor) and condition.dtype != np.bool_:
+        condition = Tensor._wrap(condition.data.astype(bool))
+    input, other = _operand(input), _operand(other)
+    # Keep the tensor operand's dtype when the other is a Python number (as NumPy 2 does).
+    return Where.apply(condition, input, other)
+
+
+# -- comparisons and logic (no gradient) --------------------------------------------------------
+def _compare(ufunc_name):
+    def op(a, b):
+        a, b = _operand(a), _operand(b)
+        _check_same_device(a, b, ufunc_name)
+        ad = a.data if isinstance(a, Tensor) else a
+        bd = b.data if isinstance(b, Tensor) else b
+        xp = array_module(ad) if isinstance(a, Tensor) else array_module(bd)
+        return Tensor._wrap(getattr(xp, ufunc_name)(ad, bd))
+
+    op.__name__ = ufunc_name
+    return op
+
+
+eq = _compare("equal")
+ne = _compare("not_equal")
+lt = _compare("less")
+le = _compare("less_equal")
+gt = _compare("greater")
+ge = _compare("greater_equal")
+logical_and = _compare("logical_and")
+logical_or = _compare("logical_or")
+logical_xor = _compare("logical_xor")
+
+
+def logical_not(x):
+    return Tensor._wrap(array_module(x.data).logical_not(x.data))
+
+
+def isnan(x):
+    return Tensor._wrap(array_module(x.data).isnan(x.data))
+
+
+def isinf(x):
+    return Tensor._wrap(array_module(x.data).isinf(x.data))
+
+
+def isfinite(x):
+    return Tensor._wrap(array_module(x.data).isfinite(x.data))
+
+
+def equal(a, b) -> bool:
+    """True when both have the same shape and elements."""
+    return a.shape == b.shape and bool((a.data == b.data).all())
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    return bool(np.allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol,
+                            equal_nan=equal_nan))
+
+
+# -- copies, casts, devices ---------------------------------------------------------------------
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return g
+
+
+class Cast(Function):
+    def forward(self, x, dtype):
+        self.src = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.src), None
+
+
+class ToDevice(Function):
+    def forward(self, x, dev):
+        self.src = "cpu" if isinstance(x, np.ndarray) else f"cuda:{x.device.id}"
+        return to_device_array(x, dev)
+
+    def backward(self, g):
+        return to_device_array(g, self.src), None
+
+
+class CopyFrom(Function):
+    """Result of ``dst.copy_(src)``: src's values in dst's shape and dtype."""
+
+    def forward(self, dst, src):
+        self.src_meta = (src.shape, src.dtype)
+        return array_module(dst).broadcast_to(src, dst.shape).astype(dst.dtype)
+
+    def backward(self, g):
+        shape, dtype = self.src_meta
+        return None, unbroadcast(g, shape).astype(dtype, copy=False)
+
+
+class FullLikeConst(Function):
+    def forward(self, x, value):
+        return array_module(x).full_like(x, value)
+
+    def backward(self, g):
+        return array_module(g).zeros_like(g), None
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+def cast(x, dtype):
+    if dtype.kind not in "fc" or x.dtype.kind not in "fc":
+        # Casting to or from integers cuts the graph, as in PyTorch.
+        return Tensor._wrap(x.data.astype(dtype))
+    return Cast.apply(x, dtype)
+
+
+def to_device(x, dev):
+    return ToDevice.apply(x, dev)
+
+
+def copy_from(dst, src):
+    return CopyFrom.apply(dst, src)
+
+
+def full_like_const(x, value):
+    return FullLikeConst.apply(x, value)

@@ -1,0 +1,168 @@
+"""Matrix products: ``matmul`` / ``@`` with torch.matmul's rules, ``mm``, ``bmm``, ``dot``.
+
+Every product runs through ``matmul_kernel``, the one place that picks the GEMM implementation
+(pydl._C on CPU). Backward reuses it with transpose flags, so dA = dC @ B^T and dB = A^T @ dC
+are computed without materialising a transposed copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pydl import _C
+from pydl.autograd.function import Function
+from pydl.ops.elementwise import unbroadcast
+from pydl.tensor import Tensor
+
+
+def matmul_kernel(a, b, trans_a: bool = False, trans_b: bool = False):
+    """op(a) @ op(b) over the last two dims, batch dims broadcast; op = transpose if flagged."""
+    if not isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
+        from pydl import cuda  # CuPy arrays: pydl's CUDA GEMM (cuda/gemm.cuh)
+
+        return cuda.kernels().matmul(a, b, trans_a, trans_b)
+    if a.dtype in _GEMM_DTYPES and a.dtype == b.dtype:
+        # pydl's packed GEMM (csrc/gemm.cpp): strided and transposed views go in without copies.
+        return _C.matmul(a, b, trans_a, trans_b)
+    # Integer and float16 products (no gradient, rare) stay with NumPy.
+    if trans_a:
+        a = a.swapaxes(-1, -2)
+    if trans_b:
+        b = b.swapaxes(-1, -2)
+    return np.matmul(a, b)
+
+
+_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class MatMul(Function):
+    """C = A @ B for A (..., m, k), B (..., k, n). dA = dC @ B^T, dB = A^T @ dC, each summed
+    over the batch dims that broadcasting stretched."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return matmul_kernel(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(matmul_kernel(g, b, trans_b=True), a.shape)
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(matmul_kernel(a, g, trans_a=True), b.shape)
+        return ga, gb
+
+
+def matmul(input, other):
+    """torch.matmul: 1-D operands are promoted to a row (left) or column (right) and the added
+    dim removed afterwards; batch dims broadcast."""
+    from pydl.ops import shape
+
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError(f"matmul expects Tensors, got {type(input).__name__} and "
+                        f"{type(other).__name__}")
+    if input.ndim == 0 or other.ndim == 0:
+        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes "
+                           f"{input.shape} and {other.shape}")
+    if type(input.data) is not type(other.data):
+        raise RuntimeError(f"matmul: expected both tensors on the same device, got "
+                           f"{input.device} and {other.device}")
+    if input.dtype != other.dtype:
+        raise RuntimeError(f"matmul: expected both tensors to have the same dtype, got "
+                           f"{input.dtype} and {other.dtype}")
+    a, b = input, other
+    squeeze_first = squeeze_last = False
+    if a.ndim == 1:
+        a = shape.unsqueeze(a, 0)
+        squeeze_first = True
+    if b.ndim == 1:
+        b = shape.unsqueeze(b, -1)
+        squeeze_last = True
+    if a.shape[-1] != b.shape[-2]:
+        raise RuntimeError(f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot "
+                           f"be multiplied ({a.shape[-2]}x{a.shape[-1]} and "
+                           f"{b.shape[-2]}x{b.shape[-1]})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise RuntimeError(f"matmul: batch dimensions of {tuple(input.shape)} and "
+                           f"{tuple(other.shape)} do not broadcast") from None
+    out = MatMul.apply(a, b)
+    if squeeze_first:
+        out = shape.squeeze(out, -2)
+    if squeeze_last:
+        out = shape.squeeze(out, -1)
+    return out
+
+
+def mm(input, mat2):
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-D tensors, got shapes {input.shape} and {mat2.shape}")
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise RuntimeError(f"bmm: expected 3-D tensors with the same batch size, got shapes "
+                           f"{input.shape} and {mat2.shape}")
+    return matmul(input, mat2)
+
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
+        raise RuntimeError(f"dot: expected 1-D tensors of the same size, got shapes "
+                           f"{input.shape} and {other.shape}")
+    return matmul(input, other)
+
+
+def _as_rows(x):
+    """(..., k) -> (rows, k); explicit row count so k == 0 works (reshape(-1, 0) cannot)."""
+    rows = 1
+    for d in x.shape[:-1]:
+        rows *= d
+    return x.reshape(rows, x.shape[-1])
+
+
+class Linear(Function):
+    """y = x W^T + b in one node: the transpose is a GEMM flag, never a copy.
+
+    dx = dy W, dW = dy^T x and db = sum of dy over all leading dims (x and dy flattened to 2-D).
+    """
+
+    def forward(self, x, w, b):
+        self.save_for_backward(x, w)
+        # Leading dims flattened into one GEMM of (rows, in) x (in, out): any rank, one call.
+        x2 = _as_rows(x)
+        y = matmul_kernel(x2, w, trans_b=True)
+        if b is not None:
+            y += b
+        return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+    def backward(self, g):
+        x, w = self.saved_tensors
+        gx = gw = gb = None
+        g2 = _as_rows(g)
+        if self.needs_input_grad[0]:
+            gx = matmul_kernel(g2, w).reshape(x.shape)
+        if self.needs_input_grad[1]:
+            gw = matmul_kernel(g2, _as_rows(x), trans_a=True)
+        if self.needs_input_grad[2]:
+            gb = g2.sum(axis=0)
+        return gx, gw, gb
+
+
+def linear(input, weight, bias=None):
+    """y = x W^T + b (torch.nn.functional.linear): x (..., in), W (out, in), b (out,)."""
+    if weight.ndim != 2:
+        raise RuntimeError(f"linear: weight must be 2-D (out_features, in_features), got shape "
+                           f"{weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise RuntimeError(f"linear: input shape {tuple(input.shape)} does not match weight "
+                           f"shape {tuple(weight.shape)}: the last dim of input must equal "
+                           f"in_features={weight.shape[1]}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise RuntimeError(f"linear: bias shape {tuple(bias.shape)} must be "
+                           f"({weight.shape[0]},)")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"linear: input dtype {input.dtype} differs from weight dtype "
+                           f"{weight.dtype}")
+    return Linear.apply(input, weight, bias)

@@ -1,0 +1,226 @@
+"""Pooling (lecture notes 14.6-14.7): ``max_pool1d/2d``, ``avg_pool1d/2d``,
+``adaptive_avg_pool1d/2d`` with PyTorch's signatures; kernels in csrc/pool.cpp.
+
+Output size per axis (kernel k, stride s, padding p, dilation d):
+    floor((in + 2p - d(k - 1) - 1) / s) + 1          (ceil instead of floor with ceil_mode,
+                                                      dropping a last window that would start
+                                                      in the right padding)
+Max pooling keeps the argmax of each window (flat index ih * W + iw in its plane, as PyTorch's
+``return_indices``); backward sends dy there (dx = 0 elsewhere), so nothing is recomputed.
+Average pooling divides by the window size clipped to the padded input (count_include_pad) or
+to the input, or by divisor_override; backward spreads dy / divisor over the window.
+Adaptive average pooling to size O uses windows [floor(o * in / O), ceil((o + 1) * in / O)).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pydl import _C
+from pydl.autograd.function import Function
+from pydl.ops.conv import _check_tensor, _tuple
+
+
+def _pool_output_size(op, size, k, s, p, d, ceil_mode):
+    num = size + 2 * p - d * (k - 1) - 1
+    if ceil_mode:
+        out = -(-num // s) + 1
+        # The last window must start inside the input or the left padding.
+        if (out - 1) * s >= size + p:
+            out -= 1
+    else:
+        out = num // s + 1
+    return out
+
+
+def _pool_args(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode):
+    _check_tensor(input, "input", op)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{op}: expected {nd + 1}-D (unbatched) or {nd + 2}-D (batched) input, "
+                         f"got input of shape {tuple(input.shape)}")
+    kernel = _tuple(kernel_size, nd, "kernel_size", op)
+    stride = kernel if stride is None or stride == () or stride == [] else _tuple(stride, nd,
+                                                                                  "stride", op)
+    padding = _tuple(padding, nd, "padding", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"{op}: kernel_size must be positive, got {kernel}")
+    if any(s < 1 for s in stride):
+        raise ValueError(f"{op}: stride must be positive, got {stride}")
+    if any(d < 1 for d in dilation):
+        raise ValueError(f"{op}: dilation must be positive, got {dilation}")
+    if any(p < 0 for p in padding):
+        raise ValueError(f"{op}: padding must be non-negative, got {padding}")
+    for i in range(nd):
+        if padding[i] > kernel[i] // 2:
+            raise ValueError(f"{op}: pad should be at most half of kernel size, but got "
+                             f"padding={padding}, kernel_size={kernel}")
+    spatial = input.shape[-nd:]
+    if any(v == 0 for v in spatial):
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial "
+                         "dimension")
+    out = tuple(_pool_output_size(op, spatial[i], kernel[i], stride[i], padding[i], dilation[i],
+                                  ceil_mode) for i in range(nd))
+    if any(o < 1 for o in out):
+        raise ValueError(f"{op}: output size {out} is too small: input of shape "
+                         f"{tuple(input.shape)}, kernel_size {kernel}, stride {stride}, padding "
+                         f"{padding}, dilation {dilation}")
+    if nd == 1:
+        return (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation, (1,) + out
+    return kernel, stride, padding, dilation, out
+
+
+def _as_planes(x: np.ndarray, nd: int) -> np.ndarray:
+    """A (..., L) array as (..., 1, L) for the 2-d kernels (1-d pooling has H = 1)."""
+    return x[..., None, :] if nd == 1 else x
+
+
+def _from_planes(y: np.ndarray, nd: int) -> np.ndarray:
+    return y[..., 0, :] if nd == 1 else y
+
+
+class MaxPoolNd(Function):
+    """Max pooling; returns (output, indices). Saves only the int64 argmax indices and the input
+    size: backward is a scatter, it never looks at x again."""
+
+    def forward(self, x, nd, kernel, stride, padding, dilation, out_hw):
+        self.nd = nd
+        x2 = np.ascontiguousarray(_as_planes(x, nd))
+        self.in_hw = x2.shape[-2:]
+        y, idx = _C.max_pool2d_forward(x2, kernel, stride, padding, dilation, out_hw)
+        self.save_for_backward(idx)
+        y, idx = _from_planes(y, nd), _from_planes(idx, nd)
+        self.mark_non_differentiable(idx)
+        return y, idx
+
+    def backward(self, gy, _gidx):
+        idx, = self.saved_tensors
+        gx = None
+        if self.needs_input_grad[0]:
+            gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
+            gx = _from_planes(_C.max_pool2d_backward(gy2, idx, self.in_hw), self.nd)
+        return gx, None, None, None, None, None, None
+
+
+class AvgPoolNd(Function):
+    """Average pooling; backward needs only the shapes and arguments, no saved arrays."""
+
+    def forward(self, x, nd, kernel, stride, padding, out_hw, count_include_pad, divisor):
+        self.nd = nd
+        x2 = np.ascontiguousarray(_as_planes(x, nd))
+        self.in_hw = x2.shape[-2:]
+        self.args = (kernel, stride, padding, bool(count_include_pad), divisor)
+        y = _C.avg_pool2d_forward(x2, kernel, stride, padding, out_hw, bool(count_include_pad),
+                                  divisor)
+        return _from_planes(y, nd)
+
+    def backward(self, gy):
+        gx = None
+        if self.needs_input_grad[0]:
+            gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
+            gx = _from_planes(_C.avg_pool2d_backward(gy2, self.in_hw, *self.args), self.nd)
+        return gx, None, None, None, None, None, None, None
+
+
+class AdaptiveAvgPoolNd(Function):
+    def forward(self, x, nd, out_hw):
+        self.nd = nd
+        x2 = np.ascontiguousarray(_as_planes(x, nd))
+        self.in_hw = x2.shape[-2:]
+        return _from_planes(_C.adaptive_avg_pool2d_forward(x2, out_hw), nd)
+
+    def backward(self, gy):
+        gx = None
+        if self.needs_input_grad[0]:
+            gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
+            gx = _from_planes(_C.adaptive_avg_pool2d_backward(gy2, self.in_hw), self.nd)
+        return gx, None, None
+
+
+def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    kernel, stride, padding, dilation, out = _pool_args(op, nd, input, kernel_size, stride,
+                                                        padding, dilation, ceil_mode)
+    y, idx = MaxPoolNd.apply(input, nd, kernel, stride, padding, dilation, out[-2:])
+    return (y, idx) if return_indices else y
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over windows of a (N, C, L) or (C, L) input; indices (with return_indices) are
+    positions along L."""
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over (kH, kW) windows of a (N, C, H, W) or (C, H, W) input; stride defaults to the
+    kernel size; padding counts as -inf; indices are ih * W + iw within each plane."""
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def _avg_pool(op, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    kernel, stride, padding, _, out = _pool_args(op, nd, input, kernel_size, stride, padding, 1,
+                                                 ceil_mode)
+    divisor = 0
+    if divisor_override is not None:
+        if (not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override, bool)
+                or divisor_override == 0):
+            raise ValueError(f"{op}: divisor_override must be a non-zero int, got "
+                             f"{divisor_override!r}")
+        if divisor_override < 0:
+            raise ValueError(f"{op}: divisor_override must be positive, got {divisor_override}")
+        divisor = int(divisor_override)
+    return AvgPoolNd.apply(input, nd, kernel, stride, padding, out[-2:], count_include_pad,
+                           divisor)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """Mean over windows of a (N, C, L) or (C, L) input (zero padding counted when
+    count_include_pad)."""
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over (kH, kW) windows of a (N, C, H, W) or (C, H, W) input."""
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def _adaptive(op, nd, input, output_size):
+    _check_tensor(input, "input", op)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{op}: expected {nd + 1}-D (unbatched) or {nd + 2}-D (batched) input, "
+                         f"got input of shape {tuple(input.shape)}")
+    spatial = input.shape[-nd:]
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != nd:
+            raise ValueError(f"{op}: output_size must be an int or a tuple of {nd}, got "
+                             f"{output_size!r}")
+        out = tuple(spatial[i] if o is None else o for i, o in enumerate(output_size))
+    else:
+        out = (output_size,) * nd
+    if not all(isinstance(o, (int, np.integer)) and not isinstance(o, bool) for o in out):
+        raise TypeError(f"{op}: output_size must hold ints (or None), got {output_size!r}")
+    out = tuple(int(o) for o in out)
+    if any(o < 0 for o in out):
+        raise ValueError(f"{op}: output_size must be non-negative, got {out}")
+    if any(s == 0 for s in spatial):
+        raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial dim")
+    out_hw = (1,) + out if nd == 1 else out
+    return AdaptiveAvgPoolNd.apply(input, nd, out_hw)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of a (N, C, L) input to length output_size, windows chosen to cover L."""
+    return _adaptive("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling of a (N, C, H, W) input to output_size (int, or (oh, ow) with None meaning
+    "keep this dim")."""
+    return _adaptive("adaptive_avg_pool2d", 2, input, output_size)

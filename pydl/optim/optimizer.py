@@ -1,0 +1,320 @@
+"""``Optimizer``: parameter groups, per-parameter state, ``zero_grad`` and ``state_dict``, as
+``torch.optim.Optimizer``.
+
+Subclasses implement ``_step_group(group, batch)``: ``batch`` holds one group's parameters that
+have a gradient and share a dtype, as contiguous arrays, and the subclass makes one fused C++
+call (``pydl._C.*_step``) that updates all of them. Parameters whose ``grad`` is None are skipped
+and their state is left untouched, as in PyTorch.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+from pydl.autograd import grad_mode
+from pydl.tensor import Tensor
+
+
+class _RequiredParameter:
+    """Marks a hyperparameter without a default (PyTorch's ``required``)."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class _Batch:
+    """One fused call's worth: the parameters of a group that have a gradient and one dtype.
+
+    ``params[i]`` is the Tensor, ``arrays[i]`` its C-contiguous writable data (the tensor's own
+    array, or a copy written back by ``finish``), ``grads[i]`` its contiguous gradient array.
+    """
+
+    def __init__(self):
+        self.params: List[Tensor] = []
+        self.arrays: List[np.ndarray] = []
+        self.grads: List[np.ndarray] = []
+        self._copies: List[int] = []
+
+    def add(self, p: Tensor, grad: np.ndarray) -> None:
+        data = p.data
+        flags = data.flags
+        if not (flags.c_contiguous and flags.writeable and flags.aligned):
+            # The kernels update in place and need contiguous memory: work on a copy and write it
+            # back into the parameter's own array afterwards, so views of it stay consistent.
+            if not flags.writeable:
+                raise ValueError(f"optimizer: a parameter of shape {p.shape} is read-only; the "
+                                 "optimizer updates parameters in place")
+            self._copies.append(len(self.params))
+            data = np.array(data, order="C", copy=True)
+        if grad.shape != data.shape:
+            raise ValueError(f"optimizer: a parameter of shape {p.shape} has a gradient of shape "
+                             f"{grad.shape}")
+        if grad.dtype != data.dtype:
+            raise TypeError(f"optimizer: a parameter of dtype {data.dtype} has a gradient of "
+                            f"dtype {grad.dtype}")
+        if not grad.flags.c_contiguous:
+            grad = np.array(grad, order="C")
+        self.params.append(p)
+        self.arrays.append(data)
+        self.grads.append(grad)
+
+    def finish(self) -> None:
+        for i in self._copies:
+            self.params[i].data[...] = self.arrays[i]
+        for p in self.params:
+            p._bump_version()
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    Args:
+        params: an iterable of Tensors, of ``(name, Tensor)`` pairs, or of dicts defining
+            parameter groups (each with a ``'params'`` entry and per-group options).
+        defaults: the default value of every option, used where a group does not set it.
+    """
+
+    def __init__(self, params, defaults: Dict[str, Any]):
+        self.defaults = defaults
+        self.state: Dict[Tensor, Dict[str, Any]] = defaultdict(dict)
+        self.param_groups: List[Dict[str, Any]] = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}")
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    # -- groups -------------------------------------------------------------------------------
+    def add_param_group(self, param_group: Dict[str, Any]) -> None:
+        """Add a group of parameters with its own options (e.g. a new layer when fine-tuning);
+        options it does not set take the optimizer's defaults."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        else:
+            params = list(params)
+        group = dict(param_group)
+        names = []
+        plain = []
+        for item in params:
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                names.append(item[0])
+                plain.append(item[1])
+            else:
+                plain.append(item)
+        if names and len(names) != len(plain):
+            raise ValueError("all optimizer params should be with/without names. Some param "
+                             "names are missing")
+        if names:
+            group["param_names"] = names
+        group["params"] = plain
+        for p in plain:
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError("parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+        if len({id(p) for p in plain}) != len(plain):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
+                          "future, this will cause an error; see "
+                          "github.com/pytorch/pytorch/issues/40967 for more information",
+                          UserWarning, stacklevel=3)
+        seen = set()
+        for g in self.param_groups:
+            seen.update(id(p) for p in g["params"])
+            if ("param_names" in g) != bool(names):
+                raise ValueError("all optimizer param groups should be with/without names.")
+        if any(id(p) in seen for p in plain):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all optimized parameters: ``grad = None`` (the default, which
+        also lets ``step`` skip parameters that get no new gradient), or zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    g = p.grad
+                    if g.grad_fn is not None:
+                        g.detach_()
+                    else:
+                        g.requires_grad = False
+                    if g.data.flags.writeable:
+                        g.data[...] = 0
+                    else:
+                        g.data = np.zeros_like(g.data)
+
+    # -- stepping -----------------------------------------------------------------------------
+    def step(self, closure: Optional[Callable[[], Any]] = None):
+        """Update every parameter that has a gradient: one fused kernel call per group (per
+        dtype within a group). ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        self._opt_called = True  # lets an LR scheduler warn when it is stepped first
+        if closure is not None:
+            with grad_mode.enable_grad():
+                loss = closure()
+        with grad_mode.no_grad():
+            for group in self.param_groups:
+                for batch in self._batches(group):
+                    self._step_group(group, batch)
+                    batch.finish()
+        return loss
+
+    def _step_group(self, group: Dict[str, Any], batch: _Batch) -> None:
+        raise NotImplementedError
+
+    def _batches(self, group: Dict[str, Any]) -> List[_Batch]:
+        by_dtype: Dict[np.dtype, _Batch] = {}
+        name = type(self).__name__
+        seen = set()
+        for p in group["params"]:
+            # A duplicate (warned about at construction) is updated once: twice in one call,
+            # its two entries could be written by two threads at the same time.
+            grad = p.grad
+            if grad is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            data = p.data
+            if type(data) is not np.ndarray and not isinstance(data, np.ndarray):
+                raise NotImplementedError(f"{name}: the fused optimizer kernels run on CPU "
+                                          f"(NumPy) parameters; got one on {p.device}")
+            dtype = data.dtype
+            batch = by_dtype.get(dtype)
+            if batch is None:
+                if dtype not in _KERNEL_DTYPES:
+                    raise TypeError(f"{name}: parameters must be float32 or float64, got one of "
+                                    f"dtype {dtype} and shape {p.shape}")
+                batch = by_dtype[dtype] = _Batch()
+            batch.add(p, grad.data if isinstance(grad, Tensor) else np.asarray(grad))
+        return list(by_dtype.values())
+
+    def _zeros_state(self, p: Tensor, value: float = 0.0) -> Tensor:
+        """A state buffer like ``p``: same shape and dtype, C-contiguous."""
+        arr = np.full(p.shape, value, dtype=p.data.dtype)
+        return Tensor._wrap(arr)
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """The optimizer's state as ``{'state': {index: {...}}, 'param_groups': [...]}``.
+
+        Parameters appear as indices in order of the groups (``'params': [0, 1, ...]``); the
+        per-parameter state holds Tensors (shared with the optimizer, as in PyTorch: copy them,
+        or save them, to keep a snapshot) and numbers such as ``'step'``.
+        """
+        param_mappings: Dict[int, int] = {}
+        start_index = 0
+
+        def pack_group(group):
+            nonlocal start_index
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for i, p in enumerate(group["params"], start_index):
+                param_mappings.setdefault(id(p), i)
+            packed["params"] = [param_mappings[id(p)] for p in group["params"]]
+            start_index += len(packed["params"])
+            return packed
+
+        param_groups = [pack_group(g) for g in self.param_groups]
+        packed_state = {param_mappings[id(p)]: dict(s) for p, s in self.state.items()
+                        if id(p) in param_mappings}
+        return {"state": packed_state, "param_groups": param_groups}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore a ``state_dict()``: the groups must have the same sizes. State tensors are
+        copied (cast to their parameter's dtype), so the restored optimizer continues exactly as
+        the saved one would have."""
+        saved_groups = state_dict["param_groups"]
+        groups = self.param_groups
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)}) than this optimizer ({len(groups)})")
+        for i, (g, sg) in enumerate(zip(groups, saved_groups)):
+            if len(g["params"]) != len(sg["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group ({i}) with "
+                                 f"{len(sg['params'])} parameters but this optimizer's group "
+                                 f"has {len(g['params'])}")
+        id_map = {}
+        for g, sg in zip(groups, saved_groups):
+            for old_id, p in zip(sg["params"], g["params"]):
+                id_map[old_id] = p
+        new_state: Dict[Tensor, Dict[str, Any]] = defaultdict(dict)
+        for key, value in state_dict["state"].items():
+            if key not in id_map:
+                continue
+            p = id_map[key]
+            new_state[p] = {k: self._restore_value(p, k, v) for k, v in value.items()}
+        new_groups = []
+        for g, sg in zip(groups, saved_groups):
+            ng = copy.deepcopy({k: v for k, v in sg.items() if k != "params"})
+            ng["params"] = g["params"]
+            if "param_names" in g and "param_names" not in ng:
+                ng["param_names"] = g["param_names"]
+            new_groups.append(ng)
+        self.state = new_state
+        self.param_groups = new_groups
+
+    @staticmethod
+    def _restore_value(p: Tensor, key: str, value):
+        if key == "step":
+            return float(value.item() if isinstance(value, (Tensor, np.ndarray)) else value)
+        if isinstance(value, Tensor) or isinstance(value, np.ndarray):
+            arr = value.numpy_view() if isinstance(value, Tensor) else value
+            if arr.dtype.kind == "f":
+                arr = arr.astype(p.data.dtype)
+            return Tensor._wrap(np.array(arr, order="C", copy=True))
+        return copy.deepcopy(value)
+
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state,
+                "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key not in ("params", "param_names"):
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _check_hyper(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def _as_float(value) -> float:
+    """A hyperparameter as a Python float (a learning rate may be a 1-element Tensor)."""
+    return float(value.item()) if isinstance(value, (Tensor, np.ndarray)) else float(value)

@@ -1,0 +1,205 @@
+"""batch_norm and BatchNorm1d/2d: float64 NumPy references, running statistics, gradcheck."""
+import numpy as np
+import pytest
+
+import pydl
+import pydl.nn as nn
+import pydl.nn.functional as F
+from pydl.autograd import gradcheck
+
+
+def t(a, requires_grad=False):
+    return pydl.tensor(a, requires_grad=requires_grad)
+
+
+def ref_batch_norm(x, mean, var, gamma, beta, eps):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel (axis 1)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    if gamma is not None:
+        y = y * gamma.reshape(shape)
+    if beta is not None:
+        y = y + beta.reshape(shape)
+    return y
+
+
+def batch_stats(x):
+    axes = (0,) + tuple(range(2, x.ndim))
+    return x.mean(axis=axes), x.var(axis=axes)
+
+
+SHAPES = [(4, 3), (1, 5, 7), (3, 2, 17), (2, 3, 4, 5), (5, 1, 3, 3), (2, 7, 16, 1), (3, 37)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_training_forward_and_running_stats(shape, dtype):
+    rng = np.random.default_rng(len(shape) * 10 + shape[1])
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    C = shape[1]
+    gamma, beta = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    rm0, rv0 = rng.standard_normal(C).astype(dtype), rng.random(C).astype(dtype) + 0.5
+    rm, rv = t(rm0.copy()), t(rv0.copy())
+    y = F.batch_norm(t(x), rm, rv, t(gamma), t(beta), training=True, momentum=0.3, eps=1e-3)
+    x64 = x.astype(np.float64)
+    mean, var = batch_stats(x64)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y.numpy(), ref_batch_norm(x64, mean, var, gamma, beta, 1e-3), **tol)
+    M = x.size // C
+    np.testing.assert_allclose(rm.numpy(), 0.7 * rm0 + 0.3 * mean, **tol)
+    np.testing.assert_allclose(rv.numpy(), 0.7 * rv0 + 0.3 * var * M / (M - 1), **tol)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_eval_forward(shape):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    C = shape[1]
+    rm, rv = rng.standard_normal(C), rng.random(C) + 0.1
+    gamma, beta = rng.standard_normal(C), rng.standard_normal(C)
+    y = F.batch_norm(t(x), t(rm), t(rv), t(gamma), t(beta), training=False)
+    np.testing.assert_allclose(y.numpy(), ref_batch_norm(x, rm, rv, gamma, beta, 1e-5), rtol=1e-10)
+    y2 = F.batch_norm(t(x), t(rm), t(rv))  # no affine
+    np.testing.assert_allclose(y2.numpy(), ref_batch_norm(x, rm, rv, None, None, 1e-5), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 5), (2, 3, 4, 5), (2, 2, 17, 1)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_training_gradcheck(shape, affine):
+    rng = np.random.default_rng(2)
+    x = t(rng.standard_normal(shape) * 3 + 1, True)
+    C = shape[1]
+    if affine:
+        g, b = t(rng.standard_normal(C), True), t(rng.standard_normal(C), True)
+        fn = lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True)
+        assert gradcheck(fn, (x, g, b))
+    else:
+        assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (x,))
+
+
+def test_batch_norm_eval_gradcheck():
+    rng = np.random.default_rng(3)
+    x = t(rng.standard_normal((3, 4, 2, 3)), True)
+    g, b = t(rng.standard_normal(4), True), t(rng.standard_normal(4), True)
+    rm, rv = t(rng.standard_normal(4)), t(rng.random(4) + 0.5)
+    assert gradcheck(lambda x, g, b: F.batch_norm(x, rm, rv, g, b, training=False), (x, g, b))
+
+
+def test_batch_norm_backward_only_weight_grads():
+    rng = np.random.default_rng(4)
+    x = t(rng.standard_normal((5, 3, 4)))
+    g = t(rng.standard_normal(3), True)
+    b = t(rng.standard_normal(3), True)
+    assert gradcheck(lambda g, b: F.batch_norm(x, None, None, g, b, training=True), (g, b))
+
+
+def test_batch_norm_large_mean_is_accurate_in_float32():
+    # E[x^2] - E[x]^2 in float32 would lose everything here; shifted sums in double do not.
+    rng = np.random.default_rng(5)
+    x = (1e4 + rng.standard_normal((16, 4, 32))).astype(np.float32)
+    y = F.batch_norm(t(x), None, None, training=True)
+    x64 = x.astype(np.float64)
+    mean, var = batch_stats(x64)
+    np.testing.assert_allclose(y.numpy(), ref_batch_norm(x64, mean, var, None, None, 1e-5),
+                               atol=3e-3)
+    np.testing.assert_allclose(y.numpy().std(axis=(0, 2)), 1, rtol=1e-3)
+
+
+def test_batch_norm_noncontiguous_input():
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((5, 4, 3, 6))
+    x = base.transpose(3, 1, 0, 2)  # (6, 4, 5, 3)
+    assert not x.flags.c_contiguous
+    xt = t(x, True)
+    y = F.batch_norm(xt, None, None, training=True)
+    mean, var = batch_stats(x)
+    np.testing.assert_allclose(y.detach().numpy(), ref_batch_norm(x, mean, var, None, None, 1e-5), rtol=1e-10)
+    assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (t(x[:2, :, :2], True),))
+
+
+def test_batch_norm_errors():
+    x = pydl.randn(4, 3, 5)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        F.batch_norm(pydl.randn(1, 3), None, None, training=True)
+    with pytest.raises(ValueError, match="evaluation mode"):
+        F.batch_norm(x, None, None, training=False)
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
+        F.batch_norm(x, None, None, pydl.ones(4), training=True)
+    with pytest.raises(ValueError, match=r"running_mean must have shape \(3,\)"):
+        F.batch_norm(x, pydl.zeros(2), pydl.ones(3))
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        F.batch_norm(pydl.randn(5), None, None, training=True)
+    with pytest.raises(TypeError, match="differs from the input dtype"):
+        F.batch_norm(x, None, None, pydl.ones(3, dtype=pydl.float64), training=True)
+
+
+# ---- modules ---------------------------------------------------------------------------------
+def test_batchnorm2d_train_eval_cycle():
+    rng = np.random.default_rng(7)
+    bn = nn.BatchNorm2d(3)
+    assert [p.shape for p in bn.parameters()] == [(3,), (3,)]
+    np.testing.assert_array_equal(bn.running_var.numpy(), 1)
+    xs = [(rng.standard_normal((4, 3, 5, 5)) * 2 + 1).astype(np.float32) for _ in range(3)]
+    rm, rv = np.zeros(3), np.ones(3)
+    for x in xs:
+        y = bn(t(x))
+        mean, var = batch_stats(x.astype(np.float64))
+        np.testing.assert_allclose(y.detach().numpy(), ref_batch_norm(x, mean, var, None, None, 1e-5),
+                                   atol=1e-4)
+        rm = 0.9 * rm + 0.1 * mean
+        rv = 0.9 * rv + 0.1 * var * 100 / 99
+    np.testing.assert_allclose(bn.running_mean.numpy(), rm, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var.numpy(), rv, rtol=1e-5)
+    assert int(bn.num_batches_tracked.item()) == 3
+    bn.eval()
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    y = bn(t(x))
+    np.testing.assert_allclose(y.detach().numpy(), ref_batch_norm(x, rm, rv, None, None, 1e-5), atol=1e-5)
+    assert int(bn.num_batches_tracked.item()) == 3  # eval does not count batches
+
+
+def test_batchnorm1d_shapes_momentum_none_and_no_tracking():
+    rng = np.random.default_rng(8)
+    bn = nn.BatchNorm1d(5, momentum=None, dtype=pydl.float64)
+    xs = [rng.standard_normal((6, 5)) for _ in range(3)]
+    for x in xs:
+        bn(t(x))
+    # momentum=None: the cumulative average of the batch statistics.
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([x.mean(0) for x in xs], 0),
+                               rtol=1e-12)
+    bn3 = nn.BatchNorm1d(5, affine=False, track_running_stats=False)
+    assert bn3.running_mean is None and list(bn3.parameters()) == []
+    x = rng.standard_normal((4, 5, 7)).astype(np.float32)
+    bn3.eval()  # no running stats: batch statistics even in eval mode
+    mean, var = batch_stats(x.astype(np.float64))
+    np.testing.assert_allclose(bn3(t(x)).numpy(), ref_batch_norm(x, mean, var, None, None, 1e-5),
+                               atol=1e-4)
+
+
+def test_batchnorm_module_gradients_flow_to_parameters():
+    rng = np.random.default_rng(9)
+    bn = nn.BatchNorm2d(2, dtype=pydl.float64)
+    bn.weight.data[:] = rng.standard_normal(2)
+    x = t(rng.standard_normal((3, 2, 2, 2)), True)
+    assert gradcheck(lambda x: bn(x), (x,))
+    bn.zero_grad()
+    bn(x).sum().backward()
+    # d sum(y) / d beta = M per channel; d sum(y) / d gamma = sum(xhat) = 0.
+    np.testing.assert_allclose(bn.bias.grad.numpy(), 12)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), 0, atol=1e-10)
+
+
+def test_batchnorm_module_errors():
+    with pytest.raises(ValueError, match=r"expected input with 4 channels.*\(2, 3, 5, 5\)"):
+        nn.BatchNorm2d(4)(pydl.randn(2, 3, 5, 5))
+    with pytest.raises(ValueError, match="4-D"):
+        nn.BatchNorm2d(3)(pydl.randn(2, 3, 5))
+    with pytest.raises(ValueError, match="2-D"):
+        nn.BatchNorm1d(3)(pydl.randn(2, 3, 5, 5))
+    with pytest.raises(ValueError, match="num_features"):
+        nn.BatchNorm1d(0)
+
+
+def test_batch_norm_zero_batch():
+    y = F.batch_norm(pydl.zeros(0, 3, 4), None, None, training=True)
+    assert y.shape == (0, 3, 4)

@@ -1,0 +1,412 @@
+"""conv1d/conv2d/conv_transpose: float64 NumPy loop references, gradcheck, properties, errors."""
+import numpy as np
+import pytest
+
+import pydl
+import pydl.nn.functional as F
+from pydl import _C
+from pydl.autograd import gradcheck
+
+
+# ---- references (float64, written from the definition; never the code under test) ------------
+def ref_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """y[n,k,i,j] = b[k] + sum_{c,r,s} w[k,c,r,s] x[n, g*Cg + c, i*sh - ph + r*dh, j*sw - pw + s*dw]."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    OH = (H + 2 * ph - dh * (R - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (S - 1) - 1) // sw + 1
+    y = np.zeros((N, K, OH, OW))
+    Kg = K // groups
+    for k in range(K):
+        g = k // Kg
+        for r in range(R):
+            for s in range(S):
+                patch = xp[:, g * Cg:(g + 1) * Cg,
+                           r * dh:r * dh + sh * (OH - 1) + 1:sh,
+                           s * dw:s * dw + sw * (OW - 1) + 1:sw]
+                y[:, k] += np.einsum("nchw,c->nhw", patch, w[k, :, r, s])
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def ref_conv_transpose2d(x, w, b=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                         groups=1, dilation=(1, 1)):
+    """Scatter form: every input pixel adds w * x into the output at i*s - p + r*d."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    N, C_in, H, W = x.shape
+    _, Cog, R, S = w.shape
+    C_out = Cog * groups
+    Cig = C_in // groups
+    (sh, sw), (ph, pw), (dh, dw), (oph, opw) = stride, padding, dilation, output_padding
+    OH = (H - 1) * sh - 2 * ph + dh * (R - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (S - 1) + opw + 1
+    big = np.zeros((N, C_out, OH + 2 * ph + sh + dh * R, OW + 2 * pw + sw + dw * S))
+    for c in range(C_in):
+        g = c // Cig
+        for o in range(Cog):
+            for i in range(H):
+                for j in range(W):
+                    for r in range(R):
+                        for s in range(S):
+                            big[:, g * Cog + o, i * sh + r * dh, j * sw + s * dw] += \
+                                x[:, c, i, j] * w[c, o, r, s]
+    y = big[:, :, ph:ph + OH, pw:pw + OW]
+    if b is not None:
+        y = y + np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def t(a, requires_grad=False):
+    return pydl.tensor(a, requires_grad=requires_grad)
+
+
+def tol(dtype):
+    return dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+
+
+def random_config(seed):
+    """A random, valid conv2d configuration: strides, paddings, dilations, groups, odd sizes."""
+    rng = np.random.default_rng(seed)
+    while True:
+        groups = int(rng.choice([1, 1, 2, 3]))
+        Cg, Kg = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        if rng.random() < 0.2:  # depthwise
+            Cg, groups = 1, int(rng.integers(2, 5))
+        N = int(rng.choice([0, 1, 2, 3]))
+        H, W = int(rng.choice([1, 2, 5, 7])), int(rng.choice([1, 3, 6, 7]))
+        R, S = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        stride = tuple(int(v) for v in rng.integers(1, 4, 2))
+        padding = tuple(int(v) for v in rng.integers(0, 3, 2))
+        dilation = tuple(int(v) for v in rng.integers(1, 3, 2))
+        if rng.random() < 0.2:  # the 1x1 GEMM-only path
+            R = S = 1
+            stride, padding = (1, 1), (0, 0)
+        if dilation[0] * (R - 1) + 1 <= H + 2 * padding[0] and \
+                dilation[1] * (S - 1) + 1 <= W + 2 * padding[1]:
+            return dict(N=N, C=Cg * groups, K=Kg * groups, H=H, W=W, R=R, S=S, stride=stride,
+                        padding=padding, dilation=dilation, groups=groups,
+                        bias=bool(rng.random() < 0.7))
+
+
+# ---- forward against the reference --------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(16))
+def test_conv2d_forward_random_configs(seed, dtype):
+    cfg = random_config(seed)
+    rng = np.random.default_rng(100 + seed)
+    x = rng.standard_normal((cfg["N"], cfg["C"], cfg["H"], cfg["W"])).astype(dtype)
+    w = rng.standard_normal((cfg["K"], cfg["C"] // cfg["groups"], cfg["R"], cfg["S"])).astype(dtype)
+    b = rng.standard_normal(cfg["K"]).astype(dtype) if cfg["bias"] else None
+    args = (cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+    y = F.conv2d(t(x), t(w), None if b is None else t(b), *args)
+    expected = ref_conv2d(x, w, b, *args)
+    assert y.shape == expected.shape and y.dtype == dtype
+    np.testing.assert_allclose(y.numpy(), expected, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_many_column_tiles(dtype):
+    # 64 channels x 3x3 = 576 rows: the column tile holds fewer than OH*OW = 529 pixels in float64
+    # (and 448 in float32), so one image spans several tiles; batch 3 spreads over threads.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 64, 25, 25)).astype(dtype)
+    w = rng.standard_normal((5, 64, 3, 3)).astype(dtype)
+    y = F.conv2d(t(x), t(w), stride=1, padding=0)
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(x, w), **tol(dtype))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    xt, wt = t(x, True), t(w, True)
+    F.conv2d(xt, wt).backward(t(dy))
+    # d<dy, conv(x, w)>/dw[k,c,r,s] = sum dy * shifted x, the reference via its own definition.
+    gw = np.einsum("nkij,ncij->kc", dy.astype(np.float64),
+                   x[:, :, 1:24, 2:25].astype(np.float64))  # tap (r, s) = (1, 2)
+    np.testing.assert_allclose(wt.grad.numpy()[:, :, 1, 2], gw, rtol=1e-3 if dtype == np.float32 else 1e-10, atol=1e-2 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_conv1d_forward_random_configs(seed, dtype):
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 2]))
+    C, K = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 3))
+    L, k = int(rng.choice([5, 7, 11])), int(rng.integers(1, 4))
+    stride, padding, dilation = int(rng.integers(1, 3)), int(rng.integers(0, 3)), int(rng.integers(1, 3))
+    x = rng.standard_normal((2, C, L)).astype(dtype)
+    w = rng.standard_normal((K, C // groups, k)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    y = F.conv1d(t(x), t(w), t(b), stride, padding, dilation, groups)
+    expected = ref_conv2d(x[:, :, None], w[:, :, None], b, (1, stride), (0, padding),
+                          (1, dilation), groups)[:, :, 0]
+    np.testing.assert_allclose(y.numpy(), expected, **tol(dtype))
+
+
+def test_conv2d_unbatched_and_noncontiguous():
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((7, 4, 9, 2))
+    x = base.transpose(3, 1, 0, 2)[:, :, ::2]  # (2, 4, 4, 9), non-contiguous, strided
+    w = rng.standard_normal((3, 3, 4, 2)).transpose(0, 2, 1, 3)[:, :, :, ::-1]  # (3, 4, 3, 2)
+    assert not x.flags.c_contiguous and not w.flags.c_contiguous
+    y = F.conv2d(t(x), t(w), padding=(1, 0), stride=(1, 2))
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(x, w, None, (1, 2), (1, 0)), rtol=1e-10)
+    y1 = F.conv2d(t(x[0]), t(w), padding=(1, 0), stride=(1, 2))
+    assert y1.shape == y.shape[1:]
+    np.testing.assert_allclose(y1.numpy(), y.numpy()[0], rtol=1e-12)
+
+
+def test_conv2d_zero_batch():
+    x = pydl.zeros(0, 3, 5, 5, dtype=pydl.float64, requires_grad=True)
+    w = pydl.randn(4, 3, 3, 3, dtype=pydl.float64, requires_grad=True)
+    b = pydl.randn(4, dtype=pydl.float64, requires_grad=True)
+    y = F.conv2d(x, w, b, padding=1)
+    assert y.shape == (0, 4, 5, 5)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    np.testing.assert_array_equal(w.grad.numpy(), 0)
+    np.testing.assert_array_equal(b.grad.numpy(), 0)
+
+
+@pytest.mark.parametrize("kernel,dilation", [(3, 1), (4, 1), (3, 2), ((2, 5), (1, 2))])
+def test_conv2d_padding_same_and_valid(kernel, dilation):
+    rng = np.random.default_rng(2)
+    k = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    d = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    x = rng.standard_normal((2, 3, 9, 10))
+    w = rng.standard_normal((2, 3) + k)
+    y = F.conv2d(t(x), t(w), padding="same", dilation=dilation)
+    assert y.shape == (2, 2, 9, 10)
+    # PyTorch's 'same': total padding d*(k-1), left = total // 2, the odd one on the right.
+    total = [d[i] * (k[i] - 1) for i in range(2)]
+    xp = np.pad(x, ((0, 0), (0, 0), (total[0] // 2, total[0] - total[0] // 2),
+                    (total[1] // 2, total[1] - total[1] // 2)))
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(xp, w, dilation=d), rtol=1e-10, atol=1e-12)
+    yv = F.conv2d(t(x), t(w), padding="valid", dilation=dilation)
+    np.testing.assert_allclose(yv.numpy(), ref_conv2d(x, w, dilation=d), rtol=1e-10, atol=1e-12)
+
+
+# ---- gradients ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(8))
+def test_conv2d_gradcheck_random_configs(seed):
+    cfg = random_config(1000 + seed)
+    cfg["N"] = min(max(cfg["N"], 1), 2)
+    rng = np.random.default_rng(seed)
+    x = t(rng.standard_normal((cfg["N"], cfg["C"], cfg["H"], cfg["W"])), True)
+    w = t(rng.standard_normal((cfg["K"], cfg["C"] // cfg["groups"], cfg["R"], cfg["S"])), True)
+    b = t(rng.standard_normal(cfg["K"]), True) if cfg["bias"] else None
+    args = (cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"])
+    inputs = (x, w) if b is None else (x, w, b)
+    assert gradcheck(lambda *a: F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None, *args), inputs)
+
+
+@pytest.mark.parametrize("case", ["depthwise", "pointwise", "grouped_strided", "conv1d"])
+def test_conv_gradcheck_paths(case):
+    rng = np.random.default_rng(3)
+    if case == "depthwise":  # groups == C, channel multiplier 2
+        x, w = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((6, 1, 3, 2))
+        fn = lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=3)
+    elif case == "pointwise":
+        x, w = rng.standard_normal((2, 4, 3, 5)), rng.standard_normal((3, 4, 1, 1))
+        fn = lambda x, w, b: F.conv2d(x, w, b)
+    elif case == "grouped_strided":
+        x, w = rng.standard_normal((1, 4, 7, 5)), rng.standard_normal((6, 2, 3, 3))
+        fn = lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=(2, 1), groups=2)
+    else:
+        x, w = rng.standard_normal((2, 2, 9)), rng.standard_normal((3, 2, 3))
+        fn = lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2)
+    b = rng.standard_normal(w.shape[0])
+    assert gradcheck(fn, (t(x, True), t(w, True), t(b, True)))
+
+
+def test_conv2d_only_some_grads():
+    rng = np.random.default_rng(4)
+    x = t(rng.standard_normal((2, 2, 5, 5)))
+    w = t(rng.standard_normal((3, 2, 3, 3)), True)
+    b = t(rng.standard_normal(3))
+    assert gradcheck(lambda w: F.conv2d(x, w, b, padding=1), (w,))
+    b2 = t(rng.standard_normal(3), True)
+    assert gradcheck(lambda b2: F.conv2d(x, w.detach(), b2, padding=1), (b2,))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_transpose2d_forward_and_gradcheck(seed):
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 2]))
+    C_in, Cog = groups * int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    stride = tuple(int(v) for v in rng.integers(1, 4, 2))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, 2))
+    R, S = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    padding = (int(rng.integers(0, R)), int(rng.integers(0, S)))
+    output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+    x = rng.standard_normal((2, C_in, 3, 4))
+    w = rng.standard_normal((C_in, Cog, R, S))
+    b = rng.standard_normal(Cog * groups)
+    args = (stride, padding, output_padding, groups, dilation)
+    try:
+        expected = ref_conv_transpose2d(x, w, b, *args)
+    except ValueError:
+        pytest.skip("configuration gives an empty output")
+    if min(expected.shape[2:]) < 1:
+        with pytest.raises(ValueError):
+            F.conv_transpose2d(t(x), t(w), t(b), *args)
+        return
+    y = F.conv_transpose2d(t(x), t(w), t(b), *args)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-10)
+    y32 = F.conv_transpose2d(t(x.astype(np.float32)), t(w.astype(np.float32)),
+                             t(b.astype(np.float32)), *args)
+    np.testing.assert_allclose(y32.numpy(), expected, rtol=2e-4, atol=2e-4)
+    assert gradcheck(lambda x, w, b: F.conv_transpose2d(x, w, b, *args),
+                     (t(x[:1], True), t(w, True), t(b, True)))
+
+
+def test_conv_transpose1d_matches_reference_and_gradcheck():
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 4, 5)), rng.standard_normal((4, 3, 3)), rng.standard_normal(6)
+    y = F.conv_transpose1d(t(x), t(w), t(b), stride=2, padding=1, output_padding=1, groups=2)
+    expected = ref_conv_transpose2d(x[:, :, None], w[:, :, None], b, (1, 2), (0, 1), (0, 1), 2)
+    np.testing.assert_allclose(y.numpy(), expected[:, :, 0], rtol=1e-10, atol=1e-12)
+    assert gradcheck(lambda x, w, b: F.conv_transpose1d(x, w, b, 2, 1, 1, 2),
+                     (t(x, True), t(w, True), t(b, True)))
+
+
+def test_conv_transpose_is_adjoint_of_conv():
+    # <conv(x, w), y> == <x, conv_transpose(y, w)>: the two ops are transposes of each other.
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((6, 2, 3, 2))
+    y = F.conv2d(t(x), t(w), stride=2, padding=1, dilation=(2, 1), groups=2)
+    v = rng.standard_normal(y.shape)
+    xt = F.conv_transpose2d(t(v), t(w), stride=2, padding=1, output_padding=0, groups=2,
+                            dilation=(2, 1))
+    assert xt.shape == x.shape
+    np.testing.assert_allclose((y.numpy() * v).sum(), (x * xt.numpy()).sum(), rtol=1e-10)
+
+
+# ---- true convolution vs cross-correlation ------------------------------------------------------
+def test_convolve1d_is_textbook_convolution():
+    # Lecture notes 13.1: (1, 2, 3) * (4, 5, 6) = (4, 13, 28, 27, 18) ("full": padding k - 1).
+    x = t(np.array([[[1.0, 2.0, 3.0]]]))
+    w = t(np.array([[[4.0, 5.0, 6.0]]]))
+    y = F.convolve1d(x, w, padding=2)
+    np.testing.assert_allclose(y.numpy()[0, 0], np.convolve([1, 2, 3], [4, 5, 6]), rtol=1e-12)
+    # Cross-correlation slides the kernel unflipped: it equals NumPy's correlate.
+    yc = F.conv1d(x, w, padding=2)
+    np.testing.assert_allclose(yc.numpy()[0, 0], np.correlate([1, 2, 3], [4, 5, 6], "full"))
+    assert not np.allclose(y.numpy(), yc.numpy())
+
+
+def test_convolve2d_flips_the_kernel():
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((1, 2, 6, 5)), rng.standard_normal((3, 2, 3, 2))
+    y = F.convolve2d(t(x), t(w), padding=1)
+    np.testing.assert_allclose(y.numpy(), F.conv2d(t(x), t(w[:, :, ::-1, ::-1].copy()), padding=1)
+                               .numpy(), rtol=1e-12)
+    # Definition (x * w)[i, j] = sum_{r,s} x[i - r, j - s] w[r, s] with zero padding 1.
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    OH, OW = y.shape[2:]
+    expected = np.zeros(y.shape)
+    for i in range(OH):
+        for j in range(OW):
+            for r in range(3):
+                for s in range(2):
+                    expected[0, :, i, j] += w[:, :, r, s] @ xp[0, :, i + 2 - r, j + 1 - s]
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10)
+    assert gradcheck(lambda x, w: F.convolve2d(x, w, padding=1),
+                     (t(x[:, :, :4, :4], True), t(w, True)))
+
+
+# ---- property: translation equivariance ---------------------------------------------------------
+@pytest.mark.parametrize("seed", range(5))
+def test_conv2d_translation_equivariance(seed):
+    # Content surrounded by a zero margin: shifting the input shifts the output by as much.
+    rng = np.random.default_rng(seed)
+    R, S = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    dil = int(rng.integers(1, 3))
+    margin = 3 + dil * max(R, S)
+    canvas = np.zeros((2, 3, 6 + 2 * margin, 5 + 2 * margin))
+    canvas[:, :, margin:-margin, margin:-margin] = rng.standard_normal((2, 3, 6, 5))
+    w = t(rng.standard_normal((4, 3, R, S)))
+    di, dj = (int(v) for v in rng.integers(-3, 4, 2))
+    shifted = np.roll(canvas, (di, dj), axis=(2, 3))
+    y = F.conv2d(t(canvas), w, padding="same" if dil == 1 else 0, dilation=dil).numpy()
+    ys = F.conv2d(t(shifted), w, padding="same" if dil == 1 else 0, dilation=dil).numpy()
+    np.testing.assert_allclose(ys, np.roll(y, (di, dj), axis=(2, 3)), atol=1e-12)
+
+
+# ---- memory bound of the column buffer ---------------------------------------------------------
+def test_column_buffer_does_not_grow_with_batch():
+    from pydl.ops.conv import conv2d_column_buffer_bytes as bytes_for
+
+    shape_w = (64, 64, 3, 3)
+
+    b64 = bytes_for((64, 64, 56, 56), shape_w, 1, 1)
+    b4096 = bytes_for((4096, 64, 56, 56), shape_w, 1, 1)
+    assert b64 == b4096 > 0
+    rows = 64 * 3 * 3
+    # At most one ~1 MiB tile (never fewer than 64 pixels) per thread.
+    assert b4096 <= pydl.get_num_threads() * max(1 << 20, rows * 64 * 4)
+    # The paths that need no column matrix allocate none.
+    assert bytes_for((8, 16, 10, 10), (32, 16, 1, 1)) == 0
+    assert bytes_for((8, 16, 10, 10), (16, 1, 3, 3), padding=1, groups=16) == 0
+
+
+# ---- errors -------------------------------------------------------------------------------------
+def test_conv2d_errors_name_the_problem():
+    x = pydl.randn(2, 4, 6, 6)
+    w = pydl.randn(6, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"4-D \(batched\).*\(2, 6, 6\)|got input of shape"):
+        F.conv2d(pydl.randn(6, 6), w)
+    with pytest.raises(ValueError, match="4-D weight"):
+        F.conv2d(x, pydl.randn(6, 4, 3))
+    with pytest.raises(ValueError, match=r"has 4 channels.*expects 2"):
+        F.conv2d(x, w)  # groups=1: weight wants 2 input channels
+    with pytest.raises(ValueError, match="divisible by groups"):
+        F.conv2d(x, pydl.randn(5, 2, 3, 3), groups=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.conv2d(x, pydl.randn(6, 4, 9, 3))
+    with pytest.raises(ValueError, match="stride must be positive"):
+        F.conv2d(x, w, stride=0, groups=2)
+    with pytest.raises(ValueError, match="padding must be non-negative"):
+        F.conv2d(x, w, padding=-1, groups=2)
+    with pytest.raises(ValueError, match="dilation must be positive"):
+        F.conv2d(x, w, dilation=(1, 0), groups=2)
+    with pytest.raises(ValueError, match="groups must be a positive"):
+        F.conv2d(x, w, groups=0)
+    with pytest.raises(ValueError, match=r"bias must have shape \(6,\)"):
+        F.conv2d(x, w, pydl.randn(5), groups=2)
+    with pytest.raises(TypeError, match="same dtype"):
+        F.conv2d(x, pydl.randn(6, 2, 3, 3, dtype=pydl.float64), groups=2)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        F.conv2d(pydl.ones(2, 4, 6, 6, dtype=pydl.int64), w, groups=2)
+    with pytest.raises(ValueError, match="not supported for strided"):
+        F.conv2d(x, w, padding="same", stride=2, groups=2)
+    with pytest.raises(ValueError, match="'same', 'valid'"):
+        F.conv2d(x, w, padding="full", groups=2)
+    with pytest.raises(ValueError, match="tuple of 2 ints"):
+        F.conv2d(x, w, stride=(1, 2, 3), groups=2)
+    with pytest.raises(ValueError, match="3-D"):
+        F.conv1d(x, pydl.randn(6, 4, 3))
+    with pytest.raises(ValueError, match="output padding must be smaller"):
+        F.conv_transpose2d(x, pydl.randn(4, 3, 3, 3), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="has 4 channels"):
+        F.conv_transpose2d(x, pydl.randn(3, 3, 3, 3))
+
+
+def test_kernel_binding_rejects_bad_calls():
+    # The C++ layer checks again: a direct call with inconsistent shapes raises, never crashes.
+    x = np.zeros((1, 4, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="input channels per group"):
+        _C.conv2d_forward(x, np.zeros((2, 3, 3, 3), np.float32), None, (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        _C.conv2d_forward(x, np.zeros((2, 4, 7, 3), np.float32), None, (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="stride must be positive"):
+        _C.conv2d_forward(x, np.zeros((2, 4, 3, 3), np.float32), None, (0, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(TypeError, match="same dtype"):
+        _C.conv2d_forward(x, np.zeros((2, 4, 3, 3)), None, (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match="exceeds the largest possible"):
+        _C.conv2d_backward_input(np.zeros((1, 2, 9, 9), np.float32),
+                                 np.zeros((2, 4, 3, 3), np.float32), (5, 5), (1, 1), (0, 0),
+                                 (1, 1), 1)

@@ -1,0 +1,233 @@
+"""max/avg/adaptive pooling: float64 NumPy loop references, indices, gradcheck, errors."""
+import math
+
+import numpy as np
+import pytest
+
+import pydl
+import pydl.nn.functional as F
+from pydl.autograd import gradcheck
+
+
+def t(a, requires_grad=False):
+    return pydl.tensor(a, requires_grad=requires_grad)
+
+
+def out_size(n, k, s, p, d, ceil_mode):
+    """PyTorch's pooling output size, written out from its documentation."""
+    span = n + 2 * p - d * (k - 1) - 1
+    o = (math.ceil(span / s) if ceil_mode else span // s) + 1
+    if ceil_mode and (o - 1) * s >= n + p:
+        o -= 1
+    return o
+
+
+def ref_max_pool2d(x, k, s, p, d, ceil_mode):
+    """Loops over windows; padding never wins (it is -inf). Returns values and flat indices."""
+    N, C, H, W = x.shape
+    OH, OW = out_size(H, k[0], s[0], p[0], d[0], ceil_mode), out_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+    y = np.full((N, C, OH, OW), -np.inf)
+    idx = np.full((N, C, OH, OW), -1, np.int64)
+    for i in range(OH):
+        for j in range(OW):
+            for r in range(k[0]):
+                for c in range(k[1]):
+                    ih, iw = i * s[0] - p[0] + r * d[0], j * s[1] - p[1] + c * d[1]
+                    if 0 <= ih < H and 0 <= iw < W:
+                        v = x[:, :, ih, iw]
+                        better = v > y[:, :, i, j]
+                        y[:, :, i, j] = np.where(better, v, y[:, :, i, j])
+                        idx[:, :, i, j] = np.where(better, ih * W + iw, idx[:, :, i, j])
+    return y, idx
+
+
+def ref_avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override=None):
+    N, C, H, W = x.shape
+    OH, OW = out_size(H, k[0], s[0], p[0], 1, ceil_mode), out_size(W, k[1], s[1], p[1], 1, ceil_mode)
+    y = np.zeros((N, C, OH, OW))
+    for i in range(OH):
+        for j in range(OW):
+            h0, w0 = i * s[0] - p[0], j * s[1] - p[1]
+            h1, w1 = min(h0 + k[0], H + p[0]), min(w0 + k[1], W + p[1])
+            padded_count = (h1 - h0) * (w1 - w0)  # window clipped to the padded input
+            hs, ws, he, we = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
+            total = x[:, :, hs:he, ws:we].sum(axis=(2, 3))
+            if divisor_override:
+                div = divisor_override
+            elif count_include_pad:
+                div = padded_count
+            else:
+                div = (he - hs) * (we - ws)
+            y[:, :, i, j] = total / div
+    return y
+
+
+def ref_adaptive_avg_pool2d(x, out):
+    N, C, H, W = x.shape
+    y = np.zeros((N, C) + tuple(out))
+    for i in range(out[0]):
+        hs, he = (i * H) // out[0], -(-((i + 1) * H) // out[0])
+        for j in range(out[1]):
+            ws, we = (j * W) // out[1], -(-((j + 1) * W) // out[1])
+            y[:, :, i, j] = x[:, :, hs:he, ws:we].mean(axis=(2, 3))
+    return y
+
+
+def random_pool_config(seed, dilation=True):
+    rng = np.random.default_rng(seed)
+    while True:
+        k = tuple(int(v) for v in rng.integers(1, 5, 2))
+        s = tuple(int(v) for v in rng.integers(1, 4, 2))
+        p = tuple(int(rng.integers(0, ki // 2 + 1)) for ki in k)
+        d = tuple(int(v) for v in rng.integers(1, 3, 2)) if dilation else (1, 1)
+        H, W = int(rng.choice([1, 4, 7, 8])), int(rng.choice([2, 5, 9]))
+        ceil_mode = bool(rng.random() < 0.5)
+        N = int(rng.choice([0, 1, 2]))
+        try:
+            oh = out_size(H, k[0], s[0], p[0], d[0], ceil_mode)
+            ow = out_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+        except ZeroDivisionError:
+            continue
+        if oh >= 1 and ow >= 1:
+            return dict(N=N, C=int(rng.integers(1, 4)), H=H, W=W, k=k, s=s, p=p, d=d,
+                        ceil_mode=ceil_mode)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(16))
+def test_max_pool2d_random_configs(seed, dtype):
+    cfg = random_pool_config(seed)
+    x = np.random.default_rng(seed).standard_normal((cfg["N"], cfg["C"], cfg["H"], cfg["W"]))
+    x = x.astype(dtype)
+    y, idx = F.max_pool2d(t(x), cfg["k"], cfg["s"], cfg["p"], cfg["d"], cfg["ceil_mode"],
+                          return_indices=True)
+    ey, eidx = ref_max_pool2d(x.astype(np.float64), cfg["k"], cfg["s"], cfg["p"], cfg["d"],
+                              cfg["ceil_mode"])
+    assert y.shape == ey.shape and y.dtype == dtype and idx.dtype == np.int64
+    np.testing.assert_array_equal(y.numpy(), ey.astype(dtype))
+    np.testing.assert_array_equal(idx.numpy(), eidx)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_max_pool2d_gradcheck(seed):
+    cfg = random_pool_config(100 + seed)
+    rng = np.random.default_rng(seed)
+    x = t(rng.standard_normal((max(cfg["N"], 1), cfg["C"], cfg["H"], cfg["W"])), True)
+    assert gradcheck(lambda x: F.max_pool2d(x, cfg["k"], cfg["s"], cfg["p"], cfg["d"],
+                                            cfg["ceil_mode"]), (x,))
+
+
+def test_max_pool2d_backward_routes_to_saved_argmax():
+    # Overlapping windows (stride 1 < kernel 3): an element that is the max of several windows
+    # receives the sum of their gradients.
+    x = np.arange(25, dtype=np.float64).reshape(1, 1, 5, 5)
+    xt = t(x, True)
+    y = F.max_pool2d(xt, 3, stride=1)
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(t(g))
+    expected = np.zeros_like(x)
+    for i in range(3):
+        for j in range(3):
+            expected[0, 0, i + 2, j + 2] += g[0, 0, i, j]
+    np.testing.assert_allclose(xt.grad.numpy(), expected)
+
+
+def test_max_pool_nan_propagates():
+    x = np.ones((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    y = F.max_pool2d(t(x), 2).numpy()
+    assert np.isnan(y[0, 0, 0, 0]) and (y.ravel()[1:] == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(12))
+def test_avg_pool2d_random_configs(seed, dtype):
+    cfg = random_pool_config(200 + seed, dilation=False)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((cfg["N"], cfg["C"], cfg["H"], cfg["W"])).astype(dtype)
+    include = bool(seed % 2)
+    divisor = 3 if seed % 5 == 0 else None
+    y = F.avg_pool2d(t(x), cfg["k"], cfg["s"], cfg["p"], cfg["ceil_mode"], include, divisor)
+    expected = ref_avg_pool2d(x.astype(np.float64), cfg["k"], cfg["s"], cfg["p"],
+                              cfg["ceil_mode"], include, divisor)
+    assert y.shape == expected.shape
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y.numpy(), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_avg_pool2d_gradcheck(seed):
+    cfg = random_pool_config(300 + seed, dilation=False)
+    x = t(np.random.default_rng(seed).standard_normal((1, cfg["C"], cfg["H"], cfg["W"])), True)
+    assert gradcheck(lambda x: F.avg_pool2d(x, cfg["k"], cfg["s"], cfg["p"], cfg["ceil_mode"],
+                                            bool(seed % 2), 2 if seed == 3 else None), (x,))
+
+
+@pytest.mark.parametrize("out", [(1, 1), (2, 3), (3, 3), (5, 4), (7, 9)])
+def test_adaptive_avg_pool2d(out):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 9))
+    y = F.adaptive_avg_pool2d(t(x), out)
+    np.testing.assert_allclose(y.numpy(), ref_adaptive_avg_pool2d(x, out), rtol=1e-12)
+    assert gradcheck(lambda x: F.adaptive_avg_pool2d(x, out), (t(x[:1, :2], True),))
+
+
+def test_adaptive_avg_pool2d_none_and_int():
+    x = pydl.randn(2, 3, 6, 5, dtype=pydl.float64)
+    assert F.adaptive_avg_pool2d(x, (None, 2)).shape == (2, 3, 6, 2)
+    y = F.adaptive_avg_pool2d(x, 1)
+    np.testing.assert_allclose(y.numpy()[..., 0, 0], x.numpy().mean(axis=(2, 3)), rtol=1e-12)
+
+
+def test_pool1d_variants():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 11))
+    y, idx = F.max_pool1d(t(x), 3, 2, 1, 2, True, return_indices=True)
+    ey, eidx = ref_max_pool2d(x[:, :, None], (1, 3), (1, 2), (0, 1), (1, 2), True)
+    np.testing.assert_array_equal(y.numpy(), ey[:, :, 0])
+    np.testing.assert_array_equal(idx.numpy(), eidx[:, :, 0])
+    ya = F.avg_pool1d(t(x), 4, 3, 2, False, False)
+    np.testing.assert_allclose(ya.numpy(), ref_avg_pool2d(x[:, :, None], (1, 4), (1, 3), (0, 2),
+                                                          False, False)[:, :, 0], rtol=1e-12)
+    yd = F.adaptive_avg_pool1d(t(x), 4)
+    np.testing.assert_allclose(yd.numpy(), ref_adaptive_avg_pool2d(x[:, :, None], (1, 4))[:, :, 0],
+                               rtol=1e-12)
+    for fn in (lambda x: F.max_pool1d(x, 3, 2, 1), lambda x: F.avg_pool1d(x, 3, 2, 1),
+               lambda x: F.adaptive_avg_pool1d(x, 3)):
+        assert gradcheck(fn, (t(x[:1], True),))
+
+
+def test_pool_unbatched_and_noncontiguous():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((9, 3, 8, 2)).transpose(3, 1, 0, 2)  # (2, 3, 9, 8) non-contiguous
+    assert not x.flags.c_contiguous
+    y = F.max_pool2d(t(x), 2)
+    np.testing.assert_array_equal(y.numpy(), ref_max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)[0])
+    y1 = F.avg_pool2d(t(x[0]), 3, 2, 1)
+    assert y1.shape == (3, 5, 4)
+    np.testing.assert_allclose(y1.numpy(), ref_avg_pool2d(x[:1], (3, 3), (2, 2), (1, 1), False,
+                                                          True)[0], rtol=1e-12)
+
+
+def test_pool_errors():
+    x = pydl.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="at most half of kernel size"):
+        F.max_pool2d(x, 3, padding=2)
+    with pytest.raises(ValueError, match="at most half of kernel size"):
+        F.avg_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="stride must be positive"):
+        F.max_pool2d(x, 2, stride=0)
+    with pytest.raises(ValueError, match="kernel_size must be positive"):
+        F.avg_pool2d(x, 0)
+    with pytest.raises(ValueError, match="padding must be non-negative"):
+        F.max_pool2d(x, 2, padding=-1)
+    with pytest.raises(ValueError, match=r"4-D \(batched\)"):
+        F.max_pool2d(pydl.randn(8, 8), 2)
+    with pytest.raises(ValueError, match="too small"):
+        F.max_pool2d(x, 9)
+    with pytest.raises(ValueError, match="divisor_override"):
+        F.avg_pool2d(x, 2, divisor_override=0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        F.max_pool2d(pydl.ones(1, 1, 4, 4, dtype=pydl.int64), 2)
+    with pytest.raises(ValueError, match="output_size"):
+        F.adaptive_avg_pool2d(x, (1, 2, 3))
