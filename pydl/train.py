@@ -25,6 +25,7 @@ import numpy as np
 
 from pydl import random as _random
 from pydl.autograd import grad_mode
+from pydl.callbacks import EarlyStopping
 from pydl.tensor import Tensor
 
 
@@ -218,7 +219,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
     as the weights changed), ``val_loss``, ``val_<metric>``, ``lr`` (the epoch's learning rate
     of the first parameter group) and ``time`` (seconds).
 
-    Callbacks: an object with ``step(metric, model) -> bool`` (``EarlyStopping``) gets
+    Callbacks: an object with ``step(metric, model) -> bool`` (``EarlyStopping``, re-exported
+    here from ``pydl.callbacks``) gets
     ``logs[monitor]`` and stops training when it returns True; at the end, one that has
     ``restore_best_weights`` set and recorded a best state restores it into the model. Any
     object with ``on_epoch_end(epoch, logs, model)`` is called with the epoch's logs (a True
@@ -579,4 +581,5 @@ def evolutionary_search(build: Callable[[Dict[str, Any]], tuple], space: Mapping
 
 
 __all__ = ["fit", "evaluate", "History", "accuracy", "cross_validate", "grid_search",
-           "evolutionary_search", "Uniform", "LogUniform", "IntUniform", "SearchResult"]
+           "evolutionary_search", "Uniform", "LogUniform", "IntUniform", "SearchResult",
+           "EarlyStopping"]

@@ -340,3 +340,40 @@ def test_evolutionary_search_elitism_bounds_and_reproducibility():
         evolutionary_search(_build, {"lr": 0.1}, ds, cross_entropy)
     with pytest.raises(ValueError, match="positive"):
         LogUniform(0.0, 1.0)
+
+
+def test_fit_with_early_stopping_restores_best_epoch():
+    from pydl.train import EarlyStopping
+
+    train, val = blobs(40, seed=0), blobs(40, seed=3)
+    pydl.manual_seed(1)
+    model = Logistic()
+    opt = pydl.optim.SGD(model.parameters(), lr=2.0)  # large steps: val loss jumps around
+    snapshots = {}
+
+    class Snapshot:
+        def on_epoch_end(self, epoch, logs, model):
+            snapshots[epoch] = model.weight.detach().numpy().copy()
+
+    stopper = EarlyStopping(patience=1)
+    hist = fit(model, cross_entropy, opt, _loader(train), DataLoader(val, batch_size=40),
+               epochs=12, callbacks=[stopper, Snapshot()], progress=False)
+    best_epoch, best_loss = hist.best("val_loss")
+    assert stopper.best == pytest.approx(best_loss)
+    np.testing.assert_array_equal(model.weight.detach().numpy(), snapshots[best_epoch])
+    if len(hist) < 12:  # it stopped: patience 1 means one epoch without improvement
+        assert hist.epoch[-1] == best_epoch + 1
+
+
+def test_fit_steps_plateau_scheduler_with_monitored_metric():
+    model = Logistic()
+    opt = pydl.optim.SGD(model.parameters(), lr=1e-12)  # no progress: a plateau from epoch 1
+    sched = pydl.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    hist = fit(model, cross_entropy, opt, _loader(blobs(16)), DataLoader(blobs(16), 16),
+               epochs=4, scheduler=sched, progress=False)
+    assert hist["lr"] == pytest.approx([1e-12, 1e-12, 5e-13, 2.5e-13])
+    with pytest.raises(ValueError, match="needs a val_loader"):
+        fit(model, cross_entropy, opt, _loader(blobs(16)), epochs=1, scheduler=sched,
+            monitor="val_loss")
+    # without a val_loader the plateau scheduler follows the training loss
+    fit(model, cross_entropy, opt, _loader(blobs(16)), epochs=1, scheduler=sched, progress=False)
