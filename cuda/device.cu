@@ -1,7 +1,7 @@
 // Device queries used by pydl.show_config() and pydl.cuda.is_available().
 #include "device.cuh"
 
-#include <cuda_runtime.h>
+#include "common.cuh"
 
 namespace pydl::cuda {
 

@@ -48,3 +48,21 @@ def unavailable_reason() -> Optional[str]:
     if cuda_module().device_count() == 0:
         return "no CUDA GPU is visible"
     return None
+
+
+_kernels = None
+
+
+def kernels():
+    """pydl's CUDA kernels on CuPy arrays (``pydl._cuda_kernels.CudaKernels`` over
+    ``pydl._C_cuda``). Raises RuntimeError naming what is missing when CUDA is unavailable."""
+    global _kernels
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"cannot use device 'cuda': {reason}")
+    if _kernels is None:
+        from pydl._config import cuda_module
+        from pydl._cuda_kernels import CudaKernels
+
+        _kernels = CudaKernels(cuda_module())
+    return _kernels

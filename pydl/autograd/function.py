@@ -100,6 +100,7 @@ class Function:
             else:
                 raw.append(a)
                 inputs.append(None)
+        _check_one_device(cls.__name__, inputs)
         record = requires and grad_mode._enabled
         if record:
             needs, parents = [], []
@@ -168,3 +169,16 @@ def _share_version(result, inputs) -> None:
     base = next(t for t in inputs if t is not None)
     if np.may_share_memory(result.data, base.data):
         result._vc = base._vc
+
+
+def _check_one_device(op: str, inputs) -> None:
+    """Tensors of one op must live on one device (NumPy and CuPy arrays never mix)."""
+    first = None
+    for t in inputs:
+        if t is None:
+            continue
+        if first is None:
+            first = t
+        elif type(t.data) is not type(first.data):
+            raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found "
+                               f"at least two devices, {first.device} and {t.device}")

@@ -15,6 +15,10 @@ from pydl.tensor import Tensor
 
 def matmul_kernel(a, b, trans_a: bool = False, trans_b: bool = False):
     """op(a) @ op(b) over the last two dims, batch dims broadcast; op = transpose if flagged."""
+    if not isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64):
+        from pydl import cuda  # CuPy arrays: pydl's CUDA GEMM (cuda/gemm.cuh)
+
+        return cuda.kernels().matmul(a, b, trans_a, trans_b)
     if trans_a:
         a = a.swapaxes(-1, -2)
     if trans_b:
