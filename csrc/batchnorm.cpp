@@ -13,16 +13,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
+#include "batchnorm_avx2.h"
+#include "cpu_features.h"
 #include "parallel.h"
 
 namespace pydl {
 namespace {
 
+using bn_detail::kFlushBlock;  // values summed in T before the lanes go into double
 constexpr int64_t kRowPathMin = 16;
 constexpr int64_t kLanes = 8;
-constexpr int64_t kFlushBlock = 2048;  // values summed in T before the lanes go into double
 
 // s1 += sum(x - shift), s2 += sum((x - shift)^2) over x[0, L).
 template <typename T>
@@ -76,6 +79,35 @@ inline void grad_sums(const T* dy, const T* x, int64_t L, T mean, double* s1, do
   *s1 += d1, *s2 += d2;
 }
 
+// Dispatch to the AVX2 loops (float32) or the portable ones above / inline here.
+template <typename T>
+void row_shifted_sums(const T* x, int64_t n, T shift, double* s1, double* s2) {
+  if constexpr (std::is_same<T, float>::value)
+    if (use_avx2()) return bn_detail::shifted_sums_avx2(x, n, shift, s1, s2);
+  shifted_sums(x, n, shift, s1, s2);
+}
+
+template <typename T>
+void row_grad_sums(const T* dy, const T* x, int64_t n, T mean, double* s1, double* s2) {
+  if constexpr (std::is_same<T, float>::value)
+    if (use_avx2()) return bn_detail::grad_sums_avx2(dy, x, n, mean, s1, s2);
+  grad_sums(dy, x, n, mean, s1, s2);
+}
+
+template <typename T>
+void row_scale_shift(const T* x, int64_t n, T scale, T bias, T* y) {
+  if constexpr (std::is_same<T, float>::value)
+    if (use_avx2()) return bn_detail::scale_shift_avx2(x, n, scale, bias, y);
+  for (int64_t l = 0; l < n; ++l) y[l] = x[l] * scale + bias;
+}
+
+template <typename T>
+void row_grad_input(const T* dy, const T* x, int64_t n, T mdy, T mean, T k, T a, T* dx) {
+  if constexpr (std::is_same<T, float>::value)
+    if (use_avx2()) return bn_detail::grad_input_avx2(dy, x, n, mdy, mean, k, a, dx);
+  for (int64_t l = 0; l < n; ++l) dx[l] = (dy[l] - mdy - (x[l] - mean) * k) * a;
+}
+
 // Per-channel statistics from shifted sums over M values.
 template <typename T>
 void finish_stats(double shift, double s1, double s2, int64_t M, double eps, T* mean, T* var,
@@ -94,6 +126,60 @@ void finish_stats(double shift, double s1, double s2, int64_t M, double eps, T* 
 // Channels per task on the small-L path: enough to vectorise, few enough to spread over threads.
 int64_t channel_grain(int64_t C) { return std::max<int64_t>(8, C / (4 * num_threads()) / 8 * 8); }
 
+// ---- channels side by side (small L), one (N, C) row at a time -----------------------------
+// With L == 1 (BatchNorm1d on (N, C)) a row's channels are contiguous: the loops run over them
+// (AVX2 for float32); for 1 < L < kRowPathMin over each channel's L values.
+
+template <typename T>
+void channel_sums(const T* xr, int64_t L, int64_t nc, const T* shift, double* s1, double* s2) {
+  if constexpr (std::is_same<T, float>::value)
+    if (L == 1 && use_avx2()) return bn_detail::channel_sums_avx2(xr, shift, nc, s1, s2);
+  for (int64_t j = 0; j < nc; ++j) {
+    for (int64_t l = 0; l < L; ++l) {
+      const double d = double(xr[j * L + l] - shift[j]);
+      s1[j] += d;
+      s2[j] += d * d;
+    }
+  }
+}
+
+template <typename T>
+void channel_grad_sums(const T* dyr, const T* xr, int64_t L, int64_t nc, const T* mean,
+                       double* s1, double* s2) {
+  if constexpr (std::is_same<T, float>::value)
+    if (L == 1 && use_avx2()) return bn_detail::channel_grad_sums_avx2(dyr, xr, mean, nc, s1, s2);
+  for (int64_t j = 0; j < nc; ++j) {
+    for (int64_t l = 0; l < L; ++l) {
+      s1[j] += double(dyr[j * L + l]);
+      s2[j] += double(dyr[j * L + l]) * double(xr[j * L + l] - mean[j]);
+    }
+  }
+}
+
+template <typename T>
+void channel_scale_shift(const T* xr, int64_t L, int64_t nc, const T* scale, const T* bias,
+                         T* yr) {
+  if constexpr (std::is_same<T, float>::value)
+    if (L == 1 && use_avx2()) return bn_detail::channel_scale_shift_avx2(xr, scale, bias, nc, yr);
+  if (L == 1) {
+    for (int64_t j = 0; j < nc; ++j) yr[j] = xr[j] * scale[j] + bias[j];
+    return;
+  }
+  for (int64_t j = 0; j < nc; ++j)
+    for (int64_t l = 0; l < L; ++l) yr[j * L + l] = xr[j * L + l] * scale[j] + bias[j];
+}
+
+template <typename T>
+void channel_grad_input(const T* dyr, const T* xr, int64_t L, int64_t nc, const T* mdy,
+                        const T* mean, const T* k, const T* a, T* dxr) {
+  if constexpr (std::is_same<T, float>::value)
+    if (L == 1 && use_avx2())
+      return bn_detail::channel_grad_input_avx2(dyr, xr, mdy, mean, k, a, nc, dxr);
+  for (int64_t j = 0; j < nc; ++j)
+    for (int64_t l = 0; l < L; ++l)
+      dxr[j * L + l] = (dyr[j * L + l] - mdy[j] - (xr[j * L + l] - mean[j]) * k[j]) * a[j];
+}
+
 }  // namespace
 
 template <typename T>
@@ -105,15 +191,12 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
       for (int64_t c = c0; c < c1; ++c) {
         const T shift = M > 0 ? x[c * L] : T(0);
         double s1 = 0, s2 = 0;
-        for (int64_t n = 0; n < N; ++n) shifted_sums(x + (n * C + c) * L, L, shift, &s1, &s2);
+        for (int64_t n = 0; n < N; ++n) row_shifted_sums(x + (n * C + c) * L, L, shift, &s1, &s2);
         finish_stats(double(shift), s1, s2, M, eps, mean + c, var + c, invstd + c);
         const T scale = (gamma ? gamma[c] : T(1)) * invstd[c];
         const T bias = (beta ? beta[c] : T(0)) - mean[c] * scale;
-        for (int64_t n = 0; n < N; ++n) {
-          const T* xr = x + (n * C + c) * L;
-          T* yr = y + (n * C + c) * L;
-          for (int64_t l = 0; l < L; ++l) yr[l] = xr[l] * scale + bias;
-        }
+        for (int64_t n = 0; n < N; ++n)
+          row_scale_shift(x + (n * C + c) * L, L, scale, bias, y + (n * C + c) * L);
       }
     });
     return;
@@ -124,29 +207,17 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
     std::vector<T> shift(nc, T(0)), scale(nc), bias(nc);
     if (M > 0)
       for (int64_t c = c0; c < c1; ++c) shift[c - c0] = x[c * L];
-    for (int64_t n = 0; n < N; ++n) {
-      const T* xr = x + n * C * L;
-      for (int64_t c = c0; c < c1; ++c) {
-        for (int64_t l = 0; l < L; ++l) {
-          const double d = double(xr[c * L + l] - shift[c - c0]);
-          s1[c - c0] += d;
-          s2[c - c0] += d * d;
-        }
-      }
-    }
+    for (int64_t n = 0; n < N; ++n)
+      channel_sums(x + (n * C + c0) * L, L, nc, shift.data(), s1.data(), s2.data());
     for (int64_t c = c0; c < c1; ++c) {
       finish_stats(double(shift[c - c0]), s1[c - c0], s2[c - c0], M, eps, mean + c, var + c,
                    invstd + c);
       scale[c - c0] = (gamma ? gamma[c] : T(1)) * invstd[c];
       bias[c - c0] = (beta ? beta[c] : T(0)) - mean[c] * scale[c - c0];
     }
-    for (int64_t n = 0; n < N; ++n) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const T* xr = x + (n * C + c) * L;
-        T* yr = y + (n * C + c) * L;
-        for (int64_t l = 0; l < L; ++l) yr[l] = xr[l] * scale[c - c0] + bias[c - c0];
-      }
-    }
+    for (int64_t n = 0; n < N; ++n)
+      channel_scale_shift(x + (n * C + c0) * L, L, nc, scale.data(), bias.data(),
+                          y + (n * C + c0) * L);
   });
 }
 
@@ -159,17 +230,20 @@ void batch_norm_forward_eval_cpu(int64_t N, int64_t C, int64_t L, const T* x, co
     scale[c] = T((gamma ? double(gamma[c]) : 1.0) * inv);
     bias[c] = T((beta ? double(beta[c]) : 0.0) - double(mean[c]) * double(scale[c]));
   }
-  // One pass, y = x * scale_c + bias_c, split over rows (n, c) of L values.
-  const int64_t rows = N * C;
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)),
-               [&](int64_t r0, int64_t r1) {
-                 for (int64_t r = r0; r < r1; ++r) {
-                   const int64_t c = r % C;
-                   const T sc = scale[c], bi = bias[c];
-                   const T* xr = x + r * L;
-                   T* yr = y + r * L;
-                   for (int64_t l = 0; l < L; ++l) yr[l] = xr[l] * sc + bi;
-                 }
+  if (L >= kRowPathMin) {
+    // One pass, y = x * scale_c + bias_c, split over rows (n, c) of L values.
+    parallel_for(N * C, std::max<int64_t>(1, 16384 / L), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        row_scale_shift(x + r * L, L, scale[r % C], bias[r % C], y + r * L);
+    });
+    return;
+  }
+  // Small L: whole (N, C) rows, channels side by side.
+  parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, C * L)),
+               [&](int64_t n0, int64_t n1) {
+                 for (int64_t n = n0; n < n1; ++n)
+                   channel_scale_shift(x + n * C * L, L, C, scale.data(), bias.data(),
+                                       y + n * C * L);
                });
 }
 
@@ -194,16 +268,13 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
       for (int64_t c = c0; c < c1; ++c) {
         double s_dy = 0, s_dyx = 0;
         for (int64_t n = 0; n < N; ++n)
-          grad_sums(dy + (n * C + c) * L, x + (n * C + c) * L, L, mean[c], &s_dy, &s_dyx);
+          row_grad_sums(dy + (n * C + c) * L, x + (n * C + c) * L, L, mean[c], &s_dy, &s_dyx);
         T a, mdy, k;
         finish(c, s_dy, s_dyx, &a, &mdy, &k);
         if (!dx) continue;
-        const T mu = mean[c];
         for (int64_t n = 0; n < N; ++n) {
-          const T* dyr = dy + (n * C + c) * L;
-          const T* xr = x + (n * C + c) * L;
-          T* dxr = dx + (n * C + c) * L;
-          for (int64_t l = 0; l < L; ++l) dxr[l] = (dyr[l] - mdy - (xr[l] - mu) * k) * a;
+          const int64_t o = (n * C + c) * L;
+          row_grad_input(dy + o, x + o, L, mdy, mean[c], k, a, dx + o);
         }
       }
     });
@@ -213,27 +284,16 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
     const int64_t nc = c1 - c0;
     std::vector<double> s_dy(nc, 0.0), s_dyx(nc, 0.0);
     for (int64_t n = 0; n < N; ++n) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const T* dyr = dy + (n * C + c) * L;
-        const T* xr = x + (n * C + c) * L;
-        for (int64_t l = 0; l < L; ++l) {
-          s_dy[c - c0] += double(dyr[l]);
-          s_dyx[c - c0] += double(dyr[l]) * double(xr[l] - mean[c]);
-        }
-      }
+      const int64_t o = (n * C + c0) * L;
+      channel_grad_sums(dy + o, x + o, L, nc, mean + c0, s_dy.data(), s_dyx.data());
     }
     std::vector<T> a(nc), mdy(nc), k(nc);
     for (int64_t c = c0; c < c1; ++c)
       finish(c, s_dy[c - c0], s_dyx[c - c0], &a[c - c0], &mdy[c - c0], &k[c - c0]);
     if (!dx) return;
     for (int64_t n = 0; n < N; ++n) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t j = c - c0;
-        const T* dyr = dy + (n * C + c) * L;
-        const T* xr = x + (n * C + c) * L;
-        T* dxr = dx + (n * C + c) * L;
-        for (int64_t l = 0; l < L; ++l) dxr[l] = (dyr[l] - mdy[j] - (xr[l] - mean[c]) * k[j]) * a[j];
-      }
+      const int64_t o = (n * C + c0) * L;
+      channel_grad_input(dy + o, x + o, L, nc, mdy.data(), mean + c0, k.data(), a.data(), dx + o);
     }
   });
 }
