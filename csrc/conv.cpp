@@ -14,6 +14,13 @@
 //      GEMM reads it in place (no copy at all).
 //   3. depthwise (one input channel per group): the GEMM would have m = 1; direct loops over
 //      output rows and kernel taps vectorise along the row instead.
+//   4. direct stride-1 (float32, AVX2; at most kDirectMaxKg output channels per group, e.g.
+//      LeNet's 6 and 16): with so few output channels each column element would feed only Kg
+//      FMAs after being written, packed and read, so conv_avx2.cpp reads the input in place
+//      (zero-padded copies where padding or a partial last vector needs them): forward as a
+//      6-channel x 16-column register tile, backward-input as the same correlation of the
+//      padded dy with the flipped kernel (skipping rows that are all padding), backward-weight
+//      as lane sums of dy * shifted x over chunks of images.
 // Threads: work items (image, group, tile) are split into one contiguous range per thread, each
 // with its own column buffer; with a single item the GEMM itself runs on all threads.
 #include "conv.h"
@@ -22,8 +29,11 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "conv_avx2.h"
+#include "cpu_features.h"
 #include "gemm.h"
 #include "parallel.h"
 
@@ -278,6 +288,184 @@ void depthwise_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T*
   });
 }
 
+// ---- direct stride-1 path (AVX2, float32): no column matrix ---------------------------------
+
+constexpr int64_t kDirectMaxKg = 16;        // output channels per group the direct path takes
+constexpr int64_t kDirectMaxRows = 1024;    // Cg * R * S it takes
+constexpr int64_t kDirectWeightChunk = 16;  // images per lane reduction in the weight pass
+
+// Few output channels per group: the column matrix of the GEMM path would be written, packed
+// and read for a GEMM with m = Kg, so reading the input in place wins. Stride 1, no dilation.
+template <typename T>
+bool use_direct(const Conv2dShape& s) {
+  return std::is_same<T, float>::value && use_avx2() && s.stride_h == 1 && s.stride_w == 1 &&
+         s.dil_h == 1 && s.dil_w == 1 && s.Kg() <= kDirectMaxKg &&
+         s.Cg() * s.R * s.S <= kDirectMaxRows && !is_depthwise(s) && !is_pointwise(s);
+}
+
+inline int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
+
+// dst[c][hh][ww] = src[c][hh - off_h][ww - off_w] (0 outside src), for C planes of hp x wp.
+void pad_planes(const float* src, int64_t C, int64_t H, int64_t W, int64_t off_h, int64_t off_w,
+                int64_t hp, int64_t wp, float* dst) {
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t hh = 0; hh < hp; ++hh) {
+      float* d = dst + (c * hp + hh) * wp;
+      const int64_t ih = hh - off_h;
+      if (ih < 0 || ih >= H) {
+        std::fill(d, d + wp, 0.0f);
+        continue;
+      }
+      const int64_t lo = std::min(wp, std::max<int64_t>(0, off_w));
+      const int64_t hi = std::max(lo, std::min(wp, W + off_w));
+      std::fill(d, d + lo, 0.0f);
+      std::memcpy(d + lo, src + (c * H + ih) * W + (lo - off_w), sizeof(float) * (hi - lo));
+      std::fill(d + hi, d + wp, 0.0f);
+    }
+  }
+}
+
+// Input planes of one image and group as the direct kernel reads them: in place when no padding
+// is needed and the reads past a row's end (for OW not a multiple of 8) cannot leave the buffer,
+// else a zero-padded copy in `scratch`.
+struct DirectInput {
+  int64_t hp, wp;  // padded plane: rows OH + R - 1, columns round8(OW) + S - 1
+  bool copy;
+  DirectInput(const Conv2dShape& s, int64_t H, int64_t W, int64_t pad_h, int64_t pad_w)
+      : hp(s.OH + s.R - 1), wp(round8(s.OW) + s.S - 1),
+        copy(pad_h != 0 || pad_w != 0 || s.OW % 8 != 0 || H < hp || W < s.OW + s.S - 1) {}
+  conv_detail::Planes planes(const float* x, int64_t C, int64_t H, int64_t W, int64_t pad_h,
+                             int64_t pad_w, float* scratch) const {
+    if (!copy) return {x, H * W, W};
+    pad_planes(x, C, H, W, pad_h, pad_w, hp, wp, scratch);
+    return {scratch, hp * wp, wp};
+  }
+  int64_t scratch_floats(int64_t C) const { return copy ? C * hp * wp : 0; }
+};
+
+void direct_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    float* y) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const DirectInput din(s, s.H, s.W, s.pad_h, s.pad_w);
+  const int64_t items = s.N * G, slots = slot_count(items);
+  std::vector<float> scratch(slots * din.scratch_floats(Cg));
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* buf = scratch.data() + slot * din.scratch_floats(Cg);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n = i / G;
+      const conv_detail::Planes in =
+          din.planes(x + (n * s.C + g * Cg) * HW, Cg, s.H, s.W, s.pad_h, s.pad_w, buf);
+      conv_detail::direct_conv_forward_avx2(in, Cg, Kg, s.R, s.S, w + g * Kg * Cg * s.R * s.S,
+                                            Cg * s.R * s.S, s.R * s.S,
+                                            bias ? bias + g * Kg : nullptr, s.OH, s.OW,
+                                            s.pad_h, s.pad_h + s.H, y + (n * s.K + g * Kg) * P);
+    }
+  });
+}
+
+// dx is the stride-1 correlation of dy, padded by (R - 1 - pad_h, S - 1 - pad_w), with the
+// kernel flipped and its channel axes swapped: w'[c][k][r][s] = w[k][c][R-1-r][S-1-s].
+void direct_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t RS = s.R * s.S;
+  std::vector<float> wf(s.K * Cg * RS);  // per group: Cg x Kg x R x S
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          wf[((g * Cg + c) * Kg + k) * RS + (RS - 1 - rs)] = w[((g * Kg + k) * Cg + c) * RS + rs];
+  // The correlation producing dx: input dy (Kg planes OH x OW), output H x W.
+  Conv2dShape t = s;
+  t.OH = s.H, t.OW = s.W;
+  const DirectInput din(t, s.OH, s.OW, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w);
+  const int64_t items = s.N * G, slots = slot_count(items);
+  std::vector<float> scratch(slots * din.scratch_floats(Kg));
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* buf = scratch.data() + slot * din.scratch_floats(Kg);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n = i / G;
+      const conv_detail::Planes in = din.planes(dy + (n * s.K + g * Kg) * P, Kg, s.OH, s.OW,
+                                                s.R - 1 - s.pad_h, s.S - 1 - s.pad_w, buf);
+      conv_detail::direct_conv_forward_avx2(in, Kg, Cg, s.R, s.S, wf.data() + g * Cg * Kg * RS,
+                                            Kg * RS, RS, nullptr, s.H, s.W, s.R - 1 - s.pad_h,
+                                            s.R - 1 - s.pad_h + s.OH,
+                                            dx + (n * s.C + g * Cg) * HW);
+    }
+  });
+}
+
+// dw[k][c][r][s] = sum over images and output pixels of dy[n][k][oh][ow] * x_pad[n][c][oh+r][ow+s].
+// Images are split into one range per thread, each summing into its own dw; within a range,
+// chunks of kDirectWeightChunk images accumulate in vector lanes before each lane sum.
+void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t RS = s.R * s.S, w_size = s.K * Cg * RS;
+  const DirectInput din(s, s.H, s.W, s.pad_h, s.pad_w);
+  const int64_t owp = round8(s.OW);
+  const bool dy_copy = owp != s.OW;  // lanes past OW must read zeros: they are summed
+  const int64_t chunk = kDirectWeightChunk;
+  const int64_t x_floats = chunk * din.scratch_floats(Cg);
+  const int64_t dy_floats = dy_copy ? chunk * Kg * s.OH * owp : 0;
+  const int64_t slots = slot_count(s.N);
+  std::vector<float> scratch(slots * (x_floats + dy_floats));
+  std::vector<float> partial((slots - 1) * w_size);
+  run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
+    float* xbuf = scratch.data() + slot * (x_floats + dy_floats);
+    float* dybuf = xbuf + x_floats;
+    float* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
+    std::fill(acc, acc + w_size, 0.0f);
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
+        const int64_t nb = std::min(chunk, n1 - c0);
+        conv_detail::Planes in{x + (c0 * s.C + g * Cg) * HW, HW, s.W};
+        int64_t in_n = s.C * HW;
+        if (din.copy) {
+          for (int64_t j = 0; j < nb; ++j)
+            din.planes(x + ((c0 + j) * s.C + g * Cg) * HW, Cg, s.H, s.W, s.pad_h, s.pad_w,
+                       xbuf + j * din.scratch_floats(Cg));
+          in = {xbuf, din.hp * din.wp, din.wp};
+          in_n = din.scratch_floats(Cg);
+        }
+        conv_detail::Planes g_planes{dy + (c0 * s.K + g * Kg) * P, P, s.OW};
+        int64_t dy_n = s.K * P;
+        if (dy_copy) {
+          for (int64_t j = 0; j < nb; ++j)
+            pad_planes(dy + ((c0 + j) * s.K + g * Kg) * P, Kg, s.OH, s.OW, 0, 0, s.OH, owp,
+                       dybuf + j * Kg * s.OH * owp);
+          g_planes = {dybuf, s.OH * owp, owp};
+          dy_n = Kg * s.OH * owp;
+        }
+        conv_detail::direct_conv_weight_avx2(in, in_n, g_planes, dy_n, nb, s.OH, s.OW, s.S, 0,
+                                             Kg, 0, Cg, 0, s.R, acc + g * Kg * Cg * RS, Cg * RS,
+                                             RS);
+      }
+    }
+  });
+  if (slots > 1) {
+    parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
+      for (int64_t sl = 1; sl < slots; ++sl) {
+        const float* part = partial.data() + (sl - 1) * w_size;
+        for (int64_t e = e0; e < e1; ++e) dw[e] += part[e];
+      }
+    });
+  }
+}
+
+// Bytes of padded copies the direct path's largest pass holds (all threads together).
+int64_t direct_scratch_bytes(const Conv2dShape& s) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg();
+  const DirectInput fwd(s, s.H, s.W, s.pad_h, s.pad_w);
+  Conv2dShape t = s;
+  t.OH = s.H, t.OW = s.W;
+  const DirectInput bwd(t, s.OH, s.OW, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w);
+  const int64_t image_slots = slot_count(s.N * s.groups);
+  const int64_t owp = round8(s.OW);
+  const int64_t weight = slot_count(s.N) * kDirectWeightChunk *
+                         (fwd.scratch_floats(Cg) + (owp != s.OW ? Kg * s.OH * owp : 0));
+  return int64_t(sizeof(float)) * std::max({image_slots * fwd.scratch_floats(Cg),
+                                            image_slots * bwd.scratch_floats(Kg), weight});
+}
+
 }  // namespace
 
 int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dil) {
@@ -333,6 +521,7 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
 
 int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
   if (is_depthwise(s) || is_pointwise(s)) return 0;
+  if (elem_size == int64_t(sizeof(float)) && use_direct<float>(s)) return direct_scratch_bytes(s);
   const int64_t P = s.OH * s.OW;
   if (P == 0) return 0;
   const int64_t tile = tile_pixels(s, elem_size);
@@ -345,6 +534,8 @@ void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* b
   const int64_t P = s.OH * s.OW;
   if (s.N == 0 || s.K == 0 || P == 0) return;
   if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
+  if constexpr (std::is_same<T, float>::value)
+    if (use_direct<T>(s)) return direct_forward(s, x, w, bias, y);
   const bool pointwise = is_pointwise(s);
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
   const int64_t rows = Cg * s.R * s.S;
@@ -386,6 +577,8 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
     return;
   }
   if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
+  if constexpr (std::is_same<T, float>::value)
+    if (use_direct<T>(s)) return direct_backward_input(s, dy, w, dx);
   const bool pointwise = is_pointwise(s);
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
   const int64_t rows = Cg * s.R * s.S;
@@ -441,6 +634,8 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
     return;
   }
   if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
+  if constexpr (std::is_same<T, float>::value)
+    if (use_direct<T>(s)) return direct_backward_weight(s, x, dy, dw);
   const bool pointwise = is_pointwise(s);
   const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
   const int64_t items = s.N * G * n_tiles, slots = slot_count(items);

@@ -336,6 +336,81 @@ def test_conv2d_translation_equivariance(seed):
     np.testing.assert_allclose(ys, np.roll(y, (di, dj), axis=(2, 3)), atol=1e-12)
 
 
+# ---- the direct stride-1 path (AVX2, float32, few output channels) and its portable twin ----
+def ref_conv2d_grads(x, w, dy, padding=(0, 0), groups=1):
+    """dx and dw of a stride-1 conv2d in float64, from the definition: every output pixel
+    (n, k, i, j) reads x_pad[n, c, i + r, j + s] with weight w[k, c, r, s]."""
+    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    Kg = K // groups
+    ph, pw = padding
+    OH, OW = dy.shape[2:]
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for g in range(groups):
+        ks, cs = slice(g * Kg, (g + 1) * Kg), slice(g * Cg, (g + 1) * Cg)
+        for r in range(R):
+            for s in range(S):
+                dxp[:, cs, r:r + OH, s:s + OW] += np.einsum("nkij,kc->ncij", dy[:, ks],
+                                                            w[ks, :, r, s])
+                dw[ks, :, r, s] = np.einsum("nkij,ncij->kc", dy[:, ks],
+                                            xp[:, cs, r:r + OH, s:s + OW])
+    return dxp[:, :, ph:ph + H, pw:pw + W], dw
+
+
+DIRECT_CASES = [
+    # x shape, w shape, padding, groups
+    ((5, 1, 28, 28), (6, 1, 5, 5), (0, 0), 1),      # LeNet conv1 (OW 24: three full vectors)
+    ((5, 6, 12, 12), (16, 6, 5, 5), (0, 0), 1),     # LeNet conv2 (OW 8)
+    ((3, 4, 9, 13), (7, 4, 3, 3), (1, 1), 1),       # padding, OW 13 (a partial vector)
+    ((2, 6, 10, 20), (10, 3, 2, 7), (0, 3), 2),     # groups, S = 7 (tap blocks 5 + 2)
+    ((37, 2, 8, 8), (3, 2, 3, 3), (0, 0), 1),       # batch past one weight chunk, OW 6
+    ((2, 3, 5, 6), (4, 3, 1, 1), (1, 1), 1),        # 1x1 with padding: backward crops dy
+    ((2, 8, 7, 11), (32, 4, 3, 2), (2, 1), 2),      # Kg = 16, padding past kernel - 1 in H
+]
+
+
+@pytest.mark.parametrize("simd", ["auto", "portable"])
+@pytest.mark.parametrize("case", range(len(DIRECT_CASES)))
+def test_conv2d_stride1_small_channel_paths(case, simd):
+    xs, ws, padding, groups = DIRECT_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) * 0.3).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    _C.set_simd_path(simd)
+    try:
+        xt, wt, bt = t(x, True), t(w, True), t(b, True)
+        y = F.conv2d(xt, wt, bt, 1, padding, 1, groups)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(t(dy))
+    finally:
+        _C.set_simd_path("auto")
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, (1, 1), padding, (1, 1), groups),
+                               rtol=1e-4, atol=1e-4)
+    dx, dw = ref_conv2d_grads(x, w, dy, padding, groups)
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+    # dw sums N * OH * OW products: compare against that scale.
+    scale = np.sqrt(dy.size / dy.shape[1])
+    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose2d_stride1_uses_the_direct_kernels():
+    # A stride-1 transposed convolution runs the backward-input kernel forward (and output
+    # height smaller than the natural one through output_padding is not possible at stride 1).
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 5, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    y = F.conv_transpose2d(t(x), t(w), padding=1)
+    np.testing.assert_allclose(y.numpy(), ref_conv_transpose2d(x, w, padding=(1, 1)), rtol=1e-4,
+                               atol=1e-4)
+
+
 # ---- memory bound of the column buffer ---------------------------------------------------------
 def test_column_buffer_does_not_grow_with_batch():
     from pydl.ops.conv import conv2d_column_buffer_bytes as bytes_for

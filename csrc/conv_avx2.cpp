@@ -1,0 +1,187 @@
+// AVX2+FMA direct convolution (see conv_avx2.h). This file alone is compiled with -mavx2 -mfma;
+// conv.cpp calls into it only when use_avx2() is true.
+//
+// Forward: a register tile of KN output channels (up to 6) x NP output vectors (2 vectors of 8
+// columns, anywhere in the output plane): per tap (c, r, s) two unaligned input loads and KN
+// weight broadcasts feed 2 * KN FMAs into 12 accumulators (the GEMM micro-kernel's ratio,
+// without a column matrix).
+// Weight gradient: for fixed (c, r), KB output channels (2) x SB taps s (up to 5) accumulate
+// dy * x over every image, row and vector of columns; the lanes are summed once at the end.
+//
+// Only the entry points have external linkage, and nothing from the standard library is used, so
+// no AVX-compiled inline function can stand in for a portable one.
+#include "conv_avx2.h"
+
+#include <immintrin.h>
+
+namespace pydl::conv_detail {
+namespace {
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Lanes [0, n) set (n in 0..8), for the masked store of a row's last, partial vector.
+inline __m256i lane_mask(int64_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(n)), idx);
+}
+
+inline float hsum(__m256 v) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+// Output vector p of a plane: row p / OWv, columns 8 * (p % OWv) ...
+struct Vec {
+  int64_t in_off, out_off, lanes;
+};
+
+inline Vec vec_at(int64_t p, int64_t OWv, int64_t OW, int64_t in_row) {
+  const int64_t oh = p / OWv, ow = 8 * (p % OWv);
+  return {oh * in_row + ow, oh * OW + ow, min64(8, OW - ow)};
+}
+
+// Kernel rows [r0, r1) are the ones that read a row of `in` that is not known to be zero.
+template <int KN, int NP>
+void forward_tile(const Planes& in, int64_t C, int64_t r0, int64_t r1, int64_t S, const float* w,
+                  int64_t w_k, int64_t w_c, const float* bias, const Vec* v, int64_t OHW,
+                  float* y) {
+  __m256 acc[KN][NP];
+  for (int k = 0; k < KN; ++k) {
+    const __m256 b = _mm256_set1_ps(bias ? bias[k] : 0.0f);
+    for (int j = 0; j < NP; ++j) acc[k][j] = b;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = in.data + c * in.plane + r * in.row_stride;
+      const float* wr = w + c * w_c + r * S;
+      for (int64_t s = 0; s < S; ++s) {
+        __m256 xv[NP];
+        for (int j = 0; j < NP; ++j) xv[j] = _mm256_loadu_ps(row + v[j].in_off + s);
+        for (int k = 0; k < KN; ++k) {
+          const __m256 wv = _mm256_broadcast_ss(wr + k * w_k + s);
+          for (int j = 0; j < NP; ++j) acc[k][j] = _mm256_fmadd_ps(wv, xv[j], acc[k][j]);
+        }
+      }
+    }
+  }
+  for (int k = 0; k < KN; ++k) {
+    for (int j = 0; j < NP; ++j) {
+      float* out = y + k * OHW + v[j].out_off;
+      if (v[j].lanes == 8)
+        _mm256_storeu_ps(out, acc[k][j]);
+      else
+        _mm256_maskstore_ps(out, lane_mask(v[j].lanes), acc[k][j]);
+    }
+  }
+}
+
+inline void live_rows(int64_t oh_first, int64_t oh_last, int64_t R, int64_t live_lo,
+                      int64_t live_hi, int64_t* r0, int64_t* r1) {
+  // Input row oh + r is live (may hold non-zeros) when it lies in [live_lo, live_hi); a tile
+  // spanning output rows [oh_first, oh_last] keeps every r that is live for one of them.
+  int64_t a = live_lo - oh_last, b = live_hi - oh_first;
+  *r0 = a < 0 ? 0 : a;
+  *r1 = b > R ? R : b;
+  if (*r1 < *r0) *r1 = *r0;
+}
+
+template <int KN>
+void forward_channels(const Planes& in, int64_t C, int64_t R, int64_t S, const float* w,
+                      int64_t w_k, int64_t w_c, const float* bias, int64_t OH, int64_t OW,
+                      int64_t live_lo, int64_t live_hi, float* y) {
+  const int64_t OWv = (OW + 7) / 8, n_vec = OH * OWv, OHW = OH * OW;
+  int64_t p = 0, r0, r1;
+  for (; p + 2 <= n_vec; p += 2) {
+    const Vec v[2] = {vec_at(p, OWv, OW, in.row_stride), vec_at(p + 1, OWv, OW, in.row_stride)};
+    live_rows(p / OWv, (p + 1) / OWv, R, live_lo, live_hi, &r0, &r1);
+    forward_tile<KN, 2>(in, C, r0, r1, S, w, w_k, w_c, bias, v, OHW, y);
+  }
+  if (p < n_vec) {
+    const Vec v[1] = {vec_at(p, OWv, OW, in.row_stride)};
+    live_rows(p / OWv, p / OWv, R, live_lo, live_hi, &r0, &r1);
+    forward_tile<KN, 1>(in, C, r0, r1, S, w, w_k, w_c, bias, v, OHW, y);
+  }
+}
+
+template <int KB, int SB>
+void weight_tile(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n, int64_t N,
+                 int64_t OH, int64_t OW, int64_t k, int64_t c, int64_t r, int64_t s0, float* dw,
+                 int64_t w_k, int64_t w_c, int64_t S) {
+  __m256 acc[KB][SB];
+  for (int i = 0; i < KB; ++i)
+    for (int j = 0; j < SB; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int64_t OWv = (OW + 7) / 8;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* x = in.data + n * in_n + c * in.plane + r * in.row_stride + s0;
+    const float* g = dy.data + n * dy_n + k * dy.plane;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      for (int64_t v = 0; v < OWv; ++v) {
+        __m256 gv[KB];
+        for (int i = 0; i < KB; ++i)
+          gv[i] = _mm256_loadu_ps(g + i * dy.plane + oh * dy.row_stride + 8 * v);
+        for (int j = 0; j < SB; ++j) {
+          const __m256 xv = _mm256_loadu_ps(x + oh * in.row_stride + 8 * v + j);
+          for (int i = 0; i < KB; ++i) acc[i][j] = _mm256_fmadd_ps(gv[i], xv, acc[i][j]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < KB; ++i)
+    for (int j = 0; j < SB; ++j) dw[(k + i) * w_k + c * w_c + r * S + s0 + j] += hsum(acc[i][j]);
+}
+
+template <int KB>
+void weight_taps(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n, int64_t N,
+                 int64_t OH, int64_t OW, int64_t k, int64_t c, int64_t r, float* dw, int64_t w_k,
+                 int64_t w_c, int64_t S) {
+  int64_t s0 = 0;
+  for (; s0 + 5 <= S; s0 += 5)
+    weight_tile<KB, 5>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S);
+  switch (S - s0) {
+    case 4: weight_tile<KB, 4>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
+    case 3: weight_tile<KB, 3>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
+    case 2: weight_tile<KB, 2>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
+    case 1: weight_tile<KB, 1>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void direct_conv_forward_avx2(const Planes& in, int64_t C, int64_t K, int64_t R, int64_t S,
+                              const float* w, int64_t w_k, int64_t w_c, const float* bias,
+                              int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi,
+                              float* y) {
+  const int64_t OHW = OH * OW;
+  int64_t k = 0;
+  for (; k + 6 <= K; k += 6)
+    forward_channels<6>(in, C, R, S, w + k * w_k, w_k, w_c, bias ? bias + k : nullptr, OH, OW,
+                        live_lo, live_hi, y + k * OHW);
+  const float* wk = w + k * w_k;
+  const float* bk = bias ? bias + k : nullptr;
+  float* yk = y + k * OHW;
+  switch (K - k) {
+    case 5: forward_channels<5>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
+    case 4: forward_channels<4>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
+    case 3: forward_channels<3>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
+    case 2: forward_channels<2>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
+    case 1: forward_channels<1>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
+    default: break;
+  }
+}
+
+void direct_conv_weight_avx2(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
+                             int64_t N, int64_t OH, int64_t OW, int64_t S, int64_t k0, int64_t k1,
+                             int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* dw,
+                             int64_t w_k, int64_t w_c) {
+  for (int64_t c = c0; c < c1; ++c) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t k = k0;
+      for (; k + 2 <= k1; k += 2) weight_taps<2>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, dw, w_k, w_c, S);
+      if (k < k1) weight_taps<1>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, dw, w_k, w_c, S);
+    }
+  }
+}
+
+}  // namespace pydl::conv_detail

@@ -1,0 +1,37 @@
+#pragma once
+// AVX2+FMA direct convolution for conv.cpp, float32, stride 1, no dilation. It lives in
+// conv_avx2.cpp, the only convolution file compiled with -mavx2 -mfma; conv.cpp calls it only
+// when use_avx2() is true. For layers with few output channels (LeNet's) the column matrix of
+// the im2col path would be written, packed and read for a GEMM whose m is 6 or 16; the direct
+// loops read the input where it lies instead, eight output columns per vector.
+//
+// Buffers are described by strides (in elements). Input reads in[c][oh + r][ow + s] go up to
+// column round_up(OW, 8) + S - 2 of a row: the caller pads rows (or proves the reads stay inside
+// the buffer); the columns past OW only feed lanes that are never stored.
+#include <cstdint>
+
+namespace pydl::conv_detail {
+
+struct Planes {  // element (c, row, col) at data[c * plane + row * row_stride + col]
+  const float* data;
+  int64_t plane, row_stride;
+};
+
+// y[k][oh][ow] (OH x OW planes, contiguous) = bias[k] (0 when null)
+//     + sum_{c < C, r < R, s < S} w[k * w_k + c * w_c + r * S + s] * in[c][oh + r][ow + s]
+// for k < K. Written, not added. Rows of `in` outside [live_lo, live_hi) are zero (padding):
+// their taps are skipped.
+void direct_conv_forward_avx2(const Planes& in, int64_t C, int64_t K, int64_t R, int64_t S,
+                              const float* w, int64_t w_k, int64_t w_c, const float* bias,
+                              int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi, float* y);
+
+// dw[k * w_k + c * w_c + r * S + s] += sum over images n < N, oh < OH, ow < OW of
+//     dy_n[k][oh][ow] * in_n[c][oh + r][ow + s]
+// for k in [k0, k1), c in [c0, c1), r in [r0, r1), all s. dy_n has rows of round_up(OW, 8)
+// values, zero past OW (dy row stride dy.row_stride); image n's planes start at data + n * *_n.
+void direct_conv_weight_avx2(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
+                             int64_t N, int64_t OH, int64_t OW, int64_t S, int64_t k0, int64_t k1,
+                             int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* dw,
+                             int64_t w_k, int64_t w_c);
+
+}  // namespace pydl::conv_detail
