@@ -41,28 +41,26 @@ inline Vec vec_at(int64_t p, int64_t OWv, int64_t OW, int64_t in_row) {
   return {oh * in_row + ow, oh * OW + ow, min64(8, OW - ow)};
 }
 
-// Kernel rows [r0, r1) are the ones that read a row of `in` that is not known to be zero.
+// One register tile: KN output channels (one block of the packed weights) x NP output vectors.
+// Taps [t0, t1) in (r, c, s) order; tap t reads in + off[t] + (vector's offset) and broadcasts
+// wb[t * 6 + k].
 template <int KN, int NP>
-void forward_tile(const Planes& in, int64_t C, int64_t r0, int64_t r1, int64_t S, const float* w,
-                  int64_t w_k, int64_t w_c, const float* bias, const Vec* v, int64_t OHW,
-                  float* y) {
+inline void forward_tile(const float* in, const int64_t* off, int64_t t0, int64_t t1,
+                         const float* wb, const float* bias, const Vec* v, int64_t OHW,
+                         float* y) {
   __m256 acc[KN][NP];
   for (int k = 0; k < KN; ++k) {
     const __m256 b = _mm256_set1_ps(bias ? bias[k] : 0.0f);
     for (int j = 0; j < NP; ++j) acc[k][j] = b;
   }
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* row = in.data + c * in.plane + r * in.row_stride;
-      const float* wr = w + c * w_c + r * S;
-      for (int64_t s = 0; s < S; ++s) {
-        __m256 xv[NP];
-        for (int j = 0; j < NP; ++j) xv[j] = _mm256_loadu_ps(row + v[j].in_off + s);
-        for (int k = 0; k < KN; ++k) {
-          const __m256 wv = _mm256_broadcast_ss(wr + k * w_k + s);
-          for (int j = 0; j < NP; ++j) acc[k][j] = _mm256_fmadd_ps(wv, xv[j], acc[k][j]);
-        }
-      }
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* x = in + off[t];
+    const float* wt = wb + t * kDirectKB;
+    __m256 xv[NP];
+    for (int j = 0; j < NP; ++j) xv[j] = _mm256_loadu_ps(x + v[j].in_off);
+    for (int k = 0; k < KN; ++k) {
+      const __m256 wv = _mm256_broadcast_ss(wt + k);
+      for (int j = 0; j < NP; ++j) acc[k][j] = _mm256_fmadd_ps(wv, xv[j], acc[k][j]);
     }
   }
   for (int k = 0; k < KN; ++k) {
@@ -76,33 +74,58 @@ void forward_tile(const Planes& in, int64_t C, int64_t r0, int64_t r1, int64_t S
   }
 }
 
+// Every channel block for the NP vectors v: the vectors' input rows stay in L1 while the
+// weight blocks stream past.
+template <int NP>
+void forward_vectors(const DirectWeights& dw, const float* in, const float* bias, const Vec* v,
+                     int64_t t0, int64_t t1, int64_t OHW, float* y) {
+  const int64_t K = dw.K, blocks = (K + kDirectKB - 1) / kDirectKB;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* wb = dw.packed + b * dw.taps * kDirectKB;
+    const float* bb = bias ? bias + b * kDirectKB : nullptr;
+    float* yb = y + b * kDirectKB * OHW;
+    switch (K - b * kDirectKB) {
+      case 1: forward_tile<1, NP>(in, dw.offsets, t0, t1, wb, bb, v, OHW, yb); break;
+      case 2: forward_tile<2, NP>(in, dw.offsets, t0, t1, wb, bb, v, OHW, yb); break;
+      case 3: forward_tile<3, NP>(in, dw.offsets, t0, t1, wb, bb, v, OHW, yb); break;
+      case 4: forward_tile<4, NP>(in, dw.offsets, t0, t1, wb, bb, v, OHW, yb); break;
+      case 5: forward_tile<5, NP>(in, dw.offsets, t0, t1, wb, bb, v, OHW, yb); break;
+      default: forward_tile<6, NP>(in, dw.offsets, t0, t1, wb, bb, v, OHW, yb); break;
+    }
+  }
+}
+
+// Kernel rows [r0, r1) that read a live input row (one in [live_lo, live_hi), the others are
+// zero padding) for some output row in [oh_first, oh_last].
 inline void live_rows(int64_t oh_first, int64_t oh_last, int64_t R, int64_t live_lo,
                       int64_t live_hi, int64_t* r0, int64_t* r1) {
-  // Input row oh + r is live (may hold non-zeros) when it lies in [live_lo, live_hi); a tile
-  // spanning output rows [oh_first, oh_last] keeps every r that is live for one of them.
-  int64_t a = live_lo - oh_last, b = live_hi - oh_first;
+  const int64_t a = live_lo - oh_last, b = live_hi - oh_first;
   *r0 = a < 0 ? 0 : a;
   *r1 = b > R ? R : b;
   if (*r1 < *r0) *r1 = *r0;
 }
 
-template <int KN>
-void forward_channels(const Planes& in, int64_t C, int64_t R, int64_t S, const float* w,
-                      int64_t w_k, int64_t w_c, const float* bias, int64_t OH, int64_t OW,
-                      int64_t live_lo, int64_t live_hi, float* y) {
+}  // namespace
+
+void direct_conv_forward_avx2(const Planes& in, const DirectWeights& dw, const float* bias,
+                              int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi,
+                              float* y) {
   const int64_t OWv = (OW + 7) / 8, n_vec = OH * OWv, OHW = OH * OW;
+  const int64_t per_r = dw.taps / dw.R;  // taps are ordered (r, c, s)
   int64_t p = 0, r0, r1;
   for (; p + 2 <= n_vec; p += 2) {
     const Vec v[2] = {vec_at(p, OWv, OW, in.row_stride), vec_at(p + 1, OWv, OW, in.row_stride)};
-    live_rows(p / OWv, (p + 1) / OWv, R, live_lo, live_hi, &r0, &r1);
-    forward_tile<KN, 2>(in, C, r0, r1, S, w, w_k, w_c, bias, v, OHW, y);
+    live_rows(p / OWv, (p + 1) / OWv, dw.R, live_lo, live_hi, &r0, &r1);
+    forward_vectors<2>(dw, in.data, bias, v, r0 * per_r, r1 * per_r, OHW, y);
   }
   if (p < n_vec) {
     const Vec v[1] = {vec_at(p, OWv, OW, in.row_stride)};
-    live_rows(p / OWv, p / OWv, R, live_lo, live_hi, &r0, &r1);
-    forward_tile<KN, 1>(in, C, r0, r1, S, w, w_k, w_c, bias, v, OHW, y);
+    live_rows(p / OWv, p / OWv, dw.R, live_lo, live_hi, &r0, &r1);
+    forward_vectors<1>(dw, in.data, bias, v, r0 * per_r, r1 * per_r, OHW, y);
   }
 }
+
+namespace {
 
 template <int KB, int SB>
 void weight_tile(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n, int64_t N,
@@ -148,28 +171,6 @@ void weight_taps(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
 }
 
 }  // namespace
-
-void direct_conv_forward_avx2(const Planes& in, int64_t C, int64_t K, int64_t R, int64_t S,
-                              const float* w, int64_t w_k, int64_t w_c, const float* bias,
-                              int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi,
-                              float* y) {
-  const int64_t OHW = OH * OW;
-  int64_t k = 0;
-  for (; k + 6 <= K; k += 6)
-    forward_channels<6>(in, C, R, S, w + k * w_k, w_k, w_c, bias ? bias + k : nullptr, OH, OW,
-                        live_lo, live_hi, y + k * OHW);
-  const float* wk = w + k * w_k;
-  const float* bk = bias ? bias + k : nullptr;
-  float* yk = y + k * OHW;
-  switch (K - k) {
-    case 5: forward_channels<5>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
-    case 4: forward_channels<4>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
-    case 3: forward_channels<3>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
-    case 2: forward_channels<2>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
-    case 1: forward_channels<1>(in, C, R, S, wk, w_k, w_c, bk, OH, OW, live_lo, live_hi, yk); break;
-    default: break;
-  }
-}
 
 void direct_conv_weight_avx2(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
                              int64_t N, int64_t OH, int64_t OW, int64_t S, int64_t k0, int64_t k1,

@@ -17,12 +17,21 @@ struct Planes {  // element (c, row, col) at data[c * plane + row * row_stride +
   int64_t plane, row_stride;
 };
 
+// Weights packed for the forward kernel: channel blocks of kDirectKB, each tap's kDirectKB
+// values side by side (zero past K), taps in (r, c, s) order; offsets[t] is tap t's element
+// offset in the input planes (c * plane + r * row_stride + s).
+constexpr int64_t kDirectKB = 6;
+struct DirectWeights {
+  const float* packed;     // [ceil(K / kDirectKB)][taps][kDirectKB]
+  const int64_t* offsets;  // [taps]
+  int64_t K, R, taps;      // taps = C * R * S
+};
+
 // y[k][oh][ow] (OH x OW planes, contiguous) = bias[k] (0 when null)
-//     + sum_{c < C, r < R, s < S} w[k * w_k + c * w_c + r * S + s] * in[c][oh + r][ow + s]
-// for k < K. Written, not added. Rows of `in` outside [live_lo, live_hi) are zero (padding):
-// their taps are skipped.
-void direct_conv_forward_avx2(const Planes& in, int64_t C, int64_t K, int64_t R, int64_t S,
-                              const float* w, int64_t w_k, int64_t w_c, const float* bias,
+//     + sum_{c, r, s} w[k][c][r][s] * in[c][oh + r][ow + s]      for k < K.
+// Written, not added. Rows of `in` outside [live_lo, live_hi) are zero (padding): their taps
+// are skipped.
+void direct_conv_forward_avx2(const Planes& in, const DirectWeights& w, const float* bias,
                               int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi, float* y);
 
 // dw[k * w_k + c * w_c + r * S + s] += sum over images n < N, oh < OH, ow < OW of

@@ -111,8 +111,18 @@ def test_conv2d_forward_random_configs(seed, dtype):
     np.testing.assert_allclose(y.numpy(), expected, **tol(dtype))
 
 
+@pytest.mark.parametrize("simd", ["auto", "portable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_many_column_tiles(dtype):
+def test_conv2d_many_column_tiles(dtype, simd):
+    # (float32 with AVX2 takes the direct stride-1 path instead; "portable" keeps the tiles.)
+    _C.set_simd_path(simd)
+    try:
+        _many_column_tiles(dtype)
+    finally:
+        _C.set_simd_path("auto")
+
+
+def _many_column_tiles(dtype):
     # 64 channels x 3x3 = 576 rows: the column tile holds fewer than OH*OW = 529 pixels in float64
     # (and 448 in float32), so one image spans several tiles; batch 3 spreads over threads.
     rng = np.random.default_rng(0)
@@ -370,6 +380,8 @@ DIRECT_CASES = [
     ((37, 2, 8, 8), (3, 2, 3, 3), (0, 0), 1),       # batch past one weight chunk, OW 6
     ((2, 3, 5, 6), (4, 3, 1, 1), (1, 1), 1),        # 1x1 with padding: backward crops dy
     ((2, 8, 7, 11), (32, 4, 3, 2), (2, 1), 2),      # Kg = 16, padding past kernel - 1 in H
+    ((2, 20, 10, 12), (24, 20, 3, 3), (1, 1), 1),   # Kg = 24: direct passes, GEMM weight pass
+    ((3, 3, 4, 4), (4, 3, 3, 3), (0, 0), 1),        # OW 2: GEMM passes, direct weight pass
 ]
 
 
