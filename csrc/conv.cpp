@@ -302,7 +302,8 @@ constexpr int64_t kDirectMinWidth = 6;             // output columns (of 8 lanes
 // for few output channels; larger layers take the GEMM.
 constexpr int64_t kDirectWeightMaxKg = 16;
 constexpr int64_t kDirectWeightMaxRows = 1024;     // Cg * R * S
-constexpr int64_t kDirectWeightChunk = 16;         // images per lane reduction in the weight pass
+constexpr int64_t kDirectWeightChunk = 16;         // most images per chunk in the weight pass
+constexpr int64_t kDirectWeightChunkBytes = 32 * 1024;  // x and dy of one chunk (L1)
 
 enum class Pass { kForward, kBackwardInput, kBackwardWeight };
 
@@ -445,27 +446,39 @@ void direct_backward_input(const Conv2dShape& s, const float* dy, const float* w
   });
 }
 
+// Images per chunk of the direct weight pass: x and dy of a chunk fit in L1 together.
+int64_t weight_chunk(int64_t x_image_floats, int64_t dy_image_floats) {
+  const int64_t bytes = int64_t(sizeof(float)) * (x_image_floats + dy_image_floats);
+  return std::max<int64_t>(1, std::min(kDirectWeightChunk, kDirectWeightChunkBytes / bytes));
+}
+
 // dw[k][c][r][s] = sum over images and output pixels of dy[n][k][oh][ow] * x_pad[n][c][oh+r][ow+s].
-// Images are split into one range per thread, each summing into its own dw; within a range,
-// chunks of kDirectWeightChunk images accumulate in vector lanes before each lane sum.
+// Images are split into one range per thread, each with its own lane accumulators (8 per tap);
+// a range is walked in chunks of images whose x and dy fit in L1 together, and the lanes are
+// summed into dw once at the end.
 void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
-  const int64_t RS = s.R * s.S, w_size = s.K * Cg * RS;
+  const int64_t RS = s.R * s.S, w_size = s.K * Cg * RS, group_taps = Kg * Cg * RS;
   const DirectInput din(s, s.H, s.W, s.pad_h, s.pad_w);
   const int64_t owp = round8(s.OW);
   const bool dy_copy = owp != s.OW;  // lanes past OW must read zeros: they are summed
-  const int64_t chunk = kDirectWeightChunk;
-  const int64_t x_floats = chunk * din.scratch_floats(Cg);
-  const int64_t dy_floats = dy_copy ? chunk * Kg * s.OH * owp : 0;
+  const int64_t x_image = din.copy ? din.scratch_floats(Cg) : Cg * HW;
+  const int64_t dy_image = Kg * s.OH * owp;
+  const int64_t chunk = weight_chunk(x_image, dy_image);
+  const int64_t x_floats = din.copy ? chunk * x_image : 0;
+  const int64_t dy_floats = dy_copy ? chunk * dy_image : 0;
   const int64_t slots = slot_count(s.N);
   std::vector<float> scratch(slots * (x_floats + dy_floats));
+  std::vector<float> lanes(slots * group_taps * 8);
   std::vector<float> partial((slots - 1) * w_size);
   run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
     float* xbuf = scratch.data() + slot * (x_floats + dy_floats);
     float* dybuf = xbuf + x_floats;
+    float* lane = lanes.data() + slot * group_taps * 8;
     float* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
     std::fill(acc, acc + w_size, 0.0f);
     for (int64_t g = 0; g < G; ++g) {
+      std::fill(lane, lane + group_taps * 8, 0.0f);
       for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
         const int64_t nb = std::min(chunk, n1 - c0);
         conv_detail::Planes in{x + (c0 * s.C + g * Cg) * HW, HW, s.W};
@@ -473,23 +486,23 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
         if (din.copy) {
           for (int64_t j = 0; j < nb; ++j)
             din.planes(x + ((c0 + j) * s.C + g * Cg) * HW, Cg, s.H, s.W, s.pad_h, s.pad_w,
-                       xbuf + j * din.scratch_floats(Cg));
+                       xbuf + j * x_image);
           in = {xbuf, din.hp * din.wp, din.wp};
-          in_n = din.scratch_floats(Cg);
+          in_n = x_image;
         }
         conv_detail::Planes g_planes{dy + (c0 * s.K + g * Kg) * P, P, s.OW};
         int64_t dy_n = s.K * P;
         if (dy_copy) {
           for (int64_t j = 0; j < nb; ++j)
             pad_planes(dy + ((c0 + j) * s.K + g * Kg) * P, Kg, s.OH, s.OW, 0, 0, s.OH, owp,
-                       dybuf + j * Kg * s.OH * owp);
+                       dybuf + j * dy_image);
           g_planes = {dybuf, s.OH * owp, owp};
-          dy_n = Kg * s.OH * owp;
+          dy_n = dy_image;
         }
-        conv_detail::direct_conv_weight_avx2(in, in_n, g_planes, dy_n, nb, s.OH, s.OW, s.S, 0,
-                                             Kg, 0, Cg, 0, s.R, acc + g * Kg * Cg * RS, Cg * RS,
-                                             RS);
+        conv_detail::direct_conv_weight_lanes_avx2(in, in_n, g_planes, dy_n, nb, s.OH, s.OW, Kg,
+                                                   Cg, s.R, s.S, lane);
       }
+      conv_detail::sum_lanes_avx2(lane, group_taps, acc + g * group_taps);
     }
   });
   if (slots > 1) {
@@ -516,9 +529,12 @@ int64_t direct_scratch_bytes(const Conv2dShape& s) {
     floats = std::max(floats, image_slots * fwd.scratch_floats(Cg));
   if (use_direct<float>(s, Pass::kBackwardInput))
     floats = std::max(floats, image_slots * bwd.scratch_floats(Kg));
-  if (use_direct<float>(s, Pass::kBackwardWeight))
-    floats = std::max(floats, slot_count(s.N) * kDirectWeightChunk *
+  if (use_direct<float>(s, Pass::kBackwardWeight)) {
+    const int64_t x_image = fwd.copy ? fwd.scratch_floats(Cg) : Cg * s.H * s.W;
+    const int64_t chunk = weight_chunk(x_image, Kg * s.OH * owp);
+    floats = std::max(floats, slot_count(s.N) * chunk *
                                   (fwd.scratch_floats(Cg) + (owp != s.OW ? Kg * s.OH * owp : 0)));
+  }
   return int64_t(sizeof(float)) * floats;
 }
 

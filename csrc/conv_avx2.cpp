@@ -107,34 +107,55 @@ inline void live_rows(int64_t oh_first, int64_t oh_last, int64_t R, int64_t live
 
 }  // namespace
 
-void direct_conv_forward_avx2(const Planes& in, const DirectWeights& dw, const float* bias,
-                              int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi,
-                              float* y) {
+namespace {
+
+// The plane's output vectors NP at a time (then one at a time for the rest).
+template <int NP>
+void forward_plane(const Planes& in, const DirectWeights& dw, const float* bias, int64_t OH,
+                   int64_t OW, int64_t live_lo, int64_t live_hi, float* y) {
   const int64_t OWv = (OW + 7) / 8, n_vec = OH * OWv, OHW = OH * OW;
   const int64_t per_r = dw.taps / dw.R;  // taps are ordered (r, c, s)
   int64_t p = 0, r0, r1;
-  for (; p + 2 <= n_vec; p += 2) {
-    const Vec v[2] = {vec_at(p, OWv, OW, in.row_stride), vec_at(p + 1, OWv, OW, in.row_stride)};
-    live_rows(p / OWv, (p + 1) / OWv, dw.R, live_lo, live_hi, &r0, &r1);
-    forward_vectors<2>(dw, in.data, bias, v, r0 * per_r, r1 * per_r, OHW, y);
+  for (; p + NP <= n_vec; p += NP) {
+    Vec v[NP];
+    for (int j = 0; j < NP; ++j) v[j] = vec_at(p + j, OWv, OW, in.row_stride);
+    live_rows(p / OWv, (p + NP - 1) / OWv, dw.R, live_lo, live_hi, &r0, &r1);
+    forward_vectors<NP>(dw, in.data, bias, v, r0 * per_r, r1 * per_r, OHW, y);
   }
-  if (p < n_vec) {
+  for (; p < n_vec; ++p) {
     const Vec v[1] = {vec_at(p, OWv, OW, in.row_stride)};
     live_rows(p / OWv, p / OWv, dw.R, live_lo, live_hi, &r0, &r1);
     forward_vectors<1>(dw, in.data, bias, v, r0 * per_r, r1 * per_r, OHW, y);
   }
 }
 
+}  // namespace
+
+void direct_conv_forward_avx2(const Planes& in, const DirectWeights& dw, const float* bias,
+                              int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi,
+                              float* y) {
+  // As many output vectors per tile as the registers hold next to KN x NP accumulators, NP
+  // input vectors and a broadcast: fewer output channels, more vectors (more FMAs per load).
+  switch (dw.K < kDirectKB ? dw.K : kDirectKB) {
+    case 1: return forward_plane<6>(in, dw, bias, OH, OW, live_lo, live_hi, y);
+    case 2: return forward_plane<4>(in, dw, bias, OH, OW, live_lo, live_hi, y);
+    case 3: return forward_plane<3>(in, dw, bias, OH, OW, live_lo, live_hi, y);
+    default: return forward_plane<2>(in, dw, bias, OH, OW, live_lo, live_hi, y);
+  }
+}
+
 namespace {
 
+// lanes[tap (k, c, r, s0 + j)][8] += dy[k][oh][8v + lane] * in[c][oh + r][8v + lane + s0 + j]
+// over the images, rows and vectors of one chunk, for KB channels from k and SB taps from s0.
 template <int KB, int SB>
 void weight_tile(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n, int64_t N,
-                 int64_t OH, int64_t OW, int64_t k, int64_t c, int64_t r, int64_t s0, float* dw,
-                 int64_t w_k, int64_t w_c, int64_t S) {
+                 int64_t OH, int64_t OWv, int64_t k, int64_t c, int64_t r, int64_t s0,
+                 int64_t C, int64_t R, int64_t S, float* lanes) {
   __m256 acc[KB][SB];
+  auto lane_ptr = [&](int i, int j) { return lanes + ((((k + i) * C + c) * R + r) * S + s0 + j) * 8; };
   for (int i = 0; i < KB; ++i)
-    for (int j = 0; j < SB; ++j) acc[i][j] = _mm256_setzero_ps();
-  const int64_t OWv = (OW + 7) / 8;
+    for (int j = 0; j < SB; ++j) acc[i][j] = _mm256_loadu_ps(lane_ptr(i, j));
   for (int64_t n = 0; n < N; ++n) {
     const float* x = in.data + n * in_n + c * in.plane + r * in.row_stride + s0;
     const float* g = dy.data + n * dy_n + k * dy.plane;
@@ -151,38 +172,43 @@ void weight_tile(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
     }
   }
   for (int i = 0; i < KB; ++i)
-    for (int j = 0; j < SB; ++j) dw[(k + i) * w_k + c * w_c + r * S + s0 + j] += hsum(acc[i][j]);
+    for (int j = 0; j < SB; ++j) _mm256_storeu_ps(lane_ptr(i, j), acc[i][j]);
 }
 
 template <int KB>
 void weight_taps(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n, int64_t N,
-                 int64_t OH, int64_t OW, int64_t k, int64_t c, int64_t r, float* dw, int64_t w_k,
-                 int64_t w_c, int64_t S) {
+                 int64_t OH, int64_t OWv, int64_t k, int64_t c, int64_t r, int64_t C, int64_t R,
+                 int64_t S, float* lanes) {
   int64_t s0 = 0;
   for (; s0 + 5 <= S; s0 += 5)
-    weight_tile<KB, 5>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S);
+    weight_tile<KB, 5>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, s0, C, R, S, lanes);
   switch (S - s0) {
-    case 4: weight_tile<KB, 4>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
-    case 3: weight_tile<KB, 3>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
-    case 2: weight_tile<KB, 2>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
-    case 1: weight_tile<KB, 1>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, s0, dw, w_k, w_c, S); break;
+    case 4: weight_tile<KB, 4>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, s0, C, R, S, lanes); break;
+    case 3: weight_tile<KB, 3>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, s0, C, R, S, lanes); break;
+    case 2: weight_tile<KB, 2>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, s0, C, R, S, lanes); break;
+    case 1: weight_tile<KB, 1>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, s0, C, R, S, lanes); break;
     default: break;
   }
 }
 
 }  // namespace
 
-void direct_conv_weight_avx2(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
-                             int64_t N, int64_t OH, int64_t OW, int64_t S, int64_t k0, int64_t k1,
-                             int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* dw,
-                             int64_t w_k, int64_t w_c) {
-  for (int64_t c = c0; c < c1; ++c) {
-    for (int64_t r = r0; r < r1; ++r) {
-      int64_t k = k0;
-      for (; k + 2 <= k1; k += 2) weight_taps<2>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, dw, w_k, w_c, S);
-      if (k < k1) weight_taps<1>(in, in_n, dy, dy_n, N, OH, OW, k, c, r, dw, w_k, w_c, S);
+void direct_conv_weight_lanes_avx2(const Planes& in, int64_t in_n, const Planes& dy,
+                                   int64_t dy_n, int64_t N, int64_t OH, int64_t OW, int64_t K,
+                                   int64_t C, int64_t R, int64_t S, float* lanes) {
+  const int64_t OWv = (OW + 7) / 8;
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t r = 0; r < R; ++r) {
+      int64_t k = 0;
+      for (; k + 2 <= K; k += 2)
+        weight_taps<2>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, C, R, S, lanes);
+      if (k < K) weight_taps<1>(in, in_n, dy, dy_n, N, OH, OWv, k, c, r, C, R, S, lanes);
     }
   }
+}
+
+void sum_lanes_avx2(const float* lanes, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] += hsum(_mm256_loadu_ps(lanes + 8 * i));
 }
 
 }  // namespace pydl::conv_detail

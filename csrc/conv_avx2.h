@@ -34,13 +34,17 @@ struct DirectWeights {
 void direct_conv_forward_avx2(const Planes& in, const DirectWeights& w, const float* bias,
                               int64_t OH, int64_t OW, int64_t live_lo, int64_t live_hi, float* y);
 
-// dw[k * w_k + c * w_c + r * S + s] += sum over images n < N, oh < OH, ow < OW of
-//     dy_n[k][oh][ow] * in_n[c][oh + r][ow + s]
-// for k in [k0, k1), c in [c0, c1), r in [r0, r1), all s. dy_n has rows of round_up(OW, 8)
-// values, zero past OW (dy row stride dy.row_stride); image n's planes start at data + n * *_n.
-void direct_conv_weight_avx2(const Planes& in, int64_t in_n, const Planes& dy, int64_t dy_n,
-                             int64_t N, int64_t OH, int64_t OW, int64_t S, int64_t k0, int64_t k1,
-                             int64_t c0, int64_t c1, int64_t r0, int64_t r1, float* dw,
-                             int64_t w_k, int64_t w_c);
+// Weight gradient in vector lanes: for every tap (k, c, r, s) of a K x C x R x S kernel,
+//   lanes[tap][l] += sum over images n < N, rows oh < OH, vectors v of
+//                    dy_n[k][oh][8v + l] * in_n[c][oh + r][8v + l + s]
+// (the dw of the tap is the sum of its 8 lanes: sum_lanes_avx2). dy_n has rows of
+// round_up(OW, 8) values, zero past OW (they are summed); image n's planes start at
+// data + n * in_n (dy_n). Called on chunks of images small enough to stay in L1, the lanes
+// (K * C * R * S * 8 floats) carried from one chunk to the next.
+void direct_conv_weight_lanes_avx2(const Planes& in, int64_t in_n, const Planes& dy,
+                                   int64_t dy_n, int64_t N, int64_t OH, int64_t OW, int64_t K,
+                                   int64_t C, int64_t R, int64_t S, float* lanes);
+// out[i] += lanes[i][0] + ... + lanes[i][7] for i < n.
+void sum_lanes_avx2(const float* lanes, int64_t n, float* out);
 
 }  // namespace pydl::conv_detail
