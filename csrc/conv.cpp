@@ -21,6 +21,13 @@
 //      6-channel x 16-column register tile, backward-input as the same correlation of the
 //      padded dy with the flipped kernel (skipping rows that are all padding), backward-weight
 //      as lane sums of dy * shifted x over chunks of images.
+//   5. Winograd F(2x2, 3x3) (float32, AVX2, 3x3 stride 1, >= 16 channels in and out): forward
+//      and backward-input transform 4x4 input tiles (V = B^T d B), run 16 GEMMs
+//      M[xi] = U[xi] (Kout x Cin) @ V[xi] (Cin x tiles) and transform back (Y = A^T M A); the
+//      weight gradient is F(3x3, 2x2), 16 GEMMs reducing dy-tile transforms against V over the
+//      tiles. 16 multiply-adds per 2x2 output tile and channel pair instead of 36.
+// Measured on ResNet's 64x64 3x3 layer (one core, CPU time): im2col + GEMM ~90 GF/s, direct ~107,
+// Winograd 145-160 GF/s effective (direct-convolution FLOPs over time).
 // Threads: work items (image, group, tile) are split into one contiguous range per thread, each
 // with its own column buffer; with a single item the GEMM itself runs on all threads.
 #include "conv.h"
@@ -515,27 +522,270 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
   }
 }
 
-// Bytes of padded copies the largest direct pass of this shape holds (all threads together).
-int64_t direct_scratch_bytes(const Conv2dShape& s) {
+// ---- Winograd F(2x2, 3x3) (AVX2, float32): 3x3, stride 1, enough channels for the GEMMs -------
+// 2.25x fewer multiplications than the direct loops: each 2x2 output tile costs 16 multiply-adds
+// per (input, output) channel pair instead of 36, in 16 GEMMs (one per position of the 4x4
+// transformed tile) of Kout x Cin by Cin x tiles. Transforms add ~25 float adds per tile and
+// channel. Errors grow by a small constant factor over the direct sum (the transforms' entries
+// are 0, +-1/2, +-1), well inside float32 tolerances for 3x3 kernels.
+
+constexpr int64_t kWinogradMinChannels = 16;  // Cg and Kg: below, the 16 GEMMs are too thin
+constexpr int64_t kWinogradMinWidth = 8;      // output columns (four tiles)
+constexpr int64_t kWinogradChunkTiles = 128;  // tiles per chunk: V and M chunks stay in L2
+
+template <typename T>
+bool use_winograd(const Conv2dShape& s, Pass pass) {
+  if (!std::is_same<T, float>::value || !use_avx2() || s.R != 3 || s.S != 3 ||
+      s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1 ||
+      s.Cg() < kWinogradMinChannels || s.Kg() < kWinogradMinChannels)
+    return false;
+  if (pass == Pass::kBackwardInput) return s.W >= kWinogradMinWidth && s.H >= 2;
+  return s.OW >= kWinogradMinWidth && s.OH >= 2;  // forward and weight: tiles of the output
+}
+
+// U[xi][k][c] = (G g G^T)[xi] for the 3x3 kernel g = w[k * w_k + c * w_c + ...] (flipped for
+// the backward-input correlation), G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
+std::vector<float> winograd_weights(const float* w, int64_t Kout, int64_t Cin, int64_t w_k,
+                                    int64_t w_c, bool flip) {
+  std::vector<float> u(16 * Kout * Cin);
+  for (int64_t k = 0; k < Kout; ++k) {
+    for (int64_t c = 0; c < Cin; ++c) {
+      float g[3][3];
+      for (int r = 0; r < 3; ++r)
+        for (int t = 0; t < 3; ++t)
+          g[r][t] = w[k * w_k + c * w_c + (flip ? (2 - r) * 3 + (2 - t) : r * 3 + t)];
+      float gg[4][3];  // G g
+      for (int t = 0; t < 3; ++t) {
+        gg[0][t] = g[0][t];
+        gg[1][t] = 0.5f * (g[0][t] + g[1][t] + g[2][t]);
+        gg[2][t] = 0.5f * (g[0][t] - g[1][t] + g[2][t]);
+        gg[3][t] = g[2][t];
+      }
+      for (int a = 0; a < 4; ++a) {  // (G g) G^T
+        const float row[4] = {gg[a][0], 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]),
+                              0.5f * (gg[a][0] - gg[a][1] + gg[a][2]), gg[a][2]};
+        for (int b = 0; b < 4; ++b) u[((4 * a + b) * Kout + k) * Cin + c] = row[b];
+      }
+    }
+  }
+  return u;
+}
+
+// y (Kout planes OH x OW) = the stride-1 3x3 correlation of `in` (Cin planes H x W, read as
+// in[oh + r - off_h][ow + s - off_w], zero outside) with the transformed weights u, plus bias.
+// One image per work item; each thread has its padded input, V and M chunks.
+// n rounded up past the next multiple of 1024 floats (4 KiB) by 16 floats (64 bytes) when it
+// would otherwise be one, so that matrices n apart do not share L1 sets.
+int64_t skew_4k(int64_t n) {
+  const int64_t r = n % 1024;
+  return (r < 16 || r > 1024 - 16) ? (n - r) + 1024 + 16 : n;
+}
+
+// Padded planes split by column parity: even[c][hh][j] = padded[c][hh][2j], odd[..][j] =
+// padded[..][2j + 1], where padded[c][hh][ww] = src[c][hh - off_h][ww - off_w] (0 outside).
+// The Winograd input transform reads its stride-2 tiles from them with unit-stride loads.
+void pad_split_planes(const float* src, int64_t C, int64_t H, int64_t W, int64_t off_h,
+                      int64_t off_w, int64_t hp, int64_t half, float* row, float* even,
+                      float* odd) {
+  const int64_t wp = 2 * half;
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t hh = 0; hh < hp; ++hh) {
+      pad_planes(src + c * H * W, 1, H, W, off_h - hh, off_w, 1, wp, row);  // one padded row
+      float* e = even + (c * hp + hh) * half;
+      float* o = odd + (c * hp + hh) * half;
+      for (int64_t j = 0; j < half; ++j) {
+        e[j] = row[2 * j];
+        o[j] = row[2 * j + 1];
+      }
+    }
+  }
+}
+
+// y (Kout planes OH x OW) = the stride-1 3x3 correlation of `in` (Cin planes H x W, read as
+// in[oh + r - off_h][ow + s - off_w], zero outside) with the transformed weights u, plus bias.
+// One image per work item; each thread has its split padded input, V and M chunks.
+// Scratch layout of winograd_correlate, per thread: the split padded input, V and M chunks.
+struct WinogradLayout {
+  int64_t tiles_h, tiles_w, hp, half, rows_per_chunk, T, v_xi, m_xi, split_floats, v_floats,
+      m_floats, per_slot;
+  WinogradLayout(int64_t Cin, int64_t Kout, int64_t OH, int64_t OW)
+      : tiles_h((OH + 1) / 2), tiles_w((OW + 1) / 2), hp(2 * tiles_h + 2),
+        half(round8(tiles_w) + 1),
+        rows_per_chunk(std::max<int64_t>(1, kWinogradChunkTiles / tiles_w)),
+        T(rows_per_chunk * tiles_w),  // row length of the V and M matrices
+        // The transforms touch all 16 matrices V[xi] (M[xi]) at once: their strides are skewed
+        // off multiples of 4 KiB, which would put all 16 streams in one L1 set.
+        v_xi(skew_4k(Cin * T)), m_xi(skew_4k(Kout * T)),
+        split_floats(2 * Cin * hp * half + 2 * half), v_floats(16 * v_xi + 8),
+        m_floats(16 * m_xi + 8), per_slot(split_floats + v_floats + m_floats) {}
+};
+
+void winograd_correlate(const float* in, int64_t in_image, int64_t Cin, int64_t H, int64_t W,
+                        int64_t off_h, int64_t off_w, const float* u, int64_t Kout,
+                        const float* bias, int64_t OH, int64_t OW, float* y, int64_t y_image,
+                        int64_t images) {
+  const WinogradLayout l(Cin, Kout, OH, OW);
+  const int64_t tiles_h = l.tiles_h, tiles_w = l.tiles_w, hp = l.hp, half = l.half;
+  const int64_t rows_per_chunk = l.rows_per_chunk, T = l.T, v_xi = l.v_xi, m_xi = l.m_xi;
+  const int64_t v_floats = l.v_floats, per_slot = l.per_slot;
+  const int64_t slots = slot_count(images);
+  std::vector<float> scratch(slots * per_slot);
+  run_slots(images, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* even = scratch.data() + slot * per_slot;
+    float* odd = even + Cin * hp * half;
+    float* row = odd + Cin * hp * half;
+    float* v = row + 2 * half;
+    float* m = v + v_floats;
+    for (int64_t i = i0; i < i1; ++i) {
+      pad_split_planes(in + i * in_image, Cin, H, W, off_h, off_w, hp, half, row, even, odd);
+      for (int64_t ti0 = 0; ti0 < tiles_h; ti0 += rows_per_chunk) {
+        const int64_t ti1 = std::min(tiles_h, ti0 + rows_per_chunk);
+        const int64_t t = (ti1 - ti0) * tiles_w;
+        for (int64_t c = 0; c < Cin; ++c)
+          conv_detail::winograd_input_avx2(even + c * hp * half, odd + c * hp * half, half, ti0,
+                                           ti1, tiles_w, v + c * T, v_xi);
+        for (int64_t xi = 0; xi < 16; ++xi)
+          sgemm(false, false, Kout, t, Cin, 1.0f, u + xi * Kout * Cin, Cin, v + xi * v_xi, T,
+                0.0f, m + xi * m_xi, T);
+        for (int64_t k = 0; k < Kout; ++k)
+          conv_detail::winograd_output_avx2(m + k * T, m_xi, ti0, ti1, tiles_w,
+                                            bias ? bias[k] : 0.0f, OH, OW,
+                                            y + i * y_image + k * OH * OW);
+      }
+    }
+  });
+}
+
+void winograd_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                      float* y) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg();
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const std::vector<float> u = winograd_weights(w + g * Kg * Cg * 9, Kg, Cg, Cg * 9, 9, false);
+    winograd_correlate(x + g * Cg * s.H * s.W, s.C * s.H * s.W, Cg, s.H, s.W, s.pad_h, s.pad_w,
+                       u.data(), Kg, bias ? bias + g * Kg : nullptr, s.OH, s.OW,
+                       y + g * Kg * s.OH * s.OW, s.K * s.OH * s.OW, s.N);
+  }
+}
+
+// dx: the correlation of dy, shifted by (2 - pad_h, 2 - pad_w), with the flipped kernel and its
+// channel axes swapped.
+void winograd_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg();
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const std::vector<float> u = winograd_weights(w + g * Kg * Cg * 9, Cg, Kg, 9, Cg * 9, true);
+    winograd_correlate(dy + g * Kg * s.OH * s.OW, s.K * s.OH * s.OW, Kg, s.OH, s.OW,
+                       2 - s.pad_h, 2 - s.pad_w, u.data(), Cg, nullptr, s.H, s.W,
+                       dx + g * Cg * s.H * s.W, s.C * s.H * s.W, s.N);
+  }
+}
+
+// dw (F(3x3, 2x2)): each 2x2 tile of dy and the 4x4 tile of x_pad under it add their
+// correlation (3x3) to dw; in the transformed domain that is M[xi][k][c] += sum over tiles of
+// U'[xi][k][tile] * V[xi][c][tile] (16 GEMMs reducing over tiles), then
+// dw[k][c] = A'^T M[.][k][c] A' with A'^T = [[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]].
+// Images are split into one range per thread, each with its own M; the Ms are summed at the end.
+struct WinogradWeightLayout {
+  int64_t tiles_h, tiles_w, hp, half, hq, rows_per_chunk, T, v_xi, u_xi, x_split, dy_split,
+      row_floats, per_slot;
+  explicit WinogradWeightLayout(const Conv2dShape& s)
+      : tiles_h((s.OH + 1) / 2), tiles_w((s.OW + 1) / 2), hp(2 * tiles_h + 2),
+        half(round8(tiles_w) + 1), hq(2 * tiles_h),
+        rows_per_chunk(std::max<int64_t>(1, kWinogradChunkTiles / tiles_w)),
+        T(rows_per_chunk * tiles_w), v_xi(skew_4k(s.Cg() * T)), u_xi(skew_4k(s.Kg() * T)),
+        x_split(2 * s.Cg() * hp * half), dy_split(2 * s.Kg() * hq * half), row_floats(2 * half),
+        per_slot(x_split + dy_split + row_floats + 16 * v_xi + 8 + 16 * u_xi + 8) {}
+};
+
+void winograd_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
+  const WinogradWeightLayout l(s);
+  const int64_t tiles_h = l.tiles_h, tiles_w = l.tiles_w, hp = l.hp, half = l.half, hq = l.hq;
+  const int64_t rows_per_chunk = l.rows_per_chunk, T = l.T, v_xi = l.v_xi, u_xi = l.u_xi;
+  const int64_t row_floats = l.row_floats, per_slot = l.per_slot;
+  const int64_t m_size = 16 * Kg * Cg;
+  const int64_t slots = slot_count(s.N);
+  std::vector<float> scratch(slots * per_slot);
+  std::vector<float> m(slots * m_size);
+  for (int64_t g = 0; g < G; ++g) {
+    std::fill(m.begin(), m.end(), 0.0f);
+    run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
+      float* xe = scratch.data() + slot * per_slot;
+      float* xo = xe + Cg * hp * half;
+      float* de = xo + Cg * hp * half;
+      float* dd = de + Kg * hq * half;
+      float* row = dd + Kg * hq * half;
+      float* v = row + row_floats;
+      float* u = v + 16 * v_xi + 8;
+      float* ms = m.data() + slot * m_size;
+      for (int64_t n = n0; n < n1; ++n) {
+        pad_split_planes(x + (n * s.C + g * Cg) * s.H * s.W, Cg, s.H, s.W, s.pad_h, s.pad_w, hp,
+                         half, row, xe, xo);
+        pad_split_planes(dy + (n * s.K + g * Kg) * s.OH * s.OW, Kg, s.OH, s.OW, 0, 0, hq, half,
+                         row, de, dd);
+        for (int64_t ti0 = 0; ti0 < tiles_h; ti0 += rows_per_chunk) {
+          const int64_t ti1 = std::min(tiles_h, ti0 + rows_per_chunk);
+          const int64_t t = (ti1 - ti0) * tiles_w;
+          for (int64_t c = 0; c < Cg; ++c)
+            conv_detail::winograd_input_avx2(xe + c * hp * half, xo + c * hp * half, half, ti0,
+                                             ti1, tiles_w, v + c * T, v_xi);
+          for (int64_t k = 0; k < Kg; ++k)
+            conv_detail::winograd_dy_avx2(de + k * hq * half, dd + k * hq * half, half, ti0, ti1,
+                                          tiles_w, u + k * T, u_xi);
+          for (int64_t xi = 0; xi < 16; ++xi)
+            sgemm(false, true, Kg, Cg, t, 1.0f, u + xi * u_xi, T, v + xi * v_xi, T, 1.0f,
+                  ms + xi * Kg * Cg, Cg);
+        }
+      }
+    });
+    for (int64_t sl = 1; sl < slots; ++sl)
+      for (int64_t e = 0; e < m_size; ++e) m[e] += m[sl * m_size + e];
+    float* dwg = dw + g * Kg * Cg * 9;
+    for (int64_t kc = 0; kc < Kg * Cg; ++kc) {
+      float q[4][4], r3[3][4];
+      for (int xi = 0; xi < 16; ++xi) q[xi / 4][xi % 4] = m[xi * Kg * Cg + kc];
+      for (int b = 0; b < 4; ++b) {
+        r3[0][b] = q[0][b] + q[1][b] + q[2][b];
+        r3[1][b] = q[1][b] - q[2][b];
+        r3[2][b] = q[1][b] + q[2][b] + q[3][b];
+      }
+      for (int a = 0; a < 3; ++a) {
+        dwg[kc * 9 + a * 3 + 0] = r3[a][0] + r3[a][1] + r3[a][2];
+        dwg[kc * 9 + a * 3 + 1] = r3[a][1] - r3[a][2];
+        dwg[kc * 9 + a * 3 + 2] = r3[a][1] + r3[a][2] + r3[a][3];
+      }
+    }
+  }
+}
+
+// Scratch floats (all threads together) of each pass's path, for conv2d_column_buffer_bytes;
+// the drivers above allocate exactly these.
+int64_t direct_scratch_floats(const Conv2dShape& s, Pass pass) {
   const int64_t Kg = s.Kg(), Cg = s.Cg();
   const DirectInput fwd(s, s.H, s.W, s.pad_h, s.pad_w);
-  Conv2dShape t = s;
-  t.OH = s.H, t.OW = s.W;
-  const DirectInput bwd(t, s.OH, s.OW, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w);
-  const int64_t image_slots = slot_count(s.N * s.groups);
-  const int64_t owp = round8(s.OW);
-  int64_t floats = 0;
-  if (use_direct<float>(s, Pass::kForward))
-    floats = std::max(floats, image_slots * fwd.scratch_floats(Cg));
-  if (use_direct<float>(s, Pass::kBackwardInput))
-    floats = std::max(floats, image_slots * bwd.scratch_floats(Kg));
-  if (use_direct<float>(s, Pass::kBackwardWeight)) {
-    const int64_t x_image = fwd.copy ? fwd.scratch_floats(Cg) : Cg * s.H * s.W;
-    const int64_t chunk = weight_chunk(x_image, Kg * s.OH * owp);
-    floats = std::max(floats, slot_count(s.N) * chunk *
-                                  (fwd.scratch_floats(Cg) + (owp != s.OW ? Kg * s.OH * owp : 0)));
+  if (pass == Pass::kForward) return slot_count(s.N * s.groups) * fwd.scratch_floats(Cg);
+  if (pass == Pass::kBackwardInput) {
+    Conv2dShape t = s;
+    t.OH = s.H, t.OW = s.W;
+    const DirectInput bwd(t, s.OH, s.OW, s.R - 1 - s.pad_h, s.S - 1 - s.pad_w);
+    return slot_count(s.N * s.groups) * bwd.scratch_floats(Kg);
   }
-  return int64_t(sizeof(float)) * floats;
+  const int64_t owp = round8(s.OW);
+  const int64_t x_image = fwd.copy ? fwd.scratch_floats(Cg) : Cg * s.H * s.W;
+  const int64_t dy_image = Kg * s.OH * owp;
+  const int64_t chunk = weight_chunk(x_image, dy_image);
+  return slot_count(s.N) * (chunk * (fwd.scratch_floats(Cg) + (owp != s.OW ? dy_image : 0)) +
+                             Kg * Cg * s.R * s.S * 8);
+}
+
+int64_t winograd_scratch_floats(const Conv2dShape& s, Pass pass) {
+  if (pass == Pass::kBackwardWeight) {
+    const WinogradWeightLayout l(s);
+    return slot_count(s.N) * (l.per_slot + 16 * s.Kg() * s.Cg());
+  }
+  const bool fwd = pass == Pass::kForward;
+  const WinogradLayout l(fwd ? s.Cg() : s.Kg(), fwd ? s.Kg() : s.Cg(), fwd ? s.OH : s.H,
+                         fwd ? s.OW : s.W);
+  return slot_count(s.N) * l.per_slot;
 }
 
 }  // namespace
@@ -596,16 +846,21 @@ int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
   const int64_t P = s.OH * s.OW;
   if (P == 0) return 0;
   const bool f32 = elem_size == int64_t(sizeof(float));
-  const bool all_direct = f32 && use_direct<float>(s, Pass::kForward) &&
-                          use_direct<float>(s, Pass::kBackwardInput) &&
-                          use_direct<float>(s, Pass::kBackwardWeight);
-  int64_t column = 0;
-  if (!all_direct) {
-    const int64_t tile = tile_pixels(s, elem_size);
-    const int64_t items = s.N * s.groups * ((P + tile - 1) / tile);
-    column = slot_count(items) * s.Cg() * s.R * s.S * tile * elem_size;
+  int64_t most = 0;
+  for (Pass pass : {Pass::kForward, Pass::kBackwardInput, Pass::kBackwardWeight}) {
+    int64_t bytes;
+    if (f32 && use_winograd<float>(s, pass)) {
+      bytes = elem_size * winograd_scratch_floats(s, pass);
+    } else if (f32 && use_direct<float>(s, pass)) {
+      bytes = elem_size * direct_scratch_floats(s, pass);
+    } else {
+      const int64_t tile = tile_pixels(s, elem_size);
+      const int64_t items = s.N * s.groups * ((P + tile - 1) / tile);
+      bytes = slot_count(items) * s.Cg() * s.R * s.S * tile * elem_size;
+    }
+    most = std::max(most, bytes);
   }
-  return std::max(column, f32 ? direct_scratch_bytes(s) : int64_t(0));
+  return most;
 }
 
 template <typename T>
@@ -613,8 +868,10 @@ void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* b
   const int64_t P = s.OH * s.OW;
   if (s.N == 0 || s.K == 0 || P == 0) return;
   if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
-  if constexpr (std::is_same<T, float>::value)
+  if constexpr (std::is_same<T, float>::value) {
+    if (use_winograd<T>(s, Pass::kForward)) return winograd_forward(s, x, w, bias, y);
     if (use_direct<T>(s, Pass::kForward)) return direct_forward(s, x, w, bias, y);
+  }
   const bool pointwise = is_pointwise(s);
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
   const int64_t rows = Cg * s.R * s.S;
@@ -656,8 +913,10 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
     return;
   }
   if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
-  if constexpr (std::is_same<T, float>::value)
+  if constexpr (std::is_same<T, float>::value) {
+    if (use_winograd<T>(s, Pass::kBackwardInput)) return winograd_backward_input(s, dy, w, dx);
     if (use_direct<T>(s, Pass::kBackwardInput)) return direct_backward_input(s, dy, w, dx);
+  }
   const bool pointwise = is_pointwise(s);
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
   const int64_t rows = Cg * s.R * s.S;
@@ -713,8 +972,10 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
     return;
   }
   if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
-  if constexpr (std::is_same<T, float>::value)
+  if constexpr (std::is_same<T, float>::value) {
+    if (use_winograd<T>(s, Pass::kBackwardWeight)) return winograd_backward_weight(s, x, dy, dw);
     if (use_direct<T>(s, Pass::kBackwardWeight)) return direct_backward_weight(s, x, dy, dw);
+  }
   const bool pointwise = is_pointwise(s);
   const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
   const int64_t items = s.N * G * n_tiles, slots = slot_count(items);

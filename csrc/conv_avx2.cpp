@@ -211,4 +211,120 @@ void sum_lanes_avx2(const float* lanes, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] += hsum(_mm256_loadu_ps(lanes + 8 * i));
 }
 
+namespace {
+
+// Stores the first n (0..8) lanes.
+inline void store_lanes(float* p, __m256 v, int64_t n) {
+  if (n >= 8)
+    _mm256_storeu_ps(p, v);
+  else if (n > 0)
+    _mm256_maskstore_ps(p, lane_mask(n), v);
+}
+
+}  // namespace
+
+void winograd_input_avx2(const float* even, const float* odd, int64_t row_stride, int64_t ti0,
+                         int64_t ti1, int64_t tiles_w, float* v, int64_t v_xi) {
+  for (int64_t ti = ti0; ti < ti1; ++ti) {
+    for (int64_t tj = 0; tj < tiles_w; tj += 8) {
+      const int64_t lanes = min64(8, tiles_w - tj);
+      // d[a][b]: element (a, b) of the 4x4 tiles of eight consecutive tiles; tile tj's columns
+      // are even[tj], odd[tj], even[tj + 1], odd[tj + 1].
+      __m256 d[4][4];
+      for (int a = 0; a < 4; ++a) {
+        const int64_t o = (2 * ti + a) * row_stride + tj;
+        d[a][0] = _mm256_loadu_ps(even + o);
+        d[a][1] = _mm256_loadu_ps(odd + o);
+        d[a][2] = _mm256_loadu_ps(even + o + 1);
+        d[a][3] = _mm256_loadu_ps(odd + o + 1);
+      }
+      // B^T d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), then the same on the columns.
+      __m256 e[4][4];
+      for (int b = 0; b < 4; ++b) {
+        e[0][b] = _mm256_sub_ps(d[0][b], d[2][b]);
+        e[1][b] = _mm256_add_ps(d[1][b], d[2][b]);
+        e[2][b] = _mm256_sub_ps(d[2][b], d[1][b]);
+        e[3][b] = _mm256_sub_ps(d[1][b], d[3][b]);
+      }
+      float* out = v + (ti - ti0) * tiles_w + tj;
+      for (int a = 0; a < 4; ++a) {
+        store_lanes(out + (4 * a + 0) * v_xi, _mm256_sub_ps(e[a][0], e[a][2]), lanes);
+        store_lanes(out + (4 * a + 1) * v_xi, _mm256_add_ps(e[a][1], e[a][2]), lanes);
+        store_lanes(out + (4 * a + 2) * v_xi, _mm256_sub_ps(e[a][2], e[a][1]), lanes);
+        store_lanes(out + (4 * a + 3) * v_xi, _mm256_sub_ps(e[a][1], e[a][3]), lanes);
+      }
+    }
+  }
+}
+
+void winograd_output_avx2(const float* m, int64_t m_xi, int64_t ti0, int64_t ti1,
+                          int64_t tiles_w, float bias, int64_t OH, int64_t OW, float* y) {
+  const __m256 b = _mm256_set1_ps(bias);
+  for (int64_t ti = ti0; ti < ti1; ++ti) {
+    for (int64_t tj = 0; tj < tiles_w; tj += 8) {
+      const float* in = m + (ti - ti0) * tiles_w + tj;
+      __m256 q[4][4];
+      for (int xi = 0; xi < 16; ++xi) q[xi / 4][xi % 4] = _mm256_loadu_ps(in + xi * m_xi);
+      // A^T q: rows (q0 + q1 + q2, q1 - q2 - q3), then the same on the columns.
+      __m256 s[2][4];
+      for (int c = 0; c < 4; ++c) {
+        s[0][c] = _mm256_add_ps(_mm256_add_ps(q[0][c], q[1][c]), q[2][c]);
+        s[1][c] = _mm256_sub_ps(_mm256_sub_ps(q[1][c], q[2][c]), q[3][c]);
+      }
+      for (int a = 0; a < 2; ++a) {
+        const int64_t oh = 2 * ti + a;
+        if (oh >= OH) break;
+        const __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[a][0], s[a][1]), s[a][2]), b);
+        const __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[a][1], s[a][2]), s[a][3]), b);
+        // Interleave: columns 2tj, 2tj + 1, ... of the output row.
+        const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+        const __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20);
+        const __m256 second = _mm256_permute2f128_ps(lo, hi, 0x31);
+        float* row = y + oh * OW + 2 * tj;
+        const int64_t cols = OW - 2 * tj;  // output columns left in this row
+        store_lanes(row, first, cols);
+        store_lanes(row + 8, second, cols - 8);
+      }
+    }
+  }
+}
+
+void winograd_dy_avx2(const float* even, const float* odd, int64_t row_stride, int64_t ti0,
+                      int64_t ti1, int64_t tiles_w, float* u, int64_t u_xi) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  for (int64_t ti = ti0; ti < ti1; ++ti) {
+    for (int64_t tj = 0; tj < tiles_w; tj += 8) {
+      const int64_t lanes = min64(8, tiles_w - tj);
+      __m256 g[2][2];
+      for (int i = 0; i < 2; ++i) {
+        const int64_t o = (2 * ti + i) * row_stride + tj;
+        g[i][0] = _mm256_loadu_ps(even + o);
+        g[i][1] = _mm256_loadu_ps(odd + o);
+      }
+      // G' g: rows (g0, (g0 + g1) / 2, (g0 - g1) / 2, g1), per column.
+      __m256 h[4][2];
+      for (int j = 0; j < 2; ++j) {
+        h[0][j] = g[0][j];
+        h[1][j] = _mm256_mul_ps(_mm256_add_ps(g[0][j], g[1][j]), half);
+        h[2][j] = _mm256_mul_ps(_mm256_sub_ps(g[0][j], g[1][j]), half);
+        h[3][j] = g[1][j];
+      }
+      float* out = u + (ti - ti0) * tiles_w + tj;
+      for (int a = 0; a < 4; ++a) {
+        // (G' g) G'^T along the columns; S flips the sign of row 3 and column 3 (not both).
+        const __m256 c0 = h[a][0];
+        const __m256 c1 = _mm256_mul_ps(_mm256_add_ps(h[a][0], h[a][1]), half);
+        const __m256 c2 = _mm256_mul_ps(_mm256_sub_ps(h[a][0], h[a][1]), half);
+        const __m256 c3 = h[a][1];
+        const __m256 zero = _mm256_setzero_ps();
+        auto sgn = [&](__m256 x, bool neg) { return neg ? _mm256_sub_ps(zero, x) : x; };
+        store_lanes(out + (4 * a + 0) * u_xi, sgn(c0, a == 3), lanes);
+        store_lanes(out + (4 * a + 1) * u_xi, sgn(c1, a == 3), lanes);
+        store_lanes(out + (4 * a + 2) * u_xi, sgn(c2, a == 3), lanes);
+        store_lanes(out + (4 * a + 3) * u_xi, sgn(c3, a != 3), lanes);
+      }
+    }
+  }
+}
+
 }  // namespace pydl::conv_detail

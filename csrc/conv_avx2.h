@@ -47,4 +47,28 @@ void direct_conv_weight_lanes_avx2(const Planes& in, int64_t in_n, const Planes&
 // out[i] += lanes[i][0] + ... + lanes[i][7] for i < n.
 void sum_lanes_avx2(const float* lanes, int64_t n, float* out);
 
+// ---- Winograd F(2x2, 3x3) transforms (3x3 kernels, stride 1): y tiles of 2x2 from 4x4 input
+// tiles, with U = G g G^T (weights), V = B^T d B (input), Y = A^T M A (output), M = U . V summed
+// over input channels (16 GEMMs, one per position xi of the 4x4 tile).
+//
+// Input transform of one plane, given as its even and odd columns (even[row][j] is column 2j
+// of the padded plane, odd[row][j] column 2j + 1; rows of row_stride values, readable up to
+// j = round_up(tiles_w, 8)): tile (ti, tj) of tile rows [ti0, ti1) is rows 2ti .. 2ti + 3,
+// columns 2tj .. 2tj + 3 (unit-stride loads, no shuffles). Writes v[xi * v_xi + t] for
+// t = (ti - ti0) * tiles_w + tj.
+void winograd_input_avx2(const float* even, const float* odd, int64_t row_stride, int64_t ti0,
+                         int64_t ti1, int64_t tiles_w, float* v, int64_t v_xi);
+// Output transform of one output channel: m[xi * m_xi + t] (t as above) to the 2x2 tiles of
+// y (OH x OW plane, rows 2*ti0 onwards), plus bias. Reads m up to 7 values past each tile row.
+void winograd_output_avx2(const float* m, int64_t m_xi, int64_t ti0, int64_t ti1,
+                          int64_t tiles_w, float bias, int64_t OH, int64_t OW, float* y);
+
+// Weight-gradient transform of dy (F(3x3, 2x2): a 4x4 input tile correlated with a 2x2 dy tile
+// gives the tile's 3x3 contribution to dw): tile (ti, tj) is dy rows 2ti, 2ti + 1, columns
+// 2tj, 2tj + 1, given as even and odd columns as above. Writes u[xi * u_xi + t] = S (G' g G'^T) S
+// with G' = [[1, 0], [1/2, 1/2], [1/2, -1/2], [0, 1]] and S = diag(1, 1, 1, -1), the sign that
+// lets the forward input transform (B^T d B) serve for this one's B'^T d B'.
+void winograd_dy_avx2(const float* even, const float* odd, int64_t row_stride, int64_t ti0,
+                      int64_t ti1, int64_t tiles_w, float* u, int64_t u_xi);
+
 }  // namespace pydl::conv_detail
