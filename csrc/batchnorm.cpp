@@ -2,13 +2,20 @@
 //
 // Two loop orders, chosen by the length L of a channel's rows:
 //   * L >= kRowPathMin (conv feature maps): one channel at a time, rows of L contiguous values;
-//     the row sums use 8 independent lanes (vectorised by the compiler without -ffast-math) and
-//     are flushed into double per block, so long rows do not lose float precision;
+//     the row sums use independent lanes and are flushed into double per block of kFlushBlock
+//     values, so long rows do not lose float precision;
 //   * small L (the (N, C) input of BatchNorm1d): row n holds all C channels next to each other,
 //     so the loops run over channels innermost with one double accumulator per channel.
+// Each loop has a portable form (8 lanes the compiler vectorises with the baseline ISA) and, for
+// float32, an AVX2+FMA form in batchnorm_avx2.cpp (4 x 8 lanes; for L == 1, eight channels per
+// vector); they agree to rounding.
+//
 // Napkin math, float32 (64, 64, 56, 56) = 51.4 MB: forward must read x and write y (103 MB),
 // backward read dy and x and write dx (154 MB); one channel's data (0.8 MB, 1.6 MB for dy and x)
-// stays in L2 between the two loops over it, so nothing is read from DRAM twice.
+// stays in L2 between the two loops over it, so nothing is read from memory twice. Measured on
+// one core of the development VM (CPU time): forward ~11-12 ms, backward ~19 ms, of which the
+// kernel's zeroing of the fresh 51 MB output (page faults, ~7 GB/s here) is ~6-7 ms each; the
+// loops themselves move their bytes at ~18-20 GB/s.
 #include "batchnorm.h"
 
 #include <algorithm>
