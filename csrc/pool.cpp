@@ -549,9 +549,11 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
       const T* dyp = dy + p * OHW;
-      // Windows may overlap by a row or column, so dx is zeroed and added into. Each output row
-      // first spreads its gradients along a row buffer, then adds that to its input rows.
-      std::fill(dxp, dxp + HW, T(0));
+      // Each output row first spreads its gradients along a row buffer, then puts that into its
+      // input rows: copied into a row no earlier window covered, added where windows overlap
+      // (adaptive windows can share a row). The windows cover every row, so dx needs no zeroing
+      // pass (for a 1x1 output this is one store per element).
+      int64_t covered = 0;  // input rows [0, covered) hold the sums of earlier output rows
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const int64_t hs = adaptive_start(oh, s.H, s.OH), he = adaptive_end(oh, s.H, s.OH);
         std::fill(rowg.begin(), rowg.end(), T(0));
@@ -564,9 +566,15 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
         }
         for (int64_t ih = hs; ih < he; ++ih) {
           T* dxrow = dxp + ih * s.W;
-          for (int64_t iw = 0; iw < s.W; ++iw) dxrow[iw] += rowg[iw];
+          if (ih < covered) {
+            for (int64_t iw = 0; iw < s.W; ++iw) dxrow[iw] += rowg[iw];
+          } else {
+            std::copy(rowg.begin(), rowg.end(), dxrow);
+          }
         }
+        covered = std::max(covered, he);
       }
+      std::fill(dxp + covered * s.W, dxp + HW, T(0));  // (only with an empty output)
     }
   });
 }
