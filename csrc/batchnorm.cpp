@@ -130,6 +130,19 @@ void finish_stats(double shift, double s1, double s2, int64_t M, double eps, T* 
   *invstd = T(1.0 / std::sqrt(v + eps));
 }
 
+// Touches every page of a fresh output buffer, each thread its own contiguous share. The row
+// path works channel by channel, and one channel's rows lie on every page of the output: left
+// to the channel loop, the first channel would take the page faults (the kernel zeroing the
+// whole 51 MB) on one thread while the others wait on the same pages.
+template <typename T>
+void prefault(T* p, int64_t n) {
+  constexpr int64_t kPage = 4096 / sizeof(T);
+  parallel_for((n + kPage - 1) / kPage, 64, [&](int64_t b, int64_t e) {
+    volatile T* v = p;
+    for (int64_t i = b; i < e; ++i) v[i * kPage] = T(0);
+  });
+}
+
 // Channels per task on the small-L path: enough to vectorise, few enough to spread over threads.
 int64_t channel_grain(int64_t C) { return std::max<int64_t>(8, C / (4 * num_threads()) / 8 * 8); }
 
@@ -139,8 +152,6 @@ int64_t channel_grain(int64_t C) { return std::max<int64_t>(8, C / (4 * num_thre
 
 template <typename T>
 void channel_sums(const T* xr, int64_t L, int64_t nc, const T* shift, double* s1, double* s2) {
-  if constexpr (std::is_same<T, float>::value)
-    if (L == 1 && use_avx2()) return bn_detail::channel_sums_avx2(xr, shift, nc, s1, s2);
   for (int64_t j = 0; j < nc; ++j) {
     for (int64_t l = 0; l < L; ++l) {
       const double d = double(xr[j * L + l] - shift[j]);
@@ -153,13 +164,67 @@ void channel_sums(const T* xr, int64_t L, int64_t nc, const T* shift, double* s1
 template <typename T>
 void channel_grad_sums(const T* dyr, const T* xr, int64_t L, int64_t nc, const T* mean,
                        double* s1, double* s2) {
-  if constexpr (std::is_same<T, float>::value)
-    if (L == 1 && use_avx2()) return bn_detail::channel_grad_sums_avx2(dyr, xr, mean, nc, s1, s2);
   for (int64_t j = 0; j < nc; ++j) {
     for (int64_t l = 0; l < L; ++l) {
       s1[j] += double(dyr[j * L + l]);
       s2[j] += double(dyr[j * L + l]) * double(xr[j * L + l] - mean[j]);
     }
+  }
+}
+
+// (N, C) input (L == 1): sums over a block of at most kRowBlock rows, per channel, in T then
+// added into double (the rows are contiguous; the channel loop runs innermost and vectorises).
+// With dy: s1 += dy, s2 += dy * (x - centre); without: s1 += d, s2 += d^2, d = x - centre.
+template <typename T>
+void rows_sums(const T* dy, const T* x, int64_t rows, int64_t C, const T* centre, double* s1,
+               double* s2, T* a, T* q) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (use_avx2()) {
+      if (dy) return bn_detail::rows_grad_sums_avx2(dy, x, rows, C, centre, s1, s2);
+      return bn_detail::rows_sums_avx2(x, rows, C, centre, s1, s2);
+    }
+  }
+  std::fill(a, a + C, T(0));
+  std::fill(q, q + C, T(0));
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * C;
+    if (dy) {
+      const T* gr = dy + r * C;
+      for (int64_t c = 0; c < C; ++c) a[c] += gr[c], q[c] += gr[c] * (xr[c] - centre[c]);
+    } else {
+      for (int64_t c = 0; c < C; ++c) {
+        const T d = xr[c] - centre[c];
+        a[c] += d, q[c] += d * d;
+      }
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) s1[c] += double(a[c]), s2[c] += double(q[c]);
+}
+
+// Per-channel sums over all N rows of an (N, C) input, rows split into one contiguous range
+// per thread (memory streams straight through), each with its own double sums, added at the end.
+template <typename T>
+void all_rows_sums(const T* dy, const T* x, int64_t N, int64_t C, const T* centre, double* s1,
+                   double* s2) {
+  const int64_t slots = std::max<int64_t>(
+      1, std::min<int64_t>(num_threads(), (N + bn_detail::kRowBlock - 1) / bn_detail::kRowBlock));
+  std::vector<double> part(slots * 2 * C, 0.0);
+  std::vector<T> scratch(slots * 2 * C);
+  parallel_for(slots, 1, [&](int64_t sl0, int64_t sl1) {
+    for (int64_t sl = sl0; sl < sl1; ++sl) {
+      const int64_t n0 = N * sl / slots, n1 = N * (sl + 1) / slots;
+      double* p1 = part.data() + sl * 2 * C;
+      T* a = scratch.data() + sl * 2 * C;
+      for (int64_t b = n0; b < n1; b += bn_detail::kRowBlock) {
+        const int64_t rows = std::min(bn_detail::kRowBlock, n1 - b);
+        rows_sums(dy ? dy + b * C : nullptr, x + b * C, rows, C, centre, p1, p1 + C, a, a + C);
+      }
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double t1 = 0, t2 = 0;
+    for (int64_t sl = 0; sl < slots; ++sl) t1 += part[sl * 2 * C + c], t2 += part[sl * 2 * C + C + c];
+    s1[c] = t1, s2[c] = t2;
   }
 }
 
@@ -194,6 +259,7 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
                                   const T* beta, double eps, T* y, T* mean, T* var, T* invstd) {
   const int64_t M = N * L;
   if (L >= kRowPathMin) {
+    prefault(y, N * C * L);
     parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const T shift = M > 0 ? x[c * L] : T(0);
@@ -206,6 +272,23 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
           row_scale_shift(x + (n * C + c) * L, L, scale, bias, y + (n * C + c) * L);
       }
     });
+    return;
+  }
+  if (L == 1) {
+    std::vector<double> s1(C), s2(C);
+    std::vector<T> shift(C, T(0)), scale(C), bias(C);
+    if (M > 0) std::copy(x, x + C, shift.begin());  // the first row
+    all_rows_sums<T>(nullptr, x, N, C, shift.data(), s1.data(), s2.data());
+    for (int64_t c = 0; c < C; ++c) {
+      finish_stats(double(shift[c]), s1[c], s2[c], M, eps, mean + c, var + c, invstd + c);
+      scale[c] = (gamma ? gamma[c] : T(1)) * invstd[c];
+      bias[c] = (beta ? beta[c] : T(0)) - mean[c] * scale[c];
+    }
+    parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, C)),
+                 [&](int64_t n0, int64_t n1) {
+                   for (int64_t n = n0; n < n1; ++n)
+                     channel_scale_shift(x + n * C, 1, C, scale.data(), bias.data(), y + n * C);
+                 });
     return;
   }
   parallel_for(C, channel_grain(C), [&](int64_t c0, int64_t c1) {
@@ -271,6 +354,7 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
     *k = training && M > 0 ? T(inv * inv * s_dyx / double(M)) : T(0);
   };
   if (L >= kRowPathMin) {
+    if (dx) prefault(dx, N * C * L);
     parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         double s_dy = 0, s_dyx = 0;
@@ -285,6 +369,20 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
         }
       }
     });
+    return;
+  }
+  if (L == 1) {
+    std::vector<double> s_dy(C), s_dyx(C);
+    all_rows_sums<T>(dy, x, N, C, mean, s_dy.data(), s_dyx.data());
+    std::vector<T> a(C), mdy(C), k(C);
+    for (int64_t c = 0; c < C; ++c) finish(c, s_dy[c], s_dyx[c], &a[c], &mdy[c], &k[c]);
+    if (!dx) return;
+    parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, C)),
+                 [&](int64_t n0, int64_t n1) {
+                   for (int64_t n = n0; n < n1; ++n)
+                     channel_grad_input(dy + n * C, x + n * C, 1, C, mdy.data(), mean, k.data(),
+                                        a.data(), dx + n * C);
+                 });
     return;
   }
   parallel_for(C, channel_grain(C), [&](int64_t c0, int64_t c1) {

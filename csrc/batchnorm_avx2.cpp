@@ -126,43 +126,72 @@ void grad_input_avx2(const float* dy, const float* x, int64_t n, float mdy, floa
   for (; l < n; ++l) dx[l] = (dy[l] - mdy - (x[l] - mean) * k) * a;
 }
 
-void channel_sums_avx2(const float* x, const float* shift, int64_t nc, double* s1, double* s2) {
-  int64_t c = 0;
-  for (; c + 8 <= nc; c += 8) {
-    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(shift + c));
-    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
-    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
-    _mm256_storeu_pd(s1 + c, _mm256_add_pd(_mm256_loadu_pd(s1 + c), lo));
-    _mm256_storeu_pd(s1 + c + 4, _mm256_add_pd(_mm256_loadu_pd(s1 + c + 4), hi));
-    _mm256_storeu_pd(s2 + c, _mm256_fmadd_pd(lo, lo, _mm256_loadu_pd(s2 + c)));
-    _mm256_storeu_pd(s2 + c + 4, _mm256_fmadd_pd(hi, hi, _mm256_loadu_pd(s2 + c + 4)));
+namespace {
+
+// Adds eight float lanes into eight doubles: d[0..8) += v.
+inline void add_to_double(double* d, __m256 v) {
+  _mm256_storeu_pd(d, _mm256_add_pd(_mm256_loadu_pd(d), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+  _mm256_storeu_pd(d + 4,
+                   _mm256_add_pd(_mm256_loadu_pd(d + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+}
+
+// Channels [c, c + 8 * V) of a row block: two float accumulators per vector, kept in registers.
+// Grad: a += dy, q += dy * (x - centre); else a += d, q += d * d with d = x - centre.
+template <int V, bool kGrad>
+inline void block_sums(const float* dy, const float* x, int64_t rows, int64_t C, int64_t c,
+                       const float* centre, double* s1, double* s2) {
+  __m256 a[V], q[V], m[V];
+  for (int v = 0; v < V; ++v) {
+    a[v] = q[v] = _mm256_setzero_ps();
+    m[v] = _mm256_loadu_ps(centre + c + 8 * v);
   }
-  for (; c < nc; ++c) {
-    const double d = double(x[c] - shift[c]);
-    s1[c] += d;
-    s2[c] += d * d;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int v = 0; v < V; ++v) {
+      const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + r * C + c + 8 * v), m[v]);
+      if (kGrad) {
+        const __m256 g = _mm256_loadu_ps(dy + r * C + c + 8 * v);
+        a[v] = _mm256_add_ps(a[v], g);
+        q[v] = _mm256_fmadd_ps(g, d, q[v]);
+      } else {
+        a[v] = _mm256_add_ps(a[v], d);
+        q[v] = _mm256_fmadd_ps(d, d, q[v]);
+      }
+    }
+  }
+  for (int v = 0; v < V; ++v) {
+    add_to_double(s1 + c + 8 * v, a[v]);
+    add_to_double(s2 + c + 8 * v, q[v]);
   }
 }
 
-void channel_grad_sums_avx2(const float* dy, const float* x, const float* mean, int64_t nc,
-                            double* s1, double* s2) {
+template <bool kGrad>
+void rows_block(const float* dy, const float* x, int64_t rows, int64_t C, const float* centre,
+                double* s1, double* s2) {
   int64_t c = 0;
-  for (; c + 8 <= nc; c += 8) {
-    const __m256 g = _mm256_loadu_ps(dy + c);
-    const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(mean + c));
-    const __m256d glo = _mm256_cvtps_pd(_mm256_castps256_ps128(g));
-    const __m256d ghi = _mm256_cvtps_pd(_mm256_extractf128_ps(g, 1));
-    const __m256d tlo = _mm256_cvtps_pd(_mm256_castps256_ps128(t));
-    const __m256d thi = _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1));
-    _mm256_storeu_pd(s1 + c, _mm256_add_pd(_mm256_loadu_pd(s1 + c), glo));
-    _mm256_storeu_pd(s1 + c + 4, _mm256_add_pd(_mm256_loadu_pd(s1 + c + 4), ghi));
-    _mm256_storeu_pd(s2 + c, _mm256_fmadd_pd(glo, tlo, _mm256_loadu_pd(s2 + c)));
-    _mm256_storeu_pd(s2 + c + 4, _mm256_fmadd_pd(ghi, thi, _mm256_loadu_pd(s2 + c + 4)));
+  for (; c + 32 <= C; c += 32) block_sums<4, kGrad>(dy, x, rows, C, c, centre, s1, s2);
+  for (; c + 8 <= C; c += 8) block_sums<1, kGrad>(dy, x, rows, C, c, centre, s1, s2);
+  for (; c < C; ++c) {
+    float a = 0, q = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float d = x[r * C + c] - centre[c];
+      const float g = kGrad ? dy[r * C + c] : d;
+      a += g;
+      q += g * d;
+    }
+    s1[c] += a, s2[c] += q;
   }
-  for (; c < nc; ++c) {
-    s1[c] += double(dy[c]);
-    s2[c] += double(dy[c]) * double(x[c] - mean[c]);
-  }
+}
+
+}  // namespace
+
+void rows_sums_avx2(const float* x, int64_t rows, int64_t C, const float* shift, double* s1,
+                    double* s2) {
+  rows_block<false>(nullptr, x, rows, C, shift, s1, s2);
+}
+
+void rows_grad_sums_avx2(const float* dy, const float* x, int64_t rows, int64_t C,
+                         const float* mean, double* s1, double* s2) {
+  rows_block<true>(dy, x, rows, C, mean, s1, s2);
 }
 
 void channel_scale_shift_avx2(const float* x, const float* scale, const float* bias, int64_t nc,

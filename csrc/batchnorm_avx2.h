@@ -22,13 +22,17 @@ void scale_shift_avx2(const float* x, int64_t n, float scale, float bias, float*
 void grad_input_avx2(const float* dy, const float* x, int64_t n, float mdy, float mean, float k,
                      float a, float* dx);
 
-// One (N, C) row's channels [0, nc) side by side (L == 1), per-channel arrays of nc values.
-//   s1[c] += x[c] - shift[c], s2[c] += (x[c] - shift[c])^2   (the differences in float, then
-//   accumulated in double, as the portable loop does)
-void channel_sums_avx2(const float* x, const float* shift, int64_t nc, double* s1, double* s2);
-//   s1[c] += dy[c], s2[c] += dy[c] * (x[c] - mean[c])   (in double)
-void channel_grad_sums_avx2(const float* dy, const float* x, const float* mean, int64_t nc,
-                            double* s1, double* s2);
+// (N, C) input (L == 1): a block of `rows` rows of C channels (row stride C).
+//   s1[c] += sum_r (x[r][c] - shift[c]), s2[c] += sum_r (x[r][c] - shift[c])^2
+// summed in float over the block (callers keep blocks to kRowBlock rows), then added into
+// double. Channels 32 at a time: the 8 accumulators stay in registers down the block.
+constexpr int64_t kRowBlock = 64;
+void rows_sums_avx2(const float* x, int64_t rows, int64_t C, const float* shift, double* s1,
+                    double* s2);
+//   s1[c] += sum_r dy[r][c], s2[c] += sum_r dy[r][c] * (x[r][c] - mean[c])   (likewise)
+void rows_grad_sums_avx2(const float* dy, const float* x, int64_t rows, int64_t C,
+                         const float* mean, double* s1, double* s2);
+// One row's channels [0, nc) side by side:
 //   y[c] = x[c] * scale[c] + bias[c]
 void channel_scale_shift_avx2(const float* x, const float* scale, const float* bias, int64_t nc,
                               float* y);
