@@ -238,6 +238,22 @@ inline int64_t avg_divisor(const AvgAxis& rows, const AvgAxis& cols, int64_t oh,
   return rows.count(oh, include_pad) * cols.count(ow, include_pad);
 }
 
+// Sum of n contiguous values: 32 partial sums (AVX2 for float32), which also keeps the rounding
+// error of long runs down.
+template <typename T>
+T contiguous_sum(const T* p, int64_t n) {
+  if constexpr (std::is_same<T, float>::value)
+    if (use_avx2()) return pool_detail::contiguous_sum_avx2(p, n);
+  T part[32] = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; ++j) part[j] += p[i + j];
+  T sum = 0;
+  for (int j = 0; j < 32; ++j) sum += part[j];
+  for (; i < n; ++i) sum += p[i];
+  return sum;
+}
+
 inline int64_t adaptive_start(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
 inline int64_t adaptive_end(int64_t o, int64_t in, int64_t out) {
   return ((o + 1) * in + out - 1) / out;
@@ -516,6 +532,11 @@ void adaptive_avg_pool2d_forward_cpu(const Pool2dShape& s, const T* x, T* y) {
       T* yp = y + p * OHW;
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const int64_t hs = adaptive_start(oh, s.H, s.OH), he = adaptive_end(oh, s.H, s.OH);
+        if (s.OW == 1) {  // the window is whole rows: one contiguous run (global pooling)
+          const int64_t n = (he - hs) * s.W;
+          yp[oh] = n > 0 ? contiguous_sum(xp + hs * s.W, n) / T(n) : T(0);
+          continue;
+        }
         // colsum[iw] = sum of the window rows at column iw: contiguous adds, which vectorise.
         std::fill(colsum.begin(), colsum.end(), T(0));
         for (int64_t ih = hs; ih < he; ++ih) {

@@ -39,4 +39,7 @@ int64_t max_pool_backward_2x2_row_avx2(const float* dy, const uint8_t* taps, int
 int64_t avg_pool_backward_2x2_row_avx2(const float* g, int64_t ow0, int64_t ow1, float* dx0,
                                        float* dx1);
 
+// Sum of n contiguous floats, 32 lanes (four accumulators) at a time.
+float contiguous_sum_avx2(const float* p, int64_t n);
+
 }  // namespace pydl::pool_detail
