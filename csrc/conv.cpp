@@ -590,13 +590,16 @@ void pad_split_planes(const float* src, int64_t C, int64_t H, int64_t W, int64_t
   const int64_t wp = 2 * half;
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t hh = 0; hh < hp; ++hh) {
-      pad_planes(src + c * H * W, 1, H, W, off_h - hh, off_w, 1, wp, row);  // one padded row
       float* e = even + (c * hp + hh) * half;
       float* o = odd + (c * hp + hh) * half;
-      for (int64_t j = 0; j < half; ++j) {
-        e[j] = row[2 * j];
-        o[j] = row[2 * j + 1];
+      const int64_t ih = hh - off_h;
+      if (ih < 0 || ih >= H) {
+        std::fill(e, e + half, 0.0f);
+        std::fill(o, o + half, 0.0f);
+        continue;
       }
+      pad_planes(src + (c * H + ih) * W, 1, 1, W, 0, off_w, 1, wp, row);  // one padded row
+      conv_detail::split_columns_avx2(row, half, e, o);
     }
   }
 }
@@ -953,14 +956,18 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   if (dbias) {
     parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
-        double acc = 0;  // a long sum (N * OH * OW terms): accumulate in double
+        double acc = 0;  // a long sum (N * OH * OW terms): accumulate in double per image
         for (int64_t n = 0; n < s.N; ++n) {
           const T* row = dy + (n * s.K + k) * P;
-          T a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+          // 16 partial sums: independent add chains that the compiler vectorises.
+          T a[16] = {};
           int64_t p = 0;
-          for (; p + 4 <= P; p += 4) a0 += row[p], a1 += row[p + 1], a2 += row[p + 2], a3 += row[p + 3];
-          for (; p < P; ++p) a0 += row[p];
-          acc += double((a0 + a1) + (a2 + a3));
+          for (; p + 16 <= P; p += 16)
+            for (int j = 0; j < 16; ++j) a[j] += row[p + j];
+          T t = 0;
+          for (int j = 0; j < 16; ++j) t += a[j];
+          for (; p < P; ++p) t += row[p];
+          acc += double(t);
         }
         dbias[k] = T(acc);
       }

@@ -327,4 +327,21 @@ void winograd_dy_avx2(const float* even, const float* odd, int64_t row_stride, i
   }
 }
 
+void split_columns_avx2(const float* row, int64_t half, float* even, float* odd) {
+  int64_t j = 0;
+  for (; j + 8 <= half; j += 8) {
+    const __m256 lo = _mm256_loadu_ps(row + 2 * j), hi = _mm256_loadu_ps(row + 2 * j + 8);
+    const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(even + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
+                                                                       _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(odd + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o),
+                                                                      _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+  for (; j < half; ++j) {
+    even[j] = row[2 * j];
+    odd[j] = row[2 * j + 1];
+  }
+}
+
 }  // namespace pydl::conv_detail

@@ -71,4 +71,7 @@ void winograd_output_avx2(const float* m, int64_t m_xi, int64_t ti0, int64_t ti1
 void winograd_dy_avx2(const float* even, const float* odd, int64_t row_stride, int64_t ti0,
                       int64_t ti1, int64_t tiles_w, float* u, int64_t u_xi);
 
+// even[j] = row[2j], odd[j] = row[2j + 1] for j < half (row holds 2 * half values).
+void split_columns_avx2(const float* row, int64_t half, float* even, float* odd);
+
 }  // namespace pydl::conv_detail
