@@ -1,29 +1,563 @@
-// Straightforward GEMM, correct for every shape; the packed AVX2 kernel replaces its hot path.
+// Packed, cache-blocked GEMM (the BLIS algorithm) with a run-time choice of micro-kernel.
+//
+// The five loops around the micro-kernel, outermost first (op(A) is m x k, op(B) is k x n):
+//   jc: n in steps of NC     -- one column panel of C and B
+//   pc: k in steps of KC     -- pack op(B)[pc:pc+KC, jc:jc+NC] into Bp (lives in L3)
+//   ic: m in steps of MC     -- pack op(A)[ic:ic+MC, pc:pc+KC] into Ap (lives in L2)
+//   jr: NC in steps of NR    -- one kc x NR sliver of Bp (stays in L1 across the ir loop)
+//   ir: MC in steps of MR    -- micro-kernel: MR x NR tile of C += Ap sliver @ Bp sliver
+// Packing copies each operand into the exact order the micro-kernel reads it (unit stride,
+// aligned, zero-padded to whole MR x NR tiles), so transposed and strided inputs cost nothing
+// extra beyond the copy, edges need no special loop, and the kernel's inner loop reads two
+// unit-stride streams that stay in L1/L2. beta is applied by the first pc block only (later ones accumulate, beta = 1),
+// alpha when a tile is written back.
+//
+// Blocking (AVX2+FMA, float32: MR x NR = 6 x 16, MC = 144, KC = 256, NC = 4080; float64:
+// 6 x 8, MC = 72, KC = 256, NC = 4080), chosen for the target machine's per-core 32 KiB L1d,
+// 512 KiB L2 and shared 32 MiB L3 (BLIS uses the same for Zen 3):
+//   L1: the kc x NR sliver of B is KC*NR*sizeof(T) = 16 KiB (both dtypes), half of L1d, and is
+//       reused for all MC/MR slivers of A streaming through the other half (6 KiB each in fp32).
+//   L2: the MC x KC block of A is 144 KiB (fp32: 144*256*4; fp64: 72*256*8), under a third of
+//       L2, leaving room for the B slivers and C tiles passing through.
+//   L3: the KC x NC panel of B is 4 MiB (fp32) / 8 MiB (fp64) per thread; two threads fit in a
+//       32 MiB L3 together with their A blocks.
+// Blocks are balanced (k = 300 is split 150 + 150, not 256 + 44) so no block is needlessly thin.
+// On the development VM (48 KiB L1d, 2 MiB L2 per core) MC from 96 to 288 and KC from 256 to
+// 512 all ran within 2% of each other (single thread ~118 GFLOP/s float32, 96% of AVX2 peak).
+//
+// Threads: the longer side of C (counted in micro-tiles) is split. The whole other operand is
+// packed once into a shared buffer (all of op(B) when rows are split, all of op(A) when columns
+// are; by the caller, or by all threads when it is big), then every thread, caller included,
+// takes blocks of rows (columns) of C from an atomic counter, about 8 per thread, packing only
+// its own part of the split operand. Nothing is packed twice, and since blocks are handed out on demand, a pool worker
+// that wakes late (tens of microseconds on a VM) just takes fewer blocks instead of holding
+// the caller up. When the shared operand would exceed 8M elements (32 MiB of float32), C is cut
+// into one rectangle per thread instead, each packing its own operands; for such sizes the
+// repeated packing is a small fraction of the work.
 #include "gemm.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "cpu_features.h"
 #include "parallel.h"
 
 namespace pydl {
 namespace {
 
+using gemm_detail::MicroKernel;
+
+// ---- Blocking parameters and kernel choice ----------------------------------------------------
+
+using gemm_detail::PackLinesFn;
+
+// Packs a block into R x kc slivers (see pack_block below); R = MR for A, NR for B.
 template <typename T>
-void gemm_simple(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  parallel_for(m, 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      T* ci = c + i * ldc;
-      for (int64_t j = 0; j < n; ++j) ci[j] = beta == T(0) ? T(0) : beta * ci[j];
-      for (int64_t p = 0; p < k; ++p) {
-        T aip = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
-        if (trans_b) {
-          for (int64_t j = 0; j < n; ++j) ci[j] += aip * b[j * ldb + p];
-        } else {
-          const T* bp = b + p * ldb;
-          for (int64_t j = 0; j < n; ++j) ci[j] += aip * bp[j];
+using PackFn = void (*)(T* dst, const T* src, int64_t rs, int64_t cs, int64_t extent,
+                        int64_t kc, PackLinesFn<T> pack_lines);
+
+template <typename T, int R>
+void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs,
+                int64_t extent, int64_t kc, PackLinesFn<T> pack_lines);
+
+template <typename T>
+struct Blocking {
+  int64_t mr, nr;      // micro-tile computed by `micro`
+  int64_t mc, kc, nc;  // cache blocks (mc multiple of mr, nc multiple of nr)
+  MicroKernel<T> micro;
+  PackFn<T> pack_a, pack_b;  // R = mr and R = nr
+  // SIMD packs of a full sliver whose lines are contiguous along k, or nullptr.
+  PackLinesFn<T> pack_lines_a, pack_lines_b;
+  // Work (in multiply-adds) each thread must get before a product is split over threads. The
+  // pool (parallel.h) wakes sleeping workers through a condition variable; on the development
+  // VM a parallel_for costs ~30 us before the worker starts and ~30 us more before the caller
+  // wakes at the end, and threads take blocks of C dynamically so a late worker costs no more
+  // than that. A share must be worth well over 60 us: measured there (float32), two threads
+  // run 160^3 (4.1M multiply-adds) at 0.76x the speed of one, 192^3 (7.1M) at 0.96x,
+  // 4096x27x64 (7.1M) at 1.25x and 224^3 (11.2M) at 1.15x; so two threads from 7M (3.5M
+  // each), half that for float64, whose multiply-adds take twice as long.
+  int64_t min_macs_per_thread;
+};
+
+// Portable micro-kernel: plain C++ the compiler vectorises with the baseline ISA (SSE2 on
+// x86-64). MR x NR is sized so the accumulators fit in 16 xmm registers: 4 x 8 floats or 4 x 4
+// doubles is 8 registers, plus one B row and a broadcast.
+template <typename T, int MR, int NR>
+void micro_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T alpha, T beta,
+                    T* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
+  T acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int64_t i = 0; i < m_valid; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < n_valid; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int64_t j = 0; j < n_valid; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+  }
+}
+
+template <typename T>
+Blocking<T> blocking();
+
+template <>
+Blocking<float> blocking<float>() {
+  if (use_avx2())
+    return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
+            gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
+            pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
+            gemm_detail::sgemm_pack_lines16_avx2, 3500000};
+  return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
+          pack_block<float, 8>, nullptr, nullptr, 250000};
+}
+
+template <>
+Blocking<double> blocking<double>() {
+  if (use_avx2())
+    return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
+            gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
+            pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
+            gemm_detail::dgemm_pack_lines8_avx2, 1750000};
+  return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
+          pack_block<double, 4>, nullptr, nullptr, 125000};
+}
+
+// ---- Packing ------------------------------------------------------------------------------------
+
+// Grows on demand and is never shrunk, so steady-state calls allocate nothing. Two per thread
+// (A block and B panel); the pool's workers live as long as the pool, and so do their buffers.
+class PackBuffer {
+ public:
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(data_); }
+
+  template <typename T>
+  T* get(int64_t count) {
+    size_t bytes = static_cast<size_t>(count) * sizeof(T);
+    if (bytes > capacity_) {
+      std::free(data_);
+      data_ = nullptr;
+      capacity_ = 0;
+      size_t rounded = (bytes + 4095) / 4096 * 4096;  // aligned_alloc wants a multiple of 64
+      data_ = std::aligned_alloc(64, rounded);
+      if (data_ == nullptr) throw std::bad_alloc();
+      capacity_ = rounded;
+    }
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+thread_local PackBuffer tls_pack_a;
+thread_local PackBuffer tls_pack_b;
+
+// Packs an extent x kc block as consecutive R x kc slivers: sliver q holds rows [q*R, q*R + R)
+// with dst[q*R*kc + p*R + i] = src[(q*R + i) * rs + p * cs], zero-padded past `extent`. For A,
+// i runs over rows of op(A) and p over its columns; for B, i over columns of op(B), p over rows.
+// R is a template argument so the per-step copy of R values is unrolled straight-line code.
+template <typename T, int R>
+void pack_block(T* __restrict dst, const T* __restrict src, int64_t rs, int64_t cs,
+                int64_t extent, int64_t kc, PackLinesFn<T> pack_lines) {
+  const int64_t full = extent / R, tail = extent % R;
+  if (rs == 1) {
+    // A step's values are contiguous across all slivers (op(B) row-major, or op(A) stored
+    // transposed): stream each source line once, left to right, dealing it out to the slivers.
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* s = src + p * cs;
+      T* d = dst + p * R;
+      for (int64_t q = 0; q < full; ++q, s += R, d += R * kc)
+        for (int i = 0; i < R; ++i) d[i] = s[i];
+      if (tail) {
+        int i = 0;
+        for (; i < tail; ++i) d[i] = s[i];
+        for (; i < R; ++i) d[i] = T(0);
+      }
+    }
+    return;
+  }
+  // Otherwise each sliver reads R source lines (contiguous along p when cs == 1).
+  if (cs == 1 && pack_lines != nullptr) {
+    for (int64_t q = 0; q < full; ++q) pack_lines(dst + q * R * kc, src + q * R * rs, rs, kc);
+  } else {
+    for (int64_t q = 0; q < full; ++q) {
+      const T* s = src + q * R * rs;
+      T* d = dst + q * R * kc;
+      for (int64_t p = 0; p < kc; ++p)
+        for (int i = 0; i < R; ++i) d[p * R + i] = s[i * rs + p * cs];
+    }
+  }
+  if (tail) {
+    const T* s = src + full * R * rs;
+    T* d = dst + full * R * kc;
+    for (int64_t p = 0; p < kc; ++p) {
+      int i = 0;
+      for (; i < tail; ++i) d[p * R + i] = s[i * rs + p * cs];
+      for (; i < R; ++i) d[p * R + i] = T(0);
+    }
+  }
+}
+
+// ---- Serial driver --------------------------------------------------------------------------
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Block size for a dimension of `extent` split into equal blocks of at most `max_block`,
+// rounded up to a multiple of `unit`.
+int64_t balanced_block(int64_t extent, int64_t max_block, int64_t unit) {
+  int64_t blocks = ceil_div(extent, max_block);
+  return std::min(max_block, round_up(ceil_div(extent, blocks), unit));
+}
+
+// op(A)(i, p) = a[i * a_rs + p * a_cs], op(B)(p, j) = b[p * b_rs + j * b_cs]; m, n, k > 0.
+template <typename T>
+void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                 int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs, int64_t b_cs, T beta, T* c,
+                 int64_t ldc) {
+  const int64_t mr = bk.mr, nr = bk.nr;
+  const int64_t nc_block = balanced_block(n, bk.nc, nr);
+  const int64_t kc_block = balanced_block(k, bk.kc, 1);
+  const int64_t mc_block = balanced_block(m, bk.mc, mr);
+  T* bp = tls_pack_b.get<T>(kc_block * nc_block);
+  T* ap = tls_pack_a.get<T>(mc_block * kc_block);
+
+  for (int64_t jc = 0; jc < n; jc += nc_block) {
+    const int64_t nc = std::min(nc_block, n - jc);
+    for (int64_t pc = 0; pc < k; pc += kc_block) {
+      const int64_t kc = std::min(kc_block, k - pc);
+      const T beta_block = pc == 0 ? beta : T(1);
+      const T* b_block = b + pc * b_rs + jc * b_cs;
+      bk.pack_b(bp, b_block, b_cs, b_rs, nc, kc, bk.pack_lines_b);
+
+      for (int64_t ic = 0; ic < m; ic += mc_block) {
+        const int64_t mc = std::min(mc_block, m - ic);
+        const T* a_block = a + ic * a_rs + pc * a_cs;
+        bk.pack_a(ap, a_block, a_rs, a_cs, mc, kc, bk.pack_lines_a);
+
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n_valid = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
+                     c + (ic + ir) * ldc + jc + jr, ldc, std::min(mr, mc - ir), n_valid);
+          }
+        }
+      }
+    }
+  }
+}
+
+// C = beta * C, the whole product when k == 0 or alpha == 0 (A and B are then not read).
+template <typename T>
+void scale_c(int64_t m, int64_t n, T beta, T* c, int64_t ldc) {
+  if (beta == T(1)) return;
+  for (int64_t i = 0; i < m; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < n; ++j) ci[j] = T(0);
+    } else {
+      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
+    }
+  }
+}
+
+// ---- Threading ------------------------------------------------------------------------------
+
+struct Grid {
+  int64_t tm = 1, tn = 1;
+};
+
+// Picks the tm x tn split of C (tm * tn <= threads) with the least estimated time per thread:
+// its multiply-adds at `macs_per_unit` per unit of time, plus one unit per packed element (a
+// thread packs its rows of op(A) once per NC panel and its columns of op(B) once).
+template <typename T>
+Grid choose_grid(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int threads) {
+  const double macs_per_unit = 32.0 / sizeof(T);  // AVX2: 2 FMA ports x 32-byte vectors
+  const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
+  Grid best;
+  double best_cost = -1;
+  for (int64_t t = threads; t >= 1; --t) {
+    for (int64_t tm = 1; tm <= t; ++tm) {
+      if (t % tm != 0) continue;
+      const int64_t tn = t / tm;
+      if (tm > units_m || tn > units_n) continue;
+      const double rows = static_cast<double>(ceil_div(units_m, tm) * bk.mr);
+      const double cols = static_cast<double>(ceil_div(units_n, tn) * bk.nr);
+      const double panels = static_cast<double>(ceil_div(static_cast<int64_t>(cols), bk.nc));
+      const double cost = rows * cols * static_cast<double>(k) / macs_per_unit +
+                          (rows * panels + cols) * static_cast<double>(k);
+      if (best_cost < 0 || cost < best_cost) {
+        best_cost = cost;
+        best.tm = tm;
+        best.tn = tn;
+      }
+    }
+    if (best_cost >= 0) break;  // prefer using every thread that has work
+  }
+  return best;
+}
+
+// The operand packed once by the calling thread and read by every thread in the shared splits.
+thread_local PackBuffer tls_pack_shared;
+// Largest shared packed operand (elements): 32 MiB of float32. Bigger products use the grid,
+// whose redundant packing is then negligible next to their compute.
+constexpr int64_t kMaxSharedPack = int64_t(8) << 20;
+// Shared operands of at least this many elements are packed by all threads (a parallel_for of
+// its own, worth its start-up cost from about 0.2 ms of packing), smaller ones by the caller.
+constexpr int64_t kParallelPackMin = int64_t(1) << 19;
+
+// Hands out items [0, n_items) to whichever thread asks next. parallel_for splits its range
+// statically, so each of its `threads` chunks runs this loop instead: a worker that the pool
+// wakes late simply takes fewer items, and the caller never waits for it to start.
+template <typename Fn>
+void for_each_item_dynamic(int threads, int64_t n_items, const Fn& item_fn) {
+  std::atomic<int64_t> next{0};
+  parallel_for(threads, 1, [&](int64_t, int64_t) {
+    for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < n_items;
+         item = next.fetch_add(1, std::memory_order_relaxed))
+      item_fn(item);
+  });
+}
+
+// Tall split: the caller packs all of op(B) once (panel (jc, pc) at offset jc * k + pc * its
+// padded width), then threads take blocks of rows of C, each packing only its rows of op(A).
+template <typename T>
+void gemm_split_rows(const Blocking<T>& bk, int threads, int64_t m, int64_t n, int64_t k,
+                     T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
+                     int64_t b_cs, T beta, T* c, int64_t ldc) {
+  const int64_t mr = bk.mr, nr = bk.nr;
+  const int64_t nc_block = balanced_block(n, bk.nc, nr);
+  const int64_t kc_block = balanced_block(k, bk.kc, 1);
+  T* bp_all = tls_pack_shared.get<T>(round_up(n, nr) * k);
+  // Packing tasks: (jc, pc) panels cut into chunks of 16 slivers; in parallel when big enough
+  // to be worth a second parallel_for.
+  const int64_t chunk_cols = 16 * nr;
+  const int64_t n_pc = ceil_div(k, kc_block), chunks_per_panel = ceil_div(nc_block, chunk_cols);
+  const int64_t n_tasks = ceil_div(n, nc_block) * n_pc * chunks_per_panel;
+  auto pack_task = [&](int64_t task) {
+    const int64_t jc = task / (n_pc * chunks_per_panel) * nc_block;
+    const int64_t pc = task / chunks_per_panel % n_pc * kc_block;
+    const int64_t j0 = task % chunks_per_panel * chunk_cols;
+    const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
+    if (j0 >= nc) return;
+    bk.pack_b(bp_all + jc * k + pc * nc_pad + j0 * std::min(kc_block, k - pc),
+              b + pc * b_rs + (jc + j0) * b_cs, b_cs, b_rs, std::min(chunk_cols, nc - j0),
+              std::min(kc_block, k - pc), bk.pack_lines_b);
+  };
+  if (n * k >= kParallelPackMin) {
+    for_each_item_dynamic(threads, n_tasks, pack_task);
+  } else {
+    for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
+  }
+  // About 8 items per thread for balance, each at most one MC block and, so that each kc x NR
+  // sliver of op(B) brought into L1 serves several micro-tiles, at least 4 micro-tile rows.
+  const int64_t item_rows =
+      std::min(balanced_block(m, bk.mc, mr),
+               std::max(4 * mr, round_up(ceil_div(m, 8 * int64_t(threads)), mr)));
+  for_each_item_dynamic(threads, ceil_div(m, item_rows), [&](int64_t item) {
+    const int64_t i0 = item * item_rows, mc = std::min(item_rows, m - i0);
+    T* ap = tls_pack_a.get<T>(item_rows * kc_block);
+    for (int64_t jc = 0; jc < n; jc += nc_block) {
+      const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
+      for (int64_t pc = 0; pc < k; pc += kc_block) {
+        const int64_t kc = std::min(kc_block, k - pc);
+        const T beta_block = pc == 0 ? beta : T(1);
+        const T* bp = bp_all + jc * k + pc * nc_pad;
+        bk.pack_a(ap, a + i0 * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, bk.pack_lines_a);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n_valid = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr)
+            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
+                     c + (i0 + ir) * ldc + jc + jr, ldc, std::min(mr, mc - ir), n_valid);
         }
       }
     }
   });
+}
+
+// Wide split: the caller packs all of op(A) once (block (pc, ic) at offset pc * padded m +
+// ic * its kc), then threads take blocks of columns of C, each packing only its columns of op(B).
+template <typename T>
+void gemm_split_cols(const Blocking<T>& bk, int threads, int64_t m, int64_t n, int64_t k,
+                     T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
+                     int64_t b_cs, T beta, T* c, int64_t ldc) {
+  const int64_t mr = bk.mr, nr = bk.nr;
+  const int64_t mc_block = balanced_block(m, bk.mc, mr);
+  const int64_t kc_block = balanced_block(k, bk.kc, 1);
+  const int64_t m_pad = round_up(m, mr);
+  T* ap_all = tls_pack_shared.get<T>(m_pad * k);
+  // Packing tasks: the (pc, ic) blocks, in parallel when big enough.
+  const int64_t n_ic = ceil_div(m, mc_block);
+  auto pack_task = [&](int64_t task) {
+    const int64_t pc = task / n_ic * kc_block, ic = task % n_ic * mc_block;
+    const int64_t kc = std::min(kc_block, k - pc);
+    bk.pack_a(ap_all + pc * m_pad + ic * kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs,
+              std::min(mc_block, m - ic), kc, bk.pack_lines_a);
+  };
+  const int64_t n_tasks = ceil_div(k, kc_block) * n_ic;
+  if (m * k >= kParallelPackMin) {
+    for_each_item_dynamic(threads, n_tasks, pack_task);
+  } else {
+    for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
+  }
+  // As above: about 8 items per thread, each at least 2 micro-tile columns wide.
+  const int64_t item_cols =
+      std::min(balanced_block(n, bk.nc, nr),
+               std::max(2 * nr, round_up(ceil_div(n, 8 * int64_t(threads)), nr)));
+  for_each_item_dynamic(threads, ceil_div(n, item_cols), [&](int64_t item) {
+    const int64_t j0 = item * item_cols, nc = std::min(item_cols, n - j0);
+    T* bp = tls_pack_b.get<T>(item_cols * kc_block);
+    for (int64_t pc = 0; pc < k; pc += kc_block) {
+      const int64_t kc = std::min(kc_block, k - pc);
+      const T beta_block = pc == 0 ? beta : T(1);
+      bk.pack_b(bp, b + pc * b_rs + j0 * b_cs, b_cs, b_rs, nc, kc, bk.pack_lines_b);
+      for (int64_t ic = 0; ic < m; ic += mc_block) {
+        const int64_t mc = std::min(mc_block, m - ic);
+        const T* ap = ap_all + pc * m_pad + ic * kc;
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n_valid = std::min(nr, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += mr)
+            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
+                     c + (ic + ir) * ldc + j0 + jr, ldc, std::min(mr, mc - ir), n_valid);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m < 0 || n < 0 || k < 0)
+    throw std::invalid_argument("gemm: negative size m=" + std::to_string(m) +
+                                " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == T(0)) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+  const int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
+  const Blocking<T> bk = blocking<T>();
+
+  int threads = in_parallel_region() ? 1 : num_threads();
+  // In double: a product of three sizes can overflow int64 when some operands are stride-0 views.
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  threads = static_cast<int>(std::min<double>(
+      threads, std::max<double>(1.0, macs / static_cast<double>(bk.min_macs_per_thread))));
+  if (threads <= 1) {
+    gemm_serial(bk, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return;
+  }
+  // Split the longer side of C (in micro-tiles), sharing the packed other operand.
+  const bool tall = ceil_div(m, bk.mr) >= ceil_div(n, bk.nr);
+  if (tall && round_up(n, bk.nr) * k <= kMaxSharedPack) {
+    gemm_split_rows(bk, threads, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return;
+  }
+  if (!tall && round_up(m, bk.mr) * k <= kMaxSharedPack) {
+    gemm_split_cols(bk, threads, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    return;
+  }
+  const Grid grid = choose_grid(bk, m, n, k, threads);
+  const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
+  parallel_for(grid.tm * grid.tn, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ti = t / grid.tn, tj = t % grid.tn;
+      const int64_t m0 = std::min(m, units_m * ti / grid.tm * bk.mr);
+      const int64_t m1 = std::min(m, units_m * (ti + 1) / grid.tm * bk.mr);
+      const int64_t n0 = std::min(n, units_n * tj / grid.tn * bk.nr);
+      const int64_t n1 = std::min(n, units_n * (tj + 1) / grid.tn * bk.nr);
+      if (m0 >= m1 || n0 >= n1) continue;
+      gemm_serial(bk, m1 - m0, n1 - n0, k, alpha, a + m0 * a_rs, a_rs, a_cs, b + n0 * b_cs, b_rs,
+                  b_cs, beta, c + m0 * ldc + n0, ldc);
+    }
+  });
+}
+
+// ---- Batched --------------------------------------------------------------------------------
+
+constexpr int64_t kMaxBatchDims = 64;  // NumPy's limit on ndim
+
+template <typename T>
+void gemm_batched_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                       const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                       int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                       const int64_t* a_strides, const int64_t* b_strides,
+                       const int64_t* c_strides) {
+  if (batch_ndim < 0 || batch_ndim > kMaxBatchDims)
+    throw std::invalid_argument("gemm_batched: batch_ndim must be in [0, 64], got " +
+                                std::to_string(batch_ndim));
+  int64_t batch = 1;
+  for (int64_t d = 0; d < batch_ndim; ++d) {
+    if (batch_shape[d] < 0)
+      throw std::invalid_argument("gemm_batched: negative batch size " +
+                                  std::to_string(batch_shape[d]));
+    batch *= batch_shape[d];
+  }
+  if (batch == 0 || m == 0 || n == 0) return;
+
+  // Items [t0, t1) in row-major order of the batch index, walked with an odometer.
+  auto run_items = [&](int64_t t0, int64_t t1) {
+    int64_t index[kMaxBatchDims];
+    int64_t off_a = 0, off_b = 0, off_c = 0, rest = t0;
+    for (int64_t d = batch_ndim - 1; d >= 0; --d) {
+      index[d] = rest % batch_shape[d];
+      rest /= batch_shape[d];
+      off_a += index[d] * a_strides[d];
+      off_b += index[d] * b_strides[d];
+      off_c += index[d] * c_strides[d];
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      gemm_impl<T>(trans_a, trans_b, m, n, k, alpha, a + off_a, lda, b + off_b, ldb, beta,
+                   c + off_c, ldc);
+      for (int64_t d = batch_ndim - 1; d >= 0; --d) {
+        off_a += a_strides[d];
+        off_b += b_strides[d];
+        off_c += c_strides[d];
+        if (++index[d] < batch_shape[d]) break;
+        off_a -= index[d] * a_strides[d];
+        off_b -= index[d] * b_strides[d];
+        off_c -= index[d] * c_strides[d];
+        index[d] = 0;
+      }
+    }
+  };
+
+  // Threads over batch items when each product is too small to thread by itself, or when the
+  // items split evenly or are many enough that an uneven split costs little; otherwise threads
+  // inside each product.
+  const int threads = in_parallel_region() ? 1 : num_threads();
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const bool by_item =
+      batch > 1 && threads > 1 &&
+      (macs < 2.0 * static_cast<double>(blocking<T>().min_macs_per_thread) ||
+       batch >= 4 * threads || batch % threads == 0);
+  if (by_item) {
+    // Groups of items, about 8 per thread, handed out on demand; each gemm_impl then runs on
+    // the thread that took it.
+    const int64_t group = ceil_div(batch, 8 * int64_t(threads));
+    for_each_item_dynamic(threads, ceil_div(batch, group), [&](int64_t g) {
+      run_items(g * group, std::min(batch, (g + 1) * group));
+    });
+  } else {
+    run_items(0, batch);
+  }
 }
 
 }  // namespace
@@ -31,13 +565,33 @@ void gemm_simple(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
            int64_t ldc) {
-  gemm_simple<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_impl<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
            int64_t ldc) {
-  gemm_simple<double>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  gemm_impl<double>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                   const int64_t* a_batch_strides, const int64_t* b_batch_strides,
+                   const int64_t* c_batch_strides) {
+  gemm_batched_impl<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                           batch_ndim, batch_shape, a_batch_strides, b_batch_strides,
+                           c_batch_strides);
+}
+
+void dgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                   const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
+                   double* c, int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                   const int64_t* a_batch_strides, const int64_t* b_batch_strides,
+                   const int64_t* c_batch_strides) {
+  gemm_batched_impl<double>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                            batch_ndim, batch_shape, a_batch_strides, b_batch_strides,
+                            c_batch_strides);
 }
 
 }  // namespace pydl

@@ -4,9 +4,15 @@
 // Row-major storage with explicit leading dimensions (elements between consecutive rows), so a
 // transposed or row-strided view is passed without copying: op(A) is m x k, op(B) is k x n and
 // C is m x n. trans_a means A is stored k x m (row-major) and read transposed; likewise trans_b.
-// beta == 0 overwrites C without reading it (NaNs already in C do not propagate), as BLAS does.
-// Any m, n, k >= 0. Threads: splits work through parallel_for; runs inline when called from
+// beta == 0 overwrites C without reading it (NaNs already in C do not propagate), and
+// alpha == 0 or k == 0 gives C = beta * C without reading A or B, as BLAS does. Any m, n, k >= 0;
+// leading dimensions may be anything >= 0 (0 repeats one row, as a broadcast view does). Threads: splits work through parallel_for; runs inline when called from
 // inside a parallel region.
+//
+// How it is computed (BLIS's five loops, see gemm.cpp): op(B) is packed in KC x NC panels and
+// op(A) in MC x KC blocks into contiguous aligned buffers laid out for a register-blocked
+// micro-kernel (AVX2+FMA 6x16 float32 / 6x8 float64 in gemm_avx2.cpp, or portable C++), which
+// computes one MR x NR tile of C. C must not overlap A or B.
 #include <cstdint>
 
 namespace pydl {
@@ -19,4 +25,52 @@ void dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double a
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
            int64_t ldc);
 
+// Batched GEMM over a broadcast batch of `batch_ndim` dimensions of sizes batch_shape[0..):
+// for every batch index tuple t, C_t = alpha * op(A_t) @ op(B_t) + beta * C_t, where
+// A_t = a + sum_d t[d] * a_batch_strides[d] (strides in elements; 0 repeats the same matrix,
+// which is how a broadcast batch dimension is passed), likewise B_t and C_t. Each matrix has the
+// leading dimension and transpose flag of the 2-D form. Distinct t must give non-overlapping C_t.
+// Small matrices are spread over threads by batch item, large ones thread inside each GEMM.
+void sgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                   const int64_t* a_batch_strides, const int64_t* b_batch_strides,
+                   const int64_t* c_batch_strides);
+
+void dgemm_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                   const double* a, int64_t lda, const double* b, int64_t ldb, double beta,
+                   double* c, int64_t ldc, int64_t batch_ndim, const int64_t* batch_shape,
+                   const int64_t* a_batch_strides, const int64_t* b_batch_strides,
+                   const int64_t* c_batch_strides);
+
+// ---- Internal: the interface between the driver (gemm.cpp) and its SIMD micro-kernels -------
+namespace gemm_detail {
+
+// Micro-kernel contract. a_panel holds an MR x kc sliver of op(A) packed column by column
+// (a_panel[p * MR + i]), b_panel a kc x NR sliver of op(B) packed row by row (b_panel[p * NR + j],
+// 64-byte aligned); both are zero-padded to full MR / NR. The kernel computes the MR x NR product
+// and writes its top-left m_valid x n_valid corner to C (row stride ldc) as
+// C = alpha * AB + beta * C, never reading C when beta == 0.
+template <typename T>
+using MicroKernel = void (*)(int64_t kc, const T* a_panel, const T* b_panel, T alpha, T beta, T* c,
+                             int64_t ldc, int64_t m_valid, int64_t n_valid);
+
+// Transposing pack of one full sliver of R lines that are each contiguous along p:
+// dst[p * R + i] = src[i * ld + p] for i < R, p < kc (A stored m x k, or B stored n x k).
+template <typename T>
+using PackLinesFn = void (*)(T* dst, const T* src, int64_t ld, int64_t kc);
+
+// AVX2+FMA kernels (gemm_avx2.cpp): call only when use_avx2() is true.
+constexpr int kAvx2SgemmMR = 6, kAvx2SgemmNR = 16;
+constexpr int kAvx2DgemmMR = 6, kAvx2DgemmNR = 8;
+void sgemm_micro_6x16_avx2(int64_t kc, const float* a_panel, const float* b_panel, float alpha,
+                           float beta, float* c, int64_t ldc, int64_t m_valid, int64_t n_valid);
+void dgemm_micro_6x8_avx2(int64_t kc, const double* a_panel, const double* b_panel, double alpha,
+                          double beta, double* c, int64_t ldc, int64_t m_valid, int64_t n_valid);
+void sgemm_pack_lines6_avx2(float* dst, const float* src, int64_t ld, int64_t kc);
+void sgemm_pack_lines16_avx2(float* dst, const float* src, int64_t ld, int64_t kc);
+void dgemm_pack_lines6_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
+void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
+
+}  // namespace gemm_detail
 }  // namespace pydl

@@ -29,6 +29,7 @@ from pydl.ops.shape import (broadcast_to, cat, chunk, concatenate, expand, flatt
                             unbind, unflatten, unsqueeze)
 from pydl.ops.indexing import gather, index_select, masked_fill
 from pydl.ops.matmul import bmm, dot, matmul, mm
+from pydl.ops.activation import log_softmax, softmax
 
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402

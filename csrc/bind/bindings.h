@@ -6,8 +6,11 @@
 namespace pydl::bind {
 
 void bind_core(pybind11::module_& m);
+void bind_gemm(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
 void bind_batchnorm(pybind11::module_& m);
+void bind_activation(pybind11::module_& m);
+void bind_loss(pybind11::module_& m);
 
 }  // namespace pydl::bind

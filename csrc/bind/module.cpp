@@ -3,7 +3,10 @@
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pydl CPU kernels";
   pydl::bind::bind_core(m);
+  pydl::bind::bind_gemm(m);
   pydl::bind::bind_conv(m);
   pydl::bind::bind_pool(m);
   pydl::bind::bind_batchnorm(m);
+  pydl::bind::bind_activation(m);
+  pydl::bind::bind_loss(m);
 }

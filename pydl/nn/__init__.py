@@ -6,3 +6,11 @@ from pydl.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noq
 from pydl.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d,  # noqa: F401
                              AvgPool2d, MaxPool1d, MaxPool2d)
 from pydl.nn.batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
+from pydl.nn.activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU,  # noqa: F401
+                                Sigmoid, SiLU, Softmax, Softplus, Tanh)
+from pydl.nn.dropout import Dropout, Dropout2d  # noqa: F401
+from pydl.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten  # noqa: F401
+from pydl.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss,  # noqa: F401
+                          KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
+from pydl.nn.noise import GaussianNoise, add_weight_noise, remove_weight_noise  # noqa: F401
+from pydl.nn.sparse import Embedding  # noqa: F401

@@ -70,25 +70,40 @@ class Module:
         params = self.__dict__.get("_parameters")
         if params is None:
             raise AttributeError("cannot assign attributes before Module.__init__() is called")
-        for store in (self._parameters, self._buffers, self._modules):
-            if name in store and not (store is self._buffers and isinstance(value, Tensor)
-                                      and not isinstance(value, Parameter)):
-                del store[name]
+        # As torch.nn.Module: a Parameter or Module registers itself (replacing whatever held the
+        # name); a name already registered only accepts its own kind or None, so a stray
+        # assignment cannot silently unregister a parameter, child or buffer.
         if isinstance(value, Parameter):
-            self.__dict__.pop(name, None)
-            self._parameters[name] = value
+            self._forget(name, keep=params)
+            params[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                                "(pydl.nn.Parameter or None expected)")
+            params[name] = None
         elif isinstance(value, Module):
-            self.__dict__.pop(name, None)
+            self._forget(name, keep=self._modules)
             self._modules[name] = value
+        elif name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module "
+                                f"'{name}' (pydl.nn.Module or None expected)")
+            self._modules[name] = None
         elif name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' "
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(a Tensor or None is required)")
             self._buffers[name] = value
-        elif value is None and name in self._parameters:
-            self._parameters[name] = None
         else:
             object.__setattr__(self, name, value)
+
+    def _forget(self, name: str, keep) -> None:
+        """Remove ``name`` from the plain attributes and from every registry but ``keep``."""
+        self.__dict__.pop(name, None)
+        for store in (self._parameters, self._buffers, self._modules):
+            if store is not keep:
+                store.pop(name, None)
+        self._non_persistent.discard(name)
 
     def __getattr__(self, name: str):
         d = self.__dict__

@@ -3,7 +3,7 @@
 Each module keeps an op's forward, backward and kernel choice together; this file only binds
 operators and methods on ``Tensor`` to those functions.
 """
-from pydl.ops import elementwise, indexing, matmul, reduction, shape
+from pydl.ops import activation, elementwise, indexing, matmul, reduction, shape
 from pydl.tensor import Tensor
 
 _e, _r, _s, _i, _m = elementwise, reduction, shape, indexing, matmul
@@ -50,6 +50,8 @@ _methods = {
     "view_as": lambda self, other: _s.view(self, other.shape),
     "reshape_as": lambda self, other: _s.reshape(self, other.shape),
     "masked_fill": _i.masked_fill, "index_select": _i.index_select, "gather": _i.gather,
+    "softmax": lambda self, dim, dtype=None: activation.softmax(self, dim, dtype=dtype),
+    "log_softmax": lambda self, dim, dtype=None: activation.log_softmax(self, dim, dtype=dtype),
     # products
     "matmul": _m.matmul, "mm": _m.mm, "bmm": _m.bmm, "dot": _m.dot,
 }

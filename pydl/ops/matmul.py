@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pydl import _C
 from pydl.autograd.function import Function
 from pydl.ops.elementwise import unbroadcast
 from pydl.tensor import Tensor
@@ -19,11 +20,18 @@ def matmul_kernel(a, b, trans_a: bool = False, trans_b: bool = False):
         from pydl import cuda  # CuPy arrays: pydl's CUDA GEMM (cuda/gemm.cuh)
 
         return cuda.kernels().matmul(a, b, trans_a, trans_b)
+    if a.dtype in _GEMM_DTYPES and a.dtype == b.dtype:
+        # pydl's packed GEMM (csrc/gemm.cpp): strided and transposed views go in without copies.
+        return _C.matmul(a, b, trans_a, trans_b)
+    # Integer and float16 products (no gradient, rare) stay with NumPy.
     if trans_a:
         a = a.swapaxes(-1, -2)
     if trans_b:
         b = b.swapaxes(-1, -2)
     return np.matmul(a, b)
+
+
+_GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class MatMul(Function):

@@ -1,0 +1,411 @@
+"""pydl._C.gemm / pydl._C.matmul (csrc/gemm.cpp) against a float64 einsum reference.
+
+Every case runs on both SIMD paths (AVX2+FMA where the CPU has it, and the portable C++ one),
+on random shapes that include 0, 1, primes, sizes just past the micro-tile (6 x 16 / 6 x 8) and
+cache blocks (KC = 256, MC = 144/72), and the skinny shapes convolutions produce.
+"""
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+import pytest
+
+from pydl import _C
+
+# Norm-wise relative error bounds from the issue: max|C - ref| / max|ref|.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+DTYPES = [np.float32, np.float64]
+PATHS = ["auto", "portable"]
+
+
+@pytest.fixture(params=PATHS)
+def simd(request):
+    _C.set_simd_path(request.param)
+    yield request.param
+    _C.set_simd_path("auto")
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count a test changes."""
+    before = _C.num_threads()
+    yield
+    _C.set_num_threads(before)
+
+
+def reference(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False):
+    """alpha * op(a) @ op(b) + beta * c in float64, by einsum (no BLAS, not the code under test)."""
+    a64 = np.asarray(a, dtype=np.float64)
+    b64 = np.asarray(b, dtype=np.float64)
+    a_sub = "...ki" if trans_a else "...ik"
+    b_sub = "...jk" if trans_b else "...kj"
+    out = alpha * np.einsum(f"{a_sub},{b_sub}->...ij", a64, b64)
+    if c is not None and beta != 0.0:
+        out = out + beta * np.asarray(c, dtype=np.float64)
+    return out
+
+
+def assert_close(actual, expected, dtype, what=""):
+    assert actual.dtype == dtype
+    assert actual.shape == expected.shape
+    if expected.size == 0:
+        return
+    scale = np.abs(expected).max()
+    err = np.abs(actual.astype(np.float64) - expected).max()
+    if scale == 0.0:
+        assert err == 0.0
+    else:
+        assert err / scale < RTOL[dtype], f"{what} relative error {err / scale:.3g}"
+
+
+def random(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def operands(rng, m, n, k, dtype, trans_a, trans_b):
+    a = random(rng, (k, m) if trans_a else (m, k), dtype)
+    b = random(rng, (n, k) if trans_b else (k, n), dtype)
+    return a, b
+
+
+# (m, n, k): empty, ones, primes, edges of the 6 x 16 / 6 x 8 tile and of KC = 256, skinny and
+# fat, and the convolution shapes from the issue (4096 x 27 @ 27 x 64, 64 x 2304 @ 2304 x 256).
+SHAPES = [
+    (0, 5, 3),
+    (5, 0, 3),
+    (5, 3, 0),
+    (0, 0, 0),
+    (1, 1, 1),
+    (1, 7, 1),
+    (7, 1, 5),
+    (1, 1, 300),
+    (6, 16, 256),
+    (7, 17, 257),
+    (13, 17, 19),
+    (31, 37, 41),
+    (97, 61, 523),
+    (1031, 29, 67),
+    (3, 1031, 5),
+    (149, 2, 1031),
+    (4096, 64, 27),
+    (64, 256, 2304),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", SHAPES, ids=[f"{m}x{n}x{k}" for m, n, k in SHAPES])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_gemm_matches_reference(simd, dtype, m, n, k, trans_a, trans_b):
+    rng = np.random.default_rng(m * 7919 + n * 104729 + k + 2 * trans_a + trans_b)
+    a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
+    out = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    assert out.flags.c_contiguous
+    assert_close(out, reference(a, b, trans_a=trans_a, trans_b=trans_b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -1.5), (-2.0, 0.0), (1.0, 0.25)])
+@pytest.mark.parametrize("k", [1, 19, 600])  # 600: three KC blocks, beta applied once
+def test_gemm_alpha_beta_in_place(simd, dtype, alpha, beta, k):
+    rng = np.random.default_rng(k)
+    m, n = 23, 37
+    a, b = operands(rng, m, n, k, dtype, False, True)
+    c = random(rng, (m, n), dtype)
+    expected = reference(a, b, c, alpha, beta, trans_b=True)
+    out = _C.gemm(a, b, c, alpha=alpha, beta=beta, trans_b=True)
+    assert out is c
+    assert_close(c, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_beta_zero_ignores_nan_in_c(simd, dtype):
+    rng = np.random.default_rng(1)
+    a, b = operands(rng, 13, 20, 9, dtype, False, False)
+    c = np.full((13, 20), np.nan, dtype=dtype)
+    _C.gemm(a, b, c, alpha=2.0, beta=0.0)
+    assert_close(c, reference(a, b, alpha=2.0), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 3.0])
+def test_gemm_alpha_zero_or_k_zero_scales_c(simd, dtype, beta):
+    rng = np.random.default_rng(2)
+    a = np.full((7, 5), np.nan, dtype=dtype)  # alpha == 0: A and B are not read (BLAS rule)
+    b = random(rng, (5, 11), dtype)
+    c = random(rng, (7, 11), dtype)
+    expected = beta * c.astype(np.float64)
+    _C.gemm(a, b, c, alpha=0.0, beta=beta)
+    assert_close(c, expected, dtype)
+
+    c = random(rng, (7, 11), dtype)
+    expected = beta * c.astype(np.float64)
+    _C.gemm(np.ones((7, 0), dtype), np.ones((0, 11), dtype), c, alpha=1.0, beta=beta)
+    assert_close(c, expected, dtype)
+
+
+def strided_views(rng, rows, cols, dtype):
+    """Differently laid-out arrays holding a rows x cols matrix (name, array)."""
+    base = random(rng, (rows, cols), dtype)
+    big = random(rng, (2 * rows + 1, 3 * cols + 2), dtype)
+    big[1 : 2 * rows + 1 : 2, 2 : 3 * cols + 2 : 3] = base
+    wide = random(rng, (rows, cols + 5), dtype)
+    wide[:, 3 : cols + 3] = base
+    yield "contiguous", base
+    yield "row-slice", wide[:, 3 : cols + 3]  # unit column stride, row stride cols + 5
+    yield "fortran", np.asfortranarray(base)  # unit row stride: read as a transpose
+    yield "transposed", np.ascontiguousarray(base.T).T
+    yield "both-strided", big[1 : 2 * rows + 1 : 2, 2 : 3 * cols + 2 : 3]  # copied
+    yield "reversed", base[::-1, ::-1].copy()[::-1, ::-1]  # negative strides: copied
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_gemm_noncontiguous_inputs(simd, dtype, trans_a, trans_b):
+    rng = np.random.default_rng(3)
+    m, n, k = 29, 41, 37
+    a_shape = (k, m) if trans_a else (m, k)
+    b_shape = (n, k) if trans_b else (k, n)
+    for a_name, a in strided_views(rng, *a_shape, dtype):
+        for b_name, b in strided_views(rng, *b_shape, dtype):
+            out = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+            expected = reference(a, b, trans_a=trans_a, trans_b=trans_b)
+            assert_close(out, expected, dtype, f"a {a_name}, b {b_name}:")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_negative_and_zero_strides(simd, dtype):
+    rng = np.random.default_rng(4)
+    a = random(rng, (19, 23), dtype)[::-1, ::-1]  # negative strides: copied
+    b = np.broadcast_to(random(rng, (1, 7), dtype), (23, 7))  # row stride 0: read in place
+    assert_close(_C.gemm(a, b), reference(a, b), dtype)
+    b = np.broadcast_to(random(rng, (23, 1), dtype), (23, 7))  # column stride 0: copied
+    assert_close(_C.gemm(a, b), reference(a, b), dtype)
+
+
+def misaligned(x):
+    """A copy of x whose data pointer is 1 byte off its element alignment."""
+    raw = np.zeros(x.nbytes + 1, dtype=np.uint8)
+    out = raw[1:].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    assert out.ctypes.data % x.itemsize != 0
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_misaligned_inputs_are_copied(simd, dtype):
+    rng = np.random.default_rng(11)
+    a, b = operands(rng, 9, 14, 11, dtype, False, True)
+    a, b = misaligned(a), misaligned(b)
+    assert_close(_C.gemm(a, b, trans_b=True), reference(a, b, trans_b=True), dtype)
+    assert_close(_C.matmul(a[None], b, trans_b=True), reference(a[None], b, trans_b=True), dtype)
+    with pytest.raises(ValueError, match="c is not aligned"):
+        _C.gemm(a, b, misaligned(np.zeros((9, 14), dtype)), trans_b=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_c_row_slice_leaves_rest_untouched(simd, dtype):
+    rng = np.random.default_rng(5)
+    a, b = operands(rng, 17, 10, 8, dtype, False, False)
+    big = random(rng, (17, 30), dtype)
+    before = big.copy()
+    c = big[:, 5:15]
+    expected = reference(a, b, c, 1.0, 0.5)
+    out = _C.gemm(a, b, c, beta=0.5)
+    assert out is c
+    assert_close(big[:, 5:15], expected, dtype)
+    np.testing.assert_array_equal(big[:, :5], before[:, :5])
+    np.testing.assert_array_equal(big[:, 15:], before[:, 15:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_gemm_c_overlapping_an_input(simd, dtype):
+    rng = np.random.default_rng(6)
+    a = random(rng, (40, 40), dtype)
+    b = random(rng, (40, 40), dtype)
+    expected = reference(a, b, a, 1.0, 1.0)
+    out = _C.gemm(a, b, a, beta=1.0)  # a += a @ b: a must be read before it is written
+    assert out is a
+    assert_close(a, expected, dtype)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 5])
+def test_gemm_thread_counts(simd, threads, n_threads):
+    """Every split of C over threads (grids tm x tn, uneven edges) gives the same product.
+
+    The products are large enough (> 5 x 5M multiply-adds) that the kernel splits them: rows
+    (tall C) or columns (wide C); the last two pack their shared operand (over 512K elements)
+    on all threads too."""
+    _C.set_num_threads(n_threads)
+    rng = np.random.default_rng(n_threads)
+    for m, n, k in [(2501, 7, 1499), (7, 2501, 1499), (301, 293, 307), (200, 500, 1100),
+                    (60, 200, 9000)]:
+        a, b = operands(rng, m, n, k, np.float32, False, False)
+        assert_close(_C.gemm(a, b), reference(a, b), np.float32)
+
+
+def test_gemm_huge_k_per_thread_grid(simd, threads):
+    """Shared packed operands over 8M elements fall back to one C rectangle per thread.
+
+    k = 2^19 + 1 makes the packed op(B) (tall case) or op(A) (wide case) too big to share. The
+    broadcast (stride-0) operands keep memory small and give cheap exact references. float64
+    only: half a million float32 terms accumulate ~k * eps rounding, past the 1e-5 bound that
+    holds for the layer-sized k of the other tests (the threading code is dtype-independent)."""
+    dtype = np.float64
+    _C.set_num_threads(2)
+    rng = np.random.default_rng(10)
+    k = (1 << 19) + 1
+    a = rng.random((12, k)).astype(dtype)  # tall: 2 micro-tile rows, 1 micro-tile column
+    b_row = rng.random(16).astype(dtype)
+    b = np.broadcast_to(b_row, (k, 16))  # row stride 0: op(B)[p, j] = b_row[j]
+    expected = np.outer(a.astype(np.float64).sum(axis=1), b_row.astype(np.float64))
+    assert_close(_C.gemm(a, b), expected, dtype)
+
+    a_col = rng.random(6).astype(dtype)
+    a = np.broadcast_to(a_col[:, None], (6, k))  # column stride 0: read transposed, lda = 0
+    b_row = np.tile(b_row, 2)
+    b = np.broadcast_to(b_row, (k, 32))  # wide: 1 micro-tile row, 2 micro-tile columns
+    expected = k * np.outer(a_col.astype(np.float64), b_row.astype(np.float64))
+    assert_close(_C.gemm(a, b), expected, dtype)
+
+
+def test_gemm_concurrent_python_threads(simd):
+    """Calls from several Python threads at once (the GIL is released) stay independent."""
+    rng = np.random.default_rng(7)
+    cases = [operands(rng, 120 + i, 90, 70 + 3 * i, np.float64, i % 2 == 1, False) for i in range(4)]
+    results = [None] * len(cases)
+
+    def work(i):
+        a, b = cases[i]
+        for _ in range(5):
+            results[i] = _C.gemm(a, b, trans_a=(i % 2 == 1))
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(cases))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for i, (a, b) in enumerate(cases):
+        assert_close(results[i], reference(a, b, trans_a=(i % 2 == 1)), np.float64)
+
+
+# ---- matmul (batched, broadcast) -----------------------------------------------------------
+
+BATCH_CASES = [
+    # a shape, b shape (both before the transpose flags)
+    ((3, 5, 4), (3, 4, 6)),
+    ((2, 1, 5, 4), (3, 4, 7)),  # broadcast: (2, 1) with (3,) -> (2, 3)
+    ((5, 4), (2, 3, 4, 6)),  # 2-D a against a batch
+    ((4, 1, 3, 2), (1, 5, 2, 1)),
+    ((0, 5, 4), (4, 6)),  # zero-size batch
+    ((2, 5, 0), (2, 0, 3)),  # k == 0: zeros
+    ((2, 0, 4), (1, 4, 3)),  # m == 0
+    ((64, 7, 3), (64, 3, 5)),  # many small items: threads over the batch
+    ((3, 130, 140), (3, 140, 120)),  # few large items: threads inside each product
+    ((2, 3, 1, 11), (11, 13)),
+]
+
+
+def transpose_last(x):
+    return np.swapaxes(x, -1, -2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("a_shape,b_shape", BATCH_CASES,
+                         ids=[f"{a}@{b}".replace(" ", "") for a, b in BATCH_CASES])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_matmul_batched_broadcast(simd, dtype, a_shape, b_shape, trans_a, trans_b):
+    rng = np.random.default_rng(len(a_shape) * 10 + len(b_shape))
+    a = random(rng, a_shape, dtype)
+    b = random(rng, b_shape, dtype)
+    # The flags transpose the stored last two dims: store the transposes so op() gives back a, b.
+    a_in = np.ascontiguousarray(transpose_last(a)) if trans_a else a
+    b_in = np.ascontiguousarray(transpose_last(b)) if trans_b else b
+    out = _C.matmul(a_in, b_in, trans_a=trans_a, trans_b=trans_b)
+    assert out.flags.c_contiguous
+    assert_close(out, reference(a, b), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_matmul_noncontiguous_batches(simd, dtype):
+    rng = np.random.default_rng(8)
+    a = random(rng, (6, 9, 7), dtype)[::2]  # batch stride 2 matrices
+    b = transpose_last(random(rng, (3, 5, 7), dtype))  # transposed view: no copy, flag flipped
+    assert_close(_C.matmul(a, b), reference(a, b), dtype)
+    a = random(rng, (4, 9, 14), dtype)[:, :, ::2]  # both matrix strides > 1: copied
+    b = np.broadcast_to(random(rng, (7, 5), dtype), (4, 7, 5))  # stride-0 batch
+    assert_close(_C.matmul(a, b), reference(a, b), dtype)
+    a = random(rng, (5, 3, 4), dtype)[::-1]  # negative batch stride
+    b = random(rng, (4, 2), dtype)
+    assert_close(_C.matmul(a, b), reference(a, b), dtype)
+
+
+def test_matmul_autograd_forms():
+    """Backward of C = A @ B without copies: dA = dC @ B^T, dB = A^T @ dC."""
+    rng = np.random.default_rng(9)
+    a = random(rng, (4, 6, 5), np.float64)
+    b = random(rng, (4, 5, 3), np.float64)
+    dc = random(rng, (4, 6, 3), np.float64)
+    da = _C.matmul(dc, b, trans_b=True)
+    db = _C.matmul(a, dc, trans_a=True)
+    assert_close(da, np.einsum("bij,bkj->bik", dc, b), np.float64)
+    assert_close(db, np.einsum("bki,bkj->bij", a, dc), np.float64)
+
+
+# ---- Bad input -----------------------------------------------------------------------------
+
+
+def test_gemm_rejects_mixed_or_integer_dtypes():
+    a32 = np.ones((2, 3), np.float32)
+    b64 = np.ones((3, 2), np.float64)
+    with pytest.raises(TypeError, match=r"a\.dtype=float32, b\.dtype=float64"):
+        _C.gemm(a32, b64)
+    with pytest.raises(TypeError, match=r"a\.dtype=int64"):
+        _C.gemm(np.ones((2, 3), np.int64), np.ones((3, 2), np.int64))
+    with pytest.raises(TypeError, match=r"c\.dtype=float64"):
+        _C.gemm(a32, np.ones((3, 2), np.float32), np.ones((2, 2), np.float64))
+    with pytest.raises(TypeError, match=r"must be a numpy\.ndarray, got list"):
+        _C.gemm([[1.0]], np.ones((1, 1)))
+    with pytest.raises(TypeError, match=r"native byte order"):
+        _C.gemm(np.ones((2, 2), ">f4"), np.ones((2, 2), ">f4"))
+    with pytest.raises(TypeError, match=r"a\.dtype=float32, b\.dtype=float64"):
+        _C.matmul(a32, b64)
+
+
+def test_gemm_rejects_bad_shapes():
+    a = np.ones((3, 4))
+    with pytest.raises(ValueError, match=re.escape(
+            "gemm: op(a) is (3, 4) but op(b) is (5, 2): inner dimensions 4 and 5 differ")):
+        _C.gemm(a, np.ones((5, 2)))
+    with pytest.raises(ValueError, match=re.escape("op(a) is (4, 3)")):
+        _C.gemm(a, np.ones((4, 2)), trans_a=True)
+    with pytest.raises(ValueError, match=r"must be 2-D, got shapes \(3, 4\) and \(4,\)"):
+        _C.gemm(a, np.ones(4))
+    with pytest.raises(ValueError, match=re.escape("c has shape (3, 3) but op(a) @ op(b) is (3, 2)")):
+        _C.gemm(a, np.ones((4, 2)), np.zeros((3, 3)))
+
+
+def test_gemm_rejects_unusable_c():
+    a, b = np.ones((3, 4)), np.ones((4, 2))
+    c = np.zeros((3, 2))
+    c.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _C.gemm(a, b, c)
+    with pytest.raises(ValueError, match="unit stride along its last dimension"):
+        _C.gemm(a, b, np.zeros((3, 4))[:, ::2])
+    with pytest.raises(ValueError, match="unit stride along its last dimension"):
+        _C.gemm(a, b, np.zeros((2, 3)).T)
+
+
+def test_matmul_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"at least 2 dimensions, got shapes \(3,\) and \(3, 2\)"):
+        _C.matmul(np.ones(3), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"inner dimensions 4 and 5 differ"):
+        _C.matmul(np.ones((2, 3, 4)), np.ones((2, 5, 2)))
+    with pytest.raises(ValueError, match=re.escape(
+            "batch dimensions (2, 3) of a and (4,) of b cannot be broadcast")):
+        _C.matmul(np.ones((2, 3, 2, 2)), np.ones((4, 2, 2)))
