@@ -114,6 +114,14 @@ def dot(input, other):
     return matmul(input, other)
 
 
+def _as_rows(x):
+    """(..., k) -> (rows, k); explicit row count so k == 0 works (reshape(-1, 0) cannot)."""
+    rows = 1
+    for d in x.shape[:-1]:
+        rows *= d
+    return x.reshape(rows, x.shape[-1])
+
+
 class Linear(Function):
     """y = x W^T + b in one node: the transpose is a GEMM flag, never a copy.
 
@@ -122,19 +130,21 @@ class Linear(Function):
 
     def forward(self, x, w, b):
         self.save_for_backward(x, w)
-        y = matmul_kernel(x, w, trans_b=True)
+        # Leading dims flattened into one GEMM of (rows, in) x (in, out): any rank, one call.
+        x2 = _as_rows(x)
+        y = matmul_kernel(x2, w, trans_b=True)
         if b is not None:
             y += b
-        return y
+        return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, g):
         x, w = self.saved_tensors
         gx = gw = gb = None
+        g2 = _as_rows(g)
         if self.needs_input_grad[0]:
-            gx = matmul_kernel(g, w)
-        g2 = g.reshape(-1, g.shape[-1])
+            gx = matmul_kernel(g2, w).reshape(x.shape)
         if self.needs_input_grad[1]:
-            gw = matmul_kernel(g2, x.reshape(-1, x.shape[-1]), trans_a=True)
+            gw = matmul_kernel(g2, _as_rows(x), trans_a=True)
         if self.needs_input_grad[2]:
             gb = g2.sum(axis=0)
         return gx, gw, gb
