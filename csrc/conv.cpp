@@ -33,6 +33,7 @@
 #include "conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -88,14 +89,23 @@ int64_t tile_pixels(const Conv2dShape& s, int64_t elem_size) {
   return std::max<int64_t>(1, std::min(t, P));
 }
 
-// Runs fn(slot, begin, end) over [0, items) split into `slots` contiguous ranges, one per slot,
-// the slots spread over the thread pool. A slot owns its scratch buffers for the whole call.
+// Runs fn(slot, begin, end) over blocks [begin, end) of [0, items), `slots` of them at a time on
+// the thread pool. A slot owns its scratch buffers (and partial sums) for the whole call; it
+// takes blocks of `block` items (default: about a quarter of a slot's share) from a shared
+// counter until none are left, so a pool worker that wakes late (tens of microseconds on a
+// VM, as long as a LeNet layer's whole pass) just takes fewer blocks instead of holding the
+// caller up with a fixed half of the work. Slots that get no block leave their partials zero.
 template <typename Fn>
-void run_slots(int64_t items, int64_t slots, Fn&& fn) {
+void run_slots(int64_t items, int64_t slots, Fn&& fn, int64_t block = 0) {
+  if (block <= 0) block = std::max<int64_t>(1, items / (4 * slots));
+  std::atomic<int64_t> next{0};
   parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
     for (int64_t slot = s0; slot < s1; ++slot) {
-      int64_t b = items * slot / slots, e = items * (slot + 1) / slots;
-      if (b < e) fn(slot, b, e);
+      for (;;) {
+        const int64_t b = next.fetch_add(block);
+        if (b >= items) break;
+        fn(slot, b, std::min(items, b + block));
+      }
     }
   });
 }
@@ -478,12 +488,13 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
   std::vector<float> scratch(slots * (x_floats + dy_floats));
   std::vector<float> lanes(slots * group_taps * 8);
   std::vector<float> partial((slots - 1) * w_size);
+  std::fill(dw, dw + w_size, 0.0f);
+  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
   run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
     float* xbuf = scratch.data() + slot * (x_floats + dy_floats);
     float* dybuf = xbuf + x_floats;
     float* lane = lanes.data() + slot * group_taps * 8;
     float* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
-    std::fill(acc, acc + w_size, 0.0f);
     for (int64_t g = 0; g < G; ++g) {
       std::fill(lane, lane + group_taps * 8, 0.0f);
       for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
@@ -511,7 +522,7 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
       }
       conv_detail::sum_lanes_avx2(lane, group_taps, acc + g * group_taps);
     }
-  });
+  }, block);
   if (slots > 1) {
     parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
       for (int64_t sl = 1; sl < slots; ++sl) {
@@ -989,10 +1000,10 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   std::vector<T> buffer(pointwise ? 0 : slots * rows * tile);
   // Slot 0 accumulates into dw itself; the others into private copies summed at the end.
   std::vector<T> partial((slots - 1) * w_size);
+  std::fill(dw, dw + w_size, T(0));
   run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
     T* col = buffer.data() + slot * rows * tile;
     T* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
-    std::fill(acc, acc + w_size, T(0));
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i % n_tiles, g = (i / n_tiles) % G, n = i / (n_tiles * G);
       const int64_t p0 = t * tile, p1 = std::min(P, p0 + tile);
@@ -1009,7 +1020,6 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
            T(1), acc + g * Kg * rows, rows);
     }
   });
-  // A slot left without items (items < slots cannot happen: slots <= items) still zeroed its acc.
   if (slots > 1) {
     parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
       for (int64_t sl = 1; sl < slots; ++sl) {
