@@ -1,4 +1,5 @@
-// Convolution kernels: tiled im2col + GEMM, a GEMM-only 1x1 path, and direct depthwise loops.
+// Convolution kernels: tiled im2col + GEMM, a GEMM-only 1x1 path, direct depthwise loops, and
+// for float32 with AVX2 direct stride-1 loops and Winograd F(2x2, 3x3).
 //
 // Versions, side by side (each is checked against the float64 NumPy loop reference in
 // tests/ops/test_conv.py, and timed in benchmarks/conv.py):
@@ -14,22 +15,25 @@
 //      GEMM reads it in place (no copy at all).
 //   3. depthwise (one input channel per group): the GEMM would have m = 1; direct loops over
 //      output rows and kernel taps vectorise along the row instead.
-//   4. direct stride-1 (float32, AVX2; at most kDirectMaxKg output channels per group, e.g.
-//      LeNet's 6 and 16): with so few output channels each column element would feed only Kg
-//      FMAs after being written, packed and read, so conv_avx2.cpp reads the input in place
-//      (zero-padded copies where padding or a partial last vector needs them): forward as a
-//      6-channel x 16-column register tile, backward-input as the same correlation of the
+//   4. direct stride-1 (float32, AVX2, no dilation; see use_direct for the bounds, e.g.
+//      LeNet's layers with 6 and 16 output channels): with few output channels each column
+//      element would feed only Kg FMAs after being written, packed and read, so conv_avx2.cpp
+//      reads the input in place (zero-padded copies where padding or a partial last vector need
+//      them): forward as register tiles of up to 6 output channels x 2-6 vectors of 8 columns
+//      with the weights packed per channel block, backward-input as the same correlation of the
 //      padded dy with the flipped kernel (skipping rows that are all padding), backward-weight
-//      as lane sums of dy * shifted x over chunks of images.
+//      (up to 16 output channels) as lane sums of dy * shifted x over L1-sized image chunks.
 //   5. Winograd F(2x2, 3x3) (float32, AVX2, 3x3 stride 1, >= 16 channels in and out): forward
 //      and backward-input transform 4x4 input tiles (V = B^T d B), run 16 GEMMs
 //      M[xi] = U[xi] (Kout x Cin) @ V[xi] (Cin x tiles) and transform back (Y = A^T M A); the
 //      weight gradient is F(3x3, 2x2), 16 GEMMs reducing dy-tile transforms against V over the
 //      tiles. 16 multiply-adds per 2x2 output tile and channel pair instead of 36.
 // Measured on ResNet's 64x64 3x3 layer (one core, CPU time): im2col + GEMM ~90 GF/s, direct ~107,
-// Winograd 145-160 GF/s effective (direct-convolution FLOPs over time).
-// Threads: work items (image, group, tile) are split into one contiguous range per thread, each
-// with its own column buffer; with a single item the GEMM itself runs on all threads.
+// Winograd 145-160 GF/s effective (direct-convolution FLOPs over time; the AVX2 FMA peak of a
+// core is ~130-145 GF/s).
+// Threads: work items (image, group, tile) go to one slot per thread, each with its own scratch
+// and partial sums, in blocks taken from a shared counter (run_slots); with a single item the
+// GEMM itself runs on all threads.
 #include "conv.h"
 
 #include <algorithm>
