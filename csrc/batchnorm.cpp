@@ -19,6 +19,7 @@
 #include "batchnorm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -33,6 +34,26 @@ namespace {
 using bn_detail::kFlushBlock;  // values summed in T before the lanes go into double
 constexpr int64_t kRowPathMin = 16;
 constexpr int64_t kLanes = 8;
+
+// parallel_for's contract (fn(begin, end) over [0, n), blocks of at least `grain`), with the
+// blocks handed out from a shared counter instead of one fixed share per thread: on a shared
+// machine a pool worker that is descheduled for a while then takes fewer blocks instead of
+// holding the caller up with half the work.
+template <typename Fn>
+void parallel_blocks(int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  const int64_t threads = num_threads();
+  const int64_t block = std::max<int64_t>(std::max<int64_t>(grain, 1), n / (4 * threads));
+  const int64_t slots = std::min<int64_t>(threads, (n + block - 1) / block);
+  std::atomic<int64_t> next{0};
+  parallel_for(slots, 1, [&](int64_t, int64_t) {
+    for (;;) {
+      const int64_t b = next.fetch_add(block);
+      if (b >= n) break;
+      fn(b, std::min(n, b + block));
+    }
+  });
+}
 
 // s1 += sum(x - shift), s2 += sum((x - shift)^2) over x[0, L).
 template <typename T>
@@ -260,7 +281,7 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
   const int64_t M = N * L;
   if (L >= kRowPathMin) {
     prefault(y, N * C * L);
-    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    parallel_blocks(C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const T shift = M > 0 ? x[c * L] : T(0);
         double s1 = 0, s2 = 0;
@@ -291,7 +312,7 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
                  });
     return;
   }
-  parallel_for(C, channel_grain(C), [&](int64_t c0, int64_t c1) {
+  parallel_blocks(C, channel_grain(C), [&](int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
     std::vector<double> s1(nc, 0.0), s2(nc, 0.0);
     std::vector<T> shift(nc, T(0)), scale(nc), bias(nc);
@@ -322,7 +343,7 @@ void batch_norm_forward_eval_cpu(int64_t N, int64_t C, int64_t L, const T* x, co
   }
   if (L >= kRowPathMin) {
     // One pass, y = x * scale_c + bias_c, split over rows (n, c) of L values.
-    parallel_for(N * C, std::max<int64_t>(1, 16384 / L), [&](int64_t r0, int64_t r1) {
+    parallel_blocks(N * C, std::max<int64_t>(1, 16384 / L), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
         row_scale_shift(x + r * L, L, scale[r % C], bias[r % C], y + r * L);
     });
@@ -355,7 +376,7 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
   };
   if (L >= kRowPathMin) {
     if (dx) prefault(dx, N * C * L);
-    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    parallel_blocks(C, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         double s_dy = 0, s_dyx = 0;
         for (int64_t n = 0; n < N; ++n)
@@ -385,7 +406,7 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
                  });
     return;
   }
-  parallel_for(C, channel_grain(C), [&](int64_t c0, int64_t c1) {
+  parallel_blocks(C, channel_grain(C), [&](int64_t c0, int64_t c1) {
     const int64_t nc = c1 - c0;
     std::vector<double> s_dy(nc, 0.0), s_dyx(nc, 0.0);
     for (int64_t n = 0; n < N; ++n) {

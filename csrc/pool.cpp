@@ -28,6 +28,7 @@
 #include "pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -42,6 +43,26 @@
 
 namespace pydl {
 namespace {
+
+// parallel_for's contract (fn(begin, end) over [0, n), blocks of at least `grain`), with the
+// blocks handed out from a shared counter instead of one fixed share per thread: on a shared
+// machine a pool worker that is descheduled for a while then takes fewer blocks instead of
+// holding the caller up with half the work.
+template <typename Fn>
+void parallel_blocks(int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  const int64_t threads = num_threads();
+  const int64_t block = std::max<int64_t>(std::max<int64_t>(grain, 1), n / (4 * threads));
+  const int64_t slots = std::min<int64_t>(threads, (n + block - 1) / block);
+  std::atomic<int64_t> next{0};
+  parallel_for(slots, 1, [&](int64_t, int64_t) {
+    for (;;) {
+      const int64_t b = next.fetch_add(block);
+      if (b >= n) break;
+      fn(b, std::min(n, b + block));
+    }
+  });
+}
 
 // Window taps [lo, hi) along one axis: start + tap * dil must lie in [0, n).
 inline void tap_range(int64_t start, int64_t taps, int64_t dil, int64_t n, int64_t* lo,
@@ -183,7 +204,7 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
       for (int64_t t = 0; t < s.kernel_w; ++t)
         tap_offset[r * s.kernel_w + t] = r * s.dil_h * s.W + t * s.dil_w;
   }
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<int32_t> row_taps(kOut == ArgmaxOut::kNone ? 0 : s.OW);
     int32_t* rt = kOut == ArgmaxOut::kNone ? nullptr : row_taps.data();
     // Columns [c0, c1) of output row oh of plane p, portable (and per-row AVX2) loops.
@@ -326,7 +347,7 @@ template <typename T>
 void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* idx, T* dx) {
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
       std::fill(dxp, dxp + HW, T(0));
@@ -413,7 +434,7 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   const bool dense = is_2x2_stride2(s);
   const TapTable tt(s);
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
       if (dense) {
@@ -440,7 +461,7 @@ void avg_pool2d_forward_cpu(const Pool2dShape& s, bool count_include_pad, int64_
   interior_columns(si, &ow_lo, &ow_hi);
   interior_rows(si, &oh_lo, &oh_hi);
   const bool rect_avx2 = is_float(x) && use_avx2() && oh_lo < oh_hi && ow_lo < ow_hi;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * HW;
       T* yp = y + p * OHW;
@@ -482,7 +503,7 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
   const AvgAxis rows(s.OH, s.H, s.kernel_h, s.stride_h, s.pad_h);
   const AvgAxis cols(s.OW, s.W, s.kernel_w, s.stride_w, s.pad_w);
   const bool dense = is_2x2_stride2(s);
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> g(s.OW);
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
@@ -529,7 +550,7 @@ void adaptive_avg_pool2d_forward_cpu(const Pool2dShape& s, const T* x, T* y) {
   if (s.OH < 0 || s.OW < 0 || s.H < 0 || s.W < 0)
     throw std::invalid_argument("adaptive_avg_pool2d: sizes must be non-negative");
   if (OHW == 0 || s.planes == 0) return;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> colsum(s.W);
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * HW;
@@ -569,7 +590,7 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   if (s.OH < 0 || s.OW < 0 || s.H < 0 || s.W < 0)
     throw std::invalid_argument("adaptive_avg_pool2d: sizes must be non-negative");
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> rowg(s.W);
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
