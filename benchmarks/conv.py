@@ -4,8 +4,13 @@ Shapes from the issue: LeNet's two conv layers and a ResNet 3x3 layer. One step 
 y = conv2d(x, w, b); y.backward(dy) with x, w, b all requiring grad, so both contenders compute
 the output, the input gradient and the weight and bias gradients (gradients are reset to None
 before each step so neither pays for accumulation). FLOPs counted: 3 x 2*N*K*OH*OW*(C/g)*R*S
-(forward, backward-input and backward-weight GEMMs). A forward-only row per shape follows.
-The memory the column buffer may take is printed for each shape (it does not grow with N).
+(forward, backward-input and backward-weight GEMMs) - the direct convolution's count, also for
+the Winograd path, which does 2.25x fewer multiplications (its rate is "effective").
+A forward-only row per shape follows. The scratch memory a kernel call may take (column tiles,
+padded copies or transformed tiles) is printed for each shape; it does not grow with N.
+
+Kernel paths (float32, AVX2): LeNet's layers take the direct stride-1 loops, the ResNet 3x3
+layer Winograd F(2x2, 3x3) on the packed GEMM.
 """
 import numpy as np
 
@@ -64,7 +69,7 @@ def run(suite):
 
         col = conv2d_column_buffer_bytes(xs, ws, stride, padding, 1, groups, 4)
         suite.add(f"{name} fwd+bwd", pydl=pydl_step, peers={"torch": torch_step},
-                  flops=3 * fwd_flops, column_buffer_bytes=col)
+                  flops=3 * fwd_flops, scratch_bytes=col)
         suite.add(f"{name} fwd", pydl=pydl_fwd, peers={"torch": torch_fwd}, flops=fwd_flops)
-        print(f"{'':<34} column buffer: {col / 2**20:.2f} MiB (batch {N}); "
+        print(f"{'':<34} scratch: {col / 2**20:.2f} MiB (batch {N}); "
               f"whole im2col matrix would be {N * Cg * R * S * OH * OW * 4 / 2**20:.1f} MiB")

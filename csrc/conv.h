@@ -11,7 +11,11 @@
 //   * tiled im2col + GEMM (pydl::sgemm/dgemm): the column matrix of one image and group is built a
 //     tile of output pixels at a time, so the buffer is bounded (see conv2d_column_buffer_bytes);
 //   * 1x1, stride 1, no padding: the input already is the column matrix, GEMM on it directly;
-//   * depthwise (groups == C, one input channel per group): direct loops, no GEMM.
+//   * depthwise (groups == C, one input channel per group): direct loops, no GEMM;
+//   * float32 with AVX2, stride 1, no dilation (conv_avx2.cpp, no column matrix):
+//     - 3x3 kernels with at least 16 channels in and out per group: Winograd F(2x2, 3x3) for all
+//       three passes (16 GEMMs per tile chunk, 2.25x fewer multiplications);
+//     - otherwise, within size bounds: direct loops over the input (LeNet's layers).
 // All buffers are C-contiguous (NCHW input/output, KCRS weight).
 #include <cstdint>
 
@@ -39,7 +43,9 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
                               int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
                               int64_t groups, int64_t out_h = -1, int64_t out_w = -1);
 
-// Most bytes the column buffers of one call may hold (all threads together).
+// Most bytes of scratch one call may hold (all threads together): the column tiles of
+// im2col + GEMM, or for the direct and Winograd paths their padded input copies and
+// transformed tiles. Bounded per thread, whatever the batch.
 int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size);
 
 // y (N, K, OH, OW) = conv(x (N, C, H, W), w); bias (K) may be null.

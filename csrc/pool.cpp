@@ -2,24 +2,67 @@
 // that task alone, so the backward scatter (dx[idx] += dy) needs no atomics, and the plane's dx
 // (H*W elements) stays in L1/L2 between its zeroing and the scatter.
 //
+// Versions, side by side (all checked against the float64 NumPy loops of tests/ops/test_pool.py,
+// the AVX2 ones also against the portable ones; timed in benchmarks/pool.py):
+//   * max pooling, row by row: border columns (windows clipped by padding) take a clipped scalar
+//     loop; interior columns a branch-free loop (portable) or eight windows at a time
+//     (pool_avx2.cpp, stride_w 1 or 2, float32). The argmax is tracked as the window tap
+//     r * kernel_w + t and written as PyTorch's flat index ih * W + iw (return_indices), as one
+//     byte (what backward needs when nobody asked for the indices), or not at all (no grad).
+//   * max backward: zero the plane, add dy at each tap; 2x2 stride 2 windows (which do not
+//     overlap) write dx densely instead, two input rows at a time.
+//   * average pooling: window bounds and divisors per row and per column, computed once per
+//     call (a divisor is a row factor times a column factor); interior columns as for max.
+//   * adaptive average: input rows of an output row summed into a row buffer (contiguous, so
+//     it vectorises), then window sums along it; whole-row windows (global pooling) as one
+//     contiguous sum. Backward copies into rows no earlier window covered (no zeroing pass).
+//
 // Napkin math for the benchmark case, max_pool2d 2x2 on float32 (64, 64, 56, 56):
-//   forward reads x (51.4 MB), writes y (12.8 MB) and int64 indices (25.7 MB): 89.9 MB;
-//   backward reads dy and the indices (38.5 MB) and writes dx (51.4 MB): 89.9 MB;
-//   at the ~30-45 GB/s DRAM moves here both passes are memory-bound near 2-3 ms each.
+//   forward reads x (51.4 MB), writes y (12.8 MB) and one tap byte per output (3.2 MB);
+//   backward reads dy and the taps (16 MB) and writes dx (51.4 MB); with return_indices PyTorch's
+//   int64 indices add 25.7 MB to each pass. At the ~30-45 GB/s DRAM moves here both passes are
+//   memory-bound near 2 ms each, plus the page faults of the fresh 51 MB dx: the kernel zeroes
+//   new pages at ~7-12 GB/s on the development VM, 4-7 ms per 51 MB, which no kernel avoids.
+//   Measured there (one core, CPU time): forward 3.7-6 ms (taps) / 4.3 ms (no argmax, the read
+//   of x alone takes 2.4 ms), backward 9 ms of which ~5 ms page faults.
 #include "pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <vector>
 
+#include "cpu_features.h"
 #include "parallel.h"
+#include "pool_avx2.h"
 
 namespace pydl {
 namespace {
+
+// parallel_for's contract (fn(begin, end) over [0, n), blocks of at least `grain`), with the
+// blocks handed out from a shared counter instead of one fixed share per thread: on a shared
+// machine a pool worker that is descheduled for a while then takes fewer blocks instead of
+// holding the caller up with half the work.
+template <typename Fn>
+void parallel_blocks(int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  const int64_t threads = num_threads();
+  const int64_t block = std::max<int64_t>(std::max<int64_t>(grain, 1), n / (4 * threads));
+  const int64_t slots = std::min<int64_t>(threads, (n + block - 1) / block);
+  std::atomic<int64_t> next{0};
+  parallel_for(slots, 1, [&](int64_t, int64_t) {
+    for (;;) {
+      const int64_t b = next.fetch_add(block);
+      if (b >= n) break;
+      fn(b, std::min(n, b + block));
+    }
+  });
+}
 
 // Window taps [lo, hi) along one axis: start + tap * dil must lie in [0, n).
 inline void tap_range(int64_t start, int64_t taps, int64_t dil, int64_t n, int64_t* lo,
@@ -36,10 +79,23 @@ int64_t plane_grain(const Pool2dShape& s) {
   return std::max<int64_t>(1, 4096 / per_plane);
 }
 
-// m, best <- v, j when v > m or v is NaN (PyTorch's rule), without a branch: on random data
+// Output columns [lo, hi) whose windows need no clipping along W.
+void interior_columns(const Pool2dShape& s, int64_t* lo, int64_t* hi) {
+  const int64_t span_w = (s.kernel_w - 1) * s.dil_w;
+  const int64_t a = std::min(s.OW, (s.pad_w + s.stride_w - 1) / s.stride_w);
+  const int64_t last = s.W - 1 + s.pad_w - span_w;
+  const int64_t b = last < 0 ? 0 : last / s.stride_w + 1;
+  *lo = a;
+  *hi = std::max(a, std::min(b, s.OW));
+}
+
+bool is_float(const float*) { return true; }
+bool is_float(const double*) { return false; }
+
+// m, best <- v, tap when v > m or v is NaN (PyTorch's rule), without a branch: on random data
 // the comparison is a coin flip, and a mispredicted branch per tap costs more than the tap.
 template <typename T>
-inline void take_max(T v, int64_t j, T& m, int64_t& best) {
+inline void take_max(T v, int32_t tap, T& m, int32_t& best) {
   using Bits = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
   const bool take = (v > m) | (v != v);
   const Bits mask = Bits(0) - Bits(take);
@@ -48,83 +104,179 @@ inline void take_max(T v, int64_t j, T& m, int64_t& best) {
   std::memcpy(&mb, &m, sizeof(T));
   mb = (vb & mask) | (mb & ~mask);
   std::memcpy(&m, &mb, sizeof(T));
-  const int64_t imask = -static_cast<int64_t>(take);
-  best = (j & imask) | (best & ~imask);
+  const int32_t imask = -static_cast<int32_t>(take);
+  best = (tap & imask) | (best & ~imask);
 }
 
-// One max-pool plane, an output row at a time. Columns whose whole window lies inside the input
-// (the interior) need no clipping and run branch-free (take_max); border columns take the
-// clipped scalar loop. Taps run in PyTorch's order (row-major over the window, first maximum
-// wins, a NaN always wins), so values and indices match it exactly. The shape comes by value:
-// the int64 index stores could otherwise alias its fields and force reloads on every tap.
+// Columns [c0, c1) of one output row of max pooling: y[ow] and, when taps is not null, the
+// window tap of the maximum (-1 for a window with no input element). [ow_lo, ow_hi) are the
+// interior columns (see interior_columns). Taps run in PyTorch's order (row-major over the
+// window, first maximum wins, a NaN always wins), so values and indices match it exactly.
+// The shape comes by value: the stores could otherwise alias its fields and force reloads.
 template <typename T>
-void max_pool_plane(const Pool2dShape s, const T* __restrict xp, T* __restrict yp,
-                    int64_t* __restrict ip) {
-  const int64_t span_w = (s.kernel_w - 1) * s.dil_w;
-  int64_t ow_lo = std::min(s.OW, (s.pad_w + s.stride_w - 1) / s.stride_w);
-  int64_t ow_hi = s.W - 1 + s.pad_w - span_w < 0 ? 0 : (s.W - 1 + s.pad_w - span_w) / s.stride_w + 1;
-  ow_hi = std::max(ow_lo, std::min(ow_hi, s.OW));
-  for (int64_t oh = 0; oh < s.OH; ++oh) {
-    const int64_t h0 = oh * s.stride_h - s.pad_h;
-    int64_t rlo, rhi;
-    tap_range(h0, s.kernel_h, s.dil_h, s.H, &rlo, &rhi);
-    T* yrow = yp + oh * s.OW;
-    int64_t* irow = ip + oh * s.OW;
-    auto scalar_window = [&](int64_t ow) {
-      const int64_t w0 = ow * s.stride_w - s.pad_w;
-      int64_t tlo, thi;
-      tap_range(w0, s.kernel_w, s.dil_w, s.W, &tlo, &thi);
-      T m = -std::numeric_limits<T>::infinity();
-      int64_t best = -1;
+void max_pool_row(const Pool2dShape s, const T* __restrict xp, int64_t oh, int64_t c0, int64_t c1,
+                  int64_t ow_lo, int64_t ow_hi, T* __restrict yrow, int32_t* __restrict taps) {
+  const int64_t h0 = oh * s.stride_h - s.pad_h;
+  int64_t rlo, rhi;
+  tap_range(h0, s.kernel_h, s.dil_h, s.H, &rlo, &rhi);
+  auto clipped_window = [&](int64_t ow) {
+    const int64_t w0 = ow * s.stride_w - s.pad_w;
+    int64_t tlo, thi;
+    tap_range(w0, s.kernel_w, s.dil_w, s.W, &tlo, &thi);
+    T m = -std::numeric_limits<T>::infinity();
+    int32_t best = -1;
+    if (rlo < rhi && tlo < thi) {  // the first tap in the input starts the search
+      m = xp[(h0 + rlo * s.dil_h) * s.W + w0 + tlo * s.dil_w];
+      best = static_cast<int32_t>(rlo * s.kernel_w + tlo);
       for (int64_t r = rlo; r < rhi; ++r) {
-        const int64_t base = (h0 + r * s.dil_h) * s.W + w0;
-        for (int64_t t = tlo; t < thi; ++t) {
-          const int64_t j = base + t * s.dil_w;
-          const T v = xp[j];
-          if (v > m || std::isnan(v) || best < 0) {
-            m = v;
-            best = j;
-          }
-        }
+        const T* row = xp + (h0 + r * s.dil_h) * s.W + w0;
+        for (int64_t t = (r == rlo ? tlo + 1 : tlo); t < thi; ++t)
+          take_max(row[t * s.dil_w], static_cast<int32_t>(r * s.kernel_w + t), m, best);
       }
-      yrow[ow] = m;
-      irow[ow] = best;
-    };
-    for (int64_t ow = 0; ow < ow_lo; ++ow) scalar_window(ow);
-    for (int64_t ow = ow_hi; ow < s.OW; ++ow) scalar_window(ow);
-    if (ow_lo == ow_hi) continue;
-    if (rlo == rhi) {  // no input row under these windows (only reachable through padding)
-      std::fill(yrow + ow_lo, yrow + ow_hi, -std::numeric_limits<T>::infinity());
-      std::fill(irow + ow_lo, irow + ow_hi, int64_t(-1));
-      continue;
     }
-    const int64_t taps_w = s.kernel_w, dil_h = s.dil_h, dil_w = s.dil_w, sw = s.stride_w;
-    const int64_t first = (h0 + rlo * dil_h) * s.W - s.pad_w;  // index of tap (rlo, 0) at ow = 0
-    for (int64_t ow = ow_lo; ow < ow_hi; ++ow) {
-      int64_t best = first + ow * sw;
-      T m = xp[best];
-      for (int64_t r = rlo; r < rhi; ++r) {
-        const int64_t base = (h0 + r * dil_h) * s.W - s.pad_w + ow * sw;
-        for (int64_t t = (r == rlo ? 1 : 0); t < taps_w; ++t)
-          take_max(xp[base + t * dil_w], base + t * dil_w, m, best);
-      }
-      yrow[ow] = m;
-      irow[ow] = best;
+    yrow[ow] = m;
+    if (taps) taps[ow] = best;
+  };
+  for (int64_t ow = c0; ow < std::min(c1, ow_lo); ++ow) clipped_window(ow);
+  for (int64_t ow = std::max(c0, ow_hi); ow < c1; ++ow) clipped_window(ow);
+  ow_lo = std::max(ow_lo, c0);
+  ow_hi = std::min(ow_hi, c1);
+  if (ow_lo >= ow_hi) return;
+  if (rlo == rhi) {  // no input row under these windows (only reachable through padding)
+    std::fill(yrow + ow_lo, yrow + ow_hi, -std::numeric_limits<T>::infinity());
+    if (taps) std::fill(taps + ow_lo, taps + ow_hi, int32_t(-1));
+    return;
+  }
+  int64_t ow = ow_lo;
+  if (is_float(xp) && use_avx2())
+    ow = pool_detail::max_pool_row_avx2(s, reinterpret_cast<const float*>(xp), h0, rlo, rhi, ow,
+                                        ow_hi, reinterpret_cast<float*>(yrow), taps);
+  const int64_t kw = s.kernel_w, dil_h = s.dil_h, dil_w = s.dil_w, sw = s.stride_w;
+  const int32_t first_tap = static_cast<int32_t>(rlo * kw);
+  for (; ow < ow_hi; ++ow) {
+    const T* w = xp + h0 * s.W - s.pad_w + ow * sw;  // w[r * dil_h * W + t * dil_w] is tap (r, t)
+    T m = w[rlo * dil_h * s.W];
+    int32_t best = first_tap;
+    for (int64_t r = rlo; r < rhi; ++r) {
+      const T* row = w + r * dil_h * s.W;
+      for (int64_t t = (r == rlo ? 1 : 0); t < kw; ++t)
+        take_max(row[t * dil_w], static_cast<int32_t>(r * kw + t), m, best);
     }
+    yrow[ow] = m;
+    if (taps) taps[ow] = best;
   }
 }
 
-// Divisor of the average-pool window starting at (h0, w0) (padded coordinates may be negative).
-inline int64_t avg_divisor(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
-                           int64_t h0, int64_t w0, int64_t* hs, int64_t* he, int64_t* ws,
-                           int64_t* we) {
-  int64_t h1 = std::min(h0 + s.kernel_h, s.H + s.pad_h);
-  int64_t w1 = std::min(w0 + s.kernel_w, s.W + s.pad_w);
-  const int64_t padded = (h1 - h0) * (w1 - w0);
-  *hs = std::max<int64_t>(h0, 0), *ws = std::max<int64_t>(w0, 0);
-  *he = std::min(h1, s.H), *we = std::min(w1, s.W);
+// Where max pooling's argmax goes.
+enum class ArgmaxOut { kNone, kFlat, kTap };
+
+// Row taps (int32, -1 for none) to bytes (255 for none). Separate, with restrict, so the
+// compiler knows the byte stores alias nothing and vectorises the loop.
+void narrow_taps(const int32_t* __restrict in, int64_t n, uint8_t* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(in[i]);
+}
+
+// Output rows [lo, hi) whose windows need no clipping along H.
+void interior_rows(const Pool2dShape& s, int64_t* lo, int64_t* hi) {
+  const int64_t a = std::min(s.OH, (s.pad_h + s.stride_h - 1) / s.stride_h);
+  const int64_t last = s.H - 1 + s.pad_h - (s.kernel_h - 1) * s.dil_h;
+  const int64_t b = last < 0 ? 0 : last / s.stride_h + 1;
+  *lo = a;
+  *hi = std::max(a, std::min(b, s.OH));
+}
+
+template <typename T, ArgmaxOut kOut>
+void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uint8_t* tap8) {
+  check_pool2d_shape(s);
+  const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
+  if (OHW == 0 || s.planes == 0) return;
+  int64_t ow_lo, ow_hi, oh_lo, oh_hi;
+  interior_columns(s, &ow_lo, &ow_hi);
+  interior_rows(s, &oh_lo, &oh_hi);
+  // The AVX2 kernel takes the interior rectangle of each plane in one call and writes byte taps
+  // itself; the flat indices go row by row through the int32 taps.
+  const bool rect_avx2 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx2();
+  // Offset of tap r * kernel_w + t from the window's corner, for the flat indices.
+  std::vector<int64_t> tap_offset;
+  if (kOut == ArgmaxOut::kFlat) {
+    tap_offset.resize(s.kernel_h * s.kernel_w);
+    for (int64_t r = 0; r < s.kernel_h; ++r)
+      for (int64_t t = 0; t < s.kernel_w; ++t)
+        tap_offset[r * s.kernel_w + t] = r * s.dil_h * s.W + t * s.dil_w;
+  }
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    std::vector<int32_t> row_taps(kOut == ArgmaxOut::kNone ? 0 : s.OW);
+    int32_t* rt = kOut == ArgmaxOut::kNone ? nullptr : row_taps.data();
+    // Columns [c0, c1) of output row oh of plane p, portable (and per-row AVX2) loops.
+    auto row = [&](int64_t p, int64_t oh, int64_t c0, int64_t c1) {
+      if (c0 >= c1) return;
+      const int64_t o = p * OHW + oh * s.OW;
+      max_pool_row(s, x + p * HW, oh, c0, c1, ow_lo, ow_hi, y + o, rt);
+      if (kOut == ArgmaxOut::kTap) {
+        narrow_taps(rt + c0, c1 - c0, tap8 + o + c0);
+      } else if (kOut == ArgmaxOut::kFlat) {
+        const int64_t corner = (oh * s.stride_h - s.pad_h) * s.W - s.pad_w;
+        for (int64_t ow = c0; ow < c1; ++ow)
+          flat[o + ow] = rt[ow] < 0 ? -1 : corner + ow * s.stride_w + tap_offset[rt[ow]];
+      }
+    };
+    for (int64_t p = p0; p < p1; ++p) {
+      int64_t done = ow_lo;  // interior rows: columns [ow_lo, done) already written
+      if (rect_avx2 && oh_lo < oh_hi)
+        done = pool_detail::max_pool_rect_avx2(
+            s, reinterpret_cast<const float*>(x + p * HW), oh_lo, oh_hi, ow_lo, ow_hi,
+            reinterpret_cast<float*>(y + p * OHW),
+            kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
+      for (int64_t oh = 0; oh < s.OH; ++oh) {
+        if (oh >= oh_lo && oh < oh_hi && done > ow_lo) {
+          row(p, oh, 0, ow_lo);
+          row(p, oh, done, s.OW);
+        } else {
+          row(p, oh, 0, s.OW);
+        }
+      }
+    }
+  });
+}
+
+// Window bounds and divisor factors of average pooling along one axis, per output position:
+// the window [start, end) clipped to the input, and its length clipped to the padded input.
+struct AvgAxis {
+  std::vector<int64_t> start, end, padded;
+  AvgAxis(int64_t out, int64_t in, int64_t k, int64_t stride, int64_t pad)
+      : start(out), end(out), padded(out) {
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t a = o * stride - pad, b = std::min(a + k, in + pad);
+      padded[o] = b - a;
+      start[o] = std::max<int64_t>(a, 0);
+      end[o] = std::max(start[o], std::min(b, in));
+    }
+  }
+  int64_t count(int64_t o, bool include_pad) const {
+    return include_pad ? padded[o] : end[o] - start[o];
+  }
+};
+
+inline int64_t avg_divisor(const AvgAxis& rows, const AvgAxis& cols, int64_t oh, int64_t ow,
+                           bool include_pad, int64_t divisor_override) {
   if (divisor_override > 0) return divisor_override;
-  return count_include_pad ? padded : (*he - *hs) * (*we - *ws);
+  return rows.count(oh, include_pad) * cols.count(ow, include_pad);
+}
+
+// Sum of n contiguous values: 32 partial sums (AVX2 for float32), which also keeps the rounding
+// error of long runs down.
+template <typename T>
+T contiguous_sum(const T* p, int64_t n) {
+  if constexpr (std::is_same<T, float>::value)
+    if (use_avx2()) return pool_detail::contiguous_sum_avx2(p, n);
+  T part[32] = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; ++j) part[j] += p[i + j];
+  T sum = 0;
+  for (int j = 0; j < 32; ++j) sum += part[j];
+  for (; i < n; ++i) sum += p[i];
+  return sum;
 }
 
 inline int64_t adaptive_start(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
@@ -140,6 +292,9 @@ void check_pool2d_shape(const Pool2dShape& s) {
   if (s.kernel_h < 1 || s.kernel_w < 1)
     throw std::invalid_argument("pool2d: kernel_size must be positive, got (" +
                                 std::to_string(s.kernel_h) + ", " + std::to_string(s.kernel_w) + ")");
+  if (s.kernel_h > std::numeric_limits<int32_t>::max() / s.kernel_w)
+    throw std::invalid_argument("pool2d: kernel_size (" + std::to_string(s.kernel_h) + ", " +
+                                std::to_string(s.kernel_w) + ") has too many taps");
   if (s.stride_h < 1 || s.stride_w < 1)
     throw std::invalid_argument("pool2d: stride must be positive, got (" +
                                 std::to_string(s.stride_h) + ", " + std::to_string(s.stride_w) + ")");
@@ -150,21 +305,49 @@ void check_pool2d_shape(const Pool2dShape& s) {
                                 std::to_string(s.pad_h) + ", " + std::to_string(s.pad_w) + ")");
 }
 
+namespace {
+
+void check_tap_window(const Pool2dShape& s) {
+  if (s.kernel_h * s.kernel_w > kMaxPoolTapWindow)
+    throw std::invalid_argument("max_pool2d: a " + std::to_string(s.kernel_h) + "x" +
+                                std::to_string(s.kernel_w) + " window has more than " +
+                                std::to_string(kMaxPoolTapWindow) +
+                                " taps; use the int64 indices");
+}
+
+// 2x2 windows at stride 2, no padding or dilation: no two windows share an element, so max and
+// average backward can write dx densely (one store per element, no zeroing pass) where the
+// windows lie wholly inside the input.
+bool is_2x2_stride2(const Pool2dShape& s) {
+  return s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 &&
+         s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
+}
+
+}  // namespace
+
 template <typename T>
 void max_pool2d_forward_cpu(const Pool2dShape& s, const T* x, T* y, int64_t* idx) {
+  if (idx)
+    max_pool_forward<T, ArgmaxOut::kFlat>(s, x, y, idx, nullptr);
+  else
+    max_pool_forward<T, ArgmaxOut::kNone>(s, x, y, nullptr, nullptr);
+}
+
+template <typename T>
+void max_pool2d_forward_taps_cpu(const Pool2dShape& s, const T* x, T* y, uint8_t* taps) {
   check_pool2d_shape(s);
-  const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
-  if (OHW == 0) return;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) max_pool_plane(s, x + p * HW, y + p * OHW, idx + p * OHW);
-  });
+  check_tap_window(s);
+  if (taps)
+    max_pool_forward<T, ArgmaxOut::kTap>(s, x, y, nullptr, taps);
+  else
+    max_pool_forward<T, ArgmaxOut::kNone>(s, x, y, nullptr, nullptr);
 }
 
 template <typename T>
 void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* idx, T* dx) {
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
       std::fill(dxp, dxp + HW, T(0));
@@ -178,26 +361,134 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* i
   });
 }
 
+namespace {
+
+// Offsets of window tap r * kernel_w + t from the window's corner: r * dil_h and t * dil_w.
+// Tables, so that the scatter does no integer division per element.
+struct TapTable {
+  std::vector<int64_t> dr, dc;
+  explicit TapTable(const Pool2dShape& s) : dr(kMaxPoolTapWindow + 1), dc(kMaxPoolTapWindow + 1) {
+    for (int64_t tap = 0; tap <= kMaxPoolTapWindow; ++tap) {
+      dr[tap] = (tap / s.kernel_w) * s.dil_h;
+      dc[tap] = (tap % s.kernel_w) * s.dil_w;
+    }
+  }
+};
+
+// dx_plane += dy at the tapped element of each window of output rows [oh0, oh1), columns
+// [ow0, ow1). Taps out of the window (or kMaxPoolNoTap) and elements outside the plane are
+// skipped: the taps came from our forward, but a bad one must never write out of bounds.
+template <typename T>
+void scatter_taps(const Pool2dShape& s, const TapTable& tt, const T* dyp, const uint8_t* tp,
+                  int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1, T* dxp) {
+  const int64_t taps = s.kernel_h * s.kernel_w;
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    const int64_t h0 = oh * s.stride_h - s.pad_h;
+    for (int64_t ow = ow0; ow < ow1; ++ow) {
+      const int64_t o = oh * s.OW + ow, tap = tp[o];
+      if (tap >= taps) continue;
+      const int64_t ih = h0 + tt.dr[tap], iw = ow * s.stride_w - s.pad_w + tt.dc[tap];
+      if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += dyp[o];
+    }
+  }
+}
+
+// One plane of 2x2 stride-2 max backward: full windows written densely (two input rows per
+// output row), then zeros and a scatter for what they do not cover (an odd last row or column,
+// and the clipped windows ceil_mode adds there).
+template <typename T>
+void max_backward_2x2_plane(const Pool2dShape& s, const TapTable& tt, const T* dyp,
+                            const uint8_t* tp, T* dxp) {
+  const int64_t full_oh = std::min(s.OH, s.H / 2), full_ow = std::min(s.OW, s.W / 2);
+  for (int64_t oh = 0; oh < full_oh; ++oh) {
+    T* dx0 = dxp + 2 * oh * s.W;
+    T* dx1 = dx0 + s.W;
+    const T* g = dyp + oh * s.OW;
+    const uint8_t* t = tp + oh * s.OW;
+    int64_t ow = 0;
+    if (is_float(dyp) && use_avx2())
+      ow = pool_detail::max_pool_backward_2x2_row_avx2(reinterpret_cast<const float*>(g), t, 0,
+                                                       full_ow, reinterpret_cast<float*>(dx0),
+                                                       reinterpret_cast<float*>(dx1));
+    for (; ow < full_ow; ++ow) {
+      const T v = g[ow];
+      dx0[2 * ow] = t[ow] == 0 ? v : T(0);
+      dx0[2 * ow + 1] = t[ow] == 1 ? v : T(0);
+      dx1[2 * ow] = t[ow] == 2 ? v : T(0);
+      dx1[2 * ow + 1] = t[ow] == 3 ? v : T(0);
+    }
+    std::fill(dx0 + 2 * full_ow, dx0 + s.W, T(0));
+    std::fill(dx1 + 2 * full_ow, dx1 + s.W, T(0));
+  }
+  std::fill(dxp + 2 * full_oh * s.W, dxp + s.H * s.W, T(0));
+  scatter_taps(s, tt, dyp, tp, 0, full_oh, full_ow, s.OW, dxp);
+  scatter_taps(s, tt, dyp, tp, full_oh, s.OH, 0, s.OW, dxp);
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8_t* taps, T* dx) {
+  check_pool2d_shape(s);
+  check_tap_window(s);
+  const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
+  const bool dense = is_2x2_stride2(s);
+  const TapTable tt(s);
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      T* dxp = dx + p * HW;
+      if (dense) {
+        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dxp);
+      } else {
+        std::fill(dxp, dxp + HW, T(0));
+        scatter_taps(s, tt, dy + p * OHW, taps + p * OHW, 0, s.OH, 0, s.OW, dxp);
+      }
+    }
+  });
+}
+
 template <typename T>
 void avg_pool2d_forward_cpu(const Pool2dShape& s, bool count_include_pad, int64_t divisor_override,
                             const T* x, T* y) {
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  if (OHW == 0 || s.planes == 0) return;
+  const AvgAxis rows(s.OH, s.H, s.kernel_h, s.stride_h, s.pad_h);
+  const AvgAxis cols(s.OW, s.W, s.kernel_w, s.stride_w, s.pad_w);
+  Pool2dShape si = s;  // average pooling has no dilation
+  si.dil_h = si.dil_w = 1;
+  int64_t ow_lo, ow_hi, oh_lo, oh_hi;
+  interior_columns(si, &ow_lo, &ow_hi);
+  interior_rows(si, &oh_lo, &oh_hi);
+  const bool rect_avx2 = is_float(x) && use_avx2() && oh_lo < oh_hi && ow_lo < ow_hi;
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * HW;
       T* yp = y + p * OHW;
+      // Interior windows (no clipping, one divisor) [oh_lo, oh_hi) x [ow_lo, done) by AVX2.
+      int64_t done = ow_lo;
+      if (rect_avx2) {
+        const int64_t div = avg_divisor(rows, cols, oh_lo, ow_lo, count_include_pad,
+                                        divisor_override);
+        done = pool_detail::avg_pool_rect_avx2(si, reinterpret_cast<const float*>(xp), oh_lo,
+                                               oh_hi, ow_lo, ow_hi, float(div),
+                                               reinterpret_cast<float*>(yp));
+      }
       for (int64_t oh = 0; oh < s.OH; ++oh) {
-        for (int64_t ow = 0; ow < s.OW; ++ow) {
-          int64_t hs, he, ws, we;
-          const int64_t div = avg_divisor(s, count_include_pad, divisor_override,
-                                          oh * s.stride_h - s.pad_h, ow * s.stride_w - s.pad_w,
-                                          &hs, &he, &ws, &we);
+        T* yrow = yp + oh * s.OW;
+        const int64_t hs = rows.start[oh], he = rows.end[oh];
+        auto window = [&](int64_t ow) {
+          const int64_t div = avg_divisor(rows, cols, oh, ow, count_include_pad, divisor_override);
           T sum = 0;
           for (int64_t ih = hs; ih < he; ++ih)
-            for (int64_t iw = ws; iw < we; ++iw) sum += xp[ih * s.W + iw];
+            for (int64_t iw = cols.start[ow]; iw < cols.end[ow]; ++iw) sum += xp[ih * s.W + iw];
           // An empty window (only reachable through padding) averages to 0, as in PyTorch.
-          yp[oh * s.OW + ow] = div > 0 ? sum / T(div) : T(0);
+          yrow[ow] = div > 0 ? sum / T(div) : T(0);
+        };
+        const bool in_rect = oh >= oh_lo && oh < oh_hi;
+        for (int64_t ow = 0; ow < s.OW; ++ow) {
+          if (in_rect && ow == ow_lo) ow = done;
+          if (ow < s.OW) window(ow);
         }
       }
     }
@@ -209,21 +500,44 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
                              int64_t divisor_override, const T* dy, T* dx) {
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  const AvgAxis rows(s.OH, s.H, s.kernel_h, s.stride_h, s.pad_h);
+  const AvgAxis cols(s.OW, s.W, s.kernel_w, s.stride_w, s.pad_w);
+  const bool dense = is_2x2_stride2(s);
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    std::vector<T> g(s.OW);
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
-      std::fill(dxp, dxp + HW, T(0));
       const T* dyp = dy + p * OHW;
+      // Output rows [0, dense_oh) and columns [0, dense_ow) are full 2x2 windows written
+      // densely; the rest is zeroed and scattered into.
+      const int64_t dense_oh = dense ? std::min(s.OH, s.H / 2) : 0;
+      const int64_t dense_ow = dense ? std::min(s.OW, s.W / 2) : 0;
+      std::fill(dxp + 2 * dense_oh * s.W, dxp + HW, T(0));
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         for (int64_t ow = 0; ow < s.OW; ++ow) {
-          int64_t hs, he, ws, we;
-          const int64_t div = avg_divisor(s, count_include_pad, divisor_override,
-                                          oh * s.stride_h - s.pad_h, ow * s.stride_w - s.pad_w,
-                                          &hs, &he, &ws, &we);
-          if (div <= 0) continue;
-          const T g = dyp[oh * s.OW + ow] / T(div);
-          for (int64_t ih = hs; ih < he; ++ih)
-            for (int64_t iw = ws; iw < we; ++iw) dxp[ih * s.W + iw] += g;
+          const int64_t div = avg_divisor(rows, cols, oh, ow, count_include_pad, divisor_override);
+          g[ow] = div > 0 ? dyp[oh * s.OW + ow] / T(div) : T(0);
+        }
+        int64_t ow_scatter = 0;
+        if (oh < dense_oh) {
+          T* dx0 = dxp + 2 * oh * s.W;
+          T* dx1 = dx0 + s.W;
+          int64_t ow = 0;
+          if (is_float(dxp) && use_avx2())
+            ow = pool_detail::avg_pool_backward_2x2_row_avx2(
+                reinterpret_cast<const float*>(g.data()), 0, dense_ow,
+                reinterpret_cast<float*>(dx0), reinterpret_cast<float*>(dx1));
+          for (; ow < dense_ow; ++ow)
+            dx0[2 * ow] = dx0[2 * ow + 1] = dx1[2 * ow] = dx1[2 * ow + 1] = g[ow];
+          std::fill(dx0 + 2 * dense_ow, dx0 + s.W, T(0));
+          std::fill(dx1 + 2 * dense_ow, dx1 + s.W, T(0));
+          ow_scatter = dense_ow;
+        }
+        for (int64_t ow = ow_scatter; ow < s.OW; ++ow) {
+          for (int64_t ih = rows.start[oh]; ih < rows.end[oh]; ++ih) {
+            T* dxrow = dxp + ih * s.W;
+            for (int64_t iw = cols.start[ow]; iw < cols.end[ow]; ++iw) dxrow[iw] += g[ow];
+          }
         }
       }
     }
@@ -235,17 +549,34 @@ void adaptive_avg_pool2d_forward_cpu(const Pool2dShape& s, const T* x, T* y) {
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   if (s.OH < 0 || s.OW < 0 || s.H < 0 || s.W < 0)
     throw std::invalid_argument("adaptive_avg_pool2d: sizes must be non-negative");
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  if (OHW == 0 || s.planes == 0) return;
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    std::vector<T> colsum(s.W);
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * HW;
       T* yp = y + p * OHW;
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const int64_t hs = adaptive_start(oh, s.H, s.OH), he = adaptive_end(oh, s.H, s.OH);
+        if (s.OW == 1) {  // the window is whole rows: one contiguous run (global pooling)
+          const int64_t n = (he - hs) * s.W;
+          yp[oh] = n > 0 ? contiguous_sum(xp + hs * s.W, n) / T(n) : T(0);
+          continue;
+        }
+        // colsum[iw] = sum of the window rows at column iw: contiguous adds, which vectorise.
+        std::fill(colsum.begin(), colsum.end(), T(0));
+        for (int64_t ih = hs; ih < he; ++ih) {
+          const T* xrow = xp + ih * s.W;
+          for (int64_t iw = 0; iw < s.W; ++iw) colsum[iw] += xrow[iw];
+        }
         for (int64_t ow = 0; ow < s.OW; ++ow) {
           const int64_t ws = adaptive_start(ow, s.W, s.OW), we = adaptive_end(ow, s.W, s.OW);
-          T sum = 0;
-          for (int64_t ih = hs; ih < he; ++ih)
-            for (int64_t iw = ws; iw < we; ++iw) sum += xp[ih * s.W + iw];
+          // Eight partial sums break the add chain (a whole row for a 1x1 output).
+          T part[8] = {};
+          int64_t iw = ws;
+          for (; iw + 8 <= we; iw += 8)
+            for (int j = 0; j < 8; ++j) part[j] += colsum[iw + j];
+          T sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+          for (; iw < we; ++iw) sum += colsum[iw];
           const int64_t n = (he - hs) * (we - ws);
           yp[oh * s.OW + ow] = n > 0 ? sum / T(n) : T(0);
         }
@@ -259,22 +590,37 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   if (s.OH < 0 || s.OW < 0 || s.H < 0 || s.W < 0)
     throw std::invalid_argument("adaptive_avg_pool2d: sizes must be non-negative");
-  parallel_for(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+  parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    std::vector<T> rowg(s.W);
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = dx + p * HW;
-      std::fill(dxp, dxp + HW, T(0));
       const T* dyp = dy + p * OHW;
+      // Each output row first spreads its gradients along a row buffer, then puts that into its
+      // input rows: copied into a row no earlier window covered, added where windows overlap
+      // (adaptive windows can share a row). The windows cover every row, so dx needs no zeroing
+      // pass (for a 1x1 output this is one store per element).
+      int64_t covered = 0;  // input rows [0, covered) hold the sums of earlier output rows
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const int64_t hs = adaptive_start(oh, s.H, s.OH), he = adaptive_end(oh, s.H, s.OH);
+        std::fill(rowg.begin(), rowg.end(), T(0));
         for (int64_t ow = 0; ow < s.OW; ++ow) {
           const int64_t ws = adaptive_start(ow, s.W, s.OW), we = adaptive_end(ow, s.W, s.OW);
           const int64_t n = (he - hs) * (we - ws);
           if (n <= 0) continue;
           const T g = dyp[oh * s.OW + ow] / T(n);
-          for (int64_t ih = hs; ih < he; ++ih)
-            for (int64_t iw = ws; iw < we; ++iw) dxp[ih * s.W + iw] += g;
+          for (int64_t iw = ws; iw < we; ++iw) rowg[iw] += g;
         }
+        for (int64_t ih = hs; ih < he; ++ih) {
+          T* dxrow = dxp + ih * s.W;
+          if (ih < covered) {
+            for (int64_t iw = 0; iw < s.W; ++iw) dxrow[iw] += rowg[iw];
+          } else {
+            std::copy(rowg.begin(), rowg.end(), dxrow);
+          }
+        }
+        covered = std::max(covered, he);
       }
+      std::fill(dxp + covered * s.W, dxp + HW, T(0));  // (only with an empty output)
     }
   });
 }
@@ -282,6 +628,9 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
 #define PYDL_INSTANTIATE_POOL(T)                                                                 \
   template void max_pool2d_forward_cpu<T>(const Pool2dShape&, const T*, T*, int64_t*);           \
   template void max_pool2d_backward_cpu<T>(const Pool2dShape&, const T*, const int64_t*, T*);    \
+  template void max_pool2d_forward_taps_cpu<T>(const Pool2dShape&, const T*, T*, uint8_t*);      \
+  template void max_pool2d_backward_taps_cpu<T>(const Pool2dShape&, const T*, const uint8_t*,    \
+                                                T*);                                             \
   template void avg_pool2d_forward_cpu<T>(const Pool2dShape&, bool, int64_t, const T*, T*);      \
   template void avg_pool2d_backward_cpu<T>(const Pool2dShape&, bool, int64_t, const T*, T*);     \
   template void adaptive_avg_pool2d_forward_cpu<T>(const Pool2dShape&, const T*, T*);            \

@@ -26,6 +26,20 @@ void max_pool2d_forward_cpu(const Pool2dShape& s, const T* x, T* y, int64_t* idx
 template <typename T>
 void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* idx, T* dx);
 
+// The same maximum with a compact argmax for backward: taps[p, oh, ow] = r * kernel_w + t, the
+// position of the maximum inside its window (kMaxPoolNoTap for a window with no input element).
+// One byte per output instead of PyTorch's eight: the op keeps these when the caller did not
+// ask for indices. Needs kernel_h * kernel_w <= kMaxPoolTapWindow. taps may be null (forward
+// only, nothing saved for backward).
+constexpr int64_t kMaxPoolTapWindow = 255;
+constexpr uint8_t kMaxPoolNoTap = 255;
+template <typename T>
+void max_pool2d_forward_taps_cpu(const Pool2dShape& s, const T* x, T* y, uint8_t* taps);
+
+// dx = 0, then dx at the tapped element of each window += dy.
+template <typename T>
+void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8_t* taps, T* dx);
+
 // Average over the window (no dilation). divisor_override > 0 replaces the divisor; otherwise the
 // window size clipped to the padded input (count_include_pad) or to the input itself.
 template <typename T>

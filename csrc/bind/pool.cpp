@@ -23,6 +23,7 @@ using Pair = std::array<int64_t, 2>;
 template <typename T>
 using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 using Index = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using Taps = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
 bool is_double(const py::array& a, const char* op) {
   if (a.dtype().is(py::dtype::of<float>())) return false;
@@ -67,27 +68,61 @@ void same_planes(const py::array& a, const py::array& b, const char* op) {
                                 "dimensions");
 }
 
+// What max_pool2d_forward returns next to the values: PyTorch's int64 flat indices, the one-byte
+// window taps that max_pool2d_backward_taps takes, or nothing (forward only).
+enum class Argmax { kInt64, kTaps, kNone };
+
+Argmax parse_argmax(const std::string& kind) {
+  if (kind == "int64") return Argmax::kInt64;
+  if (kind == "taps") return Argmax::kTaps;
+  if (kind == "none") return Argmax::kNone;
+  throw std::invalid_argument("max_pool2d: indices must be 'int64', 'taps' or 'none', got '" +
+                              kind + "'");
+}
+
 template <typename T>
-py::tuple max_forward_impl(const py::array& x_in, Pair out_hw, Pair k, Pair st, Pair pad, Pair dil) {
+py::tuple max_forward_impl(const py::array& x_in, Pair out_hw, Pair k, Pair st, Pair pad, Pair dil,
+                           Argmax kind) {
   CArray<T> x(x_in);
   CArray<T> y(with_hw(x, out_hw, "max_pool2d"));
-  Index idx(with_hw(x, out_hw, "max_pool2d"));
   Pool2dShape s = make_shape(x, y, k, st, pad, dil);
   const T* xp = x.data();
   T* yp = y.mutable_data();
-  int64_t* ip = idx.mutable_data();
+  if (kind == Argmax::kInt64) {
+    Index idx(with_hw(x, out_hw, "max_pool2d"));
+    int64_t* ip = idx.mutable_data();
+    {
+      py::gil_scoped_release release;
+      max_pool2d_forward_cpu<T>(s, xp, yp, ip);
+    }
+    return py::make_tuple(y, idx);
+  }
+  if (kind == Argmax::kTaps) {
+    if (k[0] * k[1] > kMaxPoolTapWindow)
+      throw std::invalid_argument("max_pool2d: taps need a window of at most " +
+                                  std::to_string(kMaxPoolTapWindow) + " elements");
+    Taps taps(with_hw(x, out_hw, "max_pool2d"));
+    uint8_t* tp = taps.mutable_data();
+    {
+      py::gil_scoped_release release;
+      max_pool2d_forward_taps_cpu<T>(s, xp, yp, tp);
+    }
+    return py::make_tuple(y, taps);
+  }
   {
     py::gil_scoped_release release;
-    max_pool2d_forward_cpu<T>(s, xp, yp, ip);
+    max_pool2d_forward_cpu<T>(s, xp, yp, nullptr);
   }
-  return py::make_tuple(y, idx);
+  return py::make_tuple(y, py::none());
 }
 
 py::tuple max_pool2d_forward(const py::array& x, Pair kernel, Pair stride, Pair padding,
-                             Pair dilation, Pair out_hw) {
+                             Pair dilation, Pair out_hw, const std::string& indices) {
   with_hw(x, out_hw, "max_pool2d");
-  return is_double(x, "max_pool2d") ? max_forward_impl<double>(x, out_hw, kernel, stride, padding, dilation)
-                                    : max_forward_impl<float>(x, out_hw, kernel, stride, padding, dilation);
+  const Argmax kind = parse_argmax(indices);
+  return is_double(x, "max_pool2d")
+             ? max_forward_impl<double>(x, out_hw, kernel, stride, padding, dilation, kind)
+             : max_forward_impl<float>(x, out_hw, kernel, stride, padding, dilation, kind);
 }
 
 template <typename T>
@@ -113,6 +148,36 @@ py::array max_pool2d_backward(const py::array& dy, const py::array& indices, Pai
     throw std::invalid_argument("max_pool2d_backward: indices and grad_output shapes differ");
   return is_double(dy, "max_pool2d_backward") ? max_backward_impl<double>(dy, indices, input_hw)
                                               : max_backward_impl<float>(dy, indices, input_hw);
+}
+
+template <typename T>
+py::array max_backward_taps_impl(const py::array& dy_in, const py::array& taps_in, Pair input_hw,
+                                 Pair k, Pair st, Pair pad, Pair dil) {
+  CArray<T> dy(dy_in);
+  Taps taps(taps_in);
+  CArray<T> dx(with_hw(dy, input_hw, "max_pool2d_backward"));
+  Pool2dShape s = make_shape(dx, dy, k, st, pad, dil);
+  const T* dyp = dy.data();
+  const uint8_t* tp = taps.data();
+  T* dxp = dx.mutable_data();
+  {
+    py::gil_scoped_release release;
+    max_pool2d_backward_taps_cpu<T>(s, dyp, tp, dxp);
+  }
+  return dx;
+}
+
+py::array max_pool2d_backward_taps(const py::array& dy, const py::array& taps, Pair input_hw,
+                                   Pair kernel, Pair stride, Pair padding, Pair dilation) {
+  with_hw(dy, input_hw, "max_pool2d_backward");
+  if (!taps.dtype().is(py::dtype::of<uint8_t>()))
+    throw py::type_error("max_pool2d_backward: taps must be uint8, got " +
+                         std::string(py::str(taps.dtype())));
+  if (taps.ndim() != dy.ndim() || !std::equal(dy.shape(), dy.shape() + dy.ndim(), taps.shape()))
+    throw std::invalid_argument("max_pool2d_backward: taps and grad_output shapes differ");
+  return is_double(dy, "max_pool2d_backward")
+             ? max_backward_taps_impl<double>(dy, taps, input_hw, kernel, stride, padding, dilation)
+             : max_backward_taps_impl<float>(dy, taps, input_hw, kernel, stride, padding, dilation);
 }
 
 template <typename T>
@@ -210,9 +275,16 @@ py::array adaptive_avg_pool2d_backward(const py::array& dy, Pair input_hw) {
 void bind_pool(py::module_& m) {
   m.def("max_pool2d_forward", &max_pool2d_forward, py::arg("input"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("output_hw"),
-        "Max pooling over the last two axes: returns (output, int64 flat indices ih*W+iw)");
+        py::arg("indices") = "int64",
+        "Max pooling over the last two axes: returns (output, argmax), the argmax as int64 flat "
+        "indices ih*W+iw (indices='int64'), uint8 window taps r*kW+t for max_pool2d_backward_taps "
+        "(indices='taps', 255 = empty window) or None (indices='none')");
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("indices"),
         py::arg("input_hw"), "Scatter grad_output to the saved argmax indices");
+  m.def("max_pool2d_backward_taps", &max_pool2d_backward_taps, py::arg("grad_output"),
+        py::arg("taps"), py::arg("input_hw"), py::arg("kernel_size"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"),
+        "Gradient of max pooling from the uint8 window taps of max_pool2d_forward");
   m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("input"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), py::arg("output_hw"), py::arg("count_include_pad"),
         py::arg("divisor_override"), "Average pooling over the last two axes");

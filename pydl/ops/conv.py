@@ -320,8 +320,10 @@ def convolve2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups
 
 def conv2d_column_buffer_bytes(input_shape, weight_shape, stride=1, padding=0, dilation=1,
                                groups=1, itemsize=4) -> int:
-    """Most bytes of im2col column buffer one conv2d kernel call holds (all threads together):
-    threads x (C/groups * kH * kW) x tile, with the tile sized to about 1 MiB per thread."""
+    """Most bytes of scratch one conv2d kernel call holds (all threads together): for im2col +
+    GEMM, threads x (C/groups * kH * kW) x tile with the tile sized to about 1 MiB per thread;
+    for the float32 direct and Winograd paths, their padded input copies and transformed tiles.
+    Either way it does not grow with the batch."""
     return _C.conv2d_column_buffer_bytes(tuple(input_shape), tuple(weight_shape),
                                          _tuple(stride, 2, "stride", "conv2d"),
                                          _tuple(padding, 2, "padding", "conv2d"),

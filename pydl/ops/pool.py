@@ -5,8 +5,9 @@ Output size per axis (kernel k, stride s, padding p, dilation d):
     floor((in + 2p - d(k - 1) - 1) / s) + 1          (ceil instead of floor with ceil_mode,
                                                       dropping a last window that would start
                                                       in the right padding)
-Max pooling keeps the argmax of each window (flat index ih * W + iw in its plane, as PyTorch's
-``return_indices``); backward sends dy there (dx = 0 elsewhere), so nothing is recomputed.
+Max pooling keeps the argmax of each window (returned as the flat index ih * W + iw in its plane
+with ``return_indices``, as PyTorch; kept as a one-byte window position when only backward needs
+it, see MaxPoolNd); backward sends dy there (dx = 0 elsewhere), so nothing is recomputed.
 Average pooling divides by the window size clipped to the padded input (count_include_pad) or
 to the input, or by divisor_override; backward spreads dy / divisor over the window.
 Adaptive average pooling to size O uses windows [floor(o * in / O), ceil((o + 1) * in / O)).
@@ -18,6 +19,9 @@ import numpy as np
 from pydl import _C
 from pydl.autograd.function import Function
 from pydl.ops.conv import _check_tensor, _tuple
+
+# Largest window whose argmax fits the kernels' one-byte taps (255 marks an empty window).
+_TAP_WINDOW = 255
 
 
 def _pool_output_size(op, size, k, s, p, d, ceil_mode):
@@ -79,26 +83,49 @@ def _from_planes(y: np.ndarray, nd: int) -> np.ndarray:
 
 
 class MaxPoolNd(Function):
-    """Max pooling; returns (output, indices). Saves only the int64 argmax indices and the input
-    size: backward is a scatter, it never looks at x again."""
+    """Max pooling; returns (output, indices or None). Backward is a scatter to the argmax, it
+    never looks at x again, so only the argmax is saved, in the smallest form that serves:
 
-    def forward(self, x, nd, kernel, stride, padding, dilation, out_hw):
+    * return_indices: PyTorch's int64 flat indices ih * W + iw (the public contract), reused by
+      backward;
+    * otherwise, when a gradient will be needed: one uint8 "tap" per output, the position
+      r * kW + t of the maximum inside its window (a window of up to 255 elements; larger
+      windows keep int64) - an eighth of the bytes to write, keep and read back;
+    * otherwise (inference, no_grad): nothing at all."""
+
+    def forward(self, x, nd, kernel, stride, padding, dilation, out_hw, return_indices):
         self.nd = nd
         x2 = np.ascontiguousarray(_as_planes(x, nd))
         self.in_hw = x2.shape[-2:]
-        y, idx = _C.max_pool2d_forward(x2, kernel, stride, padding, dilation, out_hw)
-        self.save_for_backward(idx)
-        y, idx = _from_planes(y, nd), _from_planes(idx, nd)
+        self.args = (kernel, stride, padding, dilation)
+        needs_grad = bool(self.needs_input_grad and self.needs_input_grad[0])
+        use_taps = kernel[0] * kernel[1] <= _TAP_WINDOW
+        if return_indices or (needs_grad and not use_taps):
+            kind = "int64"
+        else:
+            kind = "taps" if needs_grad else "none"
+        self.argmax_kind = kind
+        y, argmax = _C.max_pool2d_forward(x2, kernel, stride, padding, dilation, out_hw, kind)
+        if needs_grad:
+            self.save_for_backward(argmax)
+        y = _from_planes(y, nd)
+        if not return_indices:
+            return y
+        idx = _from_planes(argmax, nd)
         self.mark_non_differentiable(idx)
         return y, idx
 
-    def backward(self, gy, _gidx):
-        idx, = self.saved_tensors
+    def backward(self, gy, _gidx=None):
+        argmax, = self.saved_tensors
         gx = None
         if self.needs_input_grad[0]:
             gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
-            gx = _from_planes(_C.max_pool2d_backward(gy2, idx, self.in_hw), self.nd)
-        return gx, None, None, None, None, None, None
+            if self.argmax_kind == "taps":
+                gx = _C.max_pool2d_backward_taps(gy2, argmax, self.in_hw, *self.args)
+            else:
+                gx = _C.max_pool2d_backward(gy2, argmax, self.in_hw)
+            gx = _from_planes(gx, self.nd)
+        return gx, None, None, None, None, None, None, None
 
 
 class AvgPoolNd(Function):
@@ -139,8 +166,8 @@ class AdaptiveAvgPoolNd(Function):
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     kernel, stride, padding, dilation, out = _pool_args(op, nd, input, kernel_size, stride,
                                                         padding, dilation, ceil_mode)
-    y, idx = MaxPoolNd.apply(input, nd, kernel, stride, padding, dilation, out[-2:])
-    return (y, idx) if return_indices else y
+    return MaxPoolNd.apply(input, nd, kernel, stride, padding, dilation, out[-2:],
+                           bool(return_indices))
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

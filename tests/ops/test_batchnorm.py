@@ -203,3 +203,98 @@ def test_batchnorm_module_errors():
 def test_batch_norm_zero_batch():
     y = F.batch_norm(pydl.zeros(0, 3, 4), None, None, training=True)
     assert y.shape == (0, 3, 4)
+
+
+# ---- the SIMD paths: AVX2 loops (float32) and the portable ones, on shapes that reach every loop
+# (row sums over more than one flush block of 2048 values, rows not a multiple of the vector
+# width, (N, C) input with channels side by side, small L between 1 and 16)
+SIMD_SHAPES = [(3, 5, 37, 41), (2, 3, 2500), (4, 2, 16, 3), (64, 19), (33, 24), (5, 7, 3)]
+
+
+@pytest.fixture(params=["auto", "portable"])
+def simd(request):
+    pydl._C.set_simd_path(request.param)
+    yield request.param
+    pydl._C.set_simd_path("auto")
+
+
+def ref_batch_norm_backward(x, gy, gamma, eps, training):
+    """dx, dgamma, dbeta in float64 from the closed forms (module docstring of pydl.ops.batchnorm),
+    with the batch statistics (training) or the given ones."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean, var = batch_stats(x)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+    dbeta = gy.sum(axis=axes)
+    dgamma = (gy * xhat).sum(axis=axes)
+    a = (gamma * invstd).reshape(shape)
+    if not training:
+        return a * gy, dgamma, dbeta
+    M = x.size // x.shape[1]
+    dx = a * (gy - dbeta.reshape(shape) / M - xhat * dgamma.reshape(shape) / M)
+    return dx, dgamma, dbeta
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SIMD_SHAPES)
+def test_batch_norm_simd_paths_training(shape, dtype, simd):
+    rng = np.random.default_rng(sum(shape))
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    xt, gt, bt = t(x, True), t(gamma, True), t(beta, True)
+    y = F.batch_norm(xt, None, None, gt, bt, training=True, eps=1e-3)
+    x64 = x.astype(np.float64)
+    mean, var = batch_stats(x64)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(y.data, ref_batch_norm(x64, mean, var, gamma, beta, 1e-3), **tol)
+    y.backward(t(gy))
+    dx, dgamma, dbeta = ref_batch_norm_backward(x64, gy.astype(np.float64),
+                                                gamma.astype(np.float64), 1e-3, True)
+    np.testing.assert_allclose(xt.grad.data, dx, **tol)
+    # dgamma and dbeta are sums over N * L values: compare relative to their scale.
+    scale = np.sqrt(x.size / C)
+    np.testing.assert_allclose(gt.grad.data / scale, dgamma / scale, **tol)
+    np.testing.assert_allclose(bt.grad.data / scale, dbeta / scale, **tol)
+
+
+@pytest.mark.parametrize("shape", SIMD_SHAPES)
+def test_batch_norm_simd_paths_eval(shape, simd):
+    rng = np.random.default_rng(sum(shape) + 1)
+    C = shape[1]
+    x = rng.standard_normal(shape).astype(np.float32)
+    gy = rng.standard_normal(shape).astype(np.float32)
+    rm, rv = rng.standard_normal(C).astype(np.float32), (rng.random(C) + 0.2).astype(np.float32)
+    gamma = rng.standard_normal(C).astype(np.float32)
+    xt = t(x, True)
+    y = F.batch_norm(xt, t(rm), t(rv), t(gamma), None, training=False)
+    rm64, rv64 = rm.astype(np.float64), rv.astype(np.float64)
+    np.testing.assert_allclose(y.data, ref_batch_norm(x.astype(np.float64), rm64, rv64, gamma,
+                                                      None, 1e-5), rtol=1e-5, atol=1e-5)
+    y.backward(t(gy))
+    shape1 = (1, -1) + (1,) * (x.ndim - 2)
+    expected = gy * (gamma / np.sqrt(rv64 + 1e-5)).reshape(shape1)
+    np.testing.assert_allclose(xt.grad.data, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SIMD_SHAPES)
+def test_batch_norm_avx2_matches_portable(shape):
+    rng = np.random.default_rng(sum(shape) + 2)
+    C = shape[1]
+    x = (rng.standard_normal(shape) + 100).astype(np.float32)  # a large mean: the shift matters
+    gy = rng.standard_normal(shape).astype(np.float32)
+    gamma = rng.standard_normal(C).astype(np.float32)
+    out = []
+    for path in ("auto", "portable"):
+        pydl._C.set_simd_path(path)
+        try:
+            y, mean, var, invstd = pydl._C.batch_norm_forward_train(x, gamma, None, 1e-5)
+            dx, dg, db = pydl._C.batch_norm_backward(gy, x, mean, invstd, gamma, True, True,
+                                                      True, True)
+            out.append((y, mean, var, dx, dg, db))
+        finally:
+            pydl._C.set_simd_path("auto")
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

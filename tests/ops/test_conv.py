@@ -111,8 +111,18 @@ def test_conv2d_forward_random_configs(seed, dtype):
     np.testing.assert_allclose(y.numpy(), expected, **tol(dtype))
 
 
+@pytest.mark.parametrize("simd", ["auto", "portable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_many_column_tiles(dtype):
+def test_conv2d_many_column_tiles(dtype, simd):
+    # (float32 with AVX2 takes the direct stride-1 path instead; "portable" keeps the tiles.)
+    _C.set_simd_path(simd)
+    try:
+        _many_column_tiles(dtype)
+    finally:
+        _C.set_simd_path("auto")
+
+
+def _many_column_tiles(dtype):
     # 64 channels x 3x3 = 576 rows: the column tile holds fewer than OH*OW = 529 pixels in float64
     # (and 448 in float32), so one image spans several tiles; batch 3 spreads over threads.
     rng = np.random.default_rng(0)
@@ -336,18 +346,145 @@ def test_conv2d_translation_equivariance(seed):
     np.testing.assert_allclose(ys, np.roll(y, (di, dj), axis=(2, 3)), atol=1e-12)
 
 
+# ---- the direct stride-1 path (AVX2, float32, few output channels) and its portable twin ----
+def ref_conv2d_grads(x, w, dy, padding=(0, 0), groups=1):
+    """dx and dw of a stride-1 conv2d in float64, from the definition: every output pixel
+    (n, k, i, j) reads x_pad[n, c, i + r, j + s] with weight w[k, c, r, s]."""
+    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    Kg = K // groups
+    ph, pw = padding
+    OH, OW = dy.shape[2:]
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for g in range(groups):
+        ks, cs = slice(g * Kg, (g + 1) * Kg), slice(g * Cg, (g + 1) * Cg)
+        for r in range(R):
+            for s in range(S):
+                dxp[:, cs, r:r + OH, s:s + OW] += np.einsum("nkij,kc->ncij", dy[:, ks],
+                                                            w[ks, :, r, s])
+                dw[ks, :, r, s] = np.einsum("nkij,ncij->kc", dy[:, ks],
+                                            xp[:, cs, r:r + OH, s:s + OW])
+    return dxp[:, :, ph:ph + H, pw:pw + W], dw
+
+
+DIRECT_CASES = [
+    # x shape, w shape, padding, groups
+    ((5, 1, 28, 28), (6, 1, 5, 5), (0, 0), 1),      # LeNet conv1 (OW 24: three full vectors)
+    ((5, 6, 12, 12), (16, 6, 5, 5), (0, 0), 1),     # LeNet conv2 (OW 8)
+    ((3, 4, 9, 13), (7, 4, 3, 3), (1, 1), 1),       # padding, OW 13 (a partial vector)
+    ((2, 6, 10, 20), (10, 3, 2, 7), (0, 3), 2),     # groups, S = 7 (tap blocks 5 + 2)
+    ((37, 2, 8, 8), (3, 2, 3, 3), (0, 0), 1),       # batch past one weight chunk, OW 6
+    ((2, 3, 5, 6), (4, 3, 1, 1), (1, 1), 1),        # 1x1 with padding: backward crops dy
+    ((2, 8, 7, 11), (32, 4, 3, 2), (2, 1), 2),      # Kg = 16, padding past kernel - 1 in H
+    ((2, 20, 10, 12), (24, 20, 3, 3), (1, 1), 1),   # Kg = 24: direct passes, GEMM weight pass
+    ((3, 3, 4, 4), (4, 3, 3, 3), (0, 0), 1),        # OW 2: GEMM passes, direct weight pass
+]
+
+
+@pytest.mark.parametrize("simd", ["auto", "portable"])
+@pytest.mark.parametrize("case", range(len(DIRECT_CASES)))
+def test_conv2d_stride1_small_channel_paths(case, simd):
+    xs, ws, padding, groups = DIRECT_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) * 0.3).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    _C.set_simd_path(simd)
+    try:
+        xt, wt, bt = t(x, True), t(w, True), t(b, True)
+        y = F.conv2d(xt, wt, bt, 1, padding, 1, groups)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(t(dy))
+    finally:
+        _C.set_simd_path("auto")
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, (1, 1), padding, (1, 1), groups),
+                               rtol=1e-4, atol=1e-4)
+    dx, dw = ref_conv2d_grads(x, w, dy, padding, groups)
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+    # dw sums N * OH * OW products: compare against that scale.
+    scale = np.sqrt(dy.size / dy.shape[1])
+    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
+                               rtol=1e-4, atol=1e-5)
+
+
+# Winograd F(2x2, 3x3) (float32, AVX2; 3x3 stride 1, at least 16 channels in and out per group):
+# odd output sizes (partial tiles), padding 0 to 3 (the backward pass then crops dy), groups,
+# planes wide enough to need several tile chunks, and shapes where only some passes qualify.
+WINOGRAD_CASES = [
+    ((2, 16, 9, 11), (16, 16, 3, 3), (1, 1), 1),
+    ((3, 17, 8, 20), (19, 17, 3, 3), (0, 0), 1),
+    ((2, 32, 6, 40), (32, 16, 3, 3), (2, 2), 2),
+    ((1, 16, 5, 300), (16, 16, 3, 3), (1, 1), 1),
+    ((5, 16, 12, 9), (24, 16, 3, 3), (1, 0), 1),   # OW 7: forward and weight pass elsewhere
+    ((2, 16, 3, 8), (16, 16, 3, 3), (3, 1), 1),
+]
+
+
+@pytest.mark.parametrize("simd", ["auto", "portable"])
+@pytest.mark.parametrize("case", range(len(WINOGRAD_CASES)))
+def test_conv2d_3x3_winograd_paths(case, simd):
+    xs, ws, padding, groups = WINOGRAD_CASES[case]
+    rng = np.random.default_rng(50 + case)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) * 0.2).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    _C.set_simd_path(simd)
+    try:
+        xt, wt, bt = t(x, True), t(w, True), t(b, True)
+        y = F.conv2d(xt, wt, bt, 1, padding, 1, groups)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(t(dy))
+    finally:
+        _C.set_simd_path("auto")
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, (1, 1), padding, (1, 1), groups),
+                               rtol=1e-4, atol=1e-4)
+    dx, dw = ref_conv2d_grads(x, w, dy, padding, groups)
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+    scale = np.sqrt(dy.size / dy.shape[1])
+    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose2d_stride1_uses_the_direct_kernels():
+    # A stride-1 transposed convolution runs the backward-input kernel forward (and output
+    # height smaller than the natural one through output_padding is not possible at stride 1).
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 5, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    y = F.conv_transpose2d(t(x), t(w), padding=1)
+    np.testing.assert_allclose(y.numpy(), ref_conv_transpose2d(x, w, padding=(1, 1)), rtol=1e-4,
+                               atol=1e-4)
+
+
 # ---- memory bound of the column buffer ---------------------------------------------------------
-def test_column_buffer_does_not_grow_with_batch():
+@pytest.mark.parametrize("simd", ["auto", "portable"])
+def test_column_buffer_does_not_grow_with_batch(simd):
     from pydl.ops.conv import conv2d_column_buffer_bytes as bytes_for
 
     shape_w = (64, 64, 3, 3)
-
-    b64 = bytes_for((64, 64, 56, 56), shape_w, 1, 1)
-    b4096 = bytes_for((4096, 64, 56, 56), shape_w, 1, 1)
+    _C.set_simd_path(simd)
+    try:
+        b64 = bytes_for((64, 64, 56, 56), shape_w, 1, 1)
+        b4096 = bytes_for((4096, 64, 56, 56), shape_w, 1, 1)
+        b64_f64 = bytes_for((64, 64, 56, 56), shape_w, 1, 1, itemsize=8)
+    finally:
+        _C.set_simd_path("auto")
     assert b64 == b4096 > 0
     rows = 64 * 3 * 3
-    # At most one ~1 MiB tile (never fewer than 64 pixels) per thread.
-    assert b4096 <= pydl.get_num_threads() * max(1 << 20, rows * 64 * 4)
+    if simd == "portable":
+        # im2col + GEMM: at most one ~1 MiB tile (never fewer than 64 pixels) per thread.
+        assert b4096 <= pydl.get_num_threads() * max(1 << 20, rows * 64 * 4)
+    else:
+        # Winograd (float32, AVX2): one image's padded planes and one chunk of transformed tiles
+        # per thread, a few MiB whatever the batch; float64 keeps the column tiles.
+        assert b4096 <= pydl.get_num_threads() * (4 << 20)
+    assert b64_f64 <= pydl.get_num_threads() * max(1 << 20, rows * 64 * 8)
     # The paths that need no column matrix allocate none.
     assert bytes_for((8, 16, 10, 10), (32, 16, 1, 1)) == 0
     assert bytes_for((8, 16, 10, 10), (16, 1, 3, 3), padding=1, groups=16) == 0

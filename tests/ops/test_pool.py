@@ -231,3 +231,220 @@ def test_pool_errors():
         F.max_pool2d(pydl.ones(1, 1, 4, 4, dtype=pydl.int64), 2)
     with pytest.raises(ValueError, match="output_size"):
         F.adaptive_avg_pool2d(x, (1, 2, 3))
+
+
+# ---- wide planes: the AVX2 kernels (8 output columns at a time) and the portable loops -------
+# Shapes wide enough for the vector kernels, with odd sizes, padding, dilation, ceil_mode, ties
+# and NaNs; each case runs on both SIMD paths against the float64 reference, and the paths must
+# agree exactly (same tap order, same sums).
+WIDE_MAX_CASES = [
+    # (H, W), kernel, stride, padding, dilation, ceil_mode
+    ((20, 37), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((19, 41), (2, 2), (2, 2), (0, 0), (1, 1), True),
+    ((21, 40), (3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((17, 43), (3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((13, 35), (3, 3), (1, 1), (1, 1), (1, 1), False),
+    ((15, 44), (2, 3), (1, 2), (1, 0), (2, 2), False),
+    ((12, 47), (1, 1), (1, 2), (0, 0), (1, 1), False),
+    ((11, 50), (4, 5), (2, 2), (2, 1), (1, 1), True),
+    ((9, 38), (3, 2), (3, 3), (0, 1), (1, 1), False),
+]
+
+
+@pytest.fixture(params=["auto", "portable"])
+def simd(request):
+    pydl._C.set_simd_path(request.param)
+    yield request.param
+    pydl._C.set_simd_path("auto")
+
+
+def wide_input(seed, shape, dtype):
+    """Random values with ties (a ReLU's zeros, repeated values) and a few NaN / -inf."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    x[rng.random(shape) < 0.3] = 0.0
+    x[rng.random(shape) < 0.05] = 1.5
+    x[rng.random(shape) < 0.01] = -np.inf
+    x[rng.random(shape) < 0.005] = np.nan
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("case", range(len(WIDE_MAX_CASES)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_wide_planes(case, dtype, simd):
+    hw, k, s, p, d, ceil_mode = WIDE_MAX_CASES[case]
+    x = wide_input(case, (2, 3) + hw, dtype)
+    ey, eidx = ref_max_pool2d_nan(x.astype(np.float64), k, s, p, d, ceil_mode)
+    y, idx = F.max_pool2d(t(x), k, s, p, d, ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    np.testing.assert_array_equal(idx.data, eidx)
+    with pydl.no_grad():  # no argmax kept at all
+        np.testing.assert_array_equal(F.max_pool2d(t(x), k, s, p, d, ceil_mode).numpy(),
+                                      ey.astype(dtype))
+    # Backward through the one-byte taps: every dy lands on its window's argmax.
+    xt = t(x, True)
+    gy = np.random.default_rng(case).standard_normal(ey.shape).astype(dtype)
+    F.max_pool2d(xt, k, s, p, d, ceil_mode).backward(t(gy))
+    np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-6,
+                               atol=1e-6)
+
+
+def ref_max_pool2d_nan(x, k, s, p, d, ceil_mode):
+    """ref_max_pool2d with PyTorch's NaN rule: a NaN replaces the running maximum (so the last
+    NaN of a window wins), otherwise the first maximum wins."""
+    N, C, H, W = x.shape
+    OH, OW = out_size(H, k[0], s[0], p[0], d[0], ceil_mode), out_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+    y = np.full((N, C, OH, OW), -np.inf)
+    idx = np.full((N, C, OH, OW), -1, np.int64)
+    for i in range(OH):
+        for j in range(OW):
+            for r in range(k[0]):
+                for c in range(k[1]):
+                    ih, iw = i * s[0] - p[0] + r * d[0], j * s[1] - p[1] + c * d[1]
+                    if 0 <= ih < H and 0 <= iw < W:
+                        v = x[:, :, ih, iw]
+                        cur = y[:, :, i, j]
+                        take = (v > cur) | np.isnan(v) | (idx[:, :, i, j] < 0)
+                        y[:, :, i, j] = np.where(take, v, cur)
+                        idx[:, :, i, j] = np.where(take, ih * W + iw, idx[:, :, i, j])
+    return y, idx
+
+
+def scatter_ref(gy, idx, x_shape):
+    N, C, H, W = x_shape
+    gx = np.zeros((N, C, H * W))
+    for n in range(N):
+        for c in range(C):
+            np.add.at(gx[n, c], idx[n, c].ravel(), gy[n, c].ravel())
+    return gx.reshape(x_shape)
+
+
+@pytest.mark.parametrize("case", range(len(WIDE_MAX_CASES)))
+def test_max_pool2d_simd_paths_agree_exactly(case):
+    hw, k, s, p, d, ceil_mode = WIDE_MAX_CASES[case]
+    x = wide_input(100 + case, (3, 2) + hw, np.float32)
+    gy = np.random.default_rng(case).standard_normal(
+        F.max_pool2d(t(x), k, s, p, d, ceil_mode).shape).astype(np.float32)
+    results = []
+    for path in ("auto", "portable"):
+        pydl._C.set_simd_path(path)
+        try:
+            y, idx = F.max_pool2d(t(x), k, s, p, d, ceil_mode, return_indices=True)
+            xt = t(x, True)
+            F.max_pool2d(xt, k, s, p, d, ceil_mode).backward(t(gy))
+            results.append((y.data, idx.data, xt.grad.data))
+        finally:
+            pydl._C.set_simd_path("auto")
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+WIDE_AVG_CASES = [
+    # (H, W), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ((20, 37), (2, 2), (2, 2), (0, 0), False, True, None),
+    ((19, 41), (2, 2), (2, 2), (0, 0), True, False, None),
+    ((21, 40), (3, 3), (2, 2), (1, 1), False, False, None),
+    ((17, 43), (3, 3), (2, 2), (1, 1), True, True, None),
+    ((13, 35), (3, 3), (1, 1), (1, 1), False, True, 7),
+    ((11, 50), (4, 5), (2, 2), (2, 1), True, False, None),
+    ((10, 33), (2, 2), (2, 2), (1, 1), False, True, None),
+]
+
+
+@pytest.mark.parametrize("case", range(len(WIDE_AVG_CASES)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool2d_wide_planes(case, dtype, simd):
+    hw, k, s, p, ceil_mode, include, divisor = WIDE_AVG_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal((2, 3) + hw).astype(dtype)
+    expected = ref_avg_pool2d(x.astype(np.float64), k, s, p, ceil_mode, include, divisor)
+    xt = t(x, True)
+    y = F.avg_pool2d(xt, k, s, p, ceil_mode, include, divisor)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+    # Backward is the adjoint: <avg(x), g> == <x, avg_backward(g)> for any g.
+    g = rng.standard_normal(expected.shape)
+    y.backward(t(g.astype(dtype)))
+    lhs = (expected * g).sum()
+    rhs = (x.astype(np.float64) * xt.grad.data.astype(np.float64)).sum()
+    np.testing.assert_allclose(rhs, lhs, rtol=1e-4 if dtype == np.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("case", range(len(WIDE_AVG_CASES)))
+def test_avg_pool2d_simd_paths_agree_exactly(case):
+    hw, k, s, p, ceil_mode, include, divisor = WIDE_AVG_CASES[case]
+    x = np.random.default_rng(case).standard_normal((3, 2) + hw).astype(np.float32)
+    results = []
+    for path in ("auto", "portable"):
+        pydl._C.set_simd_path(path)
+        try:
+            xt = t(x, True)
+            y = F.avg_pool2d(xt, k, s, p, ceil_mode, include, divisor)
+            y.backward(t(np.ones(y.shape, np.float32)))
+            results.append((y.data, xt.grad.data))
+        finally:
+            pydl._C.set_simd_path("auto")
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_avg_pool2d_wide_gradcheck():
+    x = t(np.random.default_rng(5).standard_normal((1, 2, 9, 36)), True)
+    assert gradcheck(lambda x: F.avg_pool2d(x, 2), (x,))
+    assert gradcheck(lambda x: F.avg_pool2d(x, 3, 2, 1, True, False), (x,))
+
+
+def test_max_pool2d_wide_gradcheck():
+    # Distinct values (no ties), so the maximum is stable under the finite-difference step.
+    x = np.random.default_rng(6).permutation(2 * 9 * 36).reshape(1, 2, 9, 36) * 0.01
+    xt = t(x, True)
+    assert gradcheck(lambda x: F.max_pool2d(x, 2), (xt,))
+    assert gradcheck(lambda x: F.max_pool2d(x, 3, 2, 1), (xt,))
+
+
+def test_max_pool2d_large_window_keeps_int64_argmax():
+    # A 16x16 window has 256 taps, one more than a byte holds: backward uses int64 indices.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2, 20, 21))
+    xt = t(x, True)
+    y = F.max_pool2d(xt, 16, 2)
+    gy = rng.standard_normal(y.shape)
+    y.backward(t(gy))
+    ey, eidx = ref_max_pool2d(x, (16, 16), (2, 2), (0, 0), (1, 1), False)
+    np.testing.assert_array_equal(y.data, ey)
+    np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-12)
+
+
+@pytest.mark.parametrize("out", [(1, 1), (5, 1), (3, 5), (7, 9), (13, 40), (20, 57)])
+def test_adaptive_avg_pool2d_wide(out, simd):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, 13, 40)).astype(np.float32)
+    xt = t(x, True)
+    y = F.adaptive_avg_pool2d(xt, out)
+    expected = ref_adaptive_avg_pool2d(x.astype(np.float64), out)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-6)
+    g = rng.standard_normal(expected.shape)
+    y.backward(t(g.astype(np.float32)))
+    np.testing.assert_allclose((x.astype(np.float64) * xt.grad.data).sum(),
+                               (expected * g).sum(), rtol=1e-4)
+
+
+def test_max_pool2d_kernel_argument_errors():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="indices must be"):
+        pydl._C.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (2, 2), "int32")
+    with pytest.raises(ValueError, match="at most 255"):
+        pydl._C.max_pool2d_forward(np.zeros((1, 1, 16, 16), np.float32), (16, 16), (1, 1),
+                                   (0, 0), (1, 1), (1, 1), "taps")
+    y, taps = pydl._C.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), (2, 2), "taps")
+    assert taps.dtype == np.uint8 and taps.shape == y.shape
+    with pytest.raises(TypeError, match="uint8"):
+        pydl._C.max_pool2d_backward_taps(y, taps.astype(np.int64), (4, 4), (2, 2), (2, 2), (0, 0),
+                                         (1, 1))
+    with pytest.raises(ValueError, match="shapes differ"):
+        pydl._C.max_pool2d_backward_taps(y, taps[..., :1], (4, 4), (2, 2), (2, 2), (0, 0), (1, 1))
+    # Taps that point outside the window or the plane are skipped, never written through.
+    bad = np.full_like(taps, 200)
+    gx = pydl._C.max_pool2d_backward_taps(np.ones_like(y), bad, (4, 4), (2, 2), (2, 2), (0, 0),
+                                          (1, 1))
+    assert (gx == 0).all()
