@@ -25,7 +25,7 @@ from pydl.optim import rmsprop as rmsprop_mod
 from pydl.optim import sgd as sgd_mod
 
 emu = pytest.importorskip("pydl._C_cuda_emu", reason="pydl._C_cuda_emu not built")
-from pydl._cuda_kernels import device_kernels, emulate_cuda_on_cpu  # noqa: E402
+from pydl._cuda_kernels import device_kernels, emulate_cuda_on_cpu
 
 DT = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 GUARDED = (conv_ops, pool_ops, bn_ops, sgd_mod, adam_mod, adagrad_mod, rmsprop_mod)
@@ -266,7 +266,7 @@ def test_optimizer_steps(monkeypatch, dtype, cls, kwargs):
 def test_optimizer_reuses_cached_table_for_stable_arrays(monkeypatch):
     p = nn.Parameter(pydl.tensor(np.ones(4)))
     grad = pydl.tensor(np.full(4, 0.5))
-    with emulated(monkeypatch) as _:
+    with emulated(monkeypatch):
         opt = pydl.optim.SGD([p], lr=0.1, momentum=0.9)
         p.grad = grad
         opt.step()
@@ -277,3 +277,45 @@ def test_optimizer_reuses_cached_table_for_stable_arrays(monkeypatch):
                                                                    tables.items()}
     # buf: 0.5, 0.95, 1.355; p = 1 - 0.1 * (0.5 + 0.95 + 1.355)
     np.testing.assert_allclose(p.data, np.full(4, 1 - 0.1 * (0.5 + 0.95 + 1.355)))
+
+
+# ---- gradient clipping ---------------------------------------------------------------------------
+def _clip(dtype, ctx, max_norm, fn="norm"):
+    rng = np.random.default_rng(9)
+    params = [nn.Parameter(pydl.tensor(np.zeros(s, dtype=dtype))) for s in [(5, 3), (0,), (7,)]]
+    for p in params:
+        p.grad = pydl.tensor(rng.standard_normal(p.shape).astype(dtype))
+    params[0].grad = pydl.tensor(params[0].grad.data.T.copy().T)  # Fortran-ordered gradient
+    with ctx:
+        if fn == "norm":
+            total = float(nn.utils.clip_grad_norm_(params, max_norm))
+        else:
+            nn.utils.clip_grad_value_(params, max_norm)
+            total = None
+    return total, [p.grad.data.copy() for p in params]
+
+
+@DT
+@pytest.mark.parametrize("max_norm", [0.5, 100.0], ids=["clipped", "unclipped"])
+def test_clip_grad_norm(monkeypatch, dtype, max_norm):
+    cpu_total, cpu = _clip(dtype, contextlib.nullcontext(), max_norm)
+    with monkeypatch.context() as m:
+        m.setattr(nn.utils.clip_grad, "_C", _NoCPUKernels())
+        cuda_total, cuda = _clip(dtype, emulated(monkeypatch), max_norm)
+    np.testing.assert_allclose(cuda_total, cpu_total, **tol(dtype))
+    assert cpu_total > 0.5  # the clipped case really scales
+    for a, b in zip(cpu, cuda):
+        np.testing.assert_allclose(b, a, **tol(dtype))
+
+
+def test_clip_grad_value_and_norm_types(monkeypatch):
+    _, cpu = _clip(np.float64, contextlib.nullcontext(), 0.3, fn="value")
+    with monkeypatch.context() as m:
+        m.setattr(nn.utils.clip_grad, "_C", _NoCPUKernels())
+        _, cuda = _clip(np.float64, emulated(monkeypatch), 0.3, fn="value")
+        for a, b in zip(cpu, cuda):
+            np.testing.assert_array_equal(b, a)
+        p = nn.Parameter(pydl.tensor(np.ones(3)))
+        p.grad = pydl.tensor(np.ones(3))
+        with emulated(monkeypatch), pytest.raises(RuntimeError, match="cuda"):
+            nn.utils.clip_grad_norm_([p], 1.0, norm_type=float("inf"))
