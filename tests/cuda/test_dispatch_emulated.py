@@ -16,6 +16,7 @@ import pytest
 import pydl
 import pydl.nn.functional as F
 from pydl import nn
+from pydl.autograd import gradcheck
 from pydl.ops import batchnorm as bn_ops
 from pydl.ops import conv as conv_ops
 from pydl.ops import pool as pool_ops
@@ -92,6 +93,7 @@ CONV_CASES = [  # x shape, (cout, kh, kw), stride, padding, dilation, groups, bi
     ((3, 2, 9, 8), (2, 3, 2), 2, 1, (2, 1), 2, True),
     ((0, 3, 5, 5), (5, 3, 3), 1, 1, 1, 1, True),      # empty batch
     ((3, 5, 5), (2, 1, 1), 1, 0, 1, 1, True),         # unbatched, prime channels
+    ((2, 4, 6, 6), (8, 3, 3), 1, 1, 1, 4, True),      # depthwise (groups = C_in)
 ]
 
 
@@ -150,7 +152,8 @@ def test_conv_transpose_large_output_padding_raises_on_cuda(monkeypatch):
     dict(kernel_size=(2, 3), stride=1, dilation=2),
     dict(kernel_size=2),
 ], ids=["pad", "ceil", "dilated", "default-stride"])
-@pytest.mark.parametrize("xs", [(2, 3, 7, 8), (3, 5, 6)], ids=["4d", "unbatched"])
+@pytest.mark.parametrize("xs", [(2, 3, 7, 8), (3, 5, 6), (0, 2, 5, 5)],
+                         ids=["4d", "unbatched", "empty-batch"])
 def test_max_pool2d(monkeypatch, dtype, args, xs):
     rng = np.random.default_rng(4)
     res = run_both(monkeypatch, lambda x: F.max_pool2d(x, return_indices=True, **args),
@@ -319,3 +322,15 @@ def test_clip_grad_value_and_norm_types(monkeypatch):
         p.grad = pydl.tensor(np.ones(3))
         with emulated(monkeypatch), pytest.raises(RuntimeError, match="cuda"):
             nn.utils.clip_grad_norm_([p], 1.0, norm_type=float("inf"))
+
+
+
+# ---- gradients of the CUDA branches themselves ---------------------------------------------------
+def test_gradcheck_conv2d_on_emulated_kernels(monkeypatch):
+    # Tiny: every numerical-gradient evaluation is an emulated launch (one host thread per
+    # CUDA thread). The other ops' CUDA gradients are compared with the CPU ones above.
+    rng = np.random.default_rng(10)
+    x, w, b = (pydl.tensor(rng.standard_normal(s), requires_grad=True)
+               for s in [(1, 2, 3, 3), (2, 1, 2, 2), (2,)])
+    with emulated(monkeypatch):
+        assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=2), (x, w, b))
