@@ -392,3 +392,42 @@ class _TensorTable:
         self.pointer = _ptr(self.device_table)
         self.tensors, self.lists, self.chunks = len(lists), width, prefix[-1]
         self.arrays = lists  # keep every buffer alive while the table is in use
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+_emulated_kernels = None  # set inside emulate_cuda_on_cpu()
+
+
+def device_kernels(array):
+    """The CUDA kernels for ``array`` when it lives on a GPU (a CuPy array): ``CudaKernels`` over
+    ``pydl._C_cuda``; None for NumPy arrays, whose ops call ``pydl._C``.
+
+    Inside ``emulate_cuda_on_cpu()`` NumPy arrays get the emulated kernels instead, so that the
+    ops' CUDA branches run (on the CPU) in tests without a GPU."""
+    if isinstance(array, np.ndarray):
+        return _emulated_kernels
+    if type(array).__module__.startswith("cupy"):
+        from pydl import cuda
+
+        return cuda.kernels()
+    return None
+
+
+class emulate_cuda_on_cpu:
+    """Test-only context manager: while active, ``device_kernels`` returns
+    ``CudaKernels(pydl._C_cuda_emu)`` for NumPy arrays, so every op takes its CUDA branch and runs
+    the CUDA launchers and device code compiled by g++ (cuda/emu). Not thread-safe, not for use
+    outside tests."""
+
+    def __enter__(self):
+        global _emulated_kernels
+        from pydl import _C_cuda_emu
+
+        self._previous = _emulated_kernels
+        _emulated_kernels = CudaKernels(_C_cuda_emu)
+        return _emulated_kernels
+
+    def __exit__(self, *exc):
+        global _emulated_kernels
+        _emulated_kernels = self._previous
+        return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from pydl import _C
+from pydl._cuda_kernels import device_kernels
 from pydl.autograd.function import Function
 from pydl.ops.conv import _check_tensor
 
@@ -27,6 +28,10 @@ class BatchNorm(Function):
 
     def forward(self, x, weight, bias, training, eps, running_mean, running_var):
         self.training = training
+        k = device_kernels(x)
+        if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/batchnorm.cuh) on device arrays
+            return self._forward_cuda(k, x, weight, bias, training, eps, running_mean,
+                                      running_var)
         x = np.ascontiguousarray(x)
         if training:
             y, mean, var, invstd = _C.batch_norm_forward_train(x, weight, bias, eps)
@@ -43,8 +48,53 @@ class BatchNorm(Function):
     def backward(self, gy, _gmean, _gvar):
         x, weight = self.saved_tensors
         need_dx, need_dw, need_db = (bool(n) for n in self.needs_input_grad[:3])
+        k = device_kernels(gy)
+        if k is not None:
+            return self._backward_cuda(k, gy, x, weight, need_dx, need_dw, need_db)
         gx, gw, gb = _C.batch_norm_backward(np.ascontiguousarray(gy), x, self.mean, self.invstd,
                                             weight, self.training, need_dx, need_dw, need_db)
+        return gx, gw, gb, None, None, None, None
+
+    def _forward_cuda(self, k, x, weight, bias, training, eps, running_mean, running_var):
+        C = x.shape[1]
+        if training:
+            # The kernel blends the unbiased batch variance into running_var in place; batch_norm
+            # does that blend itself (as on the CPU), so give the kernel zeroed scratch buffers
+            # and momentum 1: they receive the batch mean and the unbiased variance exactly.
+            mean = k._xp(x).zeros(C, dtype=x.dtype)
+            unbiased = k._xp(x).zeros(C, dtype=x.dtype)
+            y, save_mean, invstd = k.batch_norm_forward_train(x, weight, bias, mean, unbiased,
+                                                              1.0, eps)
+            M = x.size // C if C else 0
+            var = unbiased * ((M - 1) / M) if M > 1 else unbiased
+            mean = save_mean
+        else:
+            y = k.batch_norm_forward_eval(x, weight, bias, running_mean, running_var, eps)
+            mean, var = running_mean.copy(), running_var.copy()
+            invstd = (1.0 / (var.astype(np.float64) + eps) ** 0.5).astype(x.dtype)
+        self.save_for_backward(x, weight)
+        self.mean, self.invstd = mean, invstd
+        self.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    def _backward_cuda(self, k, gy, x, weight, need_dx, need_dw, need_db):
+        if self.training:
+            gx, gw, gb = k.batch_norm_backward_train(x, gy, weight, self.mean, self.invstd,
+                                                     (need_dx, need_dw and weight is not None,
+                                                      need_db))
+            return gx, gw, gb, None, None, None, None
+        # Eval mode: the statistics are constants, so every gradient is elementwise work plus a
+        # per-channel sum (no dedicated kernel; the array module runs it on the device).
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        axes = (0,) + tuple(range(2, x.ndim))
+        invstd = self.invstd.reshape(shape)
+        gx = gw = gb = None
+        if need_dx:
+            gx = gy * invstd if weight is None else gy * (weight.reshape(shape) * invstd)
+        if need_dw:
+            gw = (gy * ((x - self.mean.reshape(shape)) * invstd)).sum(axis=axes)
+        if need_db:
+            gb = gy.sum(axis=axes)
         return gx, gw, gb, None, None, None, None
 
 

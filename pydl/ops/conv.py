@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from pydl import _C
+from pydl._cuda_kernels import device_kernels
 from pydl.autograd.function import Function
 from pydl.tensor import Tensor
 
@@ -47,8 +48,9 @@ def _tuple(value, n: int, name: str, op: str) -> tuple:
 def _check_tensor(t, name: str, op: str) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}: {name} must be a pydl.Tensor, got {type(t).__name__}")
-    if not isinstance(t.data, np.ndarray):
-        raise RuntimeError(f"{op}: only CPU tensors are supported, {name} is on {t.device}")
+    if not isinstance(t.data, np.ndarray) and t.device.type != "cuda":
+        raise RuntimeError(f"{op}: only CPU and CUDA tensors are supported, {name} is on "
+                           f"{t.device}")
     if t.dtype not in (np.float32, np.float64):
         raise TypeError(f"{op}: {name} must be float32 or float64, got {t.dtype}")
 
@@ -115,6 +117,13 @@ class ConvNd(Function):
     def forward(self, x, w, b, nd, stride, padding, dilation, groups):
         self.nd, self.batched = nd, x.ndim == nd + 2
         self.in_shape, self.w_shape = x.shape, w.shape
+        k = device_kernels(x)
+        if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/conv.cuh) on device arrays
+            x4, w4 = _as4d(x, nd, self.batched), _weight4d(w, nd)
+            self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1),
+                         groups)
+            self.save_for_backward(x4, w4)
+            return _from4d(k.conv2d_forward(x4, w4, b, *self.args), nd, self.batched)
         x4 = np.ascontiguousarray(_as4d(x, nd, self.batched))
         w4 = np.ascontiguousarray(_weight4d(w, nd))
         self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
@@ -123,6 +132,9 @@ class ConvNd(Function):
         return _from4d(y, nd, self.batched)
 
     def backward(self, gy):
+        k = device_kernels(gy)
+        if k is not None:
+            return self._backward_cuda(k, gy)
         x4, w4 = self.saved_tensors
         stride, padding, dilation, groups = self.args
         gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
@@ -138,6 +150,19 @@ class ConvNd(Function):
             gb = gy4.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None
 
+    def _backward_cuda(self, k, gy):
+        x4, w4 = self.saved_tensors
+        gy4 = _as4d(gy, self.nd, self.batched)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = k.conv2d_backward_data(gy4, w4, x4.shape, *self.args)
+            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
+        if self.needs_input_grad[1]:
+            gw = k.conv2d_backward_weight(x4, gy4, w4.shape, *self.args).reshape(self.w_shape)
+        if self.needs_input_grad[2]:
+            gb = gy4.sum(axis=(0, 2, 3))
+        return gx, gw, gb, None, None, None, None, None
+
 
 class ConvTransposeNd(Function):
     """Transposed convolution (the gradient of conv w.r.t. its input, used as a layer).
@@ -148,6 +173,9 @@ class ConvTransposeNd(Function):
     def forward(self, x, w, b, nd, stride, padding, dilation, groups, out_hw):
         self.nd, self.batched = nd, x.ndim == nd + 2
         self.in_shape, self.w_shape = x.shape, w.shape
+        k = device_kernels(x)
+        if k is not None:  # CUDA: the conv backward-data kernel (cuda/conv.cuh)
+            return self._forward_cuda(k, x, w, b, nd, stride, padding, dilation, groups, out_hw)
         x4 = np.ascontiguousarray(_as4d(x, nd, self.batched))
         w4 = np.ascontiguousarray(_weight4d(w, nd))
         self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
@@ -158,6 +186,9 @@ class ConvTransposeNd(Function):
         return _from4d(y, nd, self.batched)
 
     def backward(self, gy):
+        k = device_kernels(gy)
+        if k is not None:
+            return self._backward_cuda(k, gy)
         x4, w4 = self.saved_tensors
         stride, padding, dilation, groups = self.args
         gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
@@ -171,6 +202,36 @@ class ConvTransposeNd(Function):
             gw, _ = _C.conv2d_backward_weight(gy4, x4, w4.shape[2:], stride, padding, dilation,
                                               groups, False)
             gw = gw.reshape(self.w_shape)
+        if self.needs_input_grad[2]:
+            gb = gy4.sum(axis=(0, 2, 3))
+        return gx, gw, gb, None, None, None, None, None, None
+
+    def _forward_cuda(self, k, x, w, b, nd, stride, padding, dilation, groups, out_hw):
+        x4, w4 = _as4d(x, nd, self.batched), _weight4d(w, nd)
+        self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
+        stride, padding, dilation, _ = self.args
+        natural = k.conv2d_output_hw(out_hw[0], out_hw[1], w4.shape[2], w4.shape[3], stride,
+                                     padding, dilation)
+        if natural != tuple(x4.shape[2:]):
+            raise RuntimeError(f"conv_transpose{nd}d on 'cuda': output_padding >= stride is not "
+                               f"supported by the CUDA kernels (input {tuple(x.shape)}, output "
+                               f"size {tuple(out_hw[2 - nd:])}, stride {stride[2 - nd:]})")
+        self.save_for_backward(x4, w4)
+        y_shape = (x4.shape[0], w4.shape[1] * groups) + tuple(out_hw)
+        y = k.conv2d_backward_data(x4, w4, y_shape, *self.args)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return _from4d(y, nd, self.batched)
+
+    def _backward_cuda(self, k, gy):
+        x4, w4 = self.saved_tensors
+        gy4 = _as4d(gy, self.nd, self.batched)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = k.conv2d_forward(gy4, w4, None, *self.args)
+            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
+        if self.needs_input_grad[1]:
+            gw = k.conv2d_backward_weight(gy4, x4, w4.shape, *self.args).reshape(self.w_shape)
         if self.needs_input_grad[2]:
             gb = gy4.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None, None

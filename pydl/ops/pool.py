@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pydl import _C
+from pydl._cuda_kernels import device_kernels
 from pydl.autograd.function import Function
 from pydl.ops.conv import _check_tensor, _tuple
 
@@ -82,6 +83,16 @@ def _from_planes(y: np.ndarray, nd: int) -> np.ndarray:
     return y[..., 0, :] if nd == 1 else y
 
 
+def _cuda_planes(k, x, nd, kernel, stride, padding, dilation, out_hw):
+    """For the CUDA pooling kernels: x as (1, planes, H, W) (they run over N * C planes, so
+    unbatched and 1-d inputs fit), and the ceil_mode that gives out_hw (the kernels take the
+    flag, the ops pass the size it produced; equal sizes make the flag irrelevant)."""
+    x2 = _as_planes(x, nd)
+    floor_hw = tuple(k.pool_output_size(x2.shape[-2 + i], kernel[i], stride[i], padding[i],
+                                        dilation[i], False) for i in range(2))
+    return x2.reshape((1, -1) + x2.shape[-2:]), x2.shape, tuple(out_hw) != floor_hw
+
+
 class MaxPoolNd(Function):
     """Max pooling; returns (output, indices or None). Backward is a scatter to the argmax, it
     never looks at x again, so only the argmax is saved, in the smallest form that serves:
@@ -95,6 +106,17 @@ class MaxPoolNd(Function):
 
     def forward(self, x, nd, kernel, stride, padding, dilation, out_hw, return_indices):
         self.nd = nd
+        k = device_kernels(x)
+        if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/pool.cuh) on device arrays
+            x4, shape, ceil = _cuda_planes(k, x, nd, kernel, stride, padding, dilation, out_hw)
+            self.cuda_args = (x4.shape, kernel, stride, padding, dilation, ceil)
+            y, idx = k.max_pool2d_forward(x4, kernel, stride, padding, dilation, ceil)
+            self.save_for_backward(idx)
+            out_shape = shape[:-2] + tuple(out_hw)
+            y, idx = _from_planes(y.reshape(out_shape), nd), _from_planes(idx.reshape(out_shape),
+                                                                          nd)
+            self.mark_non_differentiable(idx)
+            return y, idx
         x2 = np.ascontiguousarray(_as_planes(x, nd))
         self.in_hw = x2.shape[-2:]
         self.args = (kernel, stride, padding, dilation)
@@ -118,6 +140,14 @@ class MaxPoolNd(Function):
     def backward(self, gy, _gidx=None):
         argmax, = self.saved_tensors
         gx = None
+        k = device_kernels(gy)
+        if k is not None:
+            if self.needs_input_grad[0]:
+                gy4 = _as_planes(gy, self.nd).reshape(idx.shape)
+                gx = k.max_pool2d_backward(gy4, idx, *self.cuda_args)
+                gx = _from_planes(gx.reshape(_as_planes(gy, self.nd).shape[:-2]
+                                             + self.cuda_args[0][-2:]), self.nd)
+            return gx, None, None, None, None, None, None
         if self.needs_input_grad[0]:
             gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
             if self.argmax_kind == "taps":
@@ -133,6 +163,13 @@ class AvgPoolNd(Function):
 
     def forward(self, x, nd, kernel, stride, padding, out_hw, count_include_pad, divisor):
         self.nd = nd
+        k = device_kernels(x)
+        if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/pool.cuh) on device arrays
+            x4, shape, ceil = _cuda_planes(k, x, nd, kernel, stride, padding, (1, 1), out_hw)
+            self.cuda_args = (x4.shape, kernel, stride, padding, ceil, bool(count_include_pad),
+                              divisor)
+            y = k.avg_pool2d_forward(x4, *self.cuda_args[1:])
+            return _from_planes(y.reshape(shape[:-2] + tuple(out_hw)), nd)
         x2 = np.ascontiguousarray(_as_planes(x, nd))
         self.in_hw = x2.shape[-2:]
         self.args = (kernel, stride, padding, bool(count_include_pad), divisor)
@@ -142,6 +179,14 @@ class AvgPoolNd(Function):
 
     def backward(self, gy):
         gx = None
+        k = device_kernels(gy)
+        if k is not None:
+            if self.needs_input_grad[0]:
+                gy2 = _as_planes(gy, self.nd)
+                gx = k.avg_pool2d_backward(gy2.reshape((1, -1) + gy2.shape[-2:]),
+                                           *self.cuda_args)
+                gx = _from_planes(gx.reshape(gy2.shape[:-2] + self.cuda_args[0][-2:]), self.nd)
+            return gx, None, None, None, None, None, None, None
         if self.needs_input_grad[0]:
             gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
             gx = _from_planes(_C.avg_pool2d_backward(gy2, self.in_hw, *self.args), self.nd)
@@ -151,6 +196,9 @@ class AvgPoolNd(Function):
 class AdaptiveAvgPoolNd(Function):
     def forward(self, x, nd, out_hw):
         self.nd = nd
+        if device_kernels(x) is not None:
+            raise RuntimeError(f"adaptive_avg_pool{nd}d: no CUDA kernel yet for device 'cuda' "
+                               f"(input of shape {tuple(x.shape)}); move the tensor to the CPU")
         x2 = np.ascontiguousarray(_as_planes(x, nd))
         self.in_hw = x2.shape[-2:]
         return _from_planes(_C.adaptive_avg_pool2d_forward(x2, out_hw), nd)

@@ -66,6 +66,19 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = self._zeros_state(p)
             states.append(state)
         steps = [s["step"] + 1 for s in states]
+        if batch.kernels is not None:  # CUDA: one multi-tensor launch per step count
+            rows = [(a, g, s["exp_avg"].data, s["exp_avg_sq"].data)
+                    + ((s["max_exp_avg_sq"].data,) if amsgrad else ())
+                    for a, g, s in zip(batch.arrays, batch.grads, states)]
+            hyper = (_as_float(group["lr"]), _as_float(beta1), _as_float(beta2),
+                     float(group["eps"]), _as_float(group["weight_decay"]))
+            flags = dict(decoupled=bool(group.get("decoupled_weight_decay", False)),
+                         amsgrad=amsgrad, maximize=bool(group["maximize"]))
+            self._cuda_steps(batch, rows, steps, lambda table, step: batch.kernels.adam_step(
+                table, *hyper, int(step), **flags))
+            for s, t in zip(states, steps):
+                s["step"] = t
+            return
         _C.adam_step(
             batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
             [s["exp_avg_sq"].data for s in states],

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from pydl._cuda_kernels import device_kernels
 from pydl.autograd import grad_mode
 from pydl.tensor import Tensor
 
@@ -43,9 +44,13 @@ class _Batch:
         self.arrays: List[np.ndarray] = []
         self.grads: List[np.ndarray] = []
         self._copies: List[int] = []
+        self.kernels = None  # CudaKernels for a batch of CUDA parameters (pydl._cuda_kernels)
 
     def add(self, p: Tensor, grad: np.ndarray) -> None:
         data = p.data
+        if not isinstance(data, np.ndarray):  # a CuPy array: its flags lack writeable/aligned
+            self._add_device(p, data, grad)
+            return
         flags = data.flags
         if not (flags.c_contiguous and flags.writeable and flags.aligned):
             # The kernels update in place and need contiguous memory: work on a copy and write it
@@ -66,6 +71,19 @@ class _Batch:
         self.params.append(p)
         self.arrays.append(data)
         self.grads.append(grad)
+
+    def _add_device(self, p, data, grad) -> None:
+        import cupy
+
+        if not data.flags.c_contiguous:
+            self._copies.append(len(self.params))
+            data = cupy.ascontiguousarray(data)
+        if grad.shape != data.shape or grad.dtype != data.dtype:
+            raise ValueError(f"optimizer: a parameter of shape {p.shape} ({data.dtype}) has a "
+                             f"gradient of shape {grad.shape} ({grad.dtype})")
+        self.params.append(p)
+        self.arrays.append(data)
+        self.grads.append(cupy.ascontiguousarray(grad))
 
     def finish(self) -> None:
         for i in self._copies:
@@ -193,7 +211,7 @@ class Optimizer:
         raise NotImplementedError
 
     def _batches(self, group: Dict[str, Any]) -> List[_Batch]:
-        by_dtype: Dict[np.dtype, _Batch] = {}
+        by_dtype: Dict[Any, _Batch] = {}
         name = type(self).__name__
         seen = set()
         for p in group["params"]:
@@ -204,23 +222,43 @@ class Optimizer:
                 continue
             seen.add(id(p))
             data = p.data
-            if type(data) is not np.ndarray and not isinstance(data, np.ndarray):
+            if not isinstance(data, np.ndarray) and p.device.type != "cuda":
                 raise NotImplementedError(f"{name}: the fused optimizer kernels run on CPU "
-                                          f"(NumPy) parameters; got one on {p.device}")
+                                          f"(NumPy) and CUDA parameters; got one on {p.device}")
             dtype = data.dtype
-            batch = by_dtype.get(dtype)
+            kernels = device_kernels(data)  # None: pydl._C; else the CUDA kernels
+            batch = by_dtype.get((dtype, id(kernels)))
             if batch is None:
                 if dtype not in _KERNEL_DTYPES:
                     raise TypeError(f"{name}: parameters must be float32 or float64, got one of "
                                     f"dtype {dtype} and shape {p.shape}")
-                batch = by_dtype[dtype] = _Batch()
+                batch = by_dtype[(dtype, id(kernels))] = _Batch()
+                batch.kernels = kernels
             batch.add(p, grad.data if isinstance(grad, Tensor) else np.asarray(grad))
         return list(by_dtype.values())
 
     def _zeros_state(self, p: Tensor, value: float = 0.0) -> Tensor:
         """A state buffer like ``p``: same shape and dtype, C-contiguous."""
-        arr = np.full(p.shape, value, dtype=p.data.dtype)
+        xp = np if isinstance(p.data, np.ndarray) else __import__("cupy")
+        arr = xp.full(p.shape, value, dtype=p.data.dtype)
         return Tensor._wrap(arr)
+
+    def _cuda_steps(self, batch: _Batch, rows: List[tuple], keys: List[Any],
+                    launch: Callable[[Any, Any], None]) -> None:
+        """Run a CUDA multi-tensor step over ``rows`` (per parameter: param, grad, states...):
+        one launch per distinct ``keys`` value (e.g. the step count, which the kernels take as
+        one scalar per launch), ``launch(table, key)``. Tables are cached per row set and reused
+        while the same arrays come back (gradients accumulated in place, persistent state)."""
+        cache = self.__dict__.setdefault("_cuda_tables", {})
+        for j, key in enumerate(dict.fromkeys(keys)):
+            subset = [r for r, k in zip(rows, keys) if k == key]
+            ident = tuple(id(a) for r in subset for a in r)
+            slot = (id(batch.kernels), ident[0], j)  # one cached table per partition of a batch
+            hit = cache.get(slot)
+            if hit is None or hit[0] != ident:
+                # The table holds references to its arrays, so their ids stay unique while cached.
+                hit = cache[slot] = (ident, batch.kernels.tensor_table(subset))
+            launch(hit[1], key)
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

@@ -70,6 +70,19 @@ class RMSprop(Optimizer):
             if centered and "grad_avg" not in state:
                 state["grad_avg"] = self._zeros_state(p)
             states.append(state)
+        if batch.kernels is not None:  # CUDA: one multi-tensor launch; buffer order as the kernel
+            rows = [(a, g, s["square_avg"].data)
+                    + ((s["momentum_buffer"].data,) if momentum > 0 else ())
+                    + ((s["grad_avg"].data,) if centered else ())
+                    for a, g, s in zip(batch.arrays, batch.grads, states)]
+            hyper = (_as_float(group["lr"]), float(group["alpha"]), float(group["eps"]),
+                     _as_float(group["weight_decay"]), momentum, centered,
+                     bool(group["maximize"]))
+            self._cuda_steps(batch, rows, [None] * len(rows),
+                             lambda table, _: batch.kernels.rmsprop_step(table, *hyper))
+            for s in states:
+                s["step"] += 1
+            return
         _C.rmsprop_step(
             batch.arrays, batch.grads, [s["square_avg"].data for s in states],
             [s["grad_avg"].data for s in states] if centered else [],

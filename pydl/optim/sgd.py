@@ -57,10 +57,20 @@ class SGD(Optimizer):
                 init.append(buf is None)
                 # A new buffer's contents are never read: the kernel sets it to the gradient.
                 buffers.append(self._zeros_state(p) if buf is None else buf)
-        _C.sgd_step(batch.arrays, batch.grads, [b.data for b in buffers], init,
-                    lr=_as_float(group["lr"]), momentum=momentum,
-                    dampening=float(group["dampening"]),
-                    weight_decay=_as_float(group["weight_decay"]),
-                    nesterov=bool(group["nesterov"]), maximize=bool(group["maximize"]))
+        if batch.kernels is not None:  # CUDA: one multi-tensor launch (cuda/optim.cuh)
+            hyper = (_as_float(group["lr"]), momentum, float(group["dampening"]),
+                     _as_float(group["weight_decay"]), bool(group["nesterov"]),
+                     bool(group["maximize"]))
+            rows = [(a, g) + ((buffers[i].data,) if momentum != 0 else ())
+                    for i, (a, g) in enumerate(zip(batch.arrays, batch.grads))]
+            self._cuda_steps(batch, rows, init or [False] * len(rows),
+                             lambda table, first: batch.kernels.sgd_step(table, *hyper,
+                                                                         first_step=first))
+        else:
+            _C.sgd_step(batch.arrays, batch.grads, [b.data for b in buffers], init,
+                        lr=_as_float(group["lr"]), momentum=momentum,
+                        dampening=float(group["dampening"]),
+                        weight_decay=_as_float(group["weight_decay"]),
+                        nesterov=bool(group["nesterov"]), maximize=bool(group["maximize"]))
         for p, buf in zip(batch.params, buffers):
             self.state[p]["momentum_buffer"] = buf
