@@ -113,8 +113,10 @@ class MaxPoolNd(Function):
             y, idx = k.max_pool2d_forward(x4, kernel, stride, padding, dilation, ceil)
             self.save_for_backward(idx)
             out_shape = shape[:-2] + tuple(out_hw)
-            y, idx = _from_planes(y.reshape(out_shape), nd), _from_planes(idx.reshape(out_shape),
-                                                                          nd)
+            y = _from_planes(y.reshape(out_shape), nd)
+            if not return_indices:
+                return y
+            idx = _from_planes(idx.reshape(out_shape), nd)
             self.mark_non_differentiable(idx)
             return y, idx
         x2 = np.ascontiguousarray(_as_planes(x, nd))
@@ -143,11 +145,11 @@ class MaxPoolNd(Function):
         k = device_kernels(gy)
         if k is not None:
             if self.needs_input_grad[0]:
-                gy4 = _as_planes(gy, self.nd).reshape(idx.shape)
-                gx = k.max_pool2d_backward(gy4, idx, *self.cuda_args)
+                gy4 = _as_planes(gy, self.nd).reshape(argmax.shape)
+                gx = k.max_pool2d_backward(gy4, argmax, *self.cuda_args)
                 gx = _from_planes(gx.reshape(_as_planes(gy, self.nd).shape[:-2]
                                              + self.cuda_args[0][-2:]), self.nd)
-            return gx, None, None, None, None, None, None
+            return gx, None, None, None, None, None, None, None
         if self.needs_input_grad[0]:
             gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
             if self.argmax_kind == "taps":
