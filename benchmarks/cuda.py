@@ -21,7 +21,9 @@ def run(suite) -> None:
     from pydl import cuda
 
     if not cuda.is_available():
-        raise SystemExit(f"benchmarks/cuda: needs a CUDA GPU ({cuda.unavailable_reason()})")
+        from benchmarks.harness import SuiteUnavailable
+
+        raise SuiteUnavailable(f"needs a CUDA GPU ({cuda.unavailable_reason()})")
     import cupy as cp
 
     from benchmarks.harness import optional_torch

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 
+class SuiteUnavailable(Exception):
+    """Raised by a suite's run() when this machine cannot run it (e.g. no GPU)."""
+
+
 def _time_batch(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
