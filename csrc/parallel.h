@@ -6,6 +6,8 @@
 // takes part in every job, so a 1-thread setting never touches the pool. A parallel_for issued
 // from inside a running job (a conv tile calling GEMM, say) runs inline on the calling thread:
 // the outer loop already owns the cores, and nesting would only oversubscribe them.
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -22,5 +24,25 @@ bool in_parallel_region();
 // calls fn(begin, end) on each chunk, on the pool and the calling thread. Returns when all chunks
 // are done. The first exception a chunk throws is rethrown here after the others finish.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// parallel_for's contract (fn(begin, end) over [0, n), blocks of at least `grain`), with the
+// blocks handed out from a shared counter instead of one fixed share per thread: on a shared
+// machine a pool worker that is descheduled for a while then takes fewer blocks instead of
+// holding the caller up with half the work. Each block is about n / (4 * threads) items.
+template <typename Fn>
+void parallel_blocks(int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  const int64_t threads = num_threads();
+  const int64_t block = std::max<int64_t>(std::max<int64_t>(grain, 1), n / (4 * threads));
+  const int64_t slots = std::min<int64_t>(threads, (n + block - 1) / block);
+  std::atomic<int64_t> next{0};
+  parallel_for(slots, 1, [&](int64_t, int64_t) {
+    for (;;) {
+      const int64_t b = next.fetch_add(block);
+      if (b >= n) break;
+      fn(b, std::min(n, b + block));
+    }
+  });
+}
 
 }  // namespace pydl

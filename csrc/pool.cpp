@@ -44,26 +44,6 @@
 namespace pydl {
 namespace {
 
-// parallel_for's contract (fn(begin, end) over [0, n), blocks of at least `grain`), with the
-// blocks handed out from a shared counter instead of one fixed share per thread: on a shared
-// machine a pool worker that is descheduled for a while then takes fewer blocks instead of
-// holding the caller up with half the work.
-template <typename Fn>
-void parallel_blocks(int64_t n, int64_t grain, Fn&& fn) {
-  if (n <= 0) return;
-  const int64_t threads = num_threads();
-  const int64_t block = std::max<int64_t>(std::max<int64_t>(grain, 1), n / (4 * threads));
-  const int64_t slots = std::min<int64_t>(threads, (n + block - 1) / block);
-  std::atomic<int64_t> next{0};
-  parallel_for(slots, 1, [&](int64_t, int64_t) {
-    for (;;) {
-      const int64_t b = next.fetch_add(block);
-      if (b >= n) break;
-      fn(b, std::min(n, b + block));
-    }
-  });
-}
-
 // Window taps [lo, hi) along one axis: start + tap * dil must lie in [0, n).
 inline void tap_range(int64_t start, int64_t taps, int64_t dil, int64_t n, int64_t* lo,
                       int64_t* hi) {
