@@ -163,12 +163,14 @@ def test_bench_dispatches_to_benchmarks(monkeypatch):
         cli.main(["bench", "no-such-suite"])
 
 
-def test_module_entry_point_runs():
+def test_module_entry_point_runs(tmp_path):
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    # Run outside the source checkout: `python -m` puts the working directory first on sys.path,
+    # and a checkout's pydl/ has no compiled _C unless built in place.
     res = subprocess.run([sys.executable, "-m", "pydl.cli", "info"], capture_output=True,
-                         text=True, env=env, timeout=120)
+                         text=True, env=env, timeout=120, cwd=tmp_path)
     assert res.returncode == 0 and "pydl" in res.stdout
 
 
