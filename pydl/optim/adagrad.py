@@ -40,7 +40,7 @@ class Adagrad(Optimizer):
                      f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
         _check_hyper(eps >= 0.0, f"Invalid epsilon value: {eps}")
         if differentiable:
-            raise NotImplementedError("Adagrad: differentiable=True is not supported by pydl")
+            raise ValueError("Adagrad: differentiable=True is not supported by pydl")
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize, differentiable=False, fused=fused)

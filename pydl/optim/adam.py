@@ -44,8 +44,8 @@ class Adam(Optimizer):
         _check_hyper(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
         _check_hyper(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
         if differentiable or capturable:
-            raise NotImplementedError(f"{type(self).__name__}: differentiable and capturable are "
-                                      "not supported by pydl")
+            raise ValueError(f"{type(self).__name__}: differentiable and capturable are "
+                             "not supported by pydl")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, foreach=foreach, capturable=False,
                         differentiable=False, fused=fused,

@@ -223,8 +223,8 @@ class Optimizer:
             seen.add(id(p))
             data = p.data
             if not isinstance(data, np.ndarray) and p.device.type != "cuda":
-                raise NotImplementedError(f"{name}: the fused optimizer kernels run on CPU "
-                                          f"(NumPy) and CUDA parameters; got one on {p.device}")
+                raise RuntimeError(f"{name}: the fused optimizer kernels run on CPU "
+                                   f"(NumPy) and CUDA parameters; got one on {p.device}")
             dtype = data.dtype
             kernels = device_kernels(data)  # None: pydl._C; else the CUDA kernels
             batch = by_dtype.get((dtype, id(kernels)))

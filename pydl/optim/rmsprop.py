@@ -44,8 +44,8 @@ class RMSprop(Optimizer):
         _check_hyper(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
         _check_hyper(alpha >= 0.0, f"Invalid alpha value: {alpha}")
         if differentiable or capturable:
-            raise NotImplementedError("RMSprop: differentiable and capturable are not supported "
-                                      "by pydl")
+            raise ValueError("RMSprop: differentiable and capturable are not supported "
+                             "by pydl")
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, capturable=False, foreach=foreach,
                         maximize=maximize, differentiable=False)

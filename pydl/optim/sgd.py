@@ -40,7 +40,7 @@ class SGD(Optimizer):
         _check_hyper(momentum >= 0.0, f"Invalid momentum value: {momentum}")
         _check_hyper(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
         if differentiable:
-            raise NotImplementedError("SGD: differentiable=True is not supported by pydl")
+            raise ValueError("SGD: differentiable=True is not supported by pydl")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach,
                         differentiable=False, fused=fused)

@@ -31,8 +31,8 @@ def _grads_of(parameters: _TensorOrTensors) -> List[Tensor]:
 def _check_grad_arrays(grads: List[Tensor], what: str) -> None:
     for g in grads:
         if not isinstance(g.data, np.ndarray) and g.device.type != "cuda":
-            raise NotImplementedError(f"{what}: the fused kernels run on CPU (NumPy) and CUDA "
-                                      f"gradients; got one on {g.device}")
+            raise RuntimeError(f"{what}: the fused kernels run on CPU (NumPy) and CUDA "
+                               f"gradients; got one on {g.device}")
         if g.data.dtype not in _KERNEL_DTYPES:
             raise TypeError(f"{what}: gradients must be float32 or float64, got one of dtype "
                             f"{g.data.dtype} and shape {g.shape}")
