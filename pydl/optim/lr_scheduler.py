@@ -103,8 +103,9 @@ class LRScheduler:
         self._last_lr = _group_lrs(self.optimizer)
 
 
-class LambdaLR(LRScheduler):
-    """``lr = initial_lr * lr_lambda(epoch)``; ``lr_lambda`` is one function or one per group."""
+class _LambdaScheduler(LRScheduler):
+    """What LambdaLR and MultiplicativeLR share: one ``lr_lambda`` per param group, and state
+    dicts that skip lambdas and plain functions (callable objects save their ``__dict__``)."""
 
     def __init__(self, optimizer: Optimizer,
                  lr_lambda: Union[Callable[[int], float], List[Callable[[int], float]]],
@@ -120,8 +121,6 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> Dict[str, Any]:
-        """As the base, but lambdas and plain functions are not saved (callable objects save
-        their ``__dict__``)."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
                                for fn in self.lr_lambdas]
@@ -135,32 +134,17 @@ class LambdaLR(LRScheduler):
             if saved is not None:
                 fn.__dict__.update(saved)
 
+
+class LambdaLR(_LambdaScheduler):
+    """``lr = initial_lr * lr_lambda(epoch)``; ``lr_lambda`` is one function or one per group."""
+
     def get_lr(self) -> List[float]:
         return [base_lr * lmbda(self.last_epoch)
                 for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
-class MultiplicativeLR(LRScheduler):
+class MultiplicativeLR(_LambdaScheduler):
     """``lr <- lr * lr_lambda(epoch)`` at every step after the first."""
-
-    def __init__(self, optimizer: Optimizer,
-                 lr_lambda: Union[Callable[[int], float], List[Callable[[int], float]]],
-                 last_epoch: int = -1):
-        self.optimizer = optimizer
-        if not isinstance(lr_lambda, (list, tuple)):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                                 f"{len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self) -> Dict[str, Any]:
-        return LambdaLR.state_dict(self)
-
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        LambdaLR.load_state_dict(self, state_dict)
 
     def get_lr(self) -> List[float]:
         if self.last_epoch > 0:
