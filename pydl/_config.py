@@ -44,6 +44,7 @@ def config() -> dict:
         "machine": platform.machine(),
         "simd path": _C.simd_path(),
         "cpu supports avx2+fma": _C.cpu_supports_avx2_fma(),
+        "cpu supports avx512": _C.cpu_supports_avx512(),
         "threads": _C.num_threads(),
         "cuda module built": cuda_mod is not None,
         "cuda runtime": cuda_mod.runtime_version() if cuda_mod is not None else None,
