@@ -111,8 +111,32 @@ void micro_portable(int64_t kc, const T* __restrict a, const T* __restrict b, T 
 template <typename T>
 Blocking<T> blocking();
 
+#ifdef PYDL_HAVE_AVX512_KERNELS
+// AVX-512 blocking (see the comment at the top). Overridable at build time for tuning.
+#ifndef PYDL_AVX512_SGEMM_MC
+#define PYDL_AVX512_SGEMM_MC 168
+#define PYDL_AVX512_SGEMM_KC 256
+#define PYDL_AVX512_DGEMM_MC 84
+#define PYDL_AVX512_DGEMM_KC 256
+#endif
+constexpr int64_t kAvx512SgemmMC = PYDL_AVX512_SGEMM_MC, kAvx512SgemmKC = PYDL_AVX512_SGEMM_KC,
+                  kAvx512SgemmNC = 4064;
+constexpr int64_t kAvx512DgemmMC = PYDL_AVX512_DGEMM_MC, kAvx512DgemmKC = PYDL_AVX512_DGEMM_KC,
+                  kAvx512DgemmNC = 4064;
+constexpr int64_t kAvx512SgemmMinMacs = 7000000, kAvx512DgemmMinMacs = 3500000;
+#endif
+
 template <>
 Blocking<float> blocking<float>() {
+#ifdef PYDL_HAVE_AVX512_KERNELS
+  if (use_avx512())
+    return {gemm_detail::kAvx512SgemmMR, gemm_detail::kAvx512SgemmNR, kAvx512SgemmMC,
+            kAvx512SgemmKC, kAvx512SgemmNC, gemm_detail::sgemm_micro_14x32_avx512,
+            pack_block<float, gemm_detail::kAvx512SgemmMR>,
+            pack_block<float, gemm_detail::kAvx512SgemmNR>,
+            gemm_detail::sgemm_pack_lines14_avx512, gemm_detail::sgemm_pack_lines32_avx512,
+            kAvx512SgemmMinMacs};
+#endif
   if (use_avx2())
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
@@ -124,6 +148,15 @@ Blocking<float> blocking<float>() {
 
 template <>
 Blocking<double> blocking<double>() {
+#ifdef PYDL_HAVE_AVX512_KERNELS
+  if (use_avx512())
+    return {gemm_detail::kAvx512DgemmMR, gemm_detail::kAvx512DgemmNR, kAvx512DgemmMC,
+            kAvx512DgemmKC, kAvx512DgemmNC, gemm_detail::dgemm_micro_14x16_avx512,
+            pack_block<double, gemm_detail::kAvx512DgemmMR>,
+            pack_block<double, gemm_detail::kAvx512DgemmNR>,
+            gemm_detail::dgemm_pack_lines14_avx512, gemm_detail::dgemm_pack_lines16_avx512,
+            kAvx512DgemmMinMacs};
+#endif
   if (use_avx2())
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,

@@ -72,5 +72,21 @@ void sgemm_pack_lines16_avx2(float* dst, const float* src, int64_t ld, int64_t k
 void dgemm_pack_lines6_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
 void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
 
+#ifdef PYDL_HAVE_AVX512_KERNELS
+// AVX-512 F/BW/DQ/VL kernels (gemm_avx512.cpp): call only when use_avx512() is true.
+constexpr int kAvx512SgemmMR = 14, kAvx512SgemmNR = 32;
+constexpr int kAvx512DgemmMR = 14, kAvx512DgemmNR = 16;
+void sgemm_micro_14x32_avx512(int64_t kc, const float* a_panel, const float* b_panel, float alpha,
+                              float beta, float* c, int64_t ldc, int64_t m_valid,
+                              int64_t n_valid);
+void dgemm_micro_14x16_avx512(int64_t kc, const double* a_panel, const double* b_panel,
+                              double alpha, double beta, double* c, int64_t ldc, int64_t m_valid,
+                              int64_t n_valid);
+void sgemm_pack_lines14_avx512(float* dst, const float* src, int64_t ld, int64_t kc);
+void sgemm_pack_lines32_avx512(float* dst, const float* src, int64_t ld, int64_t kc);
+void dgemm_pack_lines14_avx512(double* dst, const double* src, int64_t ld, int64_t kc);
+void dgemm_pack_lines16_avx512(double* dst, const double* src, int64_t ld, int64_t kc);
+#endif
+
 }  // namespace gemm_detail
 }  // namespace pydl
