@@ -123,7 +123,7 @@ constexpr int64_t kAvx512SgemmMC = PYDL_AVX512_SGEMM_MC, kAvx512SgemmKC = PYDL_A
                   kAvx512SgemmNC = 4064;
 constexpr int64_t kAvx512DgemmMC = PYDL_AVX512_DGEMM_MC, kAvx512DgemmKC = PYDL_AVX512_DGEMM_KC,
                   kAvx512DgemmNC = 4064;
-constexpr int64_t kAvx512SgemmMinMacs = 7000000, kAvx512DgemmMinMacs = 3500000;
+constexpr int64_t kAvx512SgemmMinMacs = 3500000, kAvx512DgemmMinMacs = 1750000;
 #endif
 
 template <>
@@ -401,7 +401,7 @@ void gemm_split_rows(const Blocking<T>& bk, int threads, int64_t m, int64_t n, i
   // sliver of op(B) brought into L1 serves several micro-tiles, at least 4 micro-tile rows.
   const int64_t item_rows =
       std::min(balanced_block(m, bk.mc, mr),
-               std::max(4 * mr, round_up(ceil_div(m, 8 * int64_t(threads)), mr)));
+               std::max(round_up(24, mr), round_up(ceil_div(m, 8 * int64_t(threads)), mr)));
   for_each_item_dynamic(threads, ceil_div(m, item_rows), [&](int64_t item) {
     const int64_t i0 = item * item_rows, mc = std::min(item_rows, m - i0);
     T* ap = tls_pack_a.get<T>(item_rows * kc_block);

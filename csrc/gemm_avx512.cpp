@@ -205,65 +205,65 @@ inline void transpose8x8(__m512d r[8]) {
 void sgemm_pack_lines14_avx512(float* dst, const float* src, int64_t ld, int64_t kc) {
   // 16 steps at a time: 14 lines (+2 zero lines) x 16 floats, transposed to 16 steps x 14
   // values, each stored under a 14-lane mask (steps are 14 floats apart).
+  // The last group of fewer than 16 steps loads under a mask (nothing past the line is read)
+  // and stores only its steps.
   constexpr __mmask16 first14 = 0x3FFF;
-  int64_t p = 0;
-  for (; p + 16 <= kc; p += 16) {
+  for (int64_t p = 0; p < kc; p += 16) {
+    const int64_t steps = kc - p < 16 ? kc - p : 16;
+    const __mmask16 valid = static_cast<__mmask16>((1u << steps) - 1u);
     __m512 r[16];
-    for (int i = 0; i < 14; ++i) r[i] = _mm512_loadu_ps(src + i * ld + p);
+    for (int i = 0; i < 14; ++i) r[i] = _mm512_maskz_loadu_ps(valid, src + i * ld + p);
     r[14] = r[15] = _mm512_setzero_ps();
     transpose16x16(r);
-    for (int q = 0; q < 16; ++q) _mm512_mask_storeu_ps(dst + (p + q) * 14, first14, r[q]);
+    for (int q = 0; q < steps; ++q) _mm512_mask_storeu_ps(dst + (p + q) * 14, first14, r[q]);
   }
-  for (; p < kc; ++p)
-    for (int i = 0; i < 14; ++i) dst[p * 14 + i] = src[i * ld + p];
 }
 
 void sgemm_pack_lines32_avx512(float* dst, const float* src, int64_t ld, int64_t kc) {
-  int64_t p = 0;
-  for (; p + 16 <= kc; p += 16) {
+  for (int64_t p = 0; p < kc; p += 16) {
+    const int64_t steps = kc - p < 16 ? kc - p : 16;
+    const __mmask16 valid = static_cast<__mmask16>((1u << steps) - 1u);
     for (int half = 0; half < 2; ++half) {
       __m512 r[16];
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + (half * 16 + i) * ld + p);
+      for (int i = 0; i < 16; ++i)
+        r[i] = _mm512_maskz_loadu_ps(valid, src + (half * 16 + i) * ld + p);
       transpose16x16(r);
-      for (int q = 0; q < 16; ++q) _mm512_store_ps(dst + (p + q) * 32 + half * 16, r[q]);
+      for (int q = 0; q < steps; ++q) _mm512_store_ps(dst + (p + q) * 32 + half * 16, r[q]);
     }
   }
-  for (; p < kc; ++p)
-    for (int i = 0; i < 32; ++i) dst[p * 32 + i] = src[i * ld + p];
 }
 
 void dgemm_pack_lines14_avx512(double* dst, const double* src, int64_t ld, int64_t kc) {
   // 8 steps at a time: lines 0-7 and 8-13 (+2 zero lines) transposed separately; each step
   // stores 8 + 6 (masked) values.
-  int64_t p = 0;
-  for (; p + 8 <= kc; p += 8) {
+  for (int64_t p = 0; p < kc; p += 8) {
+    const int64_t steps = kc - p < 8 ? kc - p : 8;
+    const __mmask8 valid = static_cast<__mmask8>((1u << steps) - 1u);
     __m512d lo[8], hi[8];
-    for (int i = 0; i < 8; ++i) lo[i] = _mm512_loadu_pd(src + i * ld + p);
-    for (int i = 0; i < 6; ++i) hi[i] = _mm512_loadu_pd(src + (8 + i) * ld + p);
+    for (int i = 0; i < 8; ++i) lo[i] = _mm512_maskz_loadu_pd(valid, src + i * ld + p);
+    for (int i = 0; i < 6; ++i) hi[i] = _mm512_maskz_loadu_pd(valid, src + (8 + i) * ld + p);
     hi[6] = hi[7] = _mm512_setzero_pd();
     transpose8x8(lo);
     transpose8x8(hi);
-    for (int q = 0; q < 8; ++q) {
+    for (int q = 0; q < steps; ++q) {
       _mm512_storeu_pd(dst + (p + q) * 14, lo[q]);
       _mm512_mask_storeu_pd(dst + (p + q) * 14 + 8, 0x3F, hi[q]);
     }
   }
-  for (; p < kc; ++p)
-    for (int i = 0; i < 14; ++i) dst[p * 14 + i] = src[i * ld + p];
 }
 
 void dgemm_pack_lines16_avx512(double* dst, const double* src, int64_t ld, int64_t kc) {
-  int64_t p = 0;
-  for (; p + 8 <= kc; p += 8) {
+  for (int64_t p = 0; p < kc; p += 8) {
+    const int64_t steps = kc - p < 8 ? kc - p : 8;
+    const __mmask8 valid = static_cast<__mmask8>((1u << steps) - 1u);
     for (int half = 0; half < 2; ++half) {
       __m512d r[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(src + (half * 8 + i) * ld + p);
+      for (int i = 0; i < 8; ++i)
+        r[i] = _mm512_maskz_loadu_pd(valid, src + (half * 8 + i) * ld + p);
       transpose8x8(r);
-      for (int q = 0; q < 8; ++q) _mm512_store_pd(dst + (p + q) * 16 + half * 8, r[q]);
+      for (int q = 0; q < steps; ++q) _mm512_store_pd(dst + (p + q) * 16 + half * 8, r[q]);
     }
   }
-  for (; p < kc; ++p)
-    for (int i = 0; i < 16; ++i) dst[p * 16 + i] = src[i * ld + p];
 }
 
 void sgemm_micro_14x32_avx512(int64_t kc, const float* a_panel, const float* b_panel, float alpha,

@@ -1,8 +1,9 @@
 """pydl._C.gemm / pydl._C.matmul (csrc/gemm.cpp) against a float64 einsum reference.
 
-Every case runs on both SIMD paths (AVX2+FMA where the CPU has it, and the portable C++ one),
-on random shapes that include 0, 1, primes, sizes just past the micro-tile (6 x 16 / 6 x 8) and
-cache blocks (KC = 256, MC = 144/72), and the skinny shapes convolutions produce.
+Every case runs on every SIMD path (AVX-512 and AVX2+FMA where the CPU has them, skipped where
+it does not, and the portable C++ one), on random shapes that include 0, 1, primes, sizes around
+the micro-tiles (AVX2 6 x 16 / 6 x 8, AVX-512 14 x 32 / 14 x 16) and cache blocks (KC = 256,
+MC = 144/72 and 168/84), and the skinny shapes convolutions produce.
 """
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from pydl import _C
 # Norm-wise relative error bounds from the issue: max|C - ref| / max|ref|.
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 DTYPES = [np.float32, np.float64]
-PATHS = ["auto", "portable"]
+PATHS = ["avx512", "avx2+fma", "portable"]
 
 
 @pytest.fixture(params=PATHS)
 def simd(request):
+    if request.param not in _C.available_simd_paths():
+        pytest.skip(f"{request.param} kernels need a CPU (and build) that has them")
     _C.set_simd_path(request.param)
     yield request.param
     _C.set_simd_path("auto")
@@ -104,6 +107,52 @@ def test_gemm_matches_reference(simd, dtype, m, n, k, trans_a, trans_b):
     out = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
     assert out.flags.c_contiguous
     assert_close(out, reference(a, b, trans_a=trans_a, trans_b=trans_b), dtype)
+
+
+# (m, n, k) around the micro-tile edges: m near multiples of 6 and 14 (MR), n near multiples of
+# 8, 16 and 32 (NR; float32 AVX-512 has two 16-lane vectors per row, so n = 17 leaves one lane in
+# the second), k near the 8- and 16-step groups of the transposing packs and KC = 256, and m
+# past one MC block (168 / 84 rows on AVX-512, 144 / 72 on AVX2).
+EDGE_SHAPES = [
+    (13, 15, 7),
+    (14, 16, 8),
+    (15, 17, 9),
+    (27, 31, 15),
+    (28, 32, 16),
+    (29, 33, 17),
+    (41, 47, 23),
+    (42, 48, 31),
+    (43, 49, 33),
+    (85, 63, 255),
+    (169, 65, 257),
+    (337, 97, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", EDGE_SHAPES, ids=[f"{m}x{n}x{k}" for m, n, k in EDGE_SHAPES])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_gemm_tile_edges_update_only_c(simd, dtype, m, n, k, trans_a, trans_b):
+    """Partial micro-tiles read and write exactly the m x n corner of C (masked on AVX-512).
+
+    C is a window into a larger array whose other elements are sentinels: beta != 0 makes the
+    kernel read C, and any load or store past the last row or column would change or pick up a
+    sentinel."""
+    rng = np.random.default_rng(m * 31 + n * 17 + k + 2 * trans_a + trans_b)
+    a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
+    big = np.full((m + 2, n + 37), 7.0e3, dtype=dtype)
+    c = big[1:m + 1, 3:n + 3]
+    c[...] = random(rng, (m, n), dtype)
+    expected = reference(a, b, c, 0.75, -0.5, trans_a=trans_a, trans_b=trans_b)
+    sentinel = big.copy()
+    sentinel[1:m + 1, 3:n + 3] = 0.0
+    out = _C.gemm(a, b, c, alpha=0.75, beta=-0.5, trans_a=trans_a, trans_b=trans_b)
+    assert np.shares_memory(out, big)
+    assert_close(c, expected, dtype)
+    outside = big.copy()
+    outside[1:m + 1, 3:n + 3] = 0.0
+    np.testing.assert_array_equal(outside, sentinel)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -259,24 +308,26 @@ def test_gemm_thread_counts(simd, threads, n_threads):
 def test_gemm_huge_k_per_thread_grid(simd, threads):
     """Shared packed operands over 8M elements fall back to one C rectangle per thread.
 
-    k = 2^19 + 1 makes the packed op(B) (tall case) or op(A) (wide case) too big to share. The
-    broadcast (stride-0) operands keep memory small and give cheap exact references. float64
-    only: half a million float32 terms accumulate ~k * eps rounding, past the 1e-5 bound that
-    holds for the layer-sized k of the other tests (the threading code is dtype-independent)."""
+    k = 2^19 + 1 makes the packed op(B) (tall case) or op(A) (wide case) too big to share, on
+    every path's tile (6 x 8, 14 x 16 and 4 x 4 float64), and leaves at least two micro-tiles
+    along the split side. The broadcast (stride-0) operands keep memory small and give cheap
+    exact references. float64 only: half a million float32 terms accumulate ~k * eps rounding,
+    past the 1e-5 bound that holds for the layer-sized k of the other tests (the threading code
+    is dtype-independent)."""
     dtype = np.float64
     _C.set_num_threads(2)
     rng = np.random.default_rng(10)
     k = (1 << 19) + 1
-    a = rng.random((12, k)).astype(dtype)  # tall: 2 micro-tile rows, 1 micro-tile column
+    a = rng.random((30, k)).astype(dtype)  # tall: 30 rows of C, 16 columns
     b_row = rng.random(16).astype(dtype)
     b = np.broadcast_to(b_row, (k, 16))  # row stride 0: op(B)[p, j] = b_row[j]
     expected = np.outer(a.astype(np.float64).sum(axis=1), b_row.astype(np.float64))
     assert_close(_C.gemm(a, b), expected, dtype)
 
-    a_col = rng.random(6).astype(dtype)
-    a = np.broadcast_to(a_col[:, None], (6, k))  # column stride 0: read transposed, lda = 0
-    b_row = np.tile(b_row, 2)
-    b = np.broadcast_to(b_row, (k, 32))  # wide: 1 micro-tile row, 2 micro-tile columns
+    a_col = rng.random(18).astype(dtype)
+    a = np.broadcast_to(a_col[:, None], (18, k))  # column stride 0: read transposed, lda = 0
+    b_row = rng.random(64).astype(dtype)
+    b = np.broadcast_to(b_row, (k, 64))  # wide: 18 rows of C, 64 columns
     expected = k * np.outer(a_col.astype(np.float64), b_row.astype(np.float64))
     assert_close(_C.gemm(a, b), expected, dtype)
 
