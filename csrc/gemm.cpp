@@ -132,9 +132,7 @@ Blocking<float> blocking<float>() {
   if (use_avx512())
     return {gemm_detail::kAvx512SgemmMR, gemm_detail::kAvx512SgemmNR, kAvx512SgemmMC,
             kAvx512SgemmKC, kAvx512SgemmNC, gemm_detail::sgemm_micro_14x32_avx512,
-            pack_block<float, gemm_detail::kAvx512SgemmMR>,
-            pack_block<float, gemm_detail::kAvx512SgemmNR>,
-            gemm_detail::sgemm_pack_lines14_avx512, gemm_detail::sgemm_pack_lines32_avx512,
+            gemm_detail::sgemm_pack_a_avx512, gemm_detail::sgemm_pack_b_avx512, nullptr, nullptr,
             kAvx512SgemmMinMacs};
 #endif
   if (use_avx2())
@@ -152,9 +150,7 @@ Blocking<double> blocking<double>() {
   if (use_avx512())
     return {gemm_detail::kAvx512DgemmMR, gemm_detail::kAvx512DgemmNR, kAvx512DgemmMC,
             kAvx512DgemmKC, kAvx512DgemmNC, gemm_detail::dgemm_micro_14x16_avx512,
-            pack_block<double, gemm_detail::kAvx512DgemmMR>,
-            pack_block<double, gemm_detail::kAvx512DgemmNR>,
-            gemm_detail::dgemm_pack_lines14_avx512, gemm_detail::dgemm_pack_lines16_avx512,
+            gemm_detail::dgemm_pack_a_avx512, gemm_detail::dgemm_pack_b_avx512, nullptr, nullptr,
             kAvx512DgemmMinMacs};
 #endif
   if (use_avx2())

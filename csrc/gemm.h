@@ -82,10 +82,17 @@ void sgemm_micro_14x32_avx512(int64_t kc, const float* a_panel, const float* b_p
 void dgemm_micro_14x16_avx512(int64_t kc, const double* a_panel, const double* b_panel,
                               double alpha, double beta, double* c, int64_t ldc, int64_t m_valid,
                               int64_t n_valid);
-void sgemm_pack_lines14_avx512(float* dst, const float* src, int64_t ld, int64_t kc);
-void sgemm_pack_lines32_avx512(float* dst, const float* src, int64_t ld, int64_t kc);
-void dgemm_pack_lines14_avx512(double* dst, const double* src, int64_t ld, int64_t kc);
-void dgemm_pack_lines16_avx512(double* dst, const double* src, int64_t ld, int64_t kc);
+// Whole-block packs (R = MR for A, NR for B) with the layout and arguments of gemm.cpp's
+// portable pack_block, op(X)(i, p) = src[i * rs + p * cs], partial last sliver included; the
+// PackLinesFn argument is unused.
+void sgemm_pack_a_avx512(float* dst, const float* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<float> unused);
+void sgemm_pack_b_avx512(float* dst, const float* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<float> unused);
+void dgemm_pack_a_avx512(double* dst, const double* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<double> unused);
+void dgemm_pack_b_avx512(double* dst, const double* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<double> unused);
 #endif
 
 }  // namespace gemm_detail

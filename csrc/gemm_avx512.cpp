@@ -90,7 +90,9 @@ inline void store_row(typename S::T* ci, typename S::V x0, typename S::V x1, typ
   }
 }
 
-template <class S, int MR>
+// Computes the first MR rows of a tile whose packed A sliver has kAStride values per step: MR =
+// kAStride for full tiles, fewer for the bottom edge of C (see micro_rows below).
+template <class S, int MR, int kAStride>
 inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
                      const typename S::T* __restrict b, typename S::T alpha, typename S::T beta,
                      typename S::T* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
@@ -116,14 +118,14 @@ inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
     const V b1 = S::load(b + L);
     // The packed A sliver is read sequentially; keep it a few steps ahead in L1 (it streams
     // from L2, where the MC x KC block lives).
-    _mm_prefetch(reinterpret_cast<const char*>(a + 8 * MR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(a + 8 * kAStride), _MM_HINT_T0);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const V ai = S::set1(a[i]);  // folded into the FMA as an embedded broadcast
       acc0[i] = S::fma(ai, b0, acc0[i]);
       acc1[i] = S::fma(ai, b1, acc1[i]);
     }
-    a += MR;
+    a += kAStride;
     b += NR;
   }
 
@@ -145,15 +147,52 @@ inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
   }
 }
 
-// ---- Transposing packs ------------------------------------------------------------------------
-// The driver's portable packing handles sources that are contiguous across a sliver (a row copy
-// per step); these handle the other common case, R lines each contiguous along p (op(A) = A
-// stored row-major, op(B) = B^T as in x @ W^T), with in-register transposes instead of R
-// scalar loads and stores per step.
+// A tile with m_valid < MR rows (only the last tile row of C) runs a kernel with just those
+// rows: the zero padding of the packed sliver is not multiplied, which for small m is a large
+// share of the work (m = 64 is 4 full tiles of 14 and one of 8 rows: 9% fewer FMAs).
+template <class S, int MR>
+void micro_rows(int64_t kc, const typename S::T* a, const typename S::T* b, typename S::T alpha,
+                typename S::T beta, typename S::T* c, int64_t ldc, int64_t m_valid,
+                int64_t n_valid) {
+  static_assert(MR == 14, "one case per row count below");
+#define PYDL_ROWS_CASE(R) \
+  case R:                \
+    return micro_2v<S, R, MR>(kc, a, b, alpha, beta, c, ldc, m_valid, n_valid);
+  switch (m_valid) {
+    PYDL_ROWS_CASE(1)
+    PYDL_ROWS_CASE(2)
+    PYDL_ROWS_CASE(3)
+    PYDL_ROWS_CASE(4)
+    PYDL_ROWS_CASE(5)
+    PYDL_ROWS_CASE(6)
+    PYDL_ROWS_CASE(7)
+    PYDL_ROWS_CASE(8)
+    PYDL_ROWS_CASE(9)
+    PYDL_ROWS_CASE(10)
+    PYDL_ROWS_CASE(11)
+    PYDL_ROWS_CASE(12)
+    PYDL_ROWS_CASE(13)
+    default:
+      return micro_2v<S, MR, MR>(kc, a, b, alpha, beta, c, ldc, m_valid, n_valid);
+  }
+#undef PYDL_ROWS_CASE
+}
+
+// ---- Packing -----------------------------------------------------------------------------------
+// Packs an extent x kc block into R x kc slivers exactly as gemm.cpp's portable pack_block does
+// (sliver q at dst + q * R * kc holds dst[p * R + i] = src[(q * R + i) * rs + p * cs], zero past
+// `extent`), one sliver at a time so the writes are one sequential stream. The two common
+// layouts get vector code, edges included (the last sliver's missing lines are masked-off
+// loads, i.e. zeros):
+//   rs == 1: a step's R values are contiguous (op(B) row-major, or op(A) stored transposed):
+//            a masked vector copy per step.
+//   cs == 1: R lines each contiguous along p (op(A) row-major, op(B) = B^T as in x @ W^T):
+//            L x L in-register transposes of L steps at a time.
+// Anything else (both strides > 1) is copied element by element.
 
 // 16 x 16 float transpose: on return r[j] holds lane j of every input, in order. Stage 1 pairs
 // rows within 128-bit lanes, stage 2 gathers 4 rows per lane, stages 3-4 move whole lanes.
-inline void transpose16x16(__m512 r[16]) {
+inline void transpose(__m512 r[16]) {
   __m512 t[16], u[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -180,7 +219,7 @@ inline void transpose16x16(__m512 r[16]) {
 }
 
 // 8 x 8 double transpose, same convention.
-inline void transpose8x8(__m512d r[8]) {
+inline void transpose(__m512d r[8]) {
   __m512d t[8], s[8];
   // t[2i + c], lane l: element 2l + c of rows 2i, 2i + 1.
   for (int i = 0; i < 4; ++i) {
@@ -200,82 +239,107 @@ inline void transpose8x8(__m512d r[8]) {
   }
 }
 
+// Mask of the first `count` lanes (count clamped to [0, 16]).
+inline __mmask16 first_lanes(int64_t count) {
+  if (count <= 0) return 0;
+  if (count >= 16) return 0xFFFF;
+  return static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// One sliver, rs == 1: dst[p * R + i] = src[p * cs + i] for i < lines, 0 for lines <= i < R.
+template <class S, int R>
+inline void pack_sliver_rows(typename S::T* __restrict dst, const typename S::T* __restrict src,
+                             int64_t cs, int64_t lines, int64_t kc) {
+  constexpr int L = S::kLanes, kVectors = (R + L - 1) / L;
+  __mmask16 load_mask[kVectors], store_mask[kVectors];
+  for (int v = 0; v < kVectors; ++v) {
+    load_mask[v] = first_lanes(lines - v * L);
+    store_mask[v] = first_lanes(R - v * L);
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    const typename S::T* s = src + p * cs;
+    typename S::T* d = dst + p * R;
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v)
+      S::mask_storeu(d + v * L, store_mask[v], S::maskz_loadu(load_mask[v], s + v * L));
+  }
+}
+
+// One sliver, cs == 1: dst[p * R + i] = src[i * rs + p] for i < lines, 0 for lines <= i < R.
+// Lines are taken L at a time (the last group padded with zero lines), L steps at a time (the
+// last group loaded under a mask and stored only for its steps).
+template <class S, int R>
+inline void pack_sliver_lines(typename S::T* __restrict dst, const typename S::T* __restrict src,
+                              int64_t rs, int64_t lines, int64_t kc) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes, kGroups = (R + L - 1) / L;
+  for (int64_t p = 0; p < kc; p += L) {
+    const int64_t steps = kc - p < L ? kc - p : L;
+    const __mmask16 step_mask = first_lanes(steps);
+    for (int g = 0; g < kGroups; ++g) {
+      V r[L];
+      for (int i = 0; i < L; ++i) {
+        const int64_t line = g * L + i;
+        r[i] = line < lines ? S::maskz_loadu(step_mask, src + line * rs + p) : S::zero();
+      }
+      transpose(r);
+      const __mmask16 lane_mask = first_lanes(R - g * L);
+      for (int64_t q = 0; q < steps; ++q) S::mask_storeu(dst + (p + q) * R + g * L, lane_mask, r[q]);
+    }
+  }
+}
+
+template <class S, int R>
+void pack_block_avx512(typename S::T* __restrict dst, const typename S::T* __restrict src,
+                       int64_t rs, int64_t cs, int64_t extent, int64_t kc) {
+  using T = typename S::T;
+  for (int64_t q0 = 0; q0 < extent; q0 += R) {
+    const int64_t lines = extent - q0 < R ? extent - q0 : R;
+    T* d = dst + q0 * kc;
+    const T* s = src + q0 * rs;
+    if (rs == 1) {
+      pack_sliver_rows<S, R>(d, s, cs, lines, kc);
+    } else if (cs == 1) {
+      pack_sliver_lines<S, R>(d, s, rs, lines, kc);
+    } else {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int i = 0; i < R; ++i) d[p * R + i] = i < lines ? s[i * rs + p * cs] : T(0);
+    }
+  }
+}
+
 }  // namespace
 
-void sgemm_pack_lines14_avx512(float* dst, const float* src, int64_t ld, int64_t kc) {
-  // 16 steps at a time: 14 lines (+2 zero lines) x 16 floats, transposed to 16 steps x 14
-  // values, each stored under a 14-lane mask (steps are 14 floats apart).
-  // The last group of fewer than 16 steps loads under a mask (nothing past the line is read)
-  // and stores only its steps.
-  constexpr __mmask16 first14 = 0x3FFF;
-  for (int64_t p = 0; p < kc; p += 16) {
-    const int64_t steps = kc - p < 16 ? kc - p : 16;
-    const __mmask16 valid = static_cast<__mmask16>((1u << steps) - 1u);
-    __m512 r[16];
-    for (int i = 0; i < 14; ++i) r[i] = _mm512_maskz_loadu_ps(valid, src + i * ld + p);
-    r[14] = r[15] = _mm512_setzero_ps();
-    transpose16x16(r);
-    for (int q = 0; q < steps; ++q) _mm512_mask_storeu_ps(dst + (p + q) * 14, first14, r[q]);
-  }
+void sgemm_pack_a_avx512(float* dst, const float* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<float>) {
+  pack_block_avx512<F32, kAvx512SgemmMR>(dst, src, rs, cs, extent, kc);
 }
 
-void sgemm_pack_lines32_avx512(float* dst, const float* src, int64_t ld, int64_t kc) {
-  for (int64_t p = 0; p < kc; p += 16) {
-    const int64_t steps = kc - p < 16 ? kc - p : 16;
-    const __mmask16 valid = static_cast<__mmask16>((1u << steps) - 1u);
-    for (int half = 0; half < 2; ++half) {
-      __m512 r[16];
-      for (int i = 0; i < 16; ++i)
-        r[i] = _mm512_maskz_loadu_ps(valid, src + (half * 16 + i) * ld + p);
-      transpose16x16(r);
-      for (int q = 0; q < steps; ++q) _mm512_store_ps(dst + (p + q) * 32 + half * 16, r[q]);
-    }
-  }
+void sgemm_pack_b_avx512(float* dst, const float* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<float>) {
+  pack_block_avx512<F32, kAvx512SgemmNR>(dst, src, rs, cs, extent, kc);
 }
 
-void dgemm_pack_lines14_avx512(double* dst, const double* src, int64_t ld, int64_t kc) {
-  // 8 steps at a time: lines 0-7 and 8-13 (+2 zero lines) transposed separately; each step
-  // stores 8 + 6 (masked) values.
-  for (int64_t p = 0; p < kc; p += 8) {
-    const int64_t steps = kc - p < 8 ? kc - p : 8;
-    const __mmask8 valid = static_cast<__mmask8>((1u << steps) - 1u);
-    __m512d lo[8], hi[8];
-    for (int i = 0; i < 8; ++i) lo[i] = _mm512_maskz_loadu_pd(valid, src + i * ld + p);
-    for (int i = 0; i < 6; ++i) hi[i] = _mm512_maskz_loadu_pd(valid, src + (8 + i) * ld + p);
-    hi[6] = hi[7] = _mm512_setzero_pd();
-    transpose8x8(lo);
-    transpose8x8(hi);
-    for (int q = 0; q < steps; ++q) {
-      _mm512_storeu_pd(dst + (p + q) * 14, lo[q]);
-      _mm512_mask_storeu_pd(dst + (p + q) * 14 + 8, 0x3F, hi[q]);
-    }
-  }
+void dgemm_pack_a_avx512(double* dst, const double* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<double>) {
+  pack_block_avx512<F64, kAvx512DgemmMR>(dst, src, rs, cs, extent, kc);
 }
 
-void dgemm_pack_lines16_avx512(double* dst, const double* src, int64_t ld, int64_t kc) {
-  for (int64_t p = 0; p < kc; p += 8) {
-    const int64_t steps = kc - p < 8 ? kc - p : 8;
-    const __mmask8 valid = static_cast<__mmask8>((1u << steps) - 1u);
-    for (int half = 0; half < 2; ++half) {
-      __m512d r[8];
-      for (int i = 0; i < 8; ++i)
-        r[i] = _mm512_maskz_loadu_pd(valid, src + (half * 8 + i) * ld + p);
-      transpose8x8(r);
-      for (int q = 0; q < steps; ++q) _mm512_store_pd(dst + (p + q) * 16 + half * 8, r[q]);
-    }
-  }
+void dgemm_pack_b_avx512(double* dst, const double* src, int64_t rs, int64_t cs, int64_t extent,
+                         int64_t kc, PackLinesFn<double>) {
+  pack_block_avx512<F64, kAvx512DgemmNR>(dst, src, rs, cs, extent, kc);
 }
 
 void sgemm_micro_14x32_avx512(int64_t kc, const float* a_panel, const float* b_panel, float alpha,
                               float beta, float* c, int64_t ldc, int64_t m_valid,
                               int64_t n_valid) {
-  micro_2v<F32, kAvx512SgemmMR>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
+  micro_rows<F32, kAvx512SgemmMR>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
 }
 
 void dgemm_micro_14x16_avx512(int64_t kc, const double* a_panel, const double* b_panel,
                               double alpha, double beta, double* c, int64_t ldc, int64_t m_valid,
                               int64_t n_valid) {
-  micro_2v<F64, kAvx512DgemmMR>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
+  micro_rows<F64, kAvx512DgemmMR>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
 }
 
 }  // namespace pydl::gemm_detail
