@@ -363,6 +363,24 @@ void for_each_item_dynamic(int threads, int64_t n_items, const Fn& item_fn) {
   });
 }
 
+// How the split side of C, `units` micro-tiles long, is dealt out as items: about 8 per thread,
+// so that a thread that starts late or runs slower (another process on its core) just takes
+// fewer; each of min_units to max_units micro-tiles when possible; and of sizes that differ by
+// at most one micro-tile (item i is units [i * units / items, (i + 1) * units / items)), so the
+// last item is never a lone large or tiny remainder. 74 micro-tile rows over 2 threads make 16
+// items of 4 or 5, not 15 of 5 (8 on one thread, 7 on the other: 7% lost).
+struct ItemSplit {
+  int64_t units, items;
+  int64_t begin(int64_t item) const { return item * units / items; }
+  int64_t max_units() const { return ceil_div(units, items); }
+};
+
+ItemSplit split_items(int64_t units, int threads, int64_t min_units, int64_t max_units) {
+  int64_t items = std::min<int64_t>(8 * int64_t(threads), std::max<int64_t>(1, units / min_units));
+  items = std::max(items, ceil_div(units, max_units));
+  return {units, items};
+}
+
 // Tall split: the caller packs all of op(B) once (panel (jc, pc) at offset jc * k + pc * its
 // padded width), then threads take blocks of rows of C, each packing only its rows of op(A).
 template <typename T>
@@ -393,13 +411,14 @@ void gemm_split_rows(const Blocking<T>& bk, int threads, int64_t m, int64_t n, i
   } else {
     for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
   }
-  // About 8 items per thread for balance, each at most one MC block and, so that each kc x NR
-  // sliver of op(B) brought into L1 serves several micro-tiles, at least 4 micro-tile rows.
-  const int64_t item_rows =
-      std::min(balanced_block(m, bk.mc, mr),
-               std::max(round_up(24, mr), round_up(ceil_div(m, 8 * int64_t(threads)), mr)));
-  for_each_item_dynamic(threads, ceil_div(m, item_rows), [&](int64_t item) {
-    const int64_t i0 = item * item_rows, mc = std::min(item_rows, m - i0);
+  // Items of whole micro-tile rows (see split_items): at most one MC block each and, so that
+  // each kc x NR sliver of op(B) brought into L1 serves several micro-tiles, at least 24 rows.
+  const ItemSplit split = split_items(ceil_div(m, mr), threads, ceil_div(24, mr),
+                                     balanced_block(m, bk.mc, mr) / mr);
+  const int64_t item_rows = split.max_units() * mr;
+  for_each_item_dynamic(threads, split.items, [&](int64_t item) {
+    const int64_t i0 = split.begin(item) * mr;
+    const int64_t mc = std::min(split.begin(item + 1) * mr, m) - i0;
     T* ap = tls_pack_a.get<T>(item_rows * kc_block);
     for (int64_t jc = 0; jc < n; jc += nc_block) {
       const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
@@ -444,12 +463,13 @@ void gemm_split_cols(const Blocking<T>& bk, int threads, int64_t m, int64_t n, i
   } else {
     for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
   }
-  // As above: about 8 items per thread, each at least 2 micro-tile columns wide.
-  const int64_t item_cols =
-      std::min(balanced_block(n, bk.nc, nr),
-               std::max(2 * nr, round_up(ceil_div(n, 8 * int64_t(threads)), nr)));
-  for_each_item_dynamic(threads, ceil_div(n, item_cols), [&](int64_t item) {
-    const int64_t j0 = item * item_cols, nc = std::min(item_cols, n - j0);
+  // As above (split_items), each at least 2 micro-tile columns wide and at most one NC panel.
+  const ItemSplit split = split_items(ceil_div(n, nr), threads, 2,
+                                     balanced_block(n, bk.nc, nr) / nr);
+  const int64_t item_cols = split.max_units() * nr;
+  for_each_item_dynamic(threads, split.items, [&](int64_t item) {
+    const int64_t j0 = split.begin(item) * nr;
+    const int64_t nc = std::min(split.begin(item + 1) * nr, n) - j0;
     T* bp = tls_pack_b.get<T>(item_cols * kc_block);
     for (int64_t pc = 0; pc < k; pc += kc_block) {
       const int64_t kc = std::min(kc_block, k - pc);
