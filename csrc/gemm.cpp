@@ -25,6 +25,25 @@
 // On the development VM (48 KiB L1d, 2 MiB L2 per core) MC from 96 to 288 and KC from 256 to
 // 512 all ran within 2% of each other (single thread ~118 GFLOP/s float32, 96% of AVX2 peak).
 //
+// Blocking (AVX-512, gemm_avx512.cpp; float32: MR x NR = 14 x 32, MC = 168, KC = 256,
+// NC = 4064; float64: 14 x 16, MC = 84, KC = 256, NC = 4064), for the AVX-512 machines in use:
+// Sapphire Rapids class, 48 KiB L1d and 2 MiB L2 per core (Skylake-SP and Zen 4 have 32 KiB /
+// 1 MiB, for which the same blocks still fit L2 and leave the B sliver in L1):
+//   MR x NR: 28 zmm accumulators + 2 B vectors + 1 broadcast of the 32 registers; NR = 2
+//       vectors so each broadcast A value feeds 2 FMAs (BLIS's skx kernels, transposed).
+//   L1: the kc x NR sliver of B is KC*NR*sizeof(T) = 32 KiB (both dtypes), reused by all MC/MR
+//       slivers of A, which stream from L2 at 14 values per 14 cycles (fp32) -- a sliver
+//       needs only to stay ahead of the kernel, not in L1 as a whole.
+//   L2: the MC x KC block of A is 168 KiB (fp32: 168*256*4; fp64: 84*256*8), MC a multiple of
+//       MR, under a tenth of L2: the B panel's slivers (KC*NC) pass through L2 too, and for
+//       n up to ~1500 (fp32) the whole panel stays there.
+//   L3: the KC x NC panel of B is 4 MiB (fp32) / 8 MiB (fp64) per thread; NC = 4064 = 127 * 32
+//       keeps AVX2's panel budget in a multiple of NR.
+//   Measured on the 2-core development VM (single thread, 1024^3): KC 128..512 x MC 84..336
+//   all within the run-to-run noise (~5%) of each other, 180-190 GFLOP/s float32 (~80% of the
+//   237 GFLOP/s FMA-only peak; the kernel alone on L1/L2-resident panels reaches ~210-217).
+//   So the values are the middle of the flat region, chosen for the reuse reasoning above.
+//
 // Threads: the longer side of C (counted in micro-tiles) is split. The whole other operand is
 // packed once into a shared buffer (all of op(B) when rows are split, all of op(A) when columns
 // are; by the caller, or by all threads when it is big), then every thread, caller included,
@@ -112,17 +131,11 @@ template <typename T>
 Blocking<T> blocking();
 
 #ifdef PYDL_HAVE_AVX512_KERNELS
-// AVX-512 blocking (see the comment at the top). Overridable at build time for tuning.
-#ifndef PYDL_AVX512_SGEMM_MC
-#define PYDL_AVX512_SGEMM_MC 168
-#define PYDL_AVX512_SGEMM_KC 256
-#define PYDL_AVX512_DGEMM_MC 84
-#define PYDL_AVX512_DGEMM_KC 256
-#endif
-constexpr int64_t kAvx512SgemmMC = PYDL_AVX512_SGEMM_MC, kAvx512SgemmKC = PYDL_AVX512_SGEMM_KC,
-                  kAvx512SgemmNC = 4064;
-constexpr int64_t kAvx512DgemmMC = PYDL_AVX512_DGEMM_MC, kAvx512DgemmKC = PYDL_AVX512_DGEMM_KC,
-                  kAvx512DgemmNC = 4064;
+// AVX-512 blocking: see the comment at the top. The thread thresholds stay AVX2's: an
+// AVX-512 multiply-add is faster, but the shapes near the threshold (4096x27x64, 64x2304x256)
+// spend a large share of their time packing and writing C, which threads split just as well.
+constexpr int64_t kAvx512SgemmMC = 168, kAvx512SgemmKC = 256, kAvx512SgemmNC = 4064;
+constexpr int64_t kAvx512DgemmMC = 84, kAvx512DgemmKC = 256, kAvx512DgemmNC = 4064;
 constexpr int64_t kAvx512SgemmMinMacs = 3500000, kAvx512DgemmMinMacs = 1750000;
 #endif
 
@@ -316,7 +329,9 @@ struct Grid {
 // thread packs its rows of op(A) once per NC panel and its columns of op(B) once).
 template <typename T>
 Grid choose_grid(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int threads) {
-  const double macs_per_unit = 32.0 / sizeof(T);  // AVX2: 2 FMA ports x 32-byte vectors
+  // Proportional to the vector width: NR is two vectors in the SIMD kernels (AVX2 float32:
+  // 8 multiply-adds per unit, AVX-512: 16).
+  const double macs_per_unit = static_cast<double>(bk.nr) / 2.0;
   const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
   Grid best;
   double best_cost = -1;

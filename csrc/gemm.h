@@ -11,7 +11,8 @@
 //
 // How it is computed (BLIS's five loops, see gemm.cpp): op(B) is packed in KC x NC panels and
 // op(A) in MC x KC blocks into contiguous aligned buffers laid out for a register-blocked
-// micro-kernel (AVX2+FMA 6x16 float32 / 6x8 float64 in gemm_avx2.cpp, or portable C++), which
+// micro-kernel (AVX-512 14x32 float32 / 14x16 float64 in gemm_avx512.cpp when use_avx512(),
+// else AVX2+FMA 6x16 / 6x8 in gemm_avx2.cpp when use_avx2(), else portable C++), which
 // computes one MR x NR tile of C. C must not overlap A or B.
 #include <cstdint>
 

@@ -1,21 +1,24 @@
-// AVX-512 micro-kernels and transposing packs for the packed GEMM in gemm.cpp (this file alone is
+// AVX-512 micro-kernels and packing routines for the packed GEMM in gemm.cpp (this file alone is
 // compiled with -mavx512f/bw/dq/vl; gemm.cpp calls it only when use_avx512() is true).
 //
 // One kernel shape serves both dtypes: 14 rows x 2 vectors of C held in 28 zmm accumulators,
 // i.e. 14x32 for float32 (16 lanes) and 14x16 for float64 (8 lanes); BLIS's Skylake-X kernels
 // are the same shape seen column-major (32x12 sgemm, 16x14 dgemm). Per step p of the kc loop it
-// loads one row of the packed B sliver (2 aligned vectors) and, for each of the 14 packed A
-// values of column p, issues 2 FMAs that take the A value straight from memory as an embedded
-// broadcast ({1to16} / {1to8}), so no register is spent on it: 28 accumulators + 2 B vectors = 30
-// of the 32 zmm registers. 28 independent FMA chains cover the FMA latency (4 cycles) times the
-// 2 FMA ports (8 in flight) three times over, and 28 FMAs (14 cycles) need only 2 vector loads
-// and 14 broadcast loads, well within the 2 loads per cycle the core sustains. A wider tile
-// (more rows) would not fit the register file; a narrower one (12x32) leaves FMA slots to the
-// C write-back and the loop overhead for no gain in latency hiding.
+// loads one row of the packed B sliver (2 aligned vectors) and broadcasts each of the 14 packed
+// A values of column p into a register (vbroadcastss/sd: one load-port uop, no shuffle) that
+// feeds 2 FMAs: 28 accumulators + 2 B vectors + 1 broadcast = 31 of the 32 zmm registers, no
+// spills. (Embedded {1to16} broadcasts would spend a load per FMA instead of one per two.)
+// 28 independent FMA chains cover the FMA latency (4 cycles) times the 2 FMA ports (8 in
+// flight) three times over, and 28 FMAs (14 cycles) need only 16 loads, well within the 2-3
+// loads per cycle the core sustains. More rows would not fit the register file; 12x32 ran at
+// the same rate alone (within noise) but loads B twice per 24 FMAs instead of per 28 and
+// writes C tiles more often. The k loop is unrolled 4 times. Measured alone on L1/L2-resident
+// panels (development VM, Sapphire Rapids class): ~205-217 GFLOP/s float32 per core, ~90% of
+// the 237 GFLOP/s FMA-only peak.
 //
 // Edges need no scalar loop: the valid columns of a row are a write mask (masked loads and
-// stores never touch the masked-off lanes, so nothing past C's last column is read or written)
-// and rows past m_valid are skipped.
+// stores never touch the masked-off lanes, so nothing past C's last column is read or written),
+// and a bottom-edge tile of fewer rows runs a kernel instantiated for just those rows.
 //
 // Everything here has internal linkage (anonymous namespace) except the entry points declared in
 // gemm.h, so no AVX-512-compiled inline function can be picked by the linker for other code.
@@ -121,7 +124,7 @@ inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
     _mm_prefetch(reinterpret_cast<const char*>(a + 8 * kAStride), _MM_HINT_T0);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V ai = S::set1(a[i]);  // folded into the FMA as an embedded broadcast
+      const V ai = S::set1(a[i]);  // one broadcast load, used by both FMAs
       acc0[i] = S::fma(ai, b0, acc0[i]);
       acc1[i] = S::fma(ai, b1, acc1[i]);
     }
