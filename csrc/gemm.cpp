@@ -62,6 +62,10 @@
 #include <stdexcept>
 #include <string>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 #include "cpu_features.h"
 #include "parallel.h"
 
@@ -181,6 +185,7 @@ Blocking<double> blocking<double>() {
 // (A block and B panel); the pool's workers live as long as the pool, and so do their buffers.
 class PackBuffer {
  public:
+  static constexpr size_t kHugePage = size_t(2) << 20;
   PackBuffer() = default;
   PackBuffer(const PackBuffer&) = delete;
   PackBuffer& operator=(const PackBuffer&) = delete;
@@ -193,9 +198,16 @@ class PackBuffer {
       std::free(data_);
       data_ = nullptr;
       capacity_ = 0;
-      size_t rounded = (bytes + 4095) / 4096 * 4096;  // aligned_alloc wants a multiple of 64
-      data_ = std::aligned_alloc(64, rounded);
+      // Buffers of 2 MiB and more are 2 MiB-aligned and, on Linux, asked to be backed by huge
+      // pages (transparent huge pages are often madvise-only): a packed 2048 x 2048 operand
+      // spans 4096 small pages, and the kernels' reads of it would miss the TLB.
+      const size_t align = bytes >= kHugePage ? kHugePage : 64;
+      size_t rounded = (bytes + align - 1) / align * align;  // aligned_alloc: multiple of align
+      data_ = std::aligned_alloc(align, rounded);
       if (data_ == nullptr) throw std::bad_alloc();
+#ifdef __linux__
+      if (align == kHugePage) madvise(data_, rounded, MADV_HUGEPAGE);  // a hint: errors ignored
+#endif
       capacity_ = rounded;
     }
     return static_cast<T*>(data_);
