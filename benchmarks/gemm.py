@@ -7,10 +7,10 @@ Cases (m x k @ k x n, float32 "sgemm" and float64 "dgemm"):
   * a Linear layer's forward x @ W^T with W stored (out, in), read transposed without a copy;
   * a batched product (attention-like), threaded over batch items.
 
-Rate is 2 m n k / time. For scale: on the 2-core development VM an FMA-only AVX2 loop reaches
-about 245 GFLOP/s float32 (123 per core, 8 lanes x 2 FMA ports x 2 flops x ~3.8 GHz) and half
-that in float64; that is the ceiling of pydl's AVX2+FMA micro-kernel. OpenBLAS picks its AVX-512
-kernels on CPUs that have them, whose ceiling is higher.
+Rate is 2 m n k / time. For scale: on the 2-core development VM (Sapphire Rapids class) an
+FMA-only AVX-512 loop reaches about 433 GFLOP/s float32 on 2 cores (237 on one) and an AVX2 loop
+about 258 (128 per core); float64 is half. pydl and OpenBLAS both pick their AVX-512 kernels
+there (``_C.set_simd_path("avx2+fma")`` times pydl's AVX2 path, as CPUs without AVX-512 run it).
 
 Reading the numbers: after each call OpenBLAS's (and PyTorch's OpenMP) worker threads keep
 spinning for a while before they sleep, so in the alternating rounds they hold a core while
