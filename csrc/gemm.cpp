@@ -44,15 +44,19 @@
 //   237 GFLOP/s FMA-only peak; the kernel alone on L1/L2-resident panels reaches ~210-217).
 //   So the values are the middle of the flat region, chosen for the reuse reasoning above.
 //
-// Threads: the longer side of C (counted in micro-tiles) is split. The whole other operand is
-// packed once into a shared buffer (all of op(B) when rows are split, all of op(A) when columns
-// are; by the caller, or by all threads when it is big), then every thread, caller included,
-// takes blocks of rows (columns) of C from an atomic counter, about 8 per thread, packing only
-// its own part of the split operand. Nothing is packed twice, and since blocks are handed out on demand, a pool worker
-// that wakes late (tens of microseconds on a VM) just takes fewer blocks instead of holding
-// the caller up. When the shared operand would exceed 8M elements (32 MiB of float32), C is cut
-// into one rectangle per thread instead, each packing its own operands; for such sizes the
-// repeated packing is a small fraction of the work.
+// Threads: C is cut into one rectangle per thread (a tm x tn grid of whole micro-tiles, chosen
+// by choose_grid to balance multiply-adds against the packing each thread repeats), and each
+// thread runs the serial loops above on its rectangle, packing its own rows of op(A) and
+// columns of op(B) into its own buffers. Packing the shared operand once and dealing out blocks
+// of C dynamically (what this file did before) packs nothing twice, but on the development VM
+// (Sapphire Rapids class, 2 cores) every thread then reads panels that the other core wrote,
+// and those cross-core reads cost more than the repeated packing: measured with 2 threads,
+// private rectangles ran float32 256^3 at 290-315 GFLOP/s instead of 260-270, 512^3 at 310-330
+// instead of 270-305, 1024^3 at 320-330 instead of 290-320, 2048^3 at 335-354 instead of
+// 284-321, 4096x27x64 at 277-298 instead of 206-228 and 64x2304x256 at 250-264 instead of
+// 213-215 (AVX-512; the AVX2 path gained alike: 512^3 220-225 instead of 192-197), float64
+// 512^3-2048^3 by 10-15%. The repeated packing is at most a few percent of the work once a
+// product is big enough to be threaded at all (min_macs_per_thread).
 #include "gemm.h"
 
 #include <algorithm>
@@ -98,8 +102,8 @@ struct Blocking {
   // Work (in multiply-adds) each thread must get before a product is split over threads. The
   // pool (parallel.h) wakes sleeping workers through a condition variable; on the development
   // VM a parallel_for costs ~30 us before the worker starts and ~30 us more before the caller
-  // wakes at the end, and threads take blocks of C dynamically so a late worker costs no more
-  // than that. A share must be worth well over 60 us: measured there (float32), two threads
+  // wakes at the end (workers spin for a while after each job, so back-to-back calls pay
+  // less). A share must be worth well over 60 us: measured there (AVX2, float32), two threads
   // run 160^3 (4.1M multiply-adds) at 0.76x the speed of one, 192^3 (7.1M) at 0.96x,
   // 4096x27x64 (7.1M) at 1.25x and 224^3 (11.2M) at 1.15x; so two threads from 7M (3.5M
   // each), half that for float64, whose multiply-adds take twice as long.
@@ -368,15 +372,6 @@ Grid choose_grid(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int thr
   return best;
 }
 
-// The operand packed once by the calling thread and read by every thread in the shared splits.
-thread_local PackBuffer tls_pack_shared;
-// Largest shared packed operand (elements): 32 MiB of float32. Bigger products use the grid,
-// whose redundant packing is then negligible next to their compute.
-constexpr int64_t kMaxSharedPack = int64_t(8) << 20;
-// Shared operands of at least this many elements are packed by all threads (a parallel_for of
-// its own, worth its start-up cost from about 0.2 ms of packing), smaller ones by the caller.
-constexpr int64_t kParallelPackMin = int64_t(1) << 19;
-
 // Hands out items [0, n_items) to whichever thread asks next. parallel_for splits its range
 // statically, so each of its `threads` chunks runs this loop instead: a worker that the pool
 // wakes late simply takes fewer items, and the caller never waits for it to start.
@@ -387,132 +382,6 @@ void for_each_item_dynamic(int threads, int64_t n_items, const Fn& item_fn) {
     for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < n_items;
          item = next.fetch_add(1, std::memory_order_relaxed))
       item_fn(item);
-  });
-}
-
-// How the split side of C, `units` micro-tiles long, is dealt out as items: about 8 per thread,
-// so that a thread that starts late or runs slower (another process on its core) just takes
-// fewer; each of min_units to max_units micro-tiles when possible; and of sizes that differ by
-// at most one micro-tile (item i is units [i * units / items, (i + 1) * units / items)), so the
-// last item is never a lone large or tiny remainder. 74 micro-tile rows over 2 threads make 16
-// items of 4 or 5, not 15 of 5 (8 on one thread, 7 on the other: 7% lost).
-struct ItemSplit {
-  int64_t units, items;
-  int64_t begin(int64_t item) const { return item * units / items; }
-  int64_t max_units() const { return ceil_div(units, items); }
-};
-
-ItemSplit split_items(int64_t units, int threads, int64_t min_units, int64_t max_units) {
-  int64_t items = std::min<int64_t>(8 * int64_t(threads), std::max<int64_t>(1, units / min_units));
-  items = std::max(items, ceil_div(units, max_units));
-  return {units, items};
-}
-
-// Tall split: the caller packs all of op(B) once (panel (jc, pc) at offset jc * k + pc * its
-// padded width), then threads take blocks of rows of C, each packing only its rows of op(A).
-template <typename T>
-void gemm_split_rows(const Blocking<T>& bk, int threads, int64_t m, int64_t n, int64_t k,
-                     T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
-                     int64_t b_cs, T beta, T* c, int64_t ldc) {
-  const int64_t mr = bk.mr, nr = bk.nr;
-  const int64_t nc_block = balanced_block(n, bk.nc, nr);
-  const int64_t kc_block = balanced_block(k, bk.kc, 1);
-  T* bp_all = tls_pack_shared.get<T>(round_up(n, nr) * k);
-  // Packing tasks: (jc, pc) panels cut into chunks of 16 slivers; in parallel when big enough
-  // to be worth a second parallel_for.
-  const int64_t chunk_cols = 16 * nr;
-  const int64_t n_pc = ceil_div(k, kc_block), chunks_per_panel = ceil_div(nc_block, chunk_cols);
-  const int64_t n_tasks = ceil_div(n, nc_block) * n_pc * chunks_per_panel;
-  auto pack_task = [&](int64_t task) {
-    const int64_t jc = task / (n_pc * chunks_per_panel) * nc_block;
-    const int64_t pc = task / chunks_per_panel % n_pc * kc_block;
-    const int64_t j0 = task % chunks_per_panel * chunk_cols;
-    const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
-    if (j0 >= nc) return;
-    bk.pack_b(bp_all + jc * k + pc * nc_pad + j0 * std::min(kc_block, k - pc),
-              b + pc * b_rs + (jc + j0) * b_cs, b_cs, b_rs, std::min(chunk_cols, nc - j0),
-              std::min(kc_block, k - pc), bk.pack_lines_b);
-  };
-  if (n * k >= kParallelPackMin) {
-    for_each_item_dynamic(threads, n_tasks, pack_task);
-  } else {
-    for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
-  }
-  // Items of whole micro-tile rows (see split_items): at most one MC block each and, so that
-  // each kc x NR sliver of op(B) brought into L1 serves several micro-tiles, at least 24 rows.
-  const ItemSplit split = split_items(ceil_div(m, mr), threads, ceil_div(24, mr),
-                                     balanced_block(m, bk.mc, mr) / mr);
-  const int64_t item_rows = split.max_units() * mr;
-  for_each_item_dynamic(threads, split.items, [&](int64_t item) {
-    const int64_t i0 = split.begin(item) * mr;
-    const int64_t mc = std::min(split.begin(item + 1) * mr, m) - i0;
-    T* ap = tls_pack_a.get<T>(item_rows * kc_block);
-    for (int64_t jc = 0; jc < n; jc += nc_block) {
-      const int64_t nc = std::min(nc_block, n - jc), nc_pad = round_up(nc, nr);
-      for (int64_t pc = 0; pc < k; pc += kc_block) {
-        const int64_t kc = std::min(kc_block, k - pc);
-        const T beta_block = pc == 0 ? beta : T(1);
-        const T* bp = bp_all + jc * k + pc * nc_pad;
-        bk.pack_a(ap, a + i0 * a_rs + pc * a_cs, a_rs, a_cs, mc, kc, bk.pack_lines_a);
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          const int64_t n_valid = std::min(nr, nc - jr);
-          for (int64_t ir = 0; ir < mc; ir += mr)
-            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
-                     c + (i0 + ir) * ldc + jc + jr, ldc, std::min(mr, mc - ir), n_valid);
-        }
-      }
-    }
-  });
-}
-
-// Wide split: the caller packs all of op(A) once (block (pc, ic) at offset pc * padded m +
-// ic * its kc), then threads take blocks of columns of C, each packing only its columns of op(B).
-template <typename T>
-void gemm_split_cols(const Blocking<T>& bk, int threads, int64_t m, int64_t n, int64_t k,
-                     T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
-                     int64_t b_cs, T beta, T* c, int64_t ldc) {
-  const int64_t mr = bk.mr, nr = bk.nr;
-  const int64_t mc_block = balanced_block(m, bk.mc, mr);
-  const int64_t kc_block = balanced_block(k, bk.kc, 1);
-  const int64_t m_pad = round_up(m, mr);
-  T* ap_all = tls_pack_shared.get<T>(m_pad * k);
-  // Packing tasks: the (pc, ic) blocks, in parallel when big enough.
-  const int64_t n_ic = ceil_div(m, mc_block);
-  auto pack_task = [&](int64_t task) {
-    const int64_t pc = task / n_ic * kc_block, ic = task % n_ic * mc_block;
-    const int64_t kc = std::min(kc_block, k - pc);
-    bk.pack_a(ap_all + pc * m_pad + ic * kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs,
-              std::min(mc_block, m - ic), kc, bk.pack_lines_a);
-  };
-  const int64_t n_tasks = ceil_div(k, kc_block) * n_ic;
-  if (m * k >= kParallelPackMin) {
-    for_each_item_dynamic(threads, n_tasks, pack_task);
-  } else {
-    for (int64_t task = 0; task < n_tasks; ++task) pack_task(task);
-  }
-  // As above (split_items), each at least 2 micro-tile columns wide and at most one NC panel.
-  const ItemSplit split = split_items(ceil_div(n, nr), threads, 2,
-                                     balanced_block(n, bk.nc, nr) / nr);
-  const int64_t item_cols = split.max_units() * nr;
-  for_each_item_dynamic(threads, split.items, [&](int64_t item) {
-    const int64_t j0 = split.begin(item) * nr;
-    const int64_t nc = std::min(split.begin(item + 1) * nr, n) - j0;
-    T* bp = tls_pack_b.get<T>(item_cols * kc_block);
-    for (int64_t pc = 0; pc < k; pc += kc_block) {
-      const int64_t kc = std::min(kc_block, k - pc);
-      const T beta_block = pc == 0 ? beta : T(1);
-      bk.pack_b(bp, b + pc * b_rs + j0 * b_cs, b_cs, b_rs, nc, kc, bk.pack_lines_b);
-      for (int64_t ic = 0; ic < m; ic += mc_block) {
-        const int64_t mc = std::min(mc_block, m - ic);
-        const T* ap = ap_all + pc * m_pad + ic * kc;
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          const int64_t n_valid = std::min(nr, nc - jr);
-          for (int64_t ir = 0; ir < mc; ir += mr)
-            bk.micro(kc, ap + ir * kc, bp + jr * kc, alpha, beta_block,
-                     c + (ic + ir) * ldc + j0 + jr, ldc, std::min(mr, mc - ir), n_valid);
-        }
-      }
-    }
   });
 }
 
@@ -540,16 +409,7 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
     gemm_serial(bk, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
     return;
   }
-  // Split the longer side of C (in micro-tiles), sharing the packed other operand.
-  const bool tall = ceil_div(m, bk.mr) >= ceil_div(n, bk.nr);
-  if (tall && round_up(n, bk.nr) * k <= kMaxSharedPack) {
-    gemm_split_rows(bk, threads, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
-    return;
-  }
-  if (!tall && round_up(m, bk.mr) * k <= kMaxSharedPack) {
-    gemm_split_cols(bk, threads, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
-    return;
-  }
+  // One rectangle of C per thread, each packing its own operands (see Threads above).
   const Grid grid = choose_grid(bk, m, n, k, threads);
   const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
   parallel_for(grid.tm * grid.tn, 1, [&](int64_t t0, int64_t t1) {

@@ -294,9 +294,9 @@ def test_gemm_c_overlapping_an_input(simd, dtype):
 def test_gemm_thread_counts(simd, threads, n_threads):
     """Every split of C over threads (grids tm x tn, uneven edges) gives the same product.
 
-    The products are large enough (> 5 x 5M multiply-adds) that the kernel splits them: rows
-    (tall C) or columns (wide C); the last two pack their shared operand (over 512K elements)
-    on all threads too."""
+    The products are large enough (> 5 x 5M multiply-adds) that the kernel splits them: by rows
+    (tall C), by columns (wide C), or both when there are more threads than micro-tiles along
+    one side (7 columns, 5 threads)."""
     _C.set_num_threads(n_threads)
     rng = np.random.default_rng(n_threads)
     for m, n, k in [(2501, 7, 1499), (7, 2501, 1499), (301, 293, 307), (200, 500, 1100),
@@ -306,12 +306,12 @@ def test_gemm_thread_counts(simd, threads, n_threads):
 
 
 def test_gemm_huge_k_per_thread_grid(simd, threads):
-    """Shared packed operands over 8M elements fall back to one C rectangle per thread.
+    """Huge k split over threads: each thread's rectangle runs its many KC blocks.
 
-    k = 2^19 + 1 makes the packed op(B) (tall case) or op(A) (wide case) too big to share, on
-    every path's tile (6 x 8, 14 x 16 and 4 x 4 float64), and leaves at least two micro-tiles
-    along the split side. The broadcast (stride-0) operands keep memory small and give cheap
-    exact references. float64 only: half a million float32 terms accumulate ~k * eps rounding,
+    k = 2^19 + 1 (2049 KC blocks, each accumulating into C with beta = 1) with C split by rows
+    (tall case) or columns (wide case) on every path's tile (6 x 8, 14 x 16 and 4 x 4 float64):
+    at least two micro-tiles along the split side. The broadcast (stride-0) operands keep memory
+    small and give cheap exact references. float64 only: half a million float32 terms accumulate ~k * eps rounding,
     past the 1e-5 bound that holds for the layer-sized k of the other tests (the threading code
     is dtype-independent)."""
     dtype = np.float64
