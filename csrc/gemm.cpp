@@ -55,7 +55,7 @@
 // instead of 270-305, 1024^3 at 320-330 instead of 290-320, 2048^3 at 335-354 instead of
 // 284-321, 4096x27x64 at 277-298 instead of 206-228 and 64x2304x256 at 250-264 instead of
 // 213-215 (AVX-512; the AVX2 path gained alike: 512^3 220-225 instead of 192-197), float64
-// 512^3-2048^3 by 10-15%. The repeated packing is at most a few percent of the work once a
+// 512^3-2048^3 by 8-15%. The repeated packing is at most a few percent of the work once a
 // product is big enough to be threaded at all (min_macs_per_thread).
 #include "gemm.h"
 
