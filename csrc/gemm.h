@@ -55,6 +55,12 @@ namespace gemm_detail {
 template <typename T>
 using MicroKernel = void (*)(int64_t kc, const T* a_panel, const T* b_panel, T alpha, T beta, T* c,
                              int64_t ldc, int64_t m_valid, int64_t n_valid);
+// A micro-kernel that reads op(A) unpacked: row i of the tile at a + i * lda, contiguous along
+// p (a[i * lda + p]), rows below m_valid only; B packed as above.
+template <typename T>
+using DirectAMicroKernel = void (*)(int64_t kc, const T* a, int64_t lda, const T* b_panel,
+                                    T alpha, T beta, T* c, int64_t ldc, int64_t m_valid,
+                                    int64_t n_valid);
 
 // Transposing pack of one full sliver of R lines that are each contiguous along p:
 // dst[p * R + i] = src[i * ld + p] for i < R, p < kc (A stored m x k, or B stored n x k).
@@ -83,6 +89,14 @@ void sgemm_micro_14x32_avx512(int64_t kc, const float* a_panel, const float* b_p
 void dgemm_micro_14x16_avx512(int64_t kc, const double* a_panel, const double* b_panel,
                               double alpha, double beta, double* c, int64_t ldc, int64_t m_valid,
                               int64_t n_valid);
+// The same kernels reading op(A) unpacked: row i of the tile at a + i * lda, contiguous along k
+// (A stored row-major); only rows below m_valid are read.
+void sgemm_micro_14x32_direct_a_avx512(int64_t kc, const float* a, int64_t lda,
+                                       const float* b_panel, float alpha, float beta, float* c,
+                                       int64_t ldc, int64_t m_valid, int64_t n_valid);
+void dgemm_micro_14x16_direct_a_avx512(int64_t kc, const double* a, int64_t lda,
+                                       const double* b_panel, double alpha, double beta,
+                                       double* c, int64_t ldc, int64_t m_valid, int64_t n_valid);
 // Whole-block packs (R = MR for A, NR for B) with the layout and arguments of gemm.cpp's
 // portable pack_block, op(X)(i, p) = src[i * rs + p * cs], partial last sliver included; the
 // PackLinesFn argument is unused.

@@ -94,9 +94,13 @@ inline void store_row(typename S::T* ci, typename S::V x0, typename S::V x1, typ
 }
 
 // Computes the first MR rows of a tile whose packed A sliver has kAStride values per step: MR =
-// kAStride for full tiles, fewer for the bottom edge of C (see micro_rows below).
-template <class S, int MR, int kAStride>
-inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
+// kAStride for full tiles, fewer for the bottom edge of C (see micro_rows below). With kDirectA
+// it reads A unpacked instead: row i of the tile is a + i * lda, contiguous along k (op(A) =
+// row-major A), which small products use to skip packing A (see gemm.cpp); the 14 row
+// addresses are 4 bases (rows 0, 4, 8, 12) plus 0, 1, 2 or 3 times lda, so they fit in
+// registers as x86 base + index addressing.
+template <class S, int MR, int kAStride, bool kDirectA = false>
+inline void micro_2v(int64_t kc, const typename S::T* __restrict a, int64_t lda,
                      const typename S::T* __restrict b, typename S::T alpha, typename S::T beta,
                      typename S::T* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
   using T = typename S::T;
@@ -115,20 +119,32 @@ inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = S::zero();
 
+  // Direct A: bases of rows 0, 4, 8, 12 (only those below MR are read) and the offsets of the
+  // rows in between.
+  const T* base[4] = {a, a + (MR > 4 ? 4 : 0) * lda, a + (MR > 8 ? 8 : 0) * lda,
+                      a + (MR > 12 ? 12 : 0) * lda};
+  const int64_t offset[4] = {0, lda, 2 * lda, 3 * lda};
+
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const V b0 = S::load(b);
     const V b1 = S::load(b + L);
     // The packed A sliver is read sequentially; keep it a few steps ahead in L1 (it streams
     // from L2, where the MC x KC block lives).
-    _mm_prefetch(reinterpret_cast<const char*>(a + 8 * kAStride), _MM_HINT_T0);
+    if (!kDirectA) _mm_prefetch(reinterpret_cast<const char*>(a + 8 * kAStride), _MM_HINT_T0);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V ai = S::set1(a[i]);  // one broadcast load, used by both FMAs
+      // One broadcast load, used by both FMAs.
+      const V ai = S::set1(kDirectA ? base[i / 4][offset[i % 4]] : a[i]);
       acc0[i] = S::fma(ai, b0, acc0[i]);
       acc1[i] = S::fma(ai, b1, acc1[i]);
     }
-    a += kAStride;
+    if (kDirectA) {
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) ++base[q];
+    } else {
+      a += kAStride;
+    }
     b += NR;
   }
 
@@ -153,14 +169,14 @@ inline void micro_2v(int64_t kc, const typename S::T* __restrict a,
 // A tile with m_valid < MR rows (only the last tile row of C) runs a kernel with just those
 // rows: the zero padding of the packed sliver is not multiplied, which for small m is a large
 // share of the work (m = 64 is 4 full tiles of 14 and one of 8 rows: 9% fewer FMAs).
-template <class S, int MR>
-void micro_rows(int64_t kc, const typename S::T* a, const typename S::T* b, typename S::T alpha,
-                typename S::T beta, typename S::T* c, int64_t ldc, int64_t m_valid,
-                int64_t n_valid) {
+template <class S, int MR, bool kDirectA>
+void micro_rows(int64_t kc, const typename S::T* a, int64_t lda, const typename S::T* b,
+                typename S::T alpha, typename S::T beta, typename S::T* c, int64_t ldc,
+                int64_t m_valid, int64_t n_valid) {
   static_assert(MR == 14, "one case per row count below");
 #define PYDL_ROWS_CASE(R) \
   case R:                \
-    return micro_2v<S, R, MR>(kc, a, b, alpha, beta, c, ldc, m_valid, n_valid);
+    return micro_2v<S, R, MR, kDirectA>(kc, a, lda, b, alpha, beta, c, ldc, m_valid, n_valid);
   switch (m_valid) {
     PYDL_ROWS_CASE(1)
     PYDL_ROWS_CASE(2)
@@ -176,7 +192,7 @@ void micro_rows(int64_t kc, const typename S::T* a, const typename S::T* b, type
     PYDL_ROWS_CASE(12)
     PYDL_ROWS_CASE(13)
     default:
-      return micro_2v<S, MR, MR>(kc, a, b, alpha, beta, c, ldc, m_valid, n_valid);
+      return micro_2v<S, MR, MR, kDirectA>(kc, a, lda, b, alpha, beta, c, ldc, m_valid, n_valid);
   }
 #undef PYDL_ROWS_CASE
 }
@@ -336,13 +352,29 @@ void dgemm_pack_b_avx512(double* dst, const double* src, int64_t rs, int64_t cs,
 void sgemm_micro_14x32_avx512(int64_t kc, const float* a_panel, const float* b_panel, float alpha,
                               float beta, float* c, int64_t ldc, int64_t m_valid,
                               int64_t n_valid) {
-  micro_rows<F32, kAvx512SgemmMR>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
+  micro_rows<F32, kAvx512SgemmMR, false>(kc, a_panel, 0, b_panel, alpha, beta, c, ldc, m_valid,
+                                         n_valid);
+}
+
+void sgemm_micro_14x32_direct_a_avx512(int64_t kc, const float* a, int64_t lda,
+                                       const float* b_panel, float alpha, float beta, float* c,
+                                       int64_t ldc, int64_t m_valid, int64_t n_valid) {
+  micro_rows<F32, kAvx512SgemmMR, true>(kc, a, lda, b_panel, alpha, beta, c, ldc, m_valid,
+                                        n_valid);
 }
 
 void dgemm_micro_14x16_avx512(int64_t kc, const double* a_panel, const double* b_panel,
                               double alpha, double beta, double* c, int64_t ldc, int64_t m_valid,
                               int64_t n_valid) {
-  micro_rows<F64, kAvx512DgemmMR>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
+  micro_rows<F64, kAvx512DgemmMR, false>(kc, a_panel, 0, b_panel, alpha, beta, c, ldc, m_valid,
+                                         n_valid);
+}
+
+void dgemm_micro_14x16_direct_a_avx512(int64_t kc, const double* a, int64_t lda,
+                                       const double* b_panel, double alpha, double beta,
+                                       double* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
+  micro_rows<F64, kAvx512DgemmMR, true>(kc, a, lda, b_panel, alpha, beta, c, ldc, m_valid,
+                                        n_valid);
 }
 
 }  // namespace pydl::gemm_detail

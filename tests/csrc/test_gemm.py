@@ -156,6 +156,24 @@ def test_gemm_tile_edges_update_only_c(simd, dtype, m, n, k, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("m", [97, 107])
+def test_gemm_row_major_a_read_in_place_or_packed(simd, dtype, m, threads):
+    """Row-major op(A) up to 2^20 elements is read unpacked by the AVX-512 kernels, bigger ones
+    are packed: m = 97 and 107 with k = 10007 fall on either side (one thread, so the whole
+    product is one rectangle), through 40 KC blocks, with a row-strided view of A (lda > k) and
+    partial bottom tiles (13 and 9 rows of 14). The other paths run the same products."""
+    _C.set_num_threads(1)
+    rng = np.random.default_rng(m)
+    k, n = 10007, 37
+    a = random(rng, (m, k + 5), dtype)[:, 3:k + 3]
+    b = random(rng, (k, n), dtype)
+    c = random(rng, (m, n), dtype)
+    expected = reference(a, b, c, 1.5, 0.5)
+    _C.gemm(a, b, c, alpha=1.5, beta=0.5)
+    assert_close(c, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -1.5), (-2.0, 0.0), (1.0, 0.25)])
 @pytest.mark.parametrize("k", [1, 19, 600])  # 600: three KC blocks, beta applied once
 def test_gemm_alpha_beta_in_place(simd, dtype, alpha, beta, k):
