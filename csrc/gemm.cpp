@@ -306,13 +306,14 @@ void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha
   const int64_t nc_block = balanced_block(n, bk.nc, nr);
   const int64_t kc_block = balanced_block(k, bk.kc, 1);
   const int64_t mc_block = balanced_block(m, bk.mc, mr);
-  T* bp = tls_pack_b.get<T>(kc_block * nc_block);
-  T* ap = tls_pack_a.get<T>(mc_block * kc_block);
-  // Small products with op(A) contiguous along k read A in place: packing it would cost about
-  // as much as the kernel's reads of it save. All of A then fits in L2 (at most
-  // kDirectAMaxElements), where the kernel finds its 14 rows for every sliver of B.
+  // Small products with op(A) contiguous along k read A in place (see the top of the file):
+  // the transposing pack of A is then a large share of their work, and their A blocks are
+  // small enough for the kernel's 14 strided rows per tile to stay cached across the slivers
+  // of B. Bigger ones pack A as usual.
   const bool direct_a =
       bk.micro_direct_a != nullptr && a_cs == 1 && m <= kDirectAMaxElements / k;
+  T* bp = tls_pack_b.get<T>(kc_block * nc_block);
+  T* ap = direct_a ? nullptr : tls_pack_a.get<T>(mc_block * kc_block);
 
   for (int64_t jc = 0; jc < n; jc += nc_block) {
     const int64_t nc = std::min(nc_block, n - jc);
