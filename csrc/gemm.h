@@ -13,7 +13,8 @@
 // op(A) in MC x KC blocks into contiguous aligned buffers laid out for a register-blocked
 // micro-kernel (AVX-512 14x32 float32 / 14x16 float64 in gemm_avx512.cpp when use_avx512(),
 // else AVX2+FMA 6x16 / 6x8 in gemm_avx2.cpp when use_avx2(), else portable C++), which
-// computes one MR x NR tile of C. C must not overlap A or B.
+// computes one MR x NR tile of C; on the AVX-512 path small products with row-major op(A) read
+// A in place instead of packing it. C must not overlap A or B.
 #include <cstdint>
 
 namespace pydl {
