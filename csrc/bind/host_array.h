@@ -1,0 +1,68 @@
+#pragma once
+// Fresh output arrays for kernels, served by the caching host allocator (csrc/host_cache.h).
+//
+// empty_array<T>(shape) is np.empty(shape, T) (C order, contents unspecified): below the cache's
+// minimum size NumPy allocates it as usual; from kHostCacheMinBytes up the data is a host_alloc
+// block, and the array's base is a capsule that hands the block back to the cache when the last
+// array (or view) using it dies. Such an array is an ordinary writeable NumPy array: views,
+// pickling (by copy), np.save all work, and the block is never handed out again while any of
+// them lives. The capsule's destructor runs with the GIL held; host_free takes only the cache's
+// own mutex, never the GIL, so it cannot deadlock with a kernel that released the GIL.
+#include <pybind11/numpy.h>
+
+#include <cstddef>
+#include <initializer_list>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+#include "host_cache.h"
+
+namespace pydl::bind {
+
+namespace host_array_detail {
+inline void release_block(void* p) noexcept {
+  try {
+    host_free(p);
+  } catch (...) {
+    // Cannot happen for blocks made below; a capsule destructor must not throw either way.
+  }
+}
+}  // namespace host_array_detail
+
+template <class T, int Flags = pybind11::array::forcecast>
+pybind11::array_t<T, Flags> empty_array(std::vector<pybind11::ssize_t> shape) {
+  namespace py = pybind11;
+  std::size_t count = 1;
+  for (py::ssize_t d : shape) {
+    if (d < 0) throw std::invalid_argument("empty_array: negative dimension");
+    if (d != 0 && count > std::numeric_limits<std::size_t>::max() / sizeof(T) / std::size_t(d))
+      throw std::bad_alloc();
+    count *= std::size_t(d);
+  }
+  const std::size_t bytes = count * sizeof(T);
+  if (bytes < kHostCacheMinBytes) return py::array_t<T, Flags>(shape);
+  void* p = host_alloc(bytes);
+  py::capsule owner;
+  try {
+    owner = py::capsule(p, &host_array_detail::release_block);
+  } catch (...) {
+    host_free(p);
+    throw;
+  }
+  return py::array_t<T, Flags>(std::move(shape), static_cast<const T*>(p), owner);
+}
+
+template <class T, int Flags = pybind11::array::forcecast>
+pybind11::array_t<T, Flags> empty_array(std::initializer_list<pybind11::ssize_t> shape) {
+  return empty_array<T, Flags>(std::vector<pybind11::ssize_t>(shape));
+}
+
+// Same for a shape given as any range of integers (e.g. std::vector<int64_t>).
+template <class T, int Flags = pybind11::array::forcecast, class Shape>
+pybind11::array_t<T, Flags> empty_array_like_shape(const Shape& shape) {
+  return empty_array<T, Flags>(std::vector<pybind11::ssize_t>(shape.begin(), shape.end()));
+}
+
+}  // namespace pydl::bind
