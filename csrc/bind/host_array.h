@@ -21,6 +21,9 @@
 
 namespace pydl::bind {
 
+// The name of the capsules that own cached blocks (see owns_host_block).
+constexpr const char* kHostBlockCapsule = "pydl.host_block";
+
 namespace host_array_detail {
 inline void release_block(void* p) noexcept {
   try {
@@ -46,7 +49,7 @@ pybind11::array_t<T, Flags> empty_array(std::vector<pybind11::ssize_t> shape) {
   void* p = host_alloc(bytes);
   py::capsule owner;
   try {
-    owner = py::capsule(p, &host_array_detail::release_block);
+    owner = py::capsule(p, kHostBlockCapsule, &host_array_detail::release_block);
   } catch (...) {
     host_free(p);
     throw;
@@ -63,6 +66,14 @@ pybind11::array_t<T, Flags> empty_array(std::initializer_list<pybind11::ssize_t>
 template <class T, int Flags = pybind11::array::forcecast, class Shape>
 pybind11::array_t<T, Flags> empty_array_like_shape(const Shape& shape) {
   return empty_array<T, Flags>(std::vector<pybind11::ssize_t>(shape.begin(), shape.end()));
+}
+
+// True when `a` is the array empty_array made (its base is the block's capsule): it alone owns
+// the block, as an array with OWNDATA owns its memory. Views of it (base: the array) are not.
+inline bool owns_host_block(const pybind11::array& a) {
+  PyObject* base = pybind11::detail::array_proxy(a.ptr())->base;
+  return base != nullptr && PyCapsule_CheckExact(base) &&
+         PyCapsule_IsValid(base, kHostBlockCapsule);
 }
 
 }  // namespace pydl::bind

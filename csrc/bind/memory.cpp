@@ -41,6 +41,9 @@ void bind_memory(py::module_& m) {
   }, py::arg("bytes"), "Cap the cached bytes (0 disables caching); returns the previous cap");
   m.def("host_cache_reset_peak", &host_cache_reset_peak,
         "Reset the peak and the counters of the caching host allocator");
+  m.def("owns_host_block", [](const py::array& a) { return owns_host_block(a); }, py::arg("a"),
+        "True for an array that alone owns a cached host block (like flags.owndata for NumPy's "
+        "own allocations); False for views of it and every other array");
   m.def("host_empty", [](const std::vector<py::ssize_t>& shape, const std::string& dtype) {
     for (py::ssize_t d : shape)
       if (d < 0) throw std::invalid_argument("host_empty: negative dimension " + std::to_string(d));

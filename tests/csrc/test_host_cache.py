@@ -266,3 +266,21 @@ def test_environment_sets_the_cap(value, expected):
                           "import pydl; print(pydl.memory.get_cache_limit())"],
                          env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout.strip()) == expected
+
+
+def test_owns_host_block_is_true_only_for_the_array_that_owns_the_block():
+    a = _C.host_empty([MiB], "float32")
+    assert _C.owns_host_block(a)
+    assert not _C.owns_host_block(a[1:])
+    assert not _C.owns_host_block(a.reshape(2, -1))
+    assert not _C.owns_host_block(np.empty(MiB, np.float32))
+    assert not _C.owns_host_block(_C.host_empty([10], "float32"))  # small: NumPy's own
+
+
+def test_backward_keeps_a_cached_gradient_without_copying_it():
+    x = pydl.tensor(np.ones((8, 16, 64, 64), np.float32), requires_grad=True)
+    F.avg_pool2d(x, 1).sum().backward()
+    assert _C.owns_host_block(x.grad.data)
+    np.testing.assert_array_equal(x.grad.data, 1.0)
+    x.grad.data[0, 0, 0, 0] = 5.0  # the leaf's gradient is its own, writeable array
+    assert x.grad.data[0, 0, 0, 1] == 1.0
