@@ -303,6 +303,36 @@ bool is_2x2_stride2(const Pool2dShape& s) {
          s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
 }
 
+// Where a backward kernel builds each plane of dx. A large dx (kStreamMinBytes and more, AVX2
+// path) is built plane by plane in a per-task buffer that stays in L1/L2 (zeroing, scatters
+// and dense writes all land there) and then streamed to dx with non-temporal stores: dx is
+// written to memory once, without the read of each line an ordinary store costs first, and
+// without pushing dy and the argmax out of the caches. Small outputs are written in place.
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
+
+template <typename T>
+class PlaneSink {
+ public:
+  explicit PlaneSink(const Pool2dShape& s)
+      : hw_(s.H * s.W),
+        buffered_(use_avx2() && s.planes * hw_ * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                  hw_ * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes) {
+    if (buffered_) buf_.resize(hw_);
+  }
+  // Where to build the plane whose final place is dxp.
+  T* target(T* dxp) { return buffered_ ? buf_.data() : dxp; }
+  // Moves the plane built at target(dxp) to dxp.
+  void finish(T* dxp) {
+    if (buffered_) pool_detail::stream_copy_avx2(dxp, buf_.data(), hw_ * int64_t(sizeof(T)));
+  }
+
+ private:
+  int64_t hw_;
+  bool buffered_;
+  std::vector<T> buf_;
+};
+
 }  // namespace
 
 template <typename T>
@@ -328,8 +358,9 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* i
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       std::fill(dxp, dxp + HW, T(0));
       const T* dyp = dy + p * OHW;
       const int64_t* ip = idx + p * OHW;
@@ -337,6 +368,7 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* i
         const int64_t j = ip[o];
         if (j >= 0 && j < HW) dxp[j] += dyp[o];  // indices are ours, but never write outside
       }
+      sink.finish(dx + p * HW);
     }
   });
 }
@@ -415,14 +447,16 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   const bool dense = is_2x2_stride2(s);
   const TapTable tt(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       if (dense) {
         max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dxp);
       } else {
         std::fill(dxp, dxp + HW, T(0));
         scatter_taps(s, tt, dy + p * OHW, taps + p * OHW, 0, s.OH, 0, s.OW, dxp);
       }
+      sink.finish(dx + p * HW);
     }
   });
 }
@@ -485,8 +519,9 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
   const bool dense = is_2x2_stride2(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> g(s.OW);
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       const T* dyp = dy + p * OHW;
       // Output rows [0, dense_oh) and columns [0, dense_ow) are full 2x2 windows written
       // densely; the rest is zeroed and scattered into.
@@ -520,6 +555,7 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
           }
         }
       }
+      sink.finish(dx + p * HW);
     }
   });
 }
@@ -572,8 +608,9 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
     throw std::invalid_argument("adaptive_avg_pool2d: sizes must be non-negative");
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> rowg(s.W);
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       const T* dyp = dy + p * OHW;
       // Each output row first spreads its gradients along a row buffer, then puts that into its
       // input rows: copied into a row no earlier window covered, added where windows overlap
@@ -601,6 +638,7 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
         covered = std::max(covered, he);
       }
       std::fill(dxp + covered * s.W, dxp + HW, T(0));  // (only with an empty output)
+      sink.finish(dx + p * HW);
     }
   });
 }

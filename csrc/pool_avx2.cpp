@@ -278,4 +278,22 @@ float contiguous_sum_avx2(const float* p, int64_t n) {
   return sum;
 }
 
+void stream_copy_avx2(void* dst, const void* src, int64_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* sp = static_cast<const char*>(src);
+  int64_t i = 0;
+  for (; i < bytes && (reinterpret_cast<uintptr_t>(d + i) & 31) != 0; ++i) d[i] = sp[i];
+  for (; i + 64 <= bytes; i += 64) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + i + 32));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), a);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
+  }
+  for (; i + 32 <= bytes; i += 32)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + i)));
+  _mm_sfence();  // streaming stores are weakly ordered: visible before the caller goes on
+  for (; i < bytes; ++i) d[i] = sp[i];
+}
+
 }  // namespace pydl::pool_detail
