@@ -179,7 +179,14 @@ int64_t max_pool_row_avx2(const Pool2dShape& s, const float* xp, int64_t h0, int
 
 int64_t max_pool_rect_avx2(const Pool2dShape& s, const float* xp, int64_t oh0, int64_t oh1,
                            int64_t ow0, int64_t ow1, float* yp, uint8_t* taps) {
-  if (!taps) return max_rect<false, 0, 0>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+  if (!taps) {
+    switch (window_kind(s)) {
+      case Window::k2s2: return max_rect<false, 2, 2>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+      case Window::k3s2: return max_rect<false, 3, 2>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+      case Window::k3s1: return max_rect<false, 3, 1>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+      default: return max_rect<false, 0, 0>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+    }
+  }
   switch (window_kind(s)) {
     case Window::k2s2: return max_rect<true, 2, 2>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
     case Window::k3s2: return max_rect<true, 3, 2>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
