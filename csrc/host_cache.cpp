@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #define PYDL_HOST_CACHE_MMAP 1
@@ -188,6 +189,11 @@ class HostCache {
     return old;
   }
 
+  // fork() while another thread holds mu_ would leave the child's copy locked forever (a
+  // DataLoader worker, say): hold it across the fork, as malloc does with its own locks.
+  void lock_for_fork() { mu_.lock(); }
+  void unlock_after_fork() { mu_.unlock(); }
+
   HostCacheStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
@@ -229,7 +235,14 @@ class HostCache {
 
 // Never destroyed: arrays that outlive interpreter shutdown may still give blocks back.
 HostCache& cache() {
-  static HostCache* c = new HostCache();
+  static HostCache* c = [] {
+    HostCache* made = new HostCache();
+#ifdef PYDL_HOST_CACHE_MMAP
+    pthread_atfork([] { cache().lock_for_fork(); }, [] { cache().unlock_after_fork(); },
+                   [] { cache().unlock_after_fork(); });
+#endif
+    return made;
+  }();
   return *c;
 }
 

@@ -284,3 +284,48 @@ def test_backward_keeps_a_cached_gradient_without_copying_it():
     np.testing.assert_array_equal(x.grad.data, 1.0)
     x.grad.data[0, 0, 0, 0] = 5.0  # the leaf's gradient is its own, writeable array
     assert x.grad.data[0, 0, 0, 1] == 1.0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_allocates():
+    """The cache's lock is held across fork(), so a child never inherits it locked: each child
+    allocates and frees a block while a thread of the parent hammers the cache."""
+    import time
+    import warnings
+
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            a = _C.host_empty([MiB], "uint8")
+            del a
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        for _ in range(20):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+                pid = os.fork()
+            if pid == 0:  # child: must not block on an inherited lock
+                try:
+                    b = _C.host_empty([2 * MiB], "uint8")
+                    b[:] = 1
+                    del b
+                    os._exit(0)
+                finally:
+                    os._exit(1)
+            deadline = time.monotonic() + 20
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    pytest.fail("child process deadlocked in the host cache after fork")
+                time.sleep(0.005)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        thread.join()
