@@ -20,11 +20,13 @@
 // Napkin math for the benchmark case, max_pool2d 2x2 on float32 (64, 64, 56, 56):
 //   forward reads x (51.4 MB), writes y (12.8 MB) and one tap byte per output (3.2 MB);
 //   backward reads dy and the taps (16 MB) and writes dx (51.4 MB); with return_indices PyTorch's
-//   int64 indices add 25.7 MB to each pass. At the ~30-45 GB/s DRAM moves here both passes are
-//   memory-bound near 2 ms each, plus the page faults of the fresh 51 MB dx: the kernel zeroes
-//   new pages at ~7-12 GB/s on the development VM, 4-7 ms per 51 MB, which no kernel avoids.
-//   Measured there (one core, CPU time): forward 3.7-6 ms (taps) / 4.3 ms (no argmax, the read
-//   of x alone takes 2.4 ms), backward 9 ms of which ~5 ms page faults.
+//   int64 indices add 25.7 MB to each pass. Outputs come from the host cache
+//   (csrc/host_cache.h): a fresh 51 MB dx used to cost 4-7 ms of page faults (the OS zeroing
+//   new pages at ~7-12 GB/s), a reused block costs none. A dx of kStreamMinBytes or more is
+//   built per plane in a small buffer and streamed out (PlaneSink). Measured on the development
+//   VM (2 threads, quiet): forward 2.2 ms (taps) / 1.5 ms (no argmax), backward 2.3-3.3 ms;
+//   in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB no longer
+//   stay in the last-level cache (reads from memory run at ~28 GB/s there, ~50 GB/s from cache).
 #include "pool.h"
 
 #include <algorithm>
