@@ -380,30 +380,56 @@ namespace {
 // Offsets of window tap r * kernel_w + t from the window's corner: r * dil_h and t * dil_w.
 // Tables, so that the scatter does no integer division per element.
 struct TapTable {
-  std::vector<int64_t> dr, dc;
-  explicit TapTable(const Pool2dShape& s) : dr(kMaxPoolTapWindow + 1), dc(kMaxPoolTapWindow + 1) {
+  std::vector<int64_t> dr, dc, off;  // off = dr * W + dc: the tap's offset in the plane
+  int64_t oh_lo, oh_hi, ow_lo, ow_hi;  // windows wholly inside the input (no clipping)
+  explicit TapTable(const Pool2dShape& s)
+      : dr(kMaxPoolTapWindow + 1), dc(kMaxPoolTapWindow + 1), off(kMaxPoolTapWindow + 1) {
     for (int64_t tap = 0; tap <= kMaxPoolTapWindow; ++tap) {
       dr[tap] = (tap / s.kernel_w) * s.dil_h;
       dc[tap] = (tap % s.kernel_w) * s.dil_w;
+      off[tap] = dr[tap] * s.W + dc[tap];
     }
+    interior_rows(s, &oh_lo, &oh_hi);
+    interior_columns(s, &ow_lo, &ow_hi);
   }
 };
 
 // dx_plane += dy at the tapped element of each window of output rows [oh0, oh1), columns
-// [ow0, ow1). Taps out of the window (or kMaxPoolNoTap) and elements outside the plane are
-// skipped: the taps came from our forward, but a bad one must never write out of bounds.
+// [ow0, ow1). Taps out of the window (or kMaxPoolNoTap) are skipped, and so are elements outside
+// the plane: the taps came from our forward, but a bad one must never write out of bounds.
+// Windows wholly inside the input (most of them) need only the tap check: every tap of such a
+// window lies in the plane, so they skip the bounds checks and take the tap's offset from a
+// table.
 template <typename T>
 void scatter_taps(const Pool2dShape& s, const TapTable& tt, const T* dyp, const uint8_t* tp,
                   int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1, T* dxp) {
   const int64_t taps = s.kernel_h * s.kernel_w;
+  const int64_t* off = tt.off.data();
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     const int64_t h0 = oh * s.stride_h - s.pad_h;
-    for (int64_t ow = ow0; ow < ow1; ++ow) {
-      const int64_t o = oh * s.OW + ow, tap = tp[o];
-      if (tap >= taps) continue;
-      const int64_t ih = h0 + tt.dr[tap], iw = ow * s.stride_w - s.pad_w + tt.dc[tap];
-      if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += dyp[o];
+    auto checked = [&](int64_t c0, int64_t c1) {
+      for (int64_t ow = c0; ow < c1; ++ow) {
+        const int64_t o = oh * s.OW + ow, tap = tp[o];
+        if (tap >= taps) continue;
+        const int64_t ih = h0 + tt.dr[tap], iw = ow * s.stride_w - s.pad_w + tt.dc[tap];
+        if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += dyp[o];
+      }
+    };
+    if (oh < tt.oh_lo || oh >= tt.oh_hi) {
+      checked(ow0, ow1);
+      continue;
     }
+    const int64_t a = std::min(std::max(tt.ow_lo, ow0), ow1);
+    const int64_t b = std::max(std::min(tt.ow_hi, ow1), a);
+    checked(ow0, a);
+    const int64_t corner = h0 * s.W - s.pad_w;  // window ow's tap t: corner + ow * sw + off[t]
+    const uint8_t* tr = tp + oh * s.OW;
+    const T* gr = dyp + oh * s.OW;
+    for (int64_t ow = a; ow < b; ++ow) {
+      const int64_t tap = tr[ow];
+      if (tap < taps) dxp[corner + ow * s.stride_w + off[tap]] += gr[ow];
+    }
+    checked(b, ow1);
   }
 }
 
