@@ -98,7 +98,7 @@ inline int64_t stride2_extra(const Pool2dShape& s) {
 // The maximum of the eight windows starting at output column b, and their taps (int32 lanes).
 //
 // Fast form: m = max_ps(v, m) keeps the larger value (m itself on ties, so the first maximum's
-// tap stays), best takes the tap where v > m; NaNs are only noted. max_ps never returns a NaN
+// tap stays), best takes the tap where v > m; NaNs are only noted (in a running sum). max_ps never returns a NaN
 // from v, so the chain is one max per tap. A block that saw a NaN is redone in the exact form,
 // take = (v > m) | isnan(v), which lets every NaN replace the running maximum (PyTorch's rule).
 template <bool kTrack, int KW = 0, int SW = 0>
@@ -109,16 +109,18 @@ inline __m256 max_block(const Pool2dShape& s, const float* xp, int64_t h0, int64
   const __m256i first = _mm256_set1_epi32(static_cast<int32_t>(rlo * s.kernel_w));
   __m256 m = _mm256_set1_ps(-__builtin_inff());
   __m256 best = _mm256_castsi256_ps(first);
+  // NaN watch: the sum of the taps is NaN when any tap is (and, harmlessly, when +inf meets
+  // -inf, which only sends the block down the exact path): one add per tap, one test per block.
   __m256 nan = _mm256_setzero_ps();
   for_each_tap<KW, SW>(s, xp, h0, rlo, rhi, b, [&](__m256 v, int32_t tap) {
-    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    nan = _mm256_add_ps(nan, v);
     if (kTrack) {
       const __m256 gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);
       best = _mm256_blendv_ps(best, _mm256_castsi256_ps(_mm256_set1_epi32(tap)), gt);
     }
     m = _mm256_max_ps(v, m);
   });
-  if (__builtin_expect(_mm256_movemask_ps(nan) != 0, 0)) {
+  if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(nan, nan, _CMP_UNORD_Q)) != 0, 0)) {
     m = _mm256_set1_ps(-__builtin_inff());
     best = _mm256_castsi256_ps(first);
     for_each_tap<KW, SW>(s, xp, h0, rlo, rhi, b, [&](__m256 v, int32_t tap) {
