@@ -109,7 +109,8 @@ void scale_shift_avx2(const float* x, int64_t n, float scale, float bias, float*
   const __m256 sc = _mm256_set1_ps(scale), bi = _mm256_set1_ps(bias);
   int64_t l = 0;
   if (stream) {
-    for (; l < n && (reinterpret_cast<uintptr_t>(y + l) & 31) != 0; ++l) y[l] = x[l] * scale + bias;
+    for (; l < n && (reinterpret_cast<uintptr_t>(y + l) & 31) != 0; ++l)
+      y[l] = x[l] * scale + bias;
     for (; l + 16 <= n; l += 16) {
       _mm256_stream_ps(y + l, _mm256_fmadd_ps(_mm256_loadu_ps(x + l), sc, bi));
       _mm256_stream_ps(y + l + 8, _mm256_fmadd_ps(_mm256_loadu_ps(x + l + 8), sc, bi));

@@ -21,6 +21,9 @@
 
 namespace pydl::bind {
 
+// The flags of the bindings' C-contiguous array types (py::array_t<T, kCStyle>).
+constexpr int kCStyle = pybind11::array::c_style | pybind11::array::forcecast;
+
 // The name of the capsules that own cached blocks (see owns_host_block).
 constexpr const char* kHostBlockCapsule = "pydl.host_block";
 

@@ -51,7 +51,8 @@ void bind_memory(py::module_& m) {
     if (dtype == "float64") return py::array(empty_array<double>(shape));
     if (dtype == "uint8") return py::array(empty_array<uint8_t>(shape));
     if (dtype == "int64") return py::array(empty_array<int64_t>(shape));
-    throw py::type_error("host_empty: dtype must be float32, float64, uint8 or int64, got " + dtype);
+    throw py::type_error("host_empty: dtype must be float32, float64, uint8 or int64, got " +
+                         dtype);
   }, py::arg("shape"), py::arg("dtype") = "float32",
      "np.empty(shape, dtype) as the kernels allocate their outputs (cached from 1 MiB up)");
 }
