@@ -23,7 +23,7 @@
 //   int64 indices add 25.7 MB to each pass. Outputs come from the host cache
 //   (csrc/host_cache.h): a fresh 51 MB dx used to cost 4-7 ms of page faults (the OS zeroing
 //   new pages at ~7-12 GB/s), a reused block costs none. A dx of kStreamMinBytes or more is
-//   built per plane in a small buffer and streamed out (PlaneSink). Measured on the development
+//   mostly built per plane in a small buffer and streamed out (PlaneSink). Measured on the development
 //   VM (2 threads, quiet): forward 2.2 ms (taps) / 1.5 ms (no argmax), backward 2.3-3.3 ms;
 //   in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB no longer
 //   stay in the last-level cache (reads from memory run at ~28 GB/s there, ~50 GB/s from cache).
@@ -309,7 +309,9 @@ bool is_2x2_stride2(const Pool2dShape& s) {
 // path) is built plane by plane in a per-task buffer that stays in L1/L2 (zeroing, scatters
 // and dense writes all land there) and then streamed to dx with non-temporal stores: dx is
 // written to memory once, without the read of each line an ordinary store costs first, and
-// without pushing dy and the argmax out of the caches. Small outputs are written in place.
+// without pushing dy and the argmax out of the caches. Small outputs are written in place, and
+// so is the dense 2x2/2 max backward, which writes each element once (through the buffer it
+// measured no faster on the development VM; average and adaptive pooling measured faster).
 constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
 constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
 
@@ -475,15 +477,16 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   const bool dense = is_2x2_stride2(s);
   const TapTable tt(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (dense) {  // writes each dx element once: in place (a buffer measured no faster here)
+      for (int64_t p = p0; p < p1; ++p)
+        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dx + p * HW);
+      return;
+    }
     PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
       T* dxp = sink.target(dx + p * HW);
-      if (dense) {
-        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dxp);
-      } else {
-        std::fill(dxp, dxp + HW, T(0));
-        scatter_taps(s, tt, dy + p * OHW, taps + p * OHW, 0, s.OH, 0, s.OW, dxp);
-      }
+      std::fill(dxp, dxp + HW, T(0));
+      scatter_taps(s, tt, dy + p * OHW, taps + p * OHW, 0, s.OH, 0, s.OW, dxp);
       sink.finish(dx + p * HW);
     }
   });
