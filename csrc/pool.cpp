@@ -560,7 +560,13 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
       const int64_t dense_ow = dense ? std::min(s.OW, s.W / 2) : 0;
       std::fill(dxp + 2 * dense_oh * s.W, dxp + HW, T(0));
       for (int64_t oh = 0; oh < s.OH; ++oh) {
-        for (int64_t ow = 0; ow < s.OW; ++ow) {
+        int64_t ow = 0;
+        if (oh < dense_oh) {  // full 2x2 windows: one divisor, a loop that vectorises
+          const T div = T(divisor_override > 0 ? divisor_override : 4);
+          const T* dyr = dyp + oh * s.OW;
+          for (; ow < dense_ow; ++ow) g[ow] = dyr[ow] / div;
+        }
+        for (; ow < s.OW; ++ow) {
           const int64_t div = avg_divisor(rows, cols, oh, ow, count_include_pad, divisor_override);
           g[ow] = div > 0 ? dyp[oh * s.OW + ow] / T(div) : T(0);
         }
