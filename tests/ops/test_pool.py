@@ -284,7 +284,9 @@ def test_max_pool2d_wide_planes(case, dtype, simd):
     # Backward through the one-byte taps: every dy lands on its window's argmax.
     xt = t(x, True)
     gy = np.random.default_rng(case).standard_normal(ey.shape).astype(dtype)
-    F.max_pool2d(xt, k, s, p, d, ceil_mode).backward(t(gy))
+    y = F.max_pool2d(xt, k, s, p, d, ceil_mode)  # the forward that keeps taps
+    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    y.backward(t(gy))
     np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-6,
                                atol=1e-6)
 
@@ -475,7 +477,9 @@ def test_max_pool2d_large_gradient(k, s, p, indices, dtype):
     gy = np.random.default_rng(8).standard_normal(ey.shape).astype(dtype)
     xt = t(x, True)
     out = F.max_pool2d(xt, k, s, p, return_indices=indices)
-    (out[0] if indices else out).backward(t(gy))
+    y = out[0] if indices else out
+    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    y.backward(t(gy))
     assert xt.grad.data.nbytes >= 8 << 20
     np.testing.assert_allclose(xt.grad.data, scatter_planes_ref(gy, eidx, x.shape), rtol=1e-6,
                                atol=1e-6)
