@@ -178,6 +178,10 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
   // The AVX2 kernel takes the interior rectangle of each plane in one call and writes byte taps
   // itself; the flat indices go row by row through the int32 taps.
   const bool rect_avx2 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx2();
+  // Each output column's window taps [col_lo, col_hi) that lie inside the input along W.
+  std::vector<int64_t> col_lo(s.OW), col_hi(s.OW);
+  for (int64_t ow = 0; ow < s.OW; ++ow)
+    tap_range(ow * s.stride_w - s.pad_w, s.kernel_w, s.dil_w, s.W, &col_lo[ow], &col_hi[ow]);
   // Offset of tap r * kernel_w + t from the window's corner, for the flat indices.
   std::vector<int64_t> tap_offset;
   if (kOut == ArgmaxOut::kFlat) {
@@ -202,6 +206,29 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
           flat[o + ow] = rt[ow] < 0 ? -1 : corner + ow * s.stride_w + tap_offset[rt[ow]];
       }
     };
+    // Columns [c0, c1) of an interior row oh (no window clipped along H) after the AVX2
+    // rectangle: what max_pool_row's clipped windows compute, with the column tap ranges from
+    // a table and none of its per-call set-up (a few windows per row, in every row).
+    auto edge_columns = [&](int64_t p, int64_t oh, int64_t c0, int64_t c1) {
+      const T* xp = x + p * HW;
+      const int64_t h0 = oh * s.stride_h - s.pad_h, o = p * OHW + oh * s.OW;
+      for (int64_t ow = c0; ow < c1; ++ow) {
+        const int64_t w0 = ow * s.stride_w - s.pad_w, tlo = col_lo[ow], thi = col_hi[ow];
+        T m = -std::numeric_limits<T>::infinity();
+        int32_t best = -1;
+        if (tlo < thi) {  // the first tap in the input starts the search
+          m = xp[h0 * s.W + w0 + tlo * s.dil_w];
+          best = static_cast<int32_t>(tlo);
+          for (int64_t r = 0; r < s.kernel_h; ++r) {
+            const T* xr = xp + (h0 + r * s.dil_h) * s.W + w0;
+            for (int64_t t = (r == 0 ? tlo + 1 : tlo); t < thi; ++t)
+              take_max(xr[t * s.dil_w], static_cast<int32_t>(r * s.kernel_w + t), m, best);
+          }
+        }
+        y[o + ow] = m;
+        if (kOut == ArgmaxOut::kTap) tap8[o + ow] = static_cast<uint8_t>(best);
+      }
+    };
     for (int64_t p = p0; p < p1; ++p) {
       int64_t done = ow_lo;  // interior rows: columns [ow_lo, done) already written
       if (rect_avx2 && oh_lo < oh_hi)
@@ -211,8 +238,8 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
             kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         if (oh >= oh_lo && oh < oh_hi && done > ow_lo) {
-          row(p, oh, 0, ow_lo);
-          row(p, oh, done, s.OW);
+          edge_columns(p, oh, 0, ow_lo);
+          edge_columns(p, oh, done, s.OW);
         } else {
           row(p, oh, 0, s.OW);
         }
