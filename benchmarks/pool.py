@@ -6,9 +6,10 @@ Bytes counted are the ones that must move between memory and the cores (float32 
                         of the maximum, which is all backward needs), then read dy and the argmax,
                         write dx
     avg fwd:            read x, write y                  avg bwd: read dy, write dx
-(PyTorch writes and reads 8-byte int64 indices instead, so it moves more than this; a fresh dx
-also costs the kernel's zeroing of new pages, which is not counted.) The issue's case is 2x2
-max pooling on (64, 64, 56, 56) (51 MB of input).
+(PyTorch writes and reads 8-byte int64 indices instead, so it moves more than this.) Outputs
+come from pydl's host cache (pydl.memory), so after the first call dx reuses mapped pages; a
+fresh mapping would add the OS's zeroing of every page, which is not counted here either. The
+issue's case is 2x2 max pooling on (64, 64, 56, 56) (51 MB of input).
 """
 import numpy as np
 

@@ -16,11 +16,14 @@ void shifted_sums_avx2(const float* x, int64_t n, float shift, double* s1, doubl
 //   s1 += sum(dy), s2 += sum(dy * (x - mean))
 void grad_sums_avx2(const float* dy, const float* x, int64_t n, float mean, double* s1,
                     double* s2);
+// stream: write y / dx with non-temporal stores (then an sfence), from the first 32-byte
+// aligned element on.
 //   y = x * scale + bias
-void scale_shift_avx2(const float* x, int64_t n, float scale, float bias, float* y);
+void scale_shift_avx2(const float* x, int64_t n, float scale, float bias, float* y,
+                      bool stream);
 //   dx = (dy - mdy - (x - mean) * k) * a
 void grad_input_avx2(const float* dy, const float* x, int64_t n, float mdy, float mean, float k,
-                     float a, float* dx);
+                     float a, float* dx, bool stream);
 
 // (N, C) input (L == 1): a block of `rows` rows of C channels (row stride C).
 //   s1[c] += sum_r (x[r][c] - shift[c]), s2[c] += sum_r (x[r][c] - shift[c])^2

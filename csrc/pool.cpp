@@ -20,11 +20,13 @@
 // Napkin math for the benchmark case, max_pool2d 2x2 on float32 (64, 64, 56, 56):
 //   forward reads x (51.4 MB), writes y (12.8 MB) and one tap byte per output (3.2 MB);
 //   backward reads dy and the taps (16 MB) and writes dx (51.4 MB); with return_indices PyTorch's
-//   int64 indices add 25.7 MB to each pass. At the ~30-45 GB/s DRAM moves here both passes are
-//   memory-bound near 2 ms each, plus the page faults of the fresh 51 MB dx: the kernel zeroes
-//   new pages at ~7-12 GB/s on the development VM, 4-7 ms per 51 MB, which no kernel avoids.
-//   Measured there (one core, CPU time): forward 3.7-6 ms (taps) / 4.3 ms (no argmax, the read
-//   of x alone takes 2.4 ms), backward 9 ms of which ~5 ms page faults.
+//   int64 indices add 25.7 MB to each pass. Outputs come from the host cache
+//   (csrc/host_cache.h): a fresh 51 MB dx used to cost 4-7 ms of page faults (the OS zeroing
+//   new pages at ~7-12 GB/s), a reused block costs none. A dx of kStreamMinBytes or more is
+//   mostly built per plane in a small buffer and streamed out (PlaneSink). Measured on the development
+//   VM (2 threads, quiet): forward 2.2 ms (taps) / 1.5 ms (no argmax), backward 2.3-3.3 ms;
+//   in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB no longer
+//   stay in the last-level cache (reads from memory run at ~28 GB/s there, ~50 GB/s from cache).
 #include "pool.h"
 
 #include <algorithm>
@@ -176,6 +178,10 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
   // The AVX2 kernel takes the interior rectangle of each plane in one call and writes byte taps
   // itself; the flat indices go row by row through the int32 taps.
   const bool rect_avx2 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx2();
+  // Each output column's window taps [col_lo, col_hi) that lie inside the input along W.
+  std::vector<int64_t> col_lo(s.OW), col_hi(s.OW);
+  for (int64_t ow = 0; ow < s.OW; ++ow)
+    tap_range(ow * s.stride_w - s.pad_w, s.kernel_w, s.dil_w, s.W, &col_lo[ow], &col_hi[ow]);
   // Offset of tap r * kernel_w + t from the window's corner, for the flat indices.
   std::vector<int64_t> tap_offset;
   if (kOut == ArgmaxOut::kFlat) {
@@ -200,6 +206,29 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
           flat[o + ow] = rt[ow] < 0 ? -1 : corner + ow * s.stride_w + tap_offset[rt[ow]];
       }
     };
+    // Columns [c0, c1) of an interior row oh (no window clipped along H) after the AVX2
+    // rectangle: what max_pool_row's clipped windows compute, with the column tap ranges from
+    // a table and none of its per-call set-up (a few windows per row, in every row).
+    auto edge_columns = [&](int64_t p, int64_t oh, int64_t c0, int64_t c1) {
+      const T* xp = x + p * HW;
+      const int64_t h0 = oh * s.stride_h - s.pad_h, o = p * OHW + oh * s.OW;
+      for (int64_t ow = c0; ow < c1; ++ow) {
+        const int64_t w0 = ow * s.stride_w - s.pad_w, tlo = col_lo[ow], thi = col_hi[ow];
+        T m = -std::numeric_limits<T>::infinity();
+        int32_t best = -1;
+        if (tlo < thi) {  // the first tap in the input starts the search
+          m = xp[h0 * s.W + w0 + tlo * s.dil_w];
+          best = static_cast<int32_t>(tlo);
+          for (int64_t r = 0; r < s.kernel_h; ++r) {
+            const T* xr = xp + (h0 + r * s.dil_h) * s.W + w0;
+            for (int64_t t = (r == 0 ? tlo + 1 : tlo); t < thi; ++t)
+              take_max(xr[t * s.dil_w], static_cast<int32_t>(r * s.kernel_w + t), m, best);
+          }
+        }
+        y[o + ow] = m;
+        if (kOut == ArgmaxOut::kTap) tap8[o + ow] = static_cast<uint8_t>(best);
+      }
+    };
     for (int64_t p = p0; p < p1; ++p) {
       int64_t done = ow_lo;  // interior rows: columns [ow_lo, done) already written
       if (rect_avx2 && oh_lo < oh_hi)
@@ -209,8 +238,8 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
             kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         if (oh >= oh_lo && oh < oh_hi && done > ow_lo) {
-          row(p, oh, 0, ow_lo);
-          row(p, oh, done, s.OW);
+          edge_columns(p, oh, 0, ow_lo);
+          edge_columns(p, oh, done, s.OW);
         } else {
           row(p, oh, 0, s.OW);
         }
@@ -303,6 +332,38 @@ bool is_2x2_stride2(const Pool2dShape& s) {
          s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1;
 }
 
+// Where a backward kernel builds each plane of dx. A large dx (kStreamMinBytes and more, AVX2
+// path) is built plane by plane in a per-task buffer that stays in L1/L2 (zeroing, scatters
+// and dense writes all land there) and then streamed to dx with non-temporal stores: dx is
+// written to memory once, without the read of each line an ordinary store costs first, and
+// without pushing dy and the argmax out of the caches. Small outputs are written in place, and
+// so is the dense 2x2/2 max backward, which writes each element once (through the buffer it
+// measured no faster on the development VM; average and adaptive pooling measured faster).
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
+
+template <typename T>
+class PlaneSink {
+ public:
+  explicit PlaneSink(const Pool2dShape& s)
+      : hw_(s.H * s.W),
+        buffered_(use_avx2() && s.planes * hw_ * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                  hw_ * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes) {
+    if (buffered_) buf_.resize(hw_);
+  }
+  // Where to build the plane whose final place is dxp.
+  T* target(T* dxp) { return buffered_ ? buf_.data() : dxp; }
+  // Moves the plane built at target(dxp) to dxp.
+  void finish(T* dxp) {
+    if (buffered_) pool_detail::stream_copy_avx2(dxp, buf_.data(), hw_ * int64_t(sizeof(T)));
+  }
+
+ private:
+  int64_t hw_;
+  bool buffered_;
+  std::vector<T> buf_;
+};
+
 }  // namespace
 
 template <typename T>
@@ -328,8 +389,9 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* i
   check_pool2d_shape(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       std::fill(dxp, dxp + HW, T(0));
       const T* dyp = dy + p * OHW;
       const int64_t* ip = idx + p * OHW;
@@ -337,6 +399,7 @@ void max_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, const int64_t* i
         const int64_t j = ip[o];
         if (j >= 0 && j < HW) dxp[j] += dyp[o];  // indices are ours, but never write outside
       }
+      sink.finish(dx + p * HW);
     }
   });
 }
@@ -346,30 +409,56 @@ namespace {
 // Offsets of window tap r * kernel_w + t from the window's corner: r * dil_h and t * dil_w.
 // Tables, so that the scatter does no integer division per element.
 struct TapTable {
-  std::vector<int64_t> dr, dc;
-  explicit TapTable(const Pool2dShape& s) : dr(kMaxPoolTapWindow + 1), dc(kMaxPoolTapWindow + 1) {
+  std::vector<int64_t> dr, dc, off;  // off = dr * W + dc: the tap's offset in the plane
+  int64_t oh_lo, oh_hi, ow_lo, ow_hi;  // windows wholly inside the input (no clipping)
+  explicit TapTable(const Pool2dShape& s)
+      : dr(kMaxPoolTapWindow + 1), dc(kMaxPoolTapWindow + 1), off(kMaxPoolTapWindow + 1) {
     for (int64_t tap = 0; tap <= kMaxPoolTapWindow; ++tap) {
       dr[tap] = (tap / s.kernel_w) * s.dil_h;
       dc[tap] = (tap % s.kernel_w) * s.dil_w;
+      off[tap] = dr[tap] * s.W + dc[tap];
     }
+    interior_rows(s, &oh_lo, &oh_hi);
+    interior_columns(s, &ow_lo, &ow_hi);
   }
 };
 
 // dx_plane += dy at the tapped element of each window of output rows [oh0, oh1), columns
-// [ow0, ow1). Taps out of the window (or kMaxPoolNoTap) and elements outside the plane are
-// skipped: the taps came from our forward, but a bad one must never write out of bounds.
+// [ow0, ow1). Taps out of the window (or kMaxPoolNoTap) are skipped, and so are elements outside
+// the plane: the taps came from our forward, but a bad one must never write out of bounds.
+// Windows wholly inside the input (most of them) need only the tap check: every tap of such a
+// window lies in the plane, so they skip the bounds checks and take the tap's offset from a
+// table.
 template <typename T>
 void scatter_taps(const Pool2dShape& s, const TapTable& tt, const T* dyp, const uint8_t* tp,
                   int64_t oh0, int64_t oh1, int64_t ow0, int64_t ow1, T* dxp) {
   const int64_t taps = s.kernel_h * s.kernel_w;
+  const int64_t* off = tt.off.data();
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     const int64_t h0 = oh * s.stride_h - s.pad_h;
-    for (int64_t ow = ow0; ow < ow1; ++ow) {
-      const int64_t o = oh * s.OW + ow, tap = tp[o];
-      if (tap >= taps) continue;
-      const int64_t ih = h0 + tt.dr[tap], iw = ow * s.stride_w - s.pad_w + tt.dc[tap];
-      if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += dyp[o];
+    auto checked = [&](int64_t c0, int64_t c1) {
+      for (int64_t ow = c0; ow < c1; ++ow) {
+        const int64_t o = oh * s.OW + ow, tap = tp[o];
+        if (tap >= taps) continue;
+        const int64_t ih = h0 + tt.dr[tap], iw = ow * s.stride_w - s.pad_w + tt.dc[tap];
+        if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dxp[ih * s.W + iw] += dyp[o];
+      }
+    };
+    if (oh < tt.oh_lo || oh >= tt.oh_hi) {
+      checked(ow0, ow1);
+      continue;
     }
+    const int64_t a = std::min(std::max(tt.ow_lo, ow0), ow1);
+    const int64_t b = std::max(std::min(tt.ow_hi, ow1), a);
+    checked(ow0, a);
+    const int64_t corner = h0 * s.W - s.pad_w;  // window ow's tap t: corner + ow * sw + off[t]
+    const uint8_t* tr = tp + oh * s.OW;
+    const T* gr = dyp + oh * s.OW;
+    for (int64_t ow = a; ow < b; ++ow) {
+      const int64_t tap = tr[ow];
+      if (tap < taps) dxp[corner + ow * s.stride_w + off[tap]] += gr[ow];
+    }
+    checked(b, ow1);
   }
 }
 
@@ -415,14 +504,17 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   const bool dense = is_2x2_stride2(s);
   const TapTable tt(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (dense) {  // writes each dx element once: in place (a buffer measured no faster here)
+      for (int64_t p = p0; p < p1; ++p)
+        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dx + p * HW);
+      return;
+    }
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
-      if (dense) {
-        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dxp);
-      } else {
-        std::fill(dxp, dxp + HW, T(0));
-        scatter_taps(s, tt, dy + p * OHW, taps + p * OHW, 0, s.OH, 0, s.OW, dxp);
-      }
+      T* dxp = sink.target(dx + p * HW);
+      std::fill(dxp, dxp + HW, T(0));
+      scatter_taps(s, tt, dy + p * OHW, taps + p * OHW, 0, s.OH, 0, s.OW, dxp);
+      sink.finish(dx + p * HW);
     }
   });
 }
@@ -485,8 +577,9 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
   const bool dense = is_2x2_stride2(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> g(s.OW);
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       const T* dyp = dy + p * OHW;
       // Output rows [0, dense_oh) and columns [0, dense_ow) are full 2x2 windows written
       // densely; the rest is zeroed and scattered into.
@@ -494,7 +587,13 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
       const int64_t dense_ow = dense ? std::min(s.OW, s.W / 2) : 0;
       std::fill(dxp + 2 * dense_oh * s.W, dxp + HW, T(0));
       for (int64_t oh = 0; oh < s.OH; ++oh) {
-        for (int64_t ow = 0; ow < s.OW; ++ow) {
+        int64_t ow = 0;
+        if (oh < dense_oh) {  // full 2x2 windows: one divisor, a loop that vectorises
+          const T div = T(divisor_override > 0 ? divisor_override : 4);
+          const T* dyr = dyp + oh * s.OW;
+          for (; ow < dense_ow; ++ow) g[ow] = dyr[ow] / div;
+        }
+        for (; ow < s.OW; ++ow) {
           const int64_t div = avg_divisor(rows, cols, oh, ow, count_include_pad, divisor_override);
           g[ow] = div > 0 ? dyp[oh * s.OW + ow] / T(div) : T(0);
         }
@@ -520,6 +619,7 @@ void avg_pool2d_backward_cpu(const Pool2dShape& s, bool count_include_pad,
           }
         }
       }
+      sink.finish(dx + p * HW);
     }
   });
 }
@@ -572,8 +672,9 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
     throw std::invalid_argument("adaptive_avg_pool2d: sizes must be non-negative");
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<T> rowg(s.W);
+    PlaneSink<T> sink(s);
     for (int64_t p = p0; p < p1; ++p) {
-      T* dxp = dx + p * HW;
+      T* dxp = sink.target(dx + p * HW);
       const T* dyp = dy + p * OHW;
       // Each output row first spreads its gradients along a row buffer, then puts that into its
       // input rows: copied into a row no earlier window covered, added where windows overlap
@@ -601,6 +702,7 @@ void adaptive_avg_pool2d_backward_cpu(const Pool2dShape& s, const T* dy, T* dx) 
         covered = std::max(covered, he);
       }
       std::fill(dxp + covered * s.W, dxp + HW, T(0));  // (only with an empty output)
+      sink.finish(dx + p * HW);
     }
   });
 }

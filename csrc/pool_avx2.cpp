@@ -98,7 +98,7 @@ inline int64_t stride2_extra(const Pool2dShape& s) {
 // The maximum of the eight windows starting at output column b, and their taps (int32 lanes).
 //
 // Fast form: m = max_ps(v, m) keeps the larger value (m itself on ties, so the first maximum's
-// tap stays), best takes the tap where v > m; NaNs are only noted. max_ps never returns a NaN
+// tap stays), best takes the tap where v > m; NaNs are only noted (in a running sum). max_ps never returns a NaN
 // from v, so the chain is one max per tap. A block that saw a NaN is redone in the exact form,
 // take = (v > m) | isnan(v), which lets every NaN replace the running maximum (PyTorch's rule).
 template <bool kTrack, int KW = 0, int SW = 0>
@@ -109,16 +109,18 @@ inline __m256 max_block(const Pool2dShape& s, const float* xp, int64_t h0, int64
   const __m256i first = _mm256_set1_epi32(static_cast<int32_t>(rlo * s.kernel_w));
   __m256 m = _mm256_set1_ps(-__builtin_inff());
   __m256 best = _mm256_castsi256_ps(first);
+  // NaN watch: the sum of the taps is NaN when any tap is (and, harmlessly, when +inf meets
+  // -inf, which only sends the block down the exact path): one add per tap, one test per block.
   __m256 nan = _mm256_setzero_ps();
   for_each_tap<KW, SW>(s, xp, h0, rlo, rhi, b, [&](__m256 v, int32_t tap) {
-    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    nan = _mm256_add_ps(nan, v);
     if (kTrack) {
       const __m256 gt = _mm256_cmp_ps(v, m, _CMP_GT_OQ);
       best = _mm256_blendv_ps(best, _mm256_castsi256_ps(_mm256_set1_epi32(tap)), gt);
     }
     m = _mm256_max_ps(v, m);
   });
-  if (__builtin_expect(_mm256_movemask_ps(nan) != 0, 0)) {
+  if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(nan, nan, _CMP_UNORD_Q)) != 0, 0)) {
     m = _mm256_set1_ps(-__builtin_inff());
     best = _mm256_castsi256_ps(first);
     for_each_tap<KW, SW>(s, xp, h0, rlo, rhi, b, [&](__m256 v, int32_t tap) {
@@ -157,6 +159,80 @@ int64_t max_rect(const Pool2dShape& s, const float* xp, int64_t oh0, int64_t oh1
   return end;
 }
 
+// 3x3 windows with stride 2 along both axes and no dilation (ResNet's stem pooling), with
+// taps, done separably: each input row's horizontal 3-wide maxima (value, tap t, first
+// maximum) are computed once and shared by the two output rows whose windows hold that row
+// (output row oh's bottom row is output row oh + 1's top row), then three rows combine
+// vertically (a later row wins only when strictly greater, so the tap is still the first
+// maximum in row-major order, and the value, +0/-0 included, is the one the sequential scan
+// keeps). Output rows are visited in order (so input rows stream in order for the hardware
+// prefetcher), each row's blocks keeping their bottom row's maxima for the next output row, up
+// to kStrip blocks at a time. A block that saw a NaN is redone by max_block's exact form.
+struct RowMax {
+  __m256 m;       // maximum of the three taps
+  __m256i t;      // its tap 0..2
+  __m256 watch;   // sum of the taps: NaN when one of them is
+};
+
+inline RowMax row_max3_stride2(const float* p) {
+  const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+  const __m256 v0 = even_columns(lo, hi), v1 = odd_columns(lo, hi);
+  const __m256 v2 = stride2_tap(p + 2, true);
+  RowMax r;
+  r.watch = _mm256_add_ps(_mm256_add_ps(v0, v1), v2);
+  __m256 t = _mm256_setzero_ps();  // tap 0 in every lane
+  __m256 gt = _mm256_cmp_ps(v1, v0, _CMP_GT_OQ);
+  t = _mm256_blendv_ps(t, _mm256_castsi256_ps(_mm256_set1_epi32(1)), gt);
+  __m256 m = _mm256_max_ps(v1, v0);
+  gt = _mm256_cmp_ps(v2, m, _CMP_GT_OQ);
+  t = _mm256_blendv_ps(t, _mm256_castsi256_ps(_mm256_set1_epi32(2)), gt);
+  r.m = _mm256_max_ps(v2, m);
+  r.t = _mm256_castps_si256(t);
+  return r;
+}
+
+int64_t max_rect_3x3s2_taps(const Pool2dShape& s, const float* xp, int64_t oh0, int64_t oh1,
+                            int64_t ow0, int64_t ow1, float* yp, uint8_t* taps) {
+  const int64_t end = safe_end(s, ow1, stride2_extra(s));
+  if (end - ow0 < 8 || oh0 >= oh1) return ow0;
+  constexpr int kStrip = 32;  // blocks of 8 outputs per column strip (rows read in order)
+  const __m256i three = _mm256_set1_epi32(3), six = _mm256_set1_epi32(6);
+  for (int64_t sb = ow0; sb < end; sb += 8 * kStrip) {
+    const int64_t se = sb + 8 * kStrip < end ? sb + 8 * kStrip : end;
+    int64_t pos[kStrip];
+    RowMax top[kStrip];
+    int nb = 0;
+    for (int64_t b = sb; b < se; b += 8) pos[nb++] = b + 8 > se ? se - 8 : b;
+    for (int j = 0; j < nb; ++j)
+      top[j] = row_max3_stride2(xp + (oh0 * 2 - s.pad_h) * s.W + pos[j] * 2 - s.pad_w);
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t h0 = oh * 2 - s.pad_h;
+      for (int j = 0; j < nb; ++j) {
+        const int64_t b = pos[j];
+        const float* col = xp + b * 2 - s.pad_w;  // the block's first window column in row 0
+        const RowMax mid = row_max3_stride2(col + (h0 + 1) * s.W);
+        const RowMax bot = row_max3_stride2(col + (h0 + 2) * s.W);
+        __m256 m = top[j].m, t = _mm256_castsi256_ps(top[j].t);
+        __m256 gt = _mm256_cmp_ps(mid.m, m, _CMP_GT_OQ);
+        t = _mm256_blendv_ps(t, _mm256_castsi256_ps(_mm256_add_epi32(mid.t, three)), gt);
+        m = _mm256_max_ps(mid.m, m);
+        gt = _mm256_cmp_ps(bot.m, m, _CMP_GT_OQ);
+        t = _mm256_blendv_ps(t, _mm256_castsi256_ps(_mm256_add_epi32(bot.t, six)), gt);
+        m = _mm256_max_ps(bot.m, m);
+        __m256i ti = _mm256_castps_si256(t);
+        const __m256 watch = _mm256_add_ps(_mm256_add_ps(top[j].watch, mid.watch), bot.watch);
+        if (__builtin_expect(_mm256_movemask_ps(_mm256_cmp_ps(watch, watch, _CMP_UNORD_Q)) != 0,
+                             0))
+          m = max_block<true, 3, 2>(s, xp, h0, 0, 3, b, &ti);
+        _mm256_storeu_ps(yp + oh * s.OW + b, m);
+        store_tap_bytes(taps + oh * s.OW + b, ti);
+        top[j] = bot;
+      }
+    }
+  }
+  return end;
+}
+
 }  // namespace
 
 int64_t max_pool_row_avx2(const Pool2dShape& s, const float* xp, int64_t h0, int64_t rlo,
@@ -179,10 +255,20 @@ int64_t max_pool_row_avx2(const Pool2dShape& s, const float* xp, int64_t h0, int
 
 int64_t max_pool_rect_avx2(const Pool2dShape& s, const float* xp, int64_t oh0, int64_t oh1,
                            int64_t ow0, int64_t ow1, float* yp, uint8_t* taps) {
-  if (!taps) return max_rect<false, 0, 0>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+  if (!taps) {
+    switch (window_kind(s)) {
+      case Window::k2s2: return max_rect<false, 2, 2>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+      case Window::k3s2: return max_rect<false, 3, 2>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+      case Window::k3s1: return max_rect<false, 3, 1>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+      default: return max_rect<false, 0, 0>(s, xp, oh0, oh1, ow0, ow1, yp, nullptr);
+    }
+  }
   switch (window_kind(s)) {
     case Window::k2s2: return max_rect<true, 2, 2>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
-    case Window::k3s2: return max_rect<true, 3, 2>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
+    case Window::k3s2:
+      if (s.kernel_h == 3 && s.stride_h == 2 && s.dil_h == 1)
+        return max_rect_3x3s2_taps(s, xp, oh0, oh1, ow0, ow1, yp, taps);
+      return max_rect<true, 3, 2>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
     case Window::k3s1: return max_rect<true, 3, 1>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
     default: return max_rect<true, 0, 0>(s, xp, oh0, oh1, ow0, ow1, yp, taps);
   }
@@ -276,6 +362,24 @@ float contiguous_sum_avx2(const float* p, int64_t n) {
   float sum = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
   for (; i < n; ++i) sum += p[i];
   return sum;
+}
+
+void stream_copy_avx2(void* dst, const void* src, int64_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* sp = static_cast<const char*>(src);
+  int64_t i = 0;
+  for (; i < bytes && (reinterpret_cast<uintptr_t>(d + i) & 31) != 0; ++i) d[i] = sp[i];
+  for (; i + 64 <= bytes; i += 64) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + i));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + i + 32));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), a);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
+  }
+  for (; i + 32 <= bytes; i += 32)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + i)));
+  _mm_sfence();  // streaming stores are weakly ordered: visible before the caller goes on
+  for (; i < bytes; ++i) d[i] = sp[i];
 }
 
 }  // namespace pydl::pool_detail

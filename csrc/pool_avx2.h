@@ -42,4 +42,9 @@ int64_t avg_pool_backward_2x2_row_avx2(const float* g, int64_t ow0, int64_t ow1,
 // Sum of n contiguous floats, 32 lanes (four accumulators) at a time.
 float contiguous_sum_avx2(const float* p, int64_t n);
 
+// memcpy with non-temporal (streaming) stores from the first 32-byte aligned destination byte
+// on, then an sfence: for large outputs that nothing re-reads soon, it skips the read of each
+// destination line that an ordinary store does first and leaves the caches alone.
+void stream_copy_avx2(void* dst, const void* src, int64_t bytes);
+
 }  // namespace pydl::pool_detail

@@ -36,3 +36,4 @@ from pydl import nn  # noqa: E402
 from pydl import optim  # noqa: E402
 from pydl.serialization import load, save  # noqa: E402
 from pydl import data, models, train, utils  # noqa: E402
+from pydl import memory  # noqa: E402

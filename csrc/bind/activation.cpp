@@ -8,6 +8,7 @@
 
 #include "activation.h"
 #include "bindings.h"
+#include "host_array.h"
 
 namespace py = pybind11;
 
@@ -38,7 +39,7 @@ bool is_double(const py::array& x, const char* op) {
 template <typename T>
 py::array gelu_forward_t(const py::array& xa) {
   carray<T> x = carray<T>::ensure(xa);
-  carray<T> y(shape_of(x));
+  carray<T> y = empty_array<T, kCStyle>(shape_of(x));
   const T* px = x.data();
   T* py_ = y.mutable_data();
   const int64_t n = x.size();
@@ -53,7 +54,7 @@ template <typename T>
 py::array gelu_backward_t(const py::array& ga, const py::array& xa) {
   carray<T> g = carray<T>::ensure(ga);
   carray<T> x = carray<T>::ensure(xa);
-  carray<T> dx(shape_of(x));
+  carray<T> dx = empty_array<T, kCStyle>(shape_of(x));
   const T* pg = g.data();
   const T* px = x.data();
   T* pd = dx.mutable_data();

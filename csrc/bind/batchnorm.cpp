@@ -10,6 +10,7 @@
 
 #include "batchnorm.h"
 #include "bindings.h"
+#include "host_array.h"
 
 namespace py = pybind11;
 
@@ -69,7 +70,7 @@ py::tuple forward_train_impl(const py::array& x_in, const OptArray& g_in, const 
   CArray<T> x(x_in);
   auto g = channel_vector<T>(g_in, x_in, d.C, "weight");
   auto b = channel_vector<T>(b_in, x_in, d.C, "bias");
-  CArray<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  CArray<T> y = empty_array<T, kCStyle>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   CArray<T> mean({d.C}), var({d.C}), invstd({d.C});
   const T* xp = x.data();
   const T* gp = ptr(g);
@@ -99,7 +100,7 @@ py::array forward_eval_impl(const py::array& x_in, const py::array& m_in, const 
   auto v = channel_vector<T>(v_in, x_in, d.C, "running_var");
   auto g = channel_vector<T>(g_in, x_in, d.C, "weight");
   auto b = channel_vector<T>(b_in, x_in, d.C, "bias");
-  CArray<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  CArray<T> y = empty_array<T, kCStyle>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   const T *xp = x.data(), *mp = ptr(m), *vp = ptr(v), *gp = ptr(g), *bp = ptr(b);
   T* yp = y.mutable_data();
   {
@@ -126,7 +127,8 @@ py::tuple backward_impl(const py::array& dy_in, const py::array& x_in, const py:
   auto is = channel_vector<T>(is_in, x_in, d.C, "invstd");
   auto g = channel_vector<T>(g_in, x_in, d.C, "weight");
   std::optional<CArray<T>> dx, dg, db;
-  if (need_dx) dx = CArray<T>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  if (need_dx)
+    dx = empty_array<T, kCStyle>(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   if (need_dgamma) dg = CArray<T>({d.C});
   if (need_dbeta) db = CArray<T>({d.C});
   const T *dyp = dy.data(), *xp = x.data(), *mp = ptr(m), *isp = ptr(is), *gp = ptr(g);

@@ -13,5 +13,6 @@ void bind_batchnorm(pybind11::module_& m);
 void bind_activation(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
+void bind_memory(pybind11::module_& m);
 
 }  // namespace pydl::bind

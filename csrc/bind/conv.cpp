@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "host_array.h"
 #include "conv.h"
 
 namespace py = pybind11;
@@ -63,7 +64,7 @@ py::array forward_impl(const py::array& x_in, const py::array& w_in,
   CArray<T> x(x_in), w(w_in);
   std::optional<CArray<T>> b;
   if (b_in) b = CArray<T>(*b_in);
-  CArray<T> y({s.N, s.K, s.OH, s.OW});
+  CArray<T> y = empty_array<T, kCStyle>({s.N, s.K, s.OH, s.OW});
   const T* xp = x.data();
   const T* wp = w.data();
   const T* bp = b ? b->data() : nullptr;
@@ -95,7 +96,7 @@ py::array conv2d_forward(const py::array& x, const py::array& w, const std::opti
 template <typename T>
 py::array backward_input_impl(const py::array& dy_in, const py::array& w_in, const Conv2dShape& s) {
   CArray<T> dy(dy_in), w(w_in);
-  CArray<T> dx({s.N, s.C, s.H, s.W});
+  CArray<T> dx = empty_array<T, kCStyle>({s.N, s.C, s.H, s.W});
   const T* dyp = dy.data();
   const T* wp = w.data();
   T* dxp = dx.mutable_data();

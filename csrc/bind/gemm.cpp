@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "host_array.h"
 #include "gemm.h"
 
 namespace py = pybind11;
@@ -202,8 +203,8 @@ py::array gemm_py(const py::object& a_obj, const py::object& b_obj, const py::ob
     if (overlaps(a, c)) a = a.attr("copy")().cast<py::array>();
     if (overlaps(b, c)) b = b.attr("copy")().cast<py::array>();
   } else {
-    c = dtype == DType::f32 ? py::array(py::array_t<float>({m, n}))
-                            : py::array(py::array_t<double>({m, n}));
+    c = dtype == DType::f32 ? py::array(empty_array<float>({m, n}))
+                            : py::array(empty_array<double>({m, n}));
     beta = 0.0;
   }
 
@@ -266,8 +267,8 @@ py::array matmul_py(const py::object& a_obj, const py::object& b_obj, bool trans
   std::vector<int64_t> out_shape = batch_shape;
   out_shape.push_back(m);
   out_shape.push_back(n);
-  py::array c = dtype == DType::f32 ? py::array(py::array_t<float>(out_shape))
-                                    : py::array(py::array_t<double>(out_shape));
+  py::array c = dtype == DType::f32 ? py::array(empty_array_like_shape<float>(out_shape))
+                                    : py::array(empty_array_like_shape<double>(out_shape));
   std::vector<int64_t> c_strides(batch_nd);
   for (int64_t d = 0; d < batch_nd; ++d) c_strides[d] = c.strides(d) / c.itemsize();
   const int64_t ldc = std::max<int64_t>(n, 1);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "host_array.h"
 #include "loss.h"
 
 namespace py = pybind11;
@@ -113,7 +114,7 @@ py::array backward_t(const py::array& za, const py::array& la, const py::array& 
     throw std::invalid_argument("cross_entropy_backward: coef must have 1 or " +
                                 std::to_string(m) + " elements, got shape " + shape_str(coef));
   }
-  carray<T> dz({m, c});
+  carray<T> dz = empty_array<T, kCStyle>({m, c});
   const T* pz = z.data();
   const double* pe = stats.data();
   const int64_t* pt = t.data();

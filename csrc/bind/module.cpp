@@ -10,4 +10,5 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind::bind_activation(m);
   pydl::bind::bind_loss(m);
   pydl::bind::bind_optim(m);
+  pydl::bind::bind_memory(m);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "host_array.h"
 #include "pool.h"
 
 namespace py = pybind11;
@@ -84,12 +85,12 @@ template <typename T>
 py::tuple max_forward_impl(const py::array& x_in, Pair out_hw, Pair k, Pair st, Pair pad, Pair dil,
                            Argmax kind) {
   CArray<T> x(x_in);
-  CArray<T> y(with_hw(x, out_hw, "max_pool2d"));
+  CArray<T> y = empty_array<T, kCStyle>(with_hw(x, out_hw, "max_pool2d"));
   Pool2dShape s = make_shape(x, y, k, st, pad, dil);
   const T* xp = x.data();
   T* yp = y.mutable_data();
   if (kind == Argmax::kInt64) {
-    Index idx(with_hw(x, out_hw, "max_pool2d"));
+    Index idx = empty_array<int64_t, kCStyle>(with_hw(x, out_hw, "max_pool2d"));
     int64_t* ip = idx.mutable_data();
     {
       py::gil_scoped_release release;
@@ -101,7 +102,7 @@ py::tuple max_forward_impl(const py::array& x_in, Pair out_hw, Pair k, Pair st, 
     if (k[0] * k[1] > kMaxPoolTapWindow)
       throw std::invalid_argument("max_pool2d: taps need a window of at most " +
                                   std::to_string(kMaxPoolTapWindow) + " elements");
-    Taps taps(with_hw(x, out_hw, "max_pool2d"));
+    Taps taps = empty_array<uint8_t, kCStyle>(with_hw(x, out_hw, "max_pool2d"));
     uint8_t* tp = taps.mutable_data();
     {
       py::gil_scoped_release release;
@@ -129,7 +130,7 @@ template <typename T>
 py::array max_backward_impl(const py::array& dy_in, const py::array& idx_in, Pair input_hw) {
   CArray<T> dy(dy_in);
   Index idx(idx_in);
-  CArray<T> dx(with_hw(dy, input_hw, "max_pool2d_backward"));
+  CArray<T> dx = empty_array<T, kCStyle>(with_hw(dy, input_hw, "max_pool2d_backward"));
   Pool2dShape s = make_shape(dx, dy, {1, 1}, {1, 1}, {0, 0}, {1, 1});
   const T* dyp = dy.data();
   const int64_t* ip = idx.data();
@@ -155,7 +156,7 @@ py::array max_backward_taps_impl(const py::array& dy_in, const py::array& taps_i
                                  Pair k, Pair st, Pair pad, Pair dil) {
   CArray<T> dy(dy_in);
   Taps taps(taps_in);
-  CArray<T> dx(with_hw(dy, input_hw, "max_pool2d_backward"));
+  CArray<T> dx = empty_array<T, kCStyle>(with_hw(dy, input_hw, "max_pool2d_backward"));
   Pool2dShape s = make_shape(dx, dy, k, st, pad, dil);
   const T* dyp = dy.data();
   const uint8_t* tp = taps.data();
@@ -184,7 +185,7 @@ template <typename T>
 py::array avg_forward_impl(const py::array& x_in, Pair out_hw, Pair k, Pair st, Pair pad,
                            bool count_include_pad, int64_t divisor_override) {
   CArray<T> x(x_in);
-  CArray<T> y(with_hw(x, out_hw, "avg_pool2d"));
+  CArray<T> y = empty_array<T, kCStyle>(with_hw(x, out_hw, "avg_pool2d"));
   Pool2dShape s = make_shape(x, y, k, st, pad, {1, 1});
   const T* xp = x.data();
   T* yp = y.mutable_data();
@@ -207,7 +208,7 @@ template <typename T>
 py::array avg_backward_impl(const py::array& dy_in, Pair input_hw, Pair k, Pair st, Pair pad,
                             bool count_include_pad, int64_t divisor_override) {
   CArray<T> dy(dy_in);
-  CArray<T> dx(with_hw(dy, input_hw, "avg_pool2d_backward"));
+  CArray<T> dx = empty_array<T, kCStyle>(with_hw(dy, input_hw, "avg_pool2d_backward"));
   Pool2dShape s = make_shape(dx, dy, k, st, pad, {1, 1});
   const T* dyp = dy.data();
   T* dxp = dx.mutable_data();
@@ -229,7 +230,7 @@ py::array avg_pool2d_backward(const py::array& dy, Pair input_hw, Pair kernel, P
 template <typename T>
 py::array adaptive_forward_impl(const py::array& x_in, Pair out_hw) {
   CArray<T> x(x_in);
-  CArray<T> y(with_hw(x, out_hw, "adaptive_avg_pool2d"));
+  CArray<T> y = empty_array<T, kCStyle>(with_hw(x, out_hw, "adaptive_avg_pool2d"));
   Pool2dShape s = make_shape(x, y, {1, 1}, {1, 1}, {0, 0}, {1, 1});
   const T* xp = x.data();
   T* yp = y.mutable_data();
@@ -251,7 +252,7 @@ py::array adaptive_avg_pool2d_forward(const py::array& x, Pair out_hw) {
 template <typename T>
 py::array adaptive_backward_impl(const py::array& dy_in, Pair input_hw) {
   CArray<T> dy(dy_in);
-  CArray<T> dx(with_hw(dy, input_hw, "adaptive_avg_pool2d_backward"));
+  CArray<T> dx = empty_array<T, kCStyle>(with_hw(dy, input_hw, "adaptive_avg_pool2d_backward"));
   Pool2dShape s = make_shape(dx, dy, {1, 1}, {1, 1}, {0, 0}, {1, 1});
   const T* dyp = dy.data();
   T* dxp = dx.mutable_data();

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from pydl import _C
 from pydl.autograd.function import Function
 
 
@@ -29,8 +30,10 @@ def _accumulate_leaf(leaf, g, owned: set) -> None:
         g = np.broadcast_to(g, leaf.data.shape)
     if leaf.grad is None:
         # The engine may hand the same array to several leaves (an add's two inputs) or it may be
-        # a read-only broadcast view: copy unless this array is known to be ours alone.
-        if id(g) in owned or not g.flags.writeable or not g.flags.owndata:
+        # a read-only broadcast view: copy unless this array is known to be ours alone (its own
+        # memory, or a cached host block that only it uses: see pydl.memory).
+        if id(g) in owned or not g.flags.writeable or not (g.flags.owndata
+                                                           or _C.owns_host_block(g)):
             g = g.copy()
         owned.add(id(g))
         leaf.grad = Tensor._wrap(g)

@@ -207,8 +207,10 @@ def test_batch_norm_zero_batch():
 
 # ---- the SIMD paths: AVX2 loops (float32) and the portable ones, on shapes that reach every loop
 # (row sums over more than one flush block of 2048 values, rows not a multiple of the vector
-# width, (N, C) input with channels side by side, small L between 1 and 16)
-SIMD_SHAPES = [(3, 5, 37, 41), (2, 3, 2500), (4, 2, 16, 3), (64, 19), (33, 24), (5, 7, 3)]
+# width, (N, C) input with channels side by side, small L between 1 and 16, and an output of
+# 8 MiB or more, written with streaming stores, whose odd rows start off 32-byte alignment)
+SIMD_SHAPES = [(3, 5, 37, 41), (2, 3, 2500), (4, 2, 16, 3), (64, 19), (33, 24), (5, 7, 3),
+               (2, 3, 349501)]
 
 
 @pytest.fixture(params=["auto", "portable"])

@@ -284,7 +284,9 @@ def test_max_pool2d_wide_planes(case, dtype, simd):
     # Backward through the one-byte taps: every dy lands on its window's argmax.
     xt = t(x, True)
     gy = np.random.default_rng(case).standard_normal(ey.shape).astype(dtype)
-    F.max_pool2d(xt, k, s, p, d, ceil_mode).backward(t(gy))
+    y = F.max_pool2d(xt, k, s, p, d, ceil_mode)  # the forward that keeps taps
+    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    y.backward(t(gy))
     np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-6,
                                atol=1e-6)
 
@@ -448,3 +450,78 @@ def test_max_pool2d_kernel_argument_errors():
     gx = pydl._C.max_pool2d_backward_taps(np.ones_like(y), bad, (4, 4), (2, 2), (2, 2), (0, 0),
                                           (1, 1))
     assert (gx == 0).all()
+
+
+# ---- large gradients: a dx of 8 MiB or more is built plane by plane in a buffer and streamed
+# to memory (csrc/pool.cpp, PlaneSink); planes of 33 x 31 values start off 32-byte alignment.
+LARGE_PLANES = (2100, 1, 33, 31)
+
+
+def scatter_planes_ref(gy, idx, x_shape):
+    """dx from flat in-plane indices, for any number of planes (vectorised np.add.at)."""
+    P = int(np.prod(x_shape[:-2]))
+    HW = x_shape[-2] * x_shape[-1]
+    gx = np.zeros((P, HW))
+    rows = np.repeat(np.arange(P), gy.shape[-2] * gy.shape[-1])
+    np.add.at(gx, (rows, idx.reshape(-1)), gy.reshape(-1).astype(np.float64))
+    return gx.reshape(x_shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, s, p, indices", [((2, 2), (2, 2), (0, 0), False),
+                                              ((3, 3), (2, 2), (1, 1), False),
+                                              ((3, 3), (2, 2), (1, 1), True)])
+def test_max_pool2d_large_gradient(k, s, p, indices, dtype):
+    x = wide_input(7, LARGE_PLANES, dtype)
+    ey, eidx = ref_max_pool2d_nan(x.astype(np.float64), k, s, p, (1, 1), False)
+    gy = np.random.default_rng(8).standard_normal(ey.shape).astype(dtype)
+    xt = t(x, True)
+    out = F.max_pool2d(xt, k, s, p, return_indices=indices)
+    y = out[0] if indices else out
+    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    y.backward(t(gy))
+    assert xt.grad.data.nbytes >= 8 << 20
+    np.testing.assert_allclose(xt.grad.data, scatter_planes_ref(gy, eidx, x.shape), rtol=1e-6,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, s, p", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1))])
+def test_avg_pool2d_large_gradient(k, s, p, dtype):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(LARGE_PLANES).astype(dtype)
+    xt = t(x, True)
+    y = F.avg_pool2d(xt, k, s, p)
+    gy = rng.standard_normal(y.shape)
+    y.backward(t(gy.astype(dtype)))
+    # avg_pool2d is linear: dx[i] = sum over windows w containing i of gy[w] / |w| (padding
+    # counted), written with one window at a time.
+    N, C, H, W = x.shape
+    dx = np.zeros((N, C, H + 2 * p[0], W + 2 * p[1]))
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            h0, w0 = i * s[0], j * s[1]
+            dx[:, :, h0:h0 + k[0], w0:w0 + k[1]] += gy[:, :, i:i + 1, j:j + 1] / (k[0] * k[1])
+    dx = dx[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("out", [(1, 1), (3, 5)])
+def test_adaptive_avg_pool2d_large_gradient(out, dtype):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(LARGE_PLANES).astype(dtype)
+    xt = t(x, True)
+    y = F.adaptive_avg_pool2d(xt, out)
+    gy = rng.standard_normal(y.shape)
+    y.backward(t(gy.astype(dtype)))
+    N, C, H, W = x.shape
+    dx = np.zeros(x.shape)
+    for i in range(out[0]):
+        hs, he = (i * H) // out[0], -(-((i + 1) * H) // out[0])
+        for j in range(out[1]):
+            ws, we = (j * W) // out[1], -(-((j + 1) * W) // out[1])
+            dx[:, :, hs:he, ws:we] += gy[:, :, i:i + 1, j:j + 1] / ((he - hs) * (we - ws))
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=tol, atol=tol)
