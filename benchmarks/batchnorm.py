@@ -6,7 +6,8 @@ Bytes counted are the ones that must move (float32, per-channel vectors ignored)
 on the issue's (64, 64, 56, 56) tensor, and on a BatchNorm1d (N, C) = (4096, 512) batch.
 Each value is counted once: the kernels keep a channel in L2 between their two loops over it,
 so x (and dy) are read from memory once per pass. Outputs come from pydl's host cache
-(pydl.memory): after the first call y and dx reuse mapped pages.
+(pydl.memory): after the first call y and dx reuse mapped pages. Each pydl row also gives its
+rate as a percentage of the machine's memory bandwidth (harness.memory_bandwidth).
 """
 import numpy as np
 
@@ -17,6 +18,7 @@ from benchmarks.harness import optional_torch
 
 def run(suite):
     torch = optional_torch()
+    suite.use_bandwidth_reference()
     rng = np.random.default_rng(0)
     for shape, cls, tcls in [((64, 64, 56, 56), nn.BatchNorm2d, "BatchNorm2d"),
                              ((4096, 512), nn.BatchNorm1d, "BatchNorm1d")]:

@@ -118,6 +118,15 @@ class Suite:
         self.device = device
         self.results: List[Result] = []
         self._printed_header = False
+        self.bandwidth: Optional[float] = None  # GB/s reference, see use_bandwidth_reference
+
+    def use_bandwidth_reference(self) -> float:
+        """Measure the machine's memory bandwidth once (memory_bandwidth) and, from now on,
+        print each case's pydl rate as a percentage of it."""
+        self.bandwidth = memory_bandwidth(quick=self.quick)
+        print(f"memory bandwidth reference: {self.bandwidth:.1f} GB/s (pydl lerp_ a += w*(b-a) "
+              f"over two {_BANDWIDTH_MB} MiB float32 arrays: read a and b, write a; best call)")
+        return self.bandwidth
 
     def add(self, name: str, pydl: Callable[[], object], peers: Dict[str, Callable[[], object]],
             flops: Optional[float] = None, nbytes: Optional[float] = None,
@@ -131,6 +140,9 @@ class Suite:
             contenders[peer] = fn
         times = time_side_by_side(contenders, rounds=rounds or self.rounds, min_time=self.min_time,
                                   settle=self.settle)
+        if nbytes and self.bandwidth:
+            extra = {**extra, "percent_of_bandwidth": 100 * nbytes / times["pydl"] / 1e9
+                     / self.bandwidth, "bandwidth_reference_gbs": self.bandwidth}
         result = Result(self.name, name, times, flops, nbytes, x, series, dict(extra))
         self.results.append(result)
         self._print_row(result)
@@ -148,6 +160,8 @@ class Suite:
             elif r.nbytes:
                 rate = f"{r.nbytes / t / 1e9:9.2f} GB/s"
             sp = "" if peer == "pydl" else f"{r.speedup(peer):7.2f}x"
+            if peer == "pydl" and "percent_of_bandwidth" in r.extra:
+                sp = f"{r.extra['percent_of_bandwidth']:5.0f}% bw"
             label = r.name if i == 0 else ""
             print(f"{label:<34} {peer:<10} {format_time(t):>11} {rate:>14} {sp:>8}", flush=True)
 
@@ -203,6 +217,33 @@ def save_plot(results: List[Result], path: str) -> bool:
     fig.savefig(path, dpi=120)
     print(f"plot written to {path}")
     return True
+
+
+_BANDWIDTH_MB = 256
+_bandwidth_cache: Dict[bool, float] = {}
+
+
+def memory_bandwidth(quick: bool = False) -> float:
+    """Sustained main-memory bandwidth in GB/s, as pydl's kernels see it: pydl._C.lerp_ (an
+    in-place a += w * (b - a), 12 bytes per element) over two 256 MiB float32 arrays, with
+    pydl's thread count, best of several calls. The 512 MiB working set is well past the
+    caches, so this is DRAM. On the development VM it swings between about 25 and 50 GB/s
+    with the host's other tenants (sets of 64 MiB and less run partly from cache, faster), so a
+    suite measures it in the same run as its cases rather than quoting a fixed figure."""
+    if quick not in _bandwidth_cache:
+        import numpy as np
+        import pydl
+
+        n = _BANDWIDTH_MB * 2**20 // 4
+        a = np.ones(n, np.float32)
+        b = np.ones(n, np.float32)
+        best = float("inf")
+        for _ in range(3 if quick else 8):
+            start = time.perf_counter()
+            pydl._C.lerp_([a], [b], 0.5)
+            best = min(best, time.perf_counter() - start)
+        _bandwidth_cache[quick] = 12 * n / best / 1e9
+    return _bandwidth_cache[quick]
 
 
 def optional_torch():
