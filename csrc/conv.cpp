@@ -39,12 +39,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "conv_avx2.h"
+#include "conv_avx512.h"
 #include "cpu_features.h"
 #include "gemm.h"
 #include "parallel.h"
@@ -537,6 +539,261 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
   }
 }
 
+// ---- row-flat path (AVX-512, float32): stride 1 down the rows, no column matrix ---------------
+//
+// Planes whose rows are exactly OW wide make every kernel row r one shift of the flattened plane
+// (conv_avx512.h), so all 16 lanes of a vector hold output pixels even for 8- or 12-wide rows.
+//   forward          y[k][q]   = sum_{c, s, r} w[k][c][r][s] * X_s[c][q + r * dil_h * OW]
+//                    with the S shifted copies X_s[c][h][ow] = x_pad[c][h][ow * stride_w + s * dil_w]
+//   backward input   DX_s[c][q] = sum_{k, r'} w[k][c][R-1-r'][s] * dy_pad[k][q + r' * dil_h * OW]
+//                    (dy with (R - 1) * dil_h zero rows above and below), then
+//                    dx[c][h][ow * stride_w + s * dil_w - pad_w] += DX_s[c][h + pad_h][ow]:
+//                    the column taps are the cheap scatter, so no lane reads a zero column
+//   backward weight  dw[k][c][r][s] = sum_{n, q} dy[n][k][q] * X_s[n][c][q + r * dil_h * OW]
+// Measured on LeNet's conv2 (16 x 6 x 5 x 5 on 12 x 12) against the AVX2 direct loops, whose
+// 8-wide vectors spend a third of their lanes past the 12-wide rows of the backward-input pass.
+#ifdef PYDL_HAVE_AVX512_KERNELS
+constexpr int64_t kRowflatMaxKg = 32;
+constexpr int64_t kRowflatMaxWeights = 16 * 1024;       // Kg * Cg * R * S (lanes: x16 floats)
+constexpr int64_t kRowflatMaxImageFloats = 32 * 1024;   // one image's shifted copies (128 KiB)
+constexpr int64_t kRowflatSlack = 16;                   // floats read past a plane's last pixel
+constexpr int64_t kRowflatChunkFloats = 64 * 1024;      // shifted copies of a weight-pass chunk
+constexpr int64_t kRowflatMaxChunk = 16;
+
+// Sizes of the row-flat buffers for one image and group.
+struct RowflatLayout {
+  int64_t rr;          // (R - 1) * dil_h: rows a kernel spans past its first
+  int64_t x_plane;     // (OH + rr) * OW: one shifted copy X_s[c]
+  int64_t x_image;     // Cg * S copies + slack
+  int64_t dy_plane;    // (OH + 2 rr) * OW: dy with rr zero rows above and below
+  int64_t dy_image;    // Kg planes + slack
+  int64_t h0, h1;      // padded-input rows whose dx the backward-input pass computes
+  int64_t dx_image;    // Cg * S planes of (h1 - h0) * OW
+  explicit RowflatLayout(const Conv2dShape& s)
+      : rr((s.R - 1) * s.dil_h), x_plane((s.OH + rr) * s.OW),
+        x_image(s.Cg() * s.S * x_plane + kRowflatSlack), dy_plane((s.OH + 2 * rr) * s.OW),
+        dy_image(s.Kg() * dy_plane + kRowflatSlack), h0(s.pad_h),
+        h1(std::max(h0, std::min(s.pad_h + s.H, s.OH + rr))),
+        dx_image(s.Cg() * s.S * (h1 - h0) * s.OW) {}
+};
+
+template <typename T>
+bool use_rowflat(const Conv2dShape& s, Pass pass) {
+  if (!std::is_same<T, float>::value || !use_avx512() || s.stride_h != 1 || is_depthwise(s) ||
+      is_pointwise(s) || s.Kg() > kRowflatMaxKg ||
+      s.Kg() * s.Cg() * s.R * s.S > kRowflatMaxWeights)
+    return false;
+  const RowflatLayout l(s);
+  if (pass == Pass::kBackwardInput)
+    return l.dy_image <= kRowflatMaxImageFloats && l.dx_image <= kRowflatMaxImageFloats;
+  return l.x_image <= kRowflatMaxImageFloats;
+}
+
+// X_s[c][h][ow] = x_g[c][h - pad_h][ow * stride_w + s * dil_w - pad_w] (0 outside x) for the
+// Cg channels of x_g, then the slack zeroed.
+void rowflat_shifted_copies(const Conv2dShape& s, const RowflatLayout& l, const float* x_g,
+                            float* dst) {
+  const int64_t OW = s.OW, hp = s.OH + l.rr;
+  std::fill(dst + l.x_image - kRowflatSlack, dst + l.x_image, 0.0f);
+  if (s.stride_w == 1)
+    return conv_detail::rowflat_shifted_copies_avx512(x_g, s.Cg(), s.H, s.W, s.S, s.dil_w,
+                                                      s.pad_h, s.pad_w, hp, OW, dst);
+  for (int64_t c = 0; c < s.Cg(); ++c) {
+    for (int64_t t = 0; t < s.S; ++t) {
+      const int64_t col0 = t * s.dil_w - s.pad_w;  // input column of ow = 0
+      int64_t lo, hi;
+      valid_range(0, OW, col0, s.stride_w, s.W, &lo, &hi);
+      for (int64_t h = 0; h < hp; ++h) {
+        float* d = dst + ((c * s.S + t) * hp + h) * OW;
+        const int64_t ih = h - s.pad_h;
+        if (ih < 0 || ih >= s.H) {
+          std::fill(d, d + OW, 0.0f);
+          continue;
+        }
+        const float* src = x_g + (c * s.H + ih) * s.W + col0;  // src[ow * stride_w]
+        std::fill(d, d + lo, 0.0f);
+        if (s.stride_w == 1) {
+          std::memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) d[ow] = src[ow * s.stride_w];
+        }
+        std::fill(d + hi, d + OW, 0.0f);
+      }
+    }
+  }
+}
+
+// One group's weights for rowflat_correlate_avx512 (blocks of kDirectKB output rows, taps
+// t = r * J + j): value(m, r, j) and offset(r, j) are given by the pass.
+struct RowflatWeights {
+  std::vector<float> packed;
+  std::vector<int64_t> offsets;
+  conv_detail::DirectWeights view;
+  template <typename Value, typename Offset>
+  RowflatWeights(int64_t M, int64_t R, int64_t J, Value value, Offset offset) {
+    const int64_t KB = conv_detail::kDirectKB, taps = R * J, blocks = (M + KB - 1) / KB;
+    packed.assign(blocks * taps * KB, 0.0f);
+    offsets.resize(taps);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t t = r * J + j;
+        offsets[t] = offset(r, j);
+        for (int64_t m = 0; m < M; ++m) packed[((m / KB) * taps + t) * KB + m % KB] = value(m, r, j);
+      }
+    }
+    view = {packed.data(), offsets.data(), M, R, taps};
+  }
+};
+
+void rowflat_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                     float* y) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t R = s.R, S = s.S, RS = R * S, J = Cg * S;
+  const RowflatLayout l(s);
+  std::vector<RowflatWeights> wg;
+  for (int64_t g = 0; g < G; ++g) {
+    const float* w_g = w + g * Kg * Cg * RS;
+    wg.emplace_back(
+        Kg, R, J, [&](int64_t m, int64_t r, int64_t j) { return w_g[m * Cg * RS + (j / S) * RS + r * S + j % S]; },
+        [&](int64_t r, int64_t j) { return j * l.x_plane + r * s.dil_h * s.OW; });
+  }
+  const int64_t items = s.N * G, slots = slot_count(items);
+  std::unique_ptr<float[]> scratch(new float[slots * l.x_image]);  // written before read
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* buf = scratch.get() + slot * l.x_image;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n = i / G;
+      rowflat_shifted_copies(s, l, x + (n * s.C + g * Cg) * HW, buf);
+      conv_detail::rowflat_correlate_avx512(buf, wg[g].view, bias ? bias + g * Kg : nullptr, P,
+                                            s.OW, s.dil_h, s.pad_h, s.pad_h + s.H,
+                                            y + (n * s.K + g * Kg) * P, P);
+    }
+  });
+}
+
+void rowflat_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t R = s.R, S = s.S, RS = R * S, OW = s.OW;
+  const RowflatLayout l(s);
+  const int64_t Q = (l.h1 - l.h0) * OW;
+  std::vector<RowflatWeights> wg;
+  for (int64_t g = 0; g < G; ++g) {
+    const float* w_g = w + g * Kg * Cg * RS;
+    // Output rows m = (c, s), taps (r', k): w[k][c][R-1-r'][s] on dy_pad shifted r' rows.
+    wg.emplace_back(
+        Cg * S, R, Kg,
+        [&](int64_t m, int64_t r, int64_t k) { return w_g[k * Cg * RS + (m / S) * RS + (R - 1 - r) * S + m % S]; },
+        [&](int64_t r, int64_t k) { return k * l.dy_plane + r * s.dil_h * OW; });
+  }
+  const int64_t items = s.N * G, slots = slot_count(items);
+  const int64_t per_slot = l.dy_image + l.dx_image;
+  std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* dyp = scratch.get() + slot * per_slot;
+    float* dxs = dyp + l.dy_image;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n = i / G;
+      const float* dy_g = dy + (n * s.K + g * Kg) * P;
+      for (int64_t k = 0; k < Kg; ++k) {
+        float* d = dyp + k * l.dy_plane;
+        std::fill(d, d + l.rr * OW, 0.0f);
+        std::memcpy(d + l.rr * OW, dy_g + k * P, sizeof(float) * P);
+        std::fill(d + l.rr * OW + P, d + l.dy_plane, 0.0f);
+      }
+      std::fill(dyp + l.dy_image - kRowflatSlack, dyp + l.dy_image, 0.0f);
+      float* dx_g = dx + (n * s.C + g * Cg) * HW;
+      std::fill(dx_g, dx_g + Cg * HW, 0.0f);
+      if (Q == 0) continue;
+      conv_detail::rowflat_correlate_avx512(dyp + l.h0 * OW, wg[g].view, nullptr, Q, OW,
+                                            s.dil_h, l.rr - l.h0, l.rr + s.OH - l.h0, dxs, Q);
+      // The column taps: DX_s[c] row h adds into dx row h - pad_h at columns ow * stride_w + col0.
+      if (s.stride_w == 1) {
+        conv_detail::rowflat_gather_columns_avx512(dxs, Cg, S, l.h1 - l.h0, OW, s.dil_w,
+                                                   s.pad_w, s.W, dx_g + (l.h0 - s.pad_h) * s.W, HW);
+        continue;
+      }
+      for (int64_t c = 0; c < Cg; ++c) {
+        for (int64_t t = 0; t < S; ++t) {
+          const int64_t col0 = t * s.dil_w - s.pad_w;
+          int64_t lo, hi;
+          valid_range(0, OW, col0, s.stride_w, s.W, &lo, &hi);
+          for (int64_t h = l.h0; h < l.h1; ++h) {
+            const float* src = dxs + (c * S + t) * Q + (h - l.h0) * OW;
+            float* d = dx_g + (c * s.H + h - s.pad_h) * s.W + col0;
+            if (s.stride_w == 1) {
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow] += src[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow * s.stride_w] += src[ow];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// Images per chunk of the row-flat weight pass: their shifted copies stay in L2.
+int64_t rowflat_weight_chunk(const RowflatLayout& l) {
+  return std::max<int64_t>(1, std::min(kRowflatMaxChunk, kRowflatChunkFloats / l.x_image));
+}
+
+void rowflat_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t R = s.R, S = s.S, RS = R * S, J = Cg * S;
+  const int64_t w_size = s.K * Cg * RS, group_taps = Kg * Cg * RS;
+  const RowflatLayout l(s);
+  const int64_t chunk = rowflat_weight_chunk(l), slots = slot_count(s.N);
+  const int64_t per_slot = chunk * l.x_image + group_taps * 16 + group_taps;
+  std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
+  std::vector<float> partial((slots - 1) * w_size);
+  std::fill(dw, dw + w_size, 0.0f);
+  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
+  run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
+    float* xbuf = scratch.get() + slot * per_slot;
+    float* lanes = xbuf + chunk * l.x_image;
+    float* sums = lanes + group_taps * 16;
+    float* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
+    for (int64_t g = 0; g < G; ++g) {
+      for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
+        const int64_t nb = std::min(chunk, n1 - c0);
+        for (int64_t j = 0; j < nb; ++j)
+          rowflat_shifted_copies(s, l, x + ((c0 + j) * s.C + g * Cg) * HW, xbuf + j * l.x_image);
+        conv_detail::rowflat_weight_lanes_avx512(xbuf, l.x_image, l.x_plane, J, R,
+                                                 s.dil_h * s.OW, dy + (c0 * s.K + g * Kg) * P,
+                                                 s.K * P, Kg, P, nb, c0 != n0, lanes);
+      }
+      // Lane sums come in (k, (c, s), r) order; dw is (k, c, r, s).
+      conv_detail::sum_lanes16_avx512(lanes, group_taps, sums);
+      float* acc_g = acc + g * group_taps;
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t j = 0; j < J; ++j)
+          for (int64_t r = 0; r < R; ++r)
+            acc_g[k * Cg * RS + (j / S) * RS + r * S + j % S] += sums[(k * J + j) * R + r];
+    }
+  }, block);
+  if (slots > 1) {
+    parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
+      for (int64_t sl = 1; sl < slots; ++sl) {
+        const float* part = partial.data() + (sl - 1) * w_size;
+        for (int64_t e = e0; e < e1; ++e) dw[e] += part[e];
+      }
+    });
+  }
+}
+
+int64_t rowflat_scratch_floats(const Conv2dShape& s, Pass pass) {
+  const RowflatLayout l(s);
+  if (pass == Pass::kForward) return slot_count(s.N * s.groups) * l.x_image;
+  if (pass == Pass::kBackwardInput) return slot_count(s.N * s.groups) * (l.dy_image + l.dx_image);
+  const int64_t taps = s.Kg() * s.Cg() * s.R * s.S;
+  return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + taps * 17) +
+         (slot_count(s.N) - 1) * s.K * s.Cg() * s.R * s.S;
+}
+#else
+template <typename T>
+bool use_rowflat(const Conv2dShape&, Pass) { return false; }
+#endif
+
 // ---- Winograd F(2x2, 3x3) (AVX2, float32): 3x3, stride 1, enough channels for the GEMMs -------
 // 2.25x fewer multiplications than the direct loops: each 2x2 output tile costs 16 multiply-adds
 // per (input, output) channel pair instead of 36, in 16 GEMMs (one per position of the 4x4
@@ -869,6 +1126,10 @@ int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
     int64_t bytes;
     if (f32 && use_winograd<float>(s, pass)) {
       bytes = elem_size * winograd_scratch_floats(s, pass);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    } else if (f32 && use_rowflat<float>(s, pass)) {
+      bytes = elem_size * rowflat_scratch_floats(s, pass);
+#endif
     } else if (f32 && use_direct<float>(s, pass)) {
       bytes = elem_size * direct_scratch_floats(s, pass);
     } else {
@@ -888,6 +1149,9 @@ void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* b
   if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
   if constexpr (std::is_same<T, float>::value) {
     if (use_winograd<T>(s, Pass::kForward)) return winograd_forward(s, x, w, bias, y);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    if (use_rowflat<T>(s, Pass::kForward)) return rowflat_forward(s, x, w, bias, y);
+#endif
     if (use_direct<T>(s, Pass::kForward)) return direct_forward(s, x, w, bias, y);
   }
   const bool pointwise = is_pointwise(s);
@@ -933,6 +1197,9 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
   if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
   if constexpr (std::is_same<T, float>::value) {
     if (use_winograd<T>(s, Pass::kBackwardInput)) return winograd_backward_input(s, dy, w, dx);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    if (use_rowflat<T>(s, Pass::kBackwardInput)) return rowflat_backward_input(s, dy, w, dx);
+#endif
     if (use_direct<T>(s, Pass::kBackwardInput)) return direct_backward_input(s, dy, w, dx);
   }
   const bool pointwise = is_pointwise(s);
@@ -996,6 +1263,9 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
   if constexpr (std::is_same<T, float>::value) {
     if (use_winograd<T>(s, Pass::kBackwardWeight)) return winograd_backward_weight(s, x, dy, dw);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    if (use_rowflat<T>(s, Pass::kBackwardWeight)) return rowflat_backward_weight(s, x, dy, dw);
+#endif
     if (use_direct<T>(s, Pass::kBackwardWeight)) return direct_backward_weight(s, x, dy, dw);
   }
   const bool pointwise = is_pointwise(s);
