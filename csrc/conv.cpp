@@ -40,6 +40,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -671,122 +672,196 @@ void rowflat_forward(const Conv2dShape& s, const float* x, const float* w, const
   });
 }
 
-void rowflat_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
-  const int64_t R = s.R, S = s.S, RS = R * S, OW = s.OW;
-  const RowflatLayout l(s);
-  const int64_t Q = (l.h1 - l.h0) * OW;
-  std::vector<RowflatWeights> wg;
-  for (int64_t g = 0; g < G; ++g) {
-    const float* w_g = w + g * Kg * Cg * RS;
-    // Output rows m = (c, s), taps (r', k): w[k][c][R-1-r'][s] on dy_pad shifted r' rows.
-    wg.emplace_back(
-        Cg * S, R, Kg,
-        [&](int64_t m, int64_t r, int64_t k) { return w_g[k * Cg * RS + (m / S) * RS + (R - 1 - r) * S + m % S]; },
-        [&](int64_t r, int64_t k) { return k * l.dy_plane + r * s.dil_h * OW; });
+// Backward-input of one image and group at a time (the scratch holds dy_pad and the DX_s planes).
+class RowflatBackwardInput {
+ public:
+  RowflatBackwardInput(const Conv2dShape& s, const float* w)
+      : s_(s), l_(s), q_((l_.h1 - l_.h0) * s.OW) {
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), R = s.R, S = s.S, RS = R * S;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      const float* w_g = w + g * Kg * Cg * RS;
+      // Output rows m = (c, s), taps (r', k): w[k][c][R-1-r'][s] on dy_pad shifted r' rows.
+      wg_.emplace_back(
+          Cg * S, R, Kg,
+          [&](int64_t m, int64_t r, int64_t k) {
+            return w_g[k * Cg * RS + (m / S) * RS + (R - 1 - r) * S + m % S];
+          },
+          [&](int64_t r, int64_t k) { return k * l_.dy_plane + r * s.dil_h * s.OW; });
+    }
   }
-  const int64_t items = s.N * G, slots = slot_count(items);
-  const int64_t per_slot = l.dy_image + l.dx_image;
-  std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
-  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
-    float* dyp = scratch.get() + slot * per_slot;
-    float* dxs = dyp + l.dy_image;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t g = i % G, n = i / G;
-      const float* dy_g = dy + (n * s.K + g * Kg) * P;
-      for (int64_t k = 0; k < Kg; ++k) {
-        float* d = dyp + k * l.dy_plane;
-        std::fill(d, d + l.rr * OW, 0.0f);
-        std::memcpy(d + l.rr * OW, dy_g + k * P, sizeof(float) * P);
-        std::fill(d + l.rr * OW + P, d + l.dy_plane, 0.0f);
-      }
-      std::fill(dyp + l.dy_image - kRowflatSlack, dyp + l.dy_image, 0.0f);
-      float* dx_g = dx + (n * s.C + g * Cg) * HW;
-      std::fill(dx_g, dx_g + Cg * HW, 0.0f);
-      if (Q == 0) continue;
-      conv_detail::rowflat_correlate_avx512(dyp + l.h0 * OW, wg[g].view, nullptr, Q, OW,
-                                            s.dil_h, l.rr - l.h0, l.rr + s.OH - l.h0, dxs, Q);
-      // The column taps: DX_s[c] row h adds into dx row h - pad_h at columns ow * stride_w + col0.
-      if (s.stride_w == 1) {
-        conv_detail::rowflat_gather_columns_avx512(dxs, Cg, S, l.h1 - l.h0, OW, s.dil_w,
-                                                   s.pad_w, s.W, dx_g + (l.h0 - s.pad_h) * s.W, HW);
-        continue;
-      }
-      for (int64_t c = 0; c < Cg; ++c) {
-        for (int64_t t = 0; t < S; ++t) {
-          const int64_t col0 = t * s.dil_w - s.pad_w;
-          int64_t lo, hi;
-          valid_range(0, OW, col0, s.stride_w, s.W, &lo, &hi);
-          for (int64_t h = l.h0; h < l.h1; ++h) {
-            const float* src = dxs + (c * S + t) * Q + (h - l.h0) * OW;
-            float* d = dx_g + (c * s.H + h - s.pad_h) * s.W + col0;
-            if (s.stride_w == 1) {
-              for (int64_t ow = lo; ow < hi; ++ow) d[ow] += src[ow];
-            } else {
-              for (int64_t ow = lo; ow < hi; ++ow) d[ow * s.stride_w] += src[ow];
-            }
-          }
+  int64_t scratch_floats() const { return l_.dy_image + l_.dx_image; }
+
+  // dx of image n, group g (its Cg planes, overwritten).
+  void image(const float* dy, float* dx, int64_t n, int64_t g, float* scratch) const {
+    const Conv2dShape& s = s_;
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), HW = s.H * s.W, P = s.OH * s.OW, OW = s.OW;
+    const int64_t S = s.S;
+    float* dyp = scratch;
+    float* dxs = dyp + l_.dy_image;
+    const float* dy_g = dy + (n * s.K + g * Kg) * P;
+    for (int64_t k = 0; k < Kg; ++k) {
+      float* d = dyp + k * l_.dy_plane;
+      std::fill(d, d + l_.rr * OW, 0.0f);
+      std::memcpy(d + l_.rr * OW, dy_g + k * P, sizeof(float) * P);
+      std::fill(d + l_.rr * OW + P, d + l_.dy_plane, 0.0f);
+    }
+    std::fill(dyp + l_.dy_image - kRowflatSlack, dyp + l_.dy_image, 0.0f);
+    float* dx_g = dx + (n * s.C + g * Cg) * HW;
+    std::fill(dx_g, dx_g + Cg * HW, 0.0f);
+    if (q_ == 0) return;
+    conv_detail::rowflat_correlate_avx512(dyp + l_.h0 * OW, wg_[g].view, nullptr, q_, OW, s.dil_h,
+                                          l_.rr - l_.h0, l_.rr + s.OH - l_.h0, dxs, q_);
+    // The column taps: DX_s[c] row h adds into dx row h - pad_h at columns ow * stride_w + col0.
+    if (s.stride_w == 1) {
+      conv_detail::rowflat_gather_columns_avx512(dxs, Cg, S, l_.h1 - l_.h0, OW, s.dil_w,
+                                                 s.pad_w, s.W, dx_g + (l_.h0 - s.pad_h) * s.W,
+                                                 HW);
+      return;
+    }
+    for (int64_t c = 0; c < Cg; ++c) {
+      for (int64_t t = 0; t < S; ++t) {
+        const int64_t col0 = t * s.dil_w - s.pad_w;
+        int64_t lo, hi;
+        valid_range(0, OW, col0, s.stride_w, s.W, &lo, &hi);
+        for (int64_t h = l_.h0; h < l_.h1; ++h) {
+          const float* src = dxs + (c * S + t) * q_ + (h - l_.h0) * OW;
+          float* d = dx_g + (c * s.H + h - s.pad_h) * s.W + col0;
+          for (int64_t ow = lo; ow < hi; ++ow) d[ow * s.stride_w] += src[ow];
         }
       }
     }
-  });
-}
+  }
+
+ private:
+  const Conv2dShape& s_;
+  RowflatLayout l_;
+  int64_t q_;  // pixels of the DX_s planes
+  std::vector<RowflatWeights> wg_;
+};
 
 // Images per chunk of the row-flat weight pass: their shifted copies stay in L2.
 int64_t rowflat_weight_chunk(const RowflatLayout& l) {
   return std::max<int64_t>(1, std::min(kRowflatMaxChunk, kRowflatChunkFloats / l.x_image));
 }
 
-void rowflat_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
-  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
-  const int64_t R = s.R, S = s.S, RS = R * S, J = Cg * S;
-  const int64_t w_size = s.K * Cg * RS, group_taps = Kg * Cg * RS;
-  const RowflatLayout l(s);
-  const int64_t chunk = rowflat_weight_chunk(l), slots = slot_count(s.N);
-  const int64_t per_slot = chunk * l.x_image + group_taps * 16 + group_taps;
-  std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
-  std::vector<float> partial((slots - 1) * w_size);
-  std::fill(dw, dw + w_size, 0.0f);
-  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
-  run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
-    float* xbuf = scratch.get() + slot * per_slot;
-    float* lanes = xbuf + chunk * l.x_image;
-    float* sums = lanes + group_taps * 16;
-    float* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
-    for (int64_t g = 0; g < G; ++g) {
-      for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
-        const int64_t nb = std::min(chunk, n1 - c0);
+// Weight gradient of a range of images, chunk by chunk, added into a K x Cg x R x S sum.
+class RowflatBackwardWeight {
+ public:
+  explicit RowflatBackwardWeight(const Conv2dShape& s)
+      : s_(s), l_(s), chunk_(rowflat_weight_chunk(l_)), taps_(s.Kg() * s.Cg() * s.R * s.S) {}
+  int64_t chunk() const { return chunk_; }
+  int64_t scratch_floats() const { return chunk_ * l_.x_image + taps_ * 17; }
+
+  void images(const float* x, const float* dy, int64_t n0, int64_t n1, float* scratch,
+              float* acc) const {
+    const Conv2dShape& s = s_;
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), HW = s.H * s.W, P = s.OH * s.OW;
+    const int64_t R = s.R, S = s.S, RS = R * S, J = Cg * S;
+    float* xbuf = scratch;
+    float* lanes = xbuf + chunk_ * l_.x_image;
+    float* sums = lanes + taps_ * 16;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      for (int64_t c0 = n0; c0 < n1; c0 += chunk_) {
+        const int64_t nb = std::min(chunk_, n1 - c0);
         for (int64_t j = 0; j < nb; ++j)
-          rowflat_shifted_copies(s, l, x + ((c0 + j) * s.C + g * Cg) * HW, xbuf + j * l.x_image);
-        conv_detail::rowflat_weight_lanes_avx512(xbuf, l.x_image, l.x_plane, J, R,
+          rowflat_shifted_copies(s, l_, x + ((c0 + j) * s.C + g * Cg) * HW, xbuf + j * l_.x_image);
+        conv_detail::rowflat_weight_lanes_avx512(xbuf, l_.x_image, l_.x_plane, J, R,
                                                  s.dil_h * s.OW, dy + (c0 * s.K + g * Kg) * P,
                                                  s.K * P, Kg, P, nb, c0 != n0, lanes);
       }
       // Lane sums come in (k, (c, s), r) order; dw is (k, c, r, s).
-      conv_detail::sum_lanes16_avx512(lanes, group_taps, sums);
-      float* acc_g = acc + g * group_taps;
+      conv_detail::sum_lanes16_avx512(lanes, taps_, sums);
+      float* acc_g = acc + g * taps_;
       for (int64_t k = 0; k < Kg; ++k)
         for (int64_t j = 0; j < J; ++j)
           for (int64_t r = 0; r < R; ++r)
             acc_g[k * Cg * RS + (j / S) * RS + r * S + j % S] += sums[(k * J + j) * R + r];
     }
-  }, block);
-  if (slots > 1) {
-    parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
-      for (int64_t sl = 1; sl < slots; ++sl) {
-        const float* part = partial.data() + (sl - 1) * w_size;
-        for (int64_t e = e0; e < e1; ++e) dw[e] += part[e];
-      }
-    });
   }
+
+ private:
+  const Conv2dShape& s_;
+  RowflatLayout l_;
+  int64_t chunk_, taps_;
+};
+
+void rowflat_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const RowflatBackwardInput bwd(s, w);
+  const int64_t items = s.N * s.groups, slots = slot_count(items);
+  std::unique_ptr<float[]> scratch(new float[slots * bwd.scratch_floats()]);  // written first
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      bwd.image(dy, dx, i / s.groups, i % s.groups, scratch.get() + slot * bwd.scratch_floats());
+  });
+}
+
+// The sum of dy over pixels, per output channel of image n, added into acc (double: a batch
+// of such sums is long).
+void add_bias_grad_image(const Conv2dShape& s, const float* dy, int64_t n, double* acc) {
+  const int64_t P = s.OH * s.OW;
+  for (int64_t k = 0; k < s.K; ++k) {
+    const float* row = dy + (n * s.K + k) * P;
+    float a[16] = {};  // independent add chains that the compiler vectorises
+    int64_t p = 0;
+    for (; p + 16 <= P; p += 16)
+      for (int j = 0; j < 16; ++j) a[j] += row[p + j];
+    float t = 0;
+    for (int j = 0; j < 16; ++j) t += a[j];
+    for (; p < P; ++p) t += row[p];
+    acc[k] += double(t);
+  }
+}
+
+// dx, dw and dbias (any may be null: not wanted) in one pass over the batch: each block of
+// images gets its weight lanes, then its dx and bias sums while its dy is still in cache, and
+// the thread pool is woken once instead of three times.
+void rowflat_backward(const Conv2dShape& s, const float* x, const float* dy, const float* w,
+                      float* dx, float* dw, float* dbias) {
+  const int64_t w_size = s.K * s.Cg() * s.R * s.S;
+  std::optional<RowflatBackwardInput> bwd_in;
+  if (dx) bwd_in.emplace(s, w);
+  const RowflatBackwardWeight bwd_w(s);
+  const int64_t in_floats = dx ? bwd_in->scratch_floats() : 0;
+  const int64_t w_floats = dw ? bwd_w.scratch_floats() : 0;
+  const int64_t slots = slot_count(s.N), per_slot = in_floats + w_floats;
+  std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
+  std::vector<float> partial(dw ? (slots - 1) * w_size : 0);
+  std::vector<double> bias_acc(dbias ? slots * s.K : 0);
+  if (dw) std::fill(dw, dw + w_size, 0.0f);
+  // Blocks of whole weight chunks, about four per thread (a late pool worker takes fewer).
+  const int64_t chunk = bwd_w.chunk();
+  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
+  run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
+    float* buf = scratch.get() + slot * per_slot;
+    if (dw) bwd_w.images(x, dy, n0, n1, buf + in_floats,
+                         slot == 0 ? dw : partial.data() + (slot - 1) * w_size);
+    for (int64_t n = n0; n < n1; ++n) {
+      if (dx)
+        for (int64_t g = 0; g < s.groups; ++g) bwd_in->image(dy, dx, n, g, buf);
+      if (dbias) add_bias_grad_image(s, dy, n, bias_acc.data() + slot * s.K);
+    }
+  }, block);
+  // Few floats (one layer's weights): summed here rather than waking the pool again.
+  for (int64_t sl = 1; sl < slots; ++sl) {
+    if (dw) {
+      const float* part = partial.data() + (sl - 1) * w_size;
+      for (int64_t e = 0; e < w_size; ++e) dw[e] += part[e];
+    }
+    if (dbias)
+      for (int64_t k = 0; k < s.K; ++k) bias_acc[k] += bias_acc[sl * s.K + k];
+  }
+  if (dbias)
+    for (int64_t k = 0; k < s.K; ++k) dbias[k] = float(bias_acc[k]);
 }
 
 int64_t rowflat_scratch_floats(const Conv2dShape& s, Pass pass) {
   const RowflatLayout l(s);
   if (pass == Pass::kForward) return slot_count(s.N * s.groups) * l.x_image;
   if (pass == Pass::kBackwardInput) return slot_count(s.N * s.groups) * (l.dy_image + l.dx_image);
+  // The weight pass, fused with the backward-input one when both are wanted.
   const int64_t taps = s.Kg() * s.Cg() * s.R * s.S;
-  return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + taps * 17) +
+  return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + taps * 17 + l.dy_image +
+                            l.dx_image) +
          (slot_count(s.N) - 1) * s.K * s.Cg() * s.R * s.S;
 }
 #else
@@ -1235,6 +1310,14 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   const int64_t P = s.OH * s.OW, HW = s.H * s.W;
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
   const int64_t rows = Cg * s.R * s.S, w_size = s.K * rows;
+#ifdef PYDL_HAVE_AVX512_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    // The row-flat pass sums the bias gradient on its way through dy.
+    if (s.N > 0 && P > 0 && w_size > 0 && !use_winograd<T>(s, Pass::kBackwardWeight) &&
+        use_rowflat<T>(s, Pass::kBackwardWeight))
+      return rowflat_backward(s, x, dy, nullptr, nullptr, dw, dbias);
+  }
+#endif
   if (dbias) {
     parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
@@ -1263,9 +1346,6 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
   if constexpr (std::is_same<T, float>::value) {
     if (use_winograd<T>(s, Pass::kBackwardWeight)) return winograd_backward_weight(s, x, dy, dw);
-#ifdef PYDL_HAVE_AVX512_KERNELS
-    if (use_rowflat<T>(s, Pass::kBackwardWeight)) return rowflat_backward_weight(s, x, dy, dw);
-#endif
     if (use_direct<T>(s, Pass::kBackwardWeight)) return direct_backward_weight(s, x, dy, dw);
   }
   const bool pointwise = is_pointwise(s);
@@ -1304,6 +1384,21 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   }
 }
 
+template <typename T>
+void conv2d_backward_cpu(const Conv2dShape& s, const T* x, const T* dy, const T* w, T* dx, T* dw,
+                         T* dbias) {
+#ifdef PYDL_HAVE_AVX512_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    if (s.N > 0 && s.OH * s.OW > 0 && s.K * s.Cg() * s.R * s.S > 0 && s.C * s.H * s.W > 0 &&
+        !use_winograd<T>(s, Pass::kBackwardInput) && !use_winograd<T>(s, Pass::kBackwardWeight) &&
+        use_rowflat<T>(s, Pass::kBackwardInput) && use_rowflat<T>(s, Pass::kBackwardWeight))
+      return rowflat_backward(s, x, dy, w, dx, dw, dbias);
+  }
+#endif
+  conv2d_backward_input_cpu(s, dy, w, dx);
+  conv2d_backward_weight_cpu(s, x, dy, dw, dbias);
+}
+
 template void conv2d_forward_cpu<float>(const Conv2dShape&, const float*, const float*,
                                         const float*, float*);
 template void conv2d_forward_cpu<double>(const Conv2dShape&, const double*, const double*,
@@ -1316,5 +1411,10 @@ template void conv2d_backward_weight_cpu<float>(const Conv2dShape&, const float*
                                                 float*, float*);
 template void conv2d_backward_weight_cpu<double>(const Conv2dShape&, const double*, const double*,
                                                  double*, double*);
+
+template void conv2d_backward_cpu<float>(const Conv2dShape&, const float*, const float*,
+                                         const float*, float*, float*, float*);
+template void conv2d_backward_cpu<double>(const Conv2dShape&, const double*, const double*,
+                                          const double*, double*, double*, double*);
 
 }  // namespace pydl

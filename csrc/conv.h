@@ -60,4 +60,12 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
 template <typename T>
 void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T* dw, T* dbias);
 
+// Both gradients of a training step in one call: dx (N, C, H, W), dw (K, Cg, R, S) and, when
+// dbias is not null, dbias (K), all overwritten. Where one kernel path serves both passes (the
+// AVX-512 row-flat one) it runs them as a single pass over the batch; otherwise the two calls
+// above.
+template <typename T>
+void conv2d_backward_cpu(const Conv2dShape& s, const T* x, const T* dy, const T* w, T* dx, T* dw,
+                         T* dbias);
+
 }  // namespace pydl

@@ -139,15 +139,24 @@ class ConvNd(Function):
         stride, padding, dilation, groups = self.args
         gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
         gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = _C.conv2d_backward_input(gy4, w4, x4.shape[2:], stride, padding, dilation, groups)
+        if self.needs_input_grad[0] and self.needs_input_grad[1]:
+            # One kernel call for a training step's gradients (one pass over the batch where
+            # the kernels allow it, see conv2d_backward_cpu).
+            gx, gw, gb = _C.conv2d_backward(x4, gy4, w4, stride, padding, dilation, groups,
+                                            bool(self.needs_input_grad[2]))
+        else:
+            if self.needs_input_grad[0]:
+                gx = _C.conv2d_backward_input(gy4, w4, x4.shape[2:], stride, padding, dilation,
+                                              groups)
+            if self.needs_input_grad[1]:
+                gw, gb = _C.conv2d_backward_weight(x4, gy4, w4.shape[2:], stride, padding,
+                                                   dilation, groups, bool(self.needs_input_grad[2]))
+            elif self.needs_input_grad[2]:
+                gb = gy4.sum(axis=(0, 2, 3))
+        if gx is not None:
             gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
-        if self.needs_input_grad[1]:
-            gw, gb = _C.conv2d_backward_weight(x4, gy4, w4.shape[2:], stride, padding, dilation,
-                                               groups, bool(self.needs_input_grad[2]))
+        if gw is not None:
             gw = gw.reshape(self.w_shape)
-        elif self.needs_input_grad[2]:
-            gb = gy4.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None
 
     def _backward_cuda(self, k, gy):
