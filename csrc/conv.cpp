@@ -559,7 +559,7 @@ constexpr int64_t kRowflatMaxWeights = 16 * 1024;       // Kg * Cg * R * S (lane
 constexpr int64_t kRowflatMaxImageFloats = 32 * 1024;   // one image's shifted copies (128 KiB)
 constexpr int64_t kRowflatSlack = 16;                   // floats read past a plane's last pixel
 constexpr int64_t kRowflatChunkFloats = 64 * 1024;      // shifted copies of a weight-pass chunk
-constexpr int64_t kRowflatMaxChunk = 16;
+constexpr int64_t kRowflatMaxChunk = 8;  // dy of 8 images, 4 KiB apart, share L1 sets
 
 // Sizes of the row-flat buffers for one image and group.
 struct RowflatLayout {

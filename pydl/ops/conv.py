@@ -153,9 +153,13 @@ class ConvNd(Function):
                                                    dilation, groups, bool(self.needs_input_grad[2]))
             elif self.needs_input_grad[2]:
                 gb = gy4.sum(axis=(0, 2, 3))
+        # Reshape only when the shape changes: a view (even of the same shape) is not the
+        # array's owner, and the engine copies gradients it does not own.
         if gx is not None:
-            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
-        if gw is not None:
+            gx = _from4d(gx, self.nd, self.batched)
+            if gx.shape != tuple(self.in_shape):
+                gx = gx.reshape(self.in_shape)
+        if gw is not None and gw.shape != tuple(self.w_shape):
             gw = gw.reshape(self.w_shape)
         return gx, gw, gb, None, None, None, None, None
 
