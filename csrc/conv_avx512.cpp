@@ -28,29 +28,29 @@ template <int MB, int NV>
 void correlate_tile(const float* in, const int64_t* off, int64_t t0, int64_t t1, const float* wb,
                     const float* bias, int64_t q0, int64_t Q, float* out, int64_t out_plane) {
   __m512 acc[MB][NV];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < MB; ++i) {
     const __m512 b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = b;
   }
   for (int64_t t = t0; t < t1; ++t) {
     const float* x = in + off[t] + q0;
     const float* wt = wb + t * kDirectKB;
     __m512 xv[NV];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) xv[j] = _mm512_loadu_ps(x + 16 * j);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < MB; ++i) {
       const __m512 wv = _mm512_set1_ps(wt[i]);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int j = 0; j < NV; ++j) {
     const int64_t left = Q - q0 - 16 * j;
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < MB; ++i) {
       float* o = out + i * out_plane + q0 + 16 * j;
       if (left >= 16)
@@ -115,34 +115,45 @@ void weight_tile(const float* in, int64_t in_n, int64_t in_plane, int64_t J, int
                  int64_t r_off, const float* dy, int64_t dy_n, int64_t P, int64_t N, int64_t k,
                  int64_t j, int64_t r0, bool accumulate, float* lanes) {
   __m512 acc[KB][RB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < KB; ++i)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < RB; ++b)
       acc[i][b] = accumulate ? _mm512_loadu_ps(lanes + (((k + i) * J + j) * R + r0 + b) * 16)
                              : _mm512_setzero_ps();
-  // Every vector through masked loads (the last one masked to P): one loop body, so the
-  // accumulators stay in registers across images.
-  const int64_t n_vec = (P + 15) / 16;
+  // Full vectors through plain loads (a masked load costs an extra ALU uop, on the FMA ports),
+  // then the last, partial one masked to P.
+  const int64_t full = P / 16;
+  const __mmask16 tail = first_lanes(P - 16 * full);
   for (int64_t n = 0; n < N; ++n) {
     const float* g = dy + n * dy_n + k * P;
     const float* x = in + n * in_n + j * in_plane + r0 * r_off;
-    for (int64_t v = 0; v < n_vec; ++v) {
-      const __mmask16 m = first_lanes(P - 16 * v);
+    for (int64_t v = 0; v < full; ++v) {
       __m512 gv[KB];
-      #pragma GCC unroll 8
-      for (int i = 0; i < KB; ++i) gv[i] = _mm512_maskz_loadu_ps(m, g + i * P + 16 * v);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
+      for (int i = 0; i < KB; ++i) gv[i] = _mm512_loadu_ps(g + i * P + 16 * v);
+#pragma GCC unroll 8
       for (int b = 0; b < RB; ++b) {
-        const __m512 xv = _mm512_maskz_loadu_ps(m, x + b * r_off + 16 * v);
-        #pragma GCC unroll 8
+        const __m512 xv = _mm512_loadu_ps(x + b * r_off + 16 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < KB; ++i) acc[i][b] = _mm512_fmadd_ps(gv[i], xv, acc[i][b]);
+      }
+    }
+    if (tail) {
+      __m512 gv[KB];
+#pragma GCC unroll 8
+      for (int i = 0; i < KB; ++i) gv[i] = _mm512_maskz_loadu_ps(tail, g + i * P + 16 * full);
+#pragma GCC unroll 8
+      for (int b = 0; b < RB; ++b) {
+        const __m512 xv = _mm512_maskz_loadu_ps(tail, x + b * r_off + 16 * full);
+#pragma GCC unroll 8
         for (int i = 0; i < KB; ++i) acc[i][b] = _mm512_fmadd_ps(gv[i], xv, acc[i][b]);
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int i = 0; i < KB; ++i)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < RB; ++b)
       _mm512_storeu_ps(lanes + (((k + i) * J + j) * R + r0 + b) * 16, acc[i][b]);
 }
