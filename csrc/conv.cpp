@@ -39,7 +39,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -561,6 +560,16 @@ constexpr int64_t kRowflatSlack = 16;                   // floats read past a pl
 constexpr int64_t kRowflatChunkFloats = 64 * 1024;      // shifted copies of a weight-pass chunk
 constexpr int64_t kRowflatMaxChunk = 8;  // dy of 8 images, 4 KiB apart, share L1 sets
 
+// Scratch kept from one call to the next (per calling thread; kernel calls do not nest). The
+// row-flat passes take a few hundred KiB, and a fresh allocation that large comes from mmap:
+// every call would fault its pages in again, which costs as much as a LeNet layer's pass.
+// Bounded by the row-flat size limits (a few MiB per calling thread).
+float* reusable_scratch(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (int64_t(buffer.size()) < floats) buffer.resize(floats);
+  return buffer.data();
+}
+
 // Sizes of the row-flat buffers for one image and group.
 struct RowflatLayout {
   int64_t rr;          // (R - 1) * dil_h: rows a kernel spans past its first
@@ -659,9 +668,9 @@ void rowflat_forward(const Conv2dShape& s, const float* x, const float* w, const
         [&](int64_t r, int64_t j) { return j * l.x_plane + r * s.dil_h * s.OW; });
   }
   const int64_t items = s.N * G, slots = slot_count(items);
-  std::unique_ptr<float[]> scratch(new float[slots * l.x_image]);  // written before read
+  float* scratch = reusable_scratch(slots * l.x_image);  // written before read
   run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
-    float* buf = scratch.get() + slot * l.x_image;
+    float* buf = scratch + slot * l.x_image;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i % G, n = i / G;
       rowflat_shifted_copies(s, l, x + (n * s.C + g * Cg) * HW, buf);
@@ -788,10 +797,10 @@ class RowflatBackwardWeight {
 void rowflat_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const RowflatBackwardInput bwd(s, w);
   const int64_t items = s.N * s.groups, slots = slot_count(items);
-  std::unique_ptr<float[]> scratch(new float[slots * bwd.scratch_floats()]);  // written first
+  float* scratch = reusable_scratch(slots * bwd.scratch_floats());  // written before read
   run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
-      bwd.image(dy, dx, i / s.groups, i % s.groups, scratch.get() + slot * bwd.scratch_floats());
+      bwd.image(dy, dx, i / s.groups, i % s.groups, scratch + slot * bwd.scratch_floats());
   });
 }
 
@@ -824,7 +833,7 @@ void rowflat_backward(const Conv2dShape& s, const float* x, const float* dy, con
   const int64_t in_floats = dx ? bwd_in->scratch_floats() : 0;
   const int64_t w_floats = dw ? bwd_w.scratch_floats() : 0;
   const int64_t slots = slot_count(s.N), per_slot = in_floats + w_floats;
-  std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
+  float* scratch = reusable_scratch(slots * per_slot);  // written before read
   std::vector<float> partial(dw ? (slots - 1) * w_size : 0);
   std::vector<double> bias_acc(dbias ? slots * s.K : 0);
   if (dw) std::fill(dw, dw + w_size, 0.0f);
@@ -832,7 +841,7 @@ void rowflat_backward(const Conv2dShape& s, const float* x, const float* dy, con
   const int64_t chunk = bwd_w.chunk();
   const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
   run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
-    float* buf = scratch.get() + slot * per_slot;
+    float* buf = scratch + slot * per_slot;
     if (dw) bwd_w.images(x, dy, n0, n1, buf + in_floats,
                          slot == 0 ? dw : partial.data() + (slot - 1) * w_size);
     for (int64_t n = n0; n < n1; ++n) {
