@@ -28,6 +28,18 @@
 //      M[xi] = U[xi] (Kout x Cin) @ V[xi] (Cin x tiles) and transform back (Y = A^T M A); the
 //      weight gradient is F(3x3, 2x2), 16 GEMMs reducing dy-tile transforms against V over the
 //      tiles. 16 multiply-adds per 2x2 output tile and channel pair instead of 36.
+//   6. row-flat (float32, AVX-512, stride 1 down the rows, any column stride, padding and
+//      dilation; small layers, see use_rowflat; taken before 4 where both apply): planes whose
+//      rows are exactly OW wide, so each kernel row is one shift of the flattened plane and 16
+//      consecutive output pixels fill a zmm whatever OW is (LeNet's 8- and 12-wide rows waste
+//      a third of the AVX2 path's 8-lane vectors in the backward-input pass). The S column taps
+//      become S shifted copies of the input (forward, weight) or a gather after the correlation
+//      (backward-input, which so never multiplies a zero padding column); conv_avx512.cpp.
+//      Backward-input, backward-weight and the bias sums run as one pass over the batch when a
+//      training step asks for all of them (conv2d_backward_cpu).
+//      LeNet conv2 (N64 C6 H12 K16 R5), two threads, timed alternately with the AVX2 direct
+//      loops: forward ~0.7x their time, the three gradients ~0.5x (~90 us and ~250 us when
+//      the machine is quiet). LeNet conv1: forward ~0.8x to 1.15x (noise), gradients ~0.55x.
 // Measured on ResNet's 64x64 3x3 layer (one core, CPU time): im2col + GEMM ~90 GF/s, direct ~107,
 // Winograd 145-160 GF/s effective (direct-convolution FLOPs over time; the AVX2 FMA peak of a
 // core is ~130-145 GF/s).

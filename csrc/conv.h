@@ -15,7 +15,10 @@
 //   * float32 with AVX2, stride 1, no dilation (conv_avx2.cpp, no column matrix):
 //     - 3x3 kernels with at least 16 channels in and out per group: Winograd F(2x2, 3x3) for all
 //       three passes (16 GEMMs per tile chunk, 2.25x fewer multiplications);
-//     - otherwise, within size bounds: direct loops over the input (LeNet's layers).
+//     - otherwise, within size bounds: direct loops over the input (LeNet's layers);
+//   * float32 with AVX-512, stride 1 down the rows, small layers (conv_avx512.cpp): row-flat
+//     kernels on planes exactly OW wide, 16 output pixels per vector whatever OW is (LeNet's
+//     layers on AVX-512 CPUs; Winograd still takes the 3x3 layers it accepts).
 // All buffers are C-contiguous (NCHW input/output, KCRS weight).
 #include <cstdint>
 
