@@ -608,6 +608,8 @@ bool use_rowflat(const Conv2dShape& s, Pass pass) {
   const RowflatLayout l(s);
   if (pass == Pass::kBackwardInput)
     return l.dy_image <= kRowflatMaxImageFloats && l.dx_image <= kRowflatMaxImageFloats;
+  if (pass == Pass::kBackwardWeight && s.K * s.Cg() * s.R * s.S > kRowflatMaxWeights)
+    return false;  // the weight lanes hold every group's taps (16 floats each) per thread
   return l.x_image <= kRowflatMaxImageFloats;
 }
 
@@ -765,38 +767,51 @@ int64_t rowflat_weight_chunk(const RowflatLayout& l) {
   return std::max<int64_t>(1, std::min(kRowflatMaxChunk, kRowflatChunkFloats / l.x_image));
 }
 
-// Weight gradient of a range of images, chunk by chunk, added into a K x Cg x R x S sum.
+// Weight gradient of the images a thread takes, chunk by chunk, in lanes (16 partial sums per
+// tap, all groups) that are summed once, after the thread's last block.
 class RowflatBackwardWeight {
  public:
   explicit RowflatBackwardWeight(const Conv2dShape& s)
       : s_(s), l_(s), chunk_(rowflat_weight_chunk(l_)), taps_(s.Kg() * s.Cg() * s.R * s.S) {}
   int64_t chunk() const { return chunk_; }
-  int64_t scratch_floats() const { return chunk_ * l_.x_image + taps_ * 17; }
+  int64_t scratch_floats() const { return chunk_ * l_.x_image + s_.groups * taps_ * 17; }
 
+  // Adds images [n0, n1) into the lanes in scratch (first: the thread's first block, which
+  // overwrites them instead).
   void images(const float* x, const float* dy, int64_t n0, int64_t n1, float* scratch,
-              float* acc) const {
+              bool first) const {
     const Conv2dShape& s = s_;
     const int64_t Kg = s.Kg(), Cg = s.Cg(), HW = s.H * s.W, P = s.OH * s.OW;
-    const int64_t R = s.R, S = s.S, RS = R * S, J = Cg * S;
     float* xbuf = scratch;
     float* lanes = xbuf + chunk_ * l_.x_image;
-    float* sums = lanes + taps_ * 16;
     for (int64_t g = 0; g < s.groups; ++g) {
       for (int64_t c0 = n0; c0 < n1; c0 += chunk_) {
         const int64_t nb = std::min(chunk_, n1 - c0);
         for (int64_t j = 0; j < nb; ++j)
           rowflat_shifted_copies(s, l_, x + ((c0 + j) * s.C + g * Cg) * HW, xbuf + j * l_.x_image);
-        conv_detail::rowflat_weight_lanes_avx512(xbuf, l_.x_image, l_.x_plane, J, R,
-                                                 s.dil_h * s.OW, dy + (c0 * s.K + g * Kg) * P,
-                                                 s.K * P, Kg, P, nb, c0 != n0, lanes);
+        conv_detail::rowflat_weight_lanes_avx512(
+            xbuf, l_.x_image, l_.x_plane, Cg * s.S, s.R, s.dil_h * s.OW,
+            dy + (c0 * s.K + g * Kg) * P, s.K * P, Kg, P, nb, !(first && c0 == n0),
+            lanes + g * taps_ * 16);
       }
-      // Lane sums come in (k, (c, s), r) order; dw is (k, c, r, s).
-      conv_detail::sum_lanes16_avx512(lanes, taps_, sums);
+    }
+  }
+
+  // Adds the lanes' sums into acc (K x Cg x R x S).
+  void finish(float* scratch, float* acc) const {
+    const Conv2dShape& s = s_;
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), R = s.R, S = s.S, RS = R * S, J = Cg * S;
+    float* lanes = scratch + chunk_ * l_.x_image;
+    float* sums = lanes + s.groups * taps_ * 16;
+    conv_detail::sum_lanes16_avx512(lanes, s.groups * taps_, sums);
+    // Lane sums come in (g, k, (c, s), r) order; dw is (g, k, c, r, s).
+    for (int64_t g = 0; g < s.groups; ++g) {
+      const float* sums_g = sums + g * taps_;
       float* acc_g = acc + g * taps_;
       for (int64_t k = 0; k < Kg; ++k)
         for (int64_t j = 0; j < J; ++j)
           for (int64_t r = 0; r < R; ++r)
-            acc_g[k * Cg * RS + (j / S) * RS + r * S + j % S] += sums[(k * J + j) * R + r];
+            acc_g[k * Cg * RS + (j / S) * RS + r * S + j % S] += sums_g[(k * J + j) * R + r];
     }
   }
 
@@ -849,19 +864,31 @@ void rowflat_backward(const Conv2dShape& s, const float* x, const float* dy, con
   std::vector<float> partial(dw ? (slots - 1) * w_size : 0);
   std::vector<double> bias_acc(dbias ? slots * s.K : 0);
   if (dw) std::fill(dw, dw + w_size, 0.0f);
-  // Blocks of whole weight chunks, about four per thread (a late pool worker takes fewer).
+  // Blocks of whole weight chunks, about four per thread, from a shared counter (a late pool
+  // worker takes fewer); each thread sums its weight lanes once, after its last block.
   const int64_t chunk = bwd_w.chunk();
   const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
-  run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
-    float* buf = scratch + slot * per_slot;
-    if (dw) bwd_w.images(x, dy, n0, n1, buf + in_floats,
-                         slot == 0 ? dw : partial.data() + (slot - 1) * w_size);
-    for (int64_t n = n0; n < n1; ++n) {
-      if (dx)
-        for (int64_t g = 0; g < s.groups; ++g) bwd_in->image(dy, dx, n, g, buf);
-      if (dbias) add_bias_grad_image(s, dy, n, bias_acc.data() + slot * s.K);
+  std::atomic<int64_t> next{0};
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t slot = s0; slot < s1; ++slot) {
+      float* buf = scratch + slot * per_slot;
+      bool first = true;
+      for (;;) {
+        const int64_t n0 = next.fetch_add(block);
+        if (n0 >= s.N) break;
+        const int64_t n1 = std::min(s.N, n0 + block);
+        if (dw) bwd_w.images(x, dy, n0, n1, buf + in_floats, first);
+        first = false;
+        for (int64_t n = n0; n < n1; ++n) {
+          if (dx)
+            for (int64_t g = 0; g < s.groups; ++g) bwd_in->image(dy, dx, n, g, buf);
+          if (dbias) add_bias_grad_image(s, dy, n, bias_acc.data() + slot * s.K);
+        }
+      }
+      if (dw && !first)
+        bwd_w.finish(buf + in_floats, slot == 0 ? dw : partial.data() + (slot - 1) * w_size);
     }
-  }, block);
+  });
   // Few floats (one layer's weights): summed here rather than waking the pool again.
   for (int64_t sl = 1; sl < slots; ++sl) {
     if (dw) {
@@ -880,10 +907,10 @@ int64_t rowflat_scratch_floats(const Conv2dShape& s, Pass pass) {
   if (pass == Pass::kForward) return slot_count(s.N * s.groups) * l.x_image;
   if (pass == Pass::kBackwardInput) return slot_count(s.N * s.groups) * (l.dy_image + l.dx_image);
   // The weight pass, fused with the backward-input one when both are wanted.
-  const int64_t taps = s.Kg() * s.Cg() * s.R * s.S;
-  return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + taps * 17 + l.dy_image +
+  const int64_t w_size = s.K * s.Cg() * s.R * s.S;
+  return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + w_size * 17 + l.dy_image +
                             l.dx_image) +
-         (slot_count(s.N) - 1) * s.K * s.Cg() * s.R * s.S;
+         (slot_count(s.N) - 1) * w_size;
 }
 #else
 template <typename T>

@@ -450,8 +450,9 @@ def ref_conv2d_grads_general(x, w, dy, stride, padding, dilation, groups):
 
 
 # The row-flat AVX-512 kernels (float32; stride 1 down the rows, any column stride, padding and
-# dilation, Kg <= 32, Kg*Cg*R*S <= 16384, one image's shifted copies <= 128 KiB), their edges, and
-# shapes just outside them that must fall back (to the direct loops or im2col + GEMM).
+# dilation, Kg <= 32, Kg*Cg*R*S <= 16384 (K*Cg*R*S for the weight pass), one image's shifted
+# copies <= 128 KiB), their edges, and shapes just outside them that must fall back (to the
+# direct loops or im2col + GEMM).
 ROWFLAT_CASES = [
     # x shape, w shape, stride, padding, dilation, groups, bias
     ((3, 6, 12, 12), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1, True),    # LeNet conv2
@@ -466,6 +467,7 @@ ROWFLAT_CASES = [
     ((2, 2, 6, 7), (33, 2, 3, 3), (1, 1), (0, 1), (1, 1), 1, True),      # Kg 33: falls back
     ((1, 32, 6, 6), (32, 32, 5, 5), (1, 1), (2, 2), (1, 1), 1, True),    # 25600 weights: falls back
     ((1, 2, 64, 64), (4, 2, 5, 5), (1, 1), (0, 0), (1, 1), 1, True),     # 150 KiB copies: falls back
+    ((2, 44, 6, 6), (32, 22, 5, 5), (1, 1), (2, 2), (1, 1), 2, True),    # weight pass falls back
 ]
 
 
