@@ -531,6 +531,33 @@ def test_conv2d_rowflat_batch_0_1_and_noncontiguous(simd):
                                    rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("simd", SIMD_PATHS)
+@pytest.mark.parametrize("wanted", ["input", "weight", "weight_bias", "bias"])
+def test_conv2d_rowflat_some_grads(wanted, simd):
+    # A training step asks for all three gradients at once (one pass over the batch); a frozen
+    # layer or the first layer asks for some of them (separate passes).
+    rng = np.random.default_rng(92)
+    x = rng.standard_normal((11, 6, 12, 12)).astype(np.float32)
+    w = (rng.standard_normal((16, 6, 5, 5)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    xt = t(x, wanted == "input")
+    wt = t(w, wanted in ("weight", "weight_bias"))
+    bt = t(b, wanted in ("weight_bias", "bias"))
+    use_simd(simd)
+    try:
+        y = F.conv2d(xt, wt, bt, padding=1)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(t(dy))
+    finally:
+        _C.set_simd_path("auto")
+    dx, dw = ref_conv2d_grads(x, w, dy, (1, 1))
+    for tensor, ref in [(xt, dx), (wt, dw), (bt, dy.astype(np.float64).sum(axis=(0, 2, 3)))]:
+        if tensor.requires_grad:
+            np.testing.assert_allclose(tensor.grad.data, ref, rtol=1e-4, atol=2e-4)
+        else:
+            assert tensor.grad is None
+
+
 def test_conv2d_rowflat_shapes_gradcheck_float64():
     # float64 never takes the row-flat (or direct) kernels: it runs im2col + GEMM, checked here
     # on the shapes the float32 tests above send through the row-flat path.
@@ -683,3 +710,16 @@ def test_kernel_binding_rejects_bad_calls():
         _C.conv2d_backward_input(np.zeros((1, 2, 9, 9), np.float32),
                                  np.zeros((2, 4, 3, 3), np.float32), (5, 5), (1, 1), (0, 0),
                                  (1, 1), 1)
+    # The fused backward call (dx, dw, db at once) checks the three arrays against each other.
+    w = np.zeros((2, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="does not match"):
+        _C.conv2d_backward(x, np.zeros((1, 3, 3, 3), np.float32), w, (1, 1), (0, 0), (1, 1), 1,
+                           True)
+    with pytest.raises(ValueError, match="exceeds the largest possible"):
+        _C.conv2d_backward(x, np.zeros((1, 2, 4, 3), np.float32), w, (1, 1), (0, 0), (1, 1), 1,
+                           True)
+    with pytest.raises(TypeError, match="same dtype"):
+        _C.conv2d_backward(x, np.zeros((1, 2, 3, 3)), w, (1, 1), (0, 0), (1, 1), 1, True)
+    dx, dw, db = _C.conv2d_backward(x, np.ones((1, 2, 3, 3), np.float32), w, (1, 1), (0, 0),
+                                    (1, 1), 1, False)
+    assert dx.shape == x.shape and dw.shape == w.shape and db is None
