@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--peers", help="comma-separated peers to include (default: all available)")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per contender")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (suites that support it)")
+    parser.add_argument("--settle", type=float, default=None, metavar="SECONDS",
+                        help="idle time before each timed batch, so a peer's spinning threads do "
+                             "not steal cores from the next contender (default 0.25, 0 with --quick)")
     args = parser.parse_args(argv)
 
     chosen = args.suites or suites
@@ -50,7 +53,8 @@ def main(argv=None) -> int:
     results = []
     for name in chosen:
         module = importlib.import_module(f"benchmarks.{name}")
-        suite = Suite(name, rounds=args.rounds, quick=args.quick, peers=peers, device=args.device)
+        suite = Suite(name, rounds=args.rounds, quick=args.quick, peers=peers, device=args.device,
+                      settle=args.settle)
         try:
             module.run(suite)
         except SuiteUnavailable as e:

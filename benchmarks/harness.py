@@ -6,6 +6,11 @@ Timing rules (shared machines are noisy):
   * each contender is warmed up first (caches, lazy allocation, thread pools);
   * each round times a batch of calls sized to take about `min_time` seconds, and the
     reported time is the median over rounds, per call;
+  * before each timed batch the process sleeps ``settle`` seconds, because peers leave busy
+    threads behind: OpenBLAS's workers spin for about 0.1-0.2 s after every call and take a
+    core from whatever runs next (measured: pydl's 1024^3 sgemm drops from 206 to 150 GFLOP/s
+    when it follows a NumPy matmul directly, and recovers fully after 0.2 s of sleep). Each
+    contender is timed on an otherwise idle machine, as it would run in a program of its own;
   * speedup = peer time / pydl time (> 1 means pydl is faster).
 
 A suite is a module in benchmarks/ with a function ``run(suite: Suite)`` that calls
@@ -36,8 +41,11 @@ def time_side_by_side(
     rounds: int = 7,
     min_time: float = 0.05,
     warmup: int = 2,
+    settle: float = 0.0,
 ) -> Dict[str, float]:
-    """Median seconds per call for each contender, timed in alternating rounds."""
+    """Median seconds per call for each contender, timed in alternating rounds.
+
+    ``settle`` seconds of sleep precede every timed batch (see the module docstring)."""
     calls: Dict[str, int] = {}
     for name, fn in contenders.items():
         for _ in range(warmup):
@@ -53,6 +61,8 @@ def time_side_by_side(
     samples: Dict[str, List[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
+            if settle > 0:
+                time.sleep(settle)
             samples[name].append(_time_batch(fn, calls[name]))
     return {name: statistics.median(s) for name, s in samples.items()}
 
@@ -96,10 +106,13 @@ class Suite:
     """Collects the cases of one suite; ``add`` times one case immediately and prints its row."""
 
     def __init__(self, name: str, rounds: int = 7, min_time: float = 0.05, quick: bool = False,
-                 peers: Optional[List[str]] = None, device: str = "cpu"):
+                 peers: Optional[List[str]] = None, device: str = "cpu",
+                 settle: Optional[float] = None):
         self.name = name
         self.rounds = 3 if quick else rounds
         self.min_time = 0.01 if quick else min_time
+        # Long enough for OpenBLAS's spinning workers to go to sleep (harness docstring).
+        self.settle = (0.0 if quick else 0.25) if settle is None else settle
         self.quick = quick
         self.peers = peers  # None: every peer the suite offers
         self.device = device
@@ -116,7 +129,8 @@ class Suite:
             if fn is None or (self.peers is not None and peer not in self.peers):
                 continue
             contenders[peer] = fn
-        times = time_side_by_side(contenders, rounds=rounds or self.rounds, min_time=self.min_time)
+        times = time_side_by_side(contenders, rounds=rounds or self.rounds, min_time=self.min_time,
+                                  settle=self.settle)
         result = Result(self.name, name, times, flops, nbytes, x, series, dict(extra))
         self.results.append(result)
         self._print_row(result)
