@@ -267,7 +267,15 @@ void rowflat_gather_columns_avx512(const float* src, int64_t C, int64_t S, int64
 }
 
 void sum_lanes16_avx512(const float* lanes, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = _mm512_reduce_add_ps(_mm512_loadu_ps(lanes + 16 * i));
+  // (Not _mm512_reduce_add_ps: GCC 12's header trips -Wmaybe-uninitialized in it.)
+  for (int64_t i = 0; i < n; ++i) {
+    const __m512 v = _mm512_loadu_ps(lanes + 16 * i);
+    const __m512 folded = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 e = _mm512_castps512_ps256(folded);  // lanes l + lanes l + 8
+    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(e), _mm256_extractf128_ps(e, 1));
+    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    out[i] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+  }
 }
 
 }  // namespace pydl::conv_detail
