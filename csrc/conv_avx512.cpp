@@ -267,14 +267,16 @@ void rowflat_gather_columns_avx512(const float* src, int64_t C, int64_t S, int64
 }
 
 void sum_lanes16_avx512(const float* lanes, int64_t n, float* out) {
-  // (Not _mm512_reduce_add_ps: GCC 12's header trips -Wmaybe-uninitialized in it.)
+  // Zero-masked shuffles throughout: GCC 12's unmasked forms (and _mm512_reduce_add_ps) start
+  // from an undefined vector and trip -Wmaybe-uninitialized.
+  const __mmask16 all = 0xFFFF;
   for (int64_t i = 0; i < n; ++i) {
-    const __m512 v = _mm512_loadu_ps(lanes + 16 * i);
-    const __m512 folded = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(3, 2, 3, 2)));
-    const __m256 e = _mm512_castps512_ps256(folded);  // lanes l + lanes l + 8
-    const __m128 h = _mm_add_ps(_mm256_castps256_ps128(e), _mm256_extractf128_ps(e, 1));
-    const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    out[i] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+    __m512 v = _mm512_loadu_ps(lanes + 16 * i);
+    v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(all, v, v, _MM_SHUFFLE(3, 2, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(all, v, v, _MM_SHUFFLE(1, 1, 1, 1)));
+    v = _mm512_add_ps(v, _mm512_maskz_permute_ps(all, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_maskz_permute_ps(all, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    out[i] = _mm512_cvtss_f32(v);  // lane 0 now holds the sum of all 16
   }
 }
 
