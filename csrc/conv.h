@@ -47,8 +47,10 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
                               int64_t groups, int64_t out_h = -1, int64_t out_w = -1);
 
 // Most bytes of scratch one call may hold (all threads together): the column tiles of
-// im2col + GEMM, or for the direct and Winograd paths their padded input copies and
-// transformed tiles. Bounded per thread, whatever the batch.
+// im2col + GEMM, or for the direct, row-flat and Winograd paths their padded or shifted input
+// copies, weight-gradient lanes and transformed tiles. Bounded per thread, whatever the batch.
+// (The row-flat path keeps its buffer for the next call from the same thread, so a training
+// step does not fault the pages in again; it is a few MiB at most.)
 int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size);
 
 // y (N, K, OH, OW) = conv(x (N, C, H, W), w); bias (K) may be null.

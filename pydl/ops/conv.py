@@ -396,8 +396,9 @@ def conv2d_column_buffer_bytes(input_shape, weight_shape, stride=1, padding=0, d
                                groups=1, itemsize=4) -> int:
     """Most bytes of scratch one conv2d kernel call holds (all threads together): for im2col +
     GEMM, threads x (C/groups * kH * kW) x tile with the tile sized to about 1 MiB per thread;
-    for the float32 direct and Winograd paths, their padded input copies and transformed tiles.
-    Either way it does not grow with the batch."""
+    for the float32 direct, row-flat and Winograd paths, their padded or shifted input copies,
+    weight-gradient lanes and transformed tiles (the row-flat path keeps its buffer for the next
+    call on the same thread). Either way it does not grow with the batch."""
     return _C.conv2d_column_buffer_bytes(tuple(input_shape), tuple(weight_shape),
                                          _tuple(stride, 2, "stride", "conv2d"),
                                          _tuple(padding, 2, "padding", "conv2d"),
