@@ -562,8 +562,7 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
 //                    dx[c][h][ow * stride_w + s * dil_w - pad_w] += DX_s[c][h + pad_h][ow]:
 //                    the column taps are the cheap scatter, so no lane reads a zero column
 //   backward weight  dw[k][c][r][s] = sum_{n, q} dy[n][k][q] * X_s[n][c][q + r * dil_h * OW]
-// Measured on LeNet's conv2 (16 x 6 x 5 x 5 on 12 x 12) against the AVX2 direct loops, whose
-// 8-wide vectors spend a third of their lanes past the 12-wide rows of the backward-input pass.
+// (See version 6 at the top of the file for why and how fast.)
 #ifdef PYDL_HAVE_AVX512_KERNELS
 constexpr int64_t kRowflatMaxKg = 32;
 constexpr int64_t kRowflatMaxWeights = 16 * 1024;       // Kg * Cg * R * S (lanes: x16 floats)
@@ -614,7 +613,7 @@ bool use_rowflat(const Conv2dShape& s, Pass pass) {
 }
 
 // X_s[c][h][ow] = x_g[c][h - pad_h][ow * stride_w + s * dil_w - pad_w] (0 outside x) for the
-// Cg channels of x_g, then the slack zeroed.
+// Cg channels of x_g, and the slack zeroed; unit column stride through masked AVX-512 rows.
 void rowflat_shifted_copies(const Conv2dShape& s, const RowflatLayout& l, const float* x_g,
                             float* dst) {
   const int64_t OW = s.OW, hp = s.OH + l.rr;
@@ -636,11 +635,7 @@ void rowflat_shifted_copies(const Conv2dShape& s, const RowflatLayout& l, const 
         }
         const float* src = x_g + (c * s.H + ih) * s.W + col0;  // src[ow * stride_w]
         std::fill(d, d + lo, 0.0f);
-        if (s.stride_w == 1) {
-          std::memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) d[ow] = src[ow * s.stride_w];
-        }
+        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = src[ow * s.stride_w];
         std::fill(d + hi, d + OW, 0.0f);
       }
     }
