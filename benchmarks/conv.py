@@ -9,8 +9,10 @@ the Winograd path, which does 2.25x fewer multiplications (its rate is "effectiv
 A forward-only row per shape follows. The scratch memory a kernel call may take (column tiles,
 padded copies or transformed tiles) is printed for each shape; it does not grow with N.
 
-Kernel paths (float32, AVX2): LeNet's layers take the direct stride-1 loops, the ResNet 3x3
-layer Winograd F(2x2, 3x3) on the packed GEMM.
+Kernel paths (float32): with AVX-512 LeNet's layers take the row-flat kernels (csrc/conv_avx512.cpp;
+the three gradients in one pass over the batch), with AVX2 only the direct stride-1 loops; the
+ResNet 3x3 layer takes Winograd F(2x2, 3x3) on the packed GEMM. `PYDL_SIMD=avx2` runs the suite
+on the AVX2 paths for comparison.
 """
 import numpy as np
 

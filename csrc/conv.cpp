@@ -28,6 +28,18 @@
 //      M[xi] = U[xi] (Kout x Cin) @ V[xi] (Cin x tiles) and transform back (Y = A^T M A); the
 //      weight gradient is F(3x3, 2x2), 16 GEMMs reducing dy-tile transforms against V over the
 //      tiles. 16 multiply-adds per 2x2 output tile and channel pair instead of 36.
+//   6. row-flat (float32, AVX-512, stride 1 down the rows, any column stride, padding and
+//      dilation; small layers, see use_rowflat; taken before 4 where both apply): planes whose
+//      rows are exactly OW wide, so each kernel row is one shift of the flattened plane and 16
+//      consecutive output pixels fill a zmm whatever OW is (LeNet's 8- and 12-wide rows waste
+//      a third of the AVX2 path's 8-lane vectors in the backward-input pass). The S column taps
+//      become S shifted copies of the input (forward, weight) or a gather after the correlation
+//      (backward-input, which so never multiplies a zero padding column); conv_avx512.cpp.
+//      Backward-input, backward-weight and the bias sums run as one pass over the batch when a
+//      training step asks for all of them (conv2d_backward_cpu).
+//      LeNet conv2 (N64 C6 H12 K16 R5), two threads, timed alternately with the AVX2 direct
+//      loops: forward ~0.7x their time, the three gradients ~0.5x (~90 us and ~250 us when
+//      the machine is quiet). LeNet conv1: forward ~0.8x to 1.15x (noise), gradients ~0.55x.
 // Measured on ResNet's 64x64 3x3 layer (one core, CPU time): im2col + GEMM ~90 GF/s, direct ~107,
 // Winograd 145-160 GF/s effective (direct-convolution FLOPs over time; the AVX2 FMA peak of a
 // core is ~130-145 GF/s).
@@ -38,13 +50,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "conv_avx2.h"
+#include "conv_avx512.h"
 #include "cpu_features.h"
 #include "gemm.h"
 #include "parallel.h"
@@ -537,6 +552,372 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
   }
 }
 
+// ---- row-flat path (AVX-512, float32): stride 1 down the rows, no column matrix ---------------
+//
+// Planes whose rows are exactly OW wide make every kernel row r one shift of the flattened plane
+// (conv_avx512.h), so all 16 lanes of a vector hold output pixels even for 8- or 12-wide rows.
+//   forward          y[k][q]   = sum_{c, s, r} w[k][c][r][s] * X_s[c][q + r * dil_h * OW]
+//                    with the S shifted copies X_s[c][h][ow] = x_pad[c][h][ow * stride_w + s * dil_w]
+//   backward input   DX_s[c][q] = sum_{k, r'} w[k][c][R-1-r'][s] * dy_pad[k][q + r' * dil_h * OW]
+//                    (dy with (R - 1) * dil_h zero rows above and below), then
+//                    dx[c][h][ow * stride_w + s * dil_w - pad_w] += DX_s[c][h + pad_h][ow]:
+//                    the column taps are the cheap scatter, so no lane reads a zero column
+//   backward weight  dw[k][c][r][s] = sum_{n, q} dy[n][k][q] * X_s[n][c][q + r * dil_h * OW]
+// (See version 6 at the top of the file for why and how fast.)
+#ifdef PYDL_HAVE_AVX512_KERNELS
+constexpr int64_t kRowflatMaxKg = 32;
+constexpr int64_t kRowflatMaxWeights = 16 * 1024;       // Kg * Cg * R * S (lanes: x16 floats)
+constexpr int64_t kRowflatMaxImageFloats = 32 * 1024;   // one image's shifted copies (128 KiB)
+constexpr int64_t kRowflatSlack = 16;                   // floats read past a plane's last pixel
+constexpr int64_t kRowflatChunkFloats = 64 * 1024;      // shifted copies of a weight-pass chunk
+constexpr int64_t kRowflatMaxChunk = 8;  // dy of 8 images, 4 KiB apart, share L1 sets
+
+// Scratch kept from one call to the next (per calling thread; kernel calls do not nest). The
+// row-flat passes take a few hundred KiB, and a fresh allocation that large comes from mmap:
+// every call would fault its pages in again, which costs as much as a LeNet layer's pass.
+// Bounded by the row-flat size limits (a few MiB per calling thread).
+// Returned 64-byte aligned: with every per-image block a multiple of 16 floats (round16), the
+// kernels' planes start on cache lines and fewer of their loads straddle two.
+float* reusable_scratch(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (int64_t(buffer.size()) < floats + 16) buffer.resize(floats + 16);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + ((64 - p % 64) % 64) / sizeof(float);
+}
+
+inline int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+// Sizes of the row-flat buffers for one image and group.
+struct RowflatLayout {
+  int64_t rr;          // (R - 1) * dil_h: rows a kernel spans past its first
+  int64_t x_plane;     // (OH + rr) * OW: one shifted copy X_s[c]
+  int64_t x_image;     // Cg * S copies + slack
+  int64_t dy_plane;    // (OH + 2 rr) * OW: dy with rr zero rows above and below
+  int64_t dy_image;    // Kg planes + slack
+  int64_t h0, h1;      // padded-input rows whose dx the backward-input pass computes
+  int64_t dx_image;    // Cg * S planes of (h1 - h0) * OW
+  explicit RowflatLayout(const Conv2dShape& s)
+      : rr((s.R - 1) * s.dil_h), x_plane((s.OH + rr) * s.OW),
+        x_image(round16(s.Cg() * s.S * x_plane + kRowflatSlack)),
+        dy_plane((s.OH + 2 * rr) * s.OW), dy_image(round16(s.Kg() * dy_plane + kRowflatSlack)),
+        h0(s.pad_h), h1(std::max(h0, std::min(s.pad_h + s.H, s.OH + rr))),
+        dx_image(round16(s.Cg() * s.S * (h1 - h0) * s.OW)) {}
+};
+
+template <typename T>
+bool use_rowflat(const Conv2dShape& s, Pass pass) {
+  if (!std::is_same<T, float>::value || !use_avx512() || s.stride_h != 1 || is_depthwise(s) ||
+      is_pointwise(s) || s.Kg() > kRowflatMaxKg ||
+      s.Kg() * s.Cg() * s.R * s.S > kRowflatMaxWeights)
+    return false;
+  const RowflatLayout l(s);
+  if (pass == Pass::kBackwardInput)
+    return l.dy_image <= kRowflatMaxImageFloats && l.dx_image <= kRowflatMaxImageFloats;
+  if (pass == Pass::kBackwardWeight && s.K * s.Cg() * s.R * s.S > kRowflatMaxWeights)
+    return false;  // the weight lanes hold every group's taps (16 floats each) per thread
+  return l.x_image <= kRowflatMaxImageFloats;
+}
+
+// X_s[c][h][ow] = x_g[c][h - pad_h][ow * stride_w + s * dil_w - pad_w] (0 outside x) for the
+// Cg channels of x_g, and the slack zeroed; unit column stride through masked AVX-512 rows.
+void rowflat_shifted_copies(const Conv2dShape& s, const RowflatLayout& l, const float* x_g,
+                            float* dst) {
+  const int64_t OW = s.OW, hp = s.OH + l.rr;
+  std::fill(dst + s.Cg() * s.S * l.x_plane, dst + l.x_image, 0.0f);  // slack and rounding
+  if (s.stride_w == 1)
+    return conv_detail::rowflat_shifted_copies_avx512(x_g, s.Cg(), s.H, s.W, s.S, s.dil_w,
+                                                      s.pad_h, s.pad_w, hp, OW, dst);
+  for (int64_t c = 0; c < s.Cg(); ++c) {
+    for (int64_t t = 0; t < s.S; ++t) {
+      const int64_t col0 = t * s.dil_w - s.pad_w;  // input column of ow = 0
+      int64_t lo, hi;
+      valid_range(0, OW, col0, s.stride_w, s.W, &lo, &hi);
+      for (int64_t h = 0; h < hp; ++h) {
+        float* d = dst + ((c * s.S + t) * hp + h) * OW;
+        const int64_t ih = h - s.pad_h;
+        if (ih < 0 || ih >= s.H) {
+          std::fill(d, d + OW, 0.0f);
+          continue;
+        }
+        const float* src = x_g + (c * s.H + ih) * s.W + col0;  // src[ow * stride_w]
+        std::fill(d, d + lo, 0.0f);
+        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = src[ow * s.stride_w];
+        std::fill(d + hi, d + OW, 0.0f);
+      }
+    }
+  }
+}
+
+// One group's weights for rowflat_correlate_avx512 (blocks of kDirectKB output rows, taps
+// t = r * J + j): value(m, r, j) and offset(r, j) are given by the pass.
+struct RowflatWeights {
+  std::vector<float> packed;
+  std::vector<int64_t> offsets;
+  conv_detail::DirectWeights view;
+  template <typename Value, typename Offset>
+  RowflatWeights(int64_t M, int64_t R, int64_t J, Value value, Offset offset) {
+    const int64_t KB = conv_detail::kDirectKB, taps = R * J, blocks = (M + KB - 1) / KB;
+    packed.assign(blocks * taps * KB, 0.0f);
+    offsets.resize(taps);
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t j = 0; j < J; ++j) {
+        const int64_t t = r * J + j;
+        offsets[t] = offset(r, j);
+        for (int64_t m = 0; m < M; ++m) packed[((m / KB) * taps + t) * KB + m % KB] = value(m, r, j);
+      }
+    }
+    view = {packed.data(), offsets.data(), M, R, taps};
+  }
+};
+
+void rowflat_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                     float* y) {
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t R = s.R, S = s.S, RS = R * S, J = Cg * S;
+  const RowflatLayout l(s);
+  std::vector<RowflatWeights> wg;
+  for (int64_t g = 0; g < G; ++g) {
+    const float* w_g = w + g * Kg * Cg * RS;
+    wg.emplace_back(
+        Kg, R, J, [&](int64_t m, int64_t r, int64_t j) { return w_g[m * Cg * RS + (j / S) * RS + r * S + j % S]; },
+        [&](int64_t r, int64_t j) { return j * l.x_plane + r * s.dil_h * s.OW; });
+  }
+  const int64_t items = s.N * G, slots = slot_count(items);
+  float* scratch = reusable_scratch(slots * l.x_image);  // written before read
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* buf = scratch + slot * l.x_image;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n = i / G;
+      rowflat_shifted_copies(s, l, x + (n * s.C + g * Cg) * HW, buf);
+      conv_detail::rowflat_correlate_avx512(buf, wg[g].view, bias ? bias + g * Kg : nullptr, P,
+                                            s.OW, s.dil_h, s.pad_h, s.pad_h + s.H,
+                                            y + (n * s.K + g * Kg) * P, P);
+    }
+  });
+}
+
+// Backward-input of one image and group at a time (the scratch holds dy_pad and the DX_s planes).
+class RowflatBackwardInput {
+ public:
+  RowflatBackwardInput(const Conv2dShape& s, const float* w)
+      : s_(s), l_(s), q_((l_.h1 - l_.h0) * s.OW) {
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), R = s.R, S = s.S, RS = R * S;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      const float* w_g = w + g * Kg * Cg * RS;
+      // Output rows m = (c, s), taps (r', k): w[k][c][R-1-r'][s] on dy_pad shifted r' rows.
+      wg_.emplace_back(
+          Cg * S, R, Kg,
+          [&](int64_t m, int64_t r, int64_t k) {
+            return w_g[k * Cg * RS + (m / S) * RS + (R - 1 - r) * S + m % S];
+          },
+          [&](int64_t r, int64_t k) { return k * l_.dy_plane + r * s.dil_h * s.OW; });
+    }
+  }
+  int64_t scratch_floats() const { return l_.dy_image + l_.dx_image; }
+
+  // dx of image n, group g (its Cg planes, overwritten).
+  void image(const float* dy, float* dx, int64_t n, int64_t g, float* scratch) const {
+    const Conv2dShape& s = s_;
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), HW = s.H * s.W, P = s.OH * s.OW, OW = s.OW;
+    const int64_t S = s.S;
+    float* dyp = scratch;
+    float* dxs = dyp + l_.dy_image;
+    const float* dy_g = dy + (n * s.K + g * Kg) * P;
+    for (int64_t k = 0; k < Kg; ++k) {
+      float* d = dyp + k * l_.dy_plane;
+      std::fill(d, d + l_.rr * OW, 0.0f);
+      std::memcpy(d + l_.rr * OW, dy_g + k * P, sizeof(float) * P);
+      std::fill(d + l_.rr * OW + P, d + l_.dy_plane, 0.0f);
+    }
+    std::fill(dyp + Kg * l_.dy_plane, dyp + l_.dy_image, 0.0f);  // slack and rounding
+    float* dx_g = dx + (n * s.C + g * Cg) * HW;
+    std::fill(dx_g, dx_g + Cg * HW, 0.0f);
+    if (q_ == 0) return;
+    conv_detail::rowflat_correlate_avx512(dyp + l_.h0 * OW, wg_[g].view, nullptr, q_, OW, s.dil_h,
+                                          l_.rr - l_.h0, l_.rr + s.OH - l_.h0, dxs, q_);
+    // The column taps: DX_s[c] row h adds into dx row h - pad_h at columns ow * stride_w + col0.
+    if (s.stride_w == 1) {
+      conv_detail::rowflat_gather_columns_avx512(dxs, Cg, S, l_.h1 - l_.h0, OW, s.dil_w,
+                                                 s.pad_w, s.W, dx_g + (l_.h0 - s.pad_h) * s.W,
+                                                 HW);
+      return;
+    }
+    for (int64_t c = 0; c < Cg; ++c) {
+      for (int64_t t = 0; t < S; ++t) {
+        const int64_t col0 = t * s.dil_w - s.pad_w;
+        int64_t lo, hi;
+        valid_range(0, OW, col0, s.stride_w, s.W, &lo, &hi);
+        for (int64_t h = l_.h0; h < l_.h1; ++h) {
+          const float* src = dxs + (c * S + t) * q_ + (h - l_.h0) * OW;
+          float* d = dx_g + (c * s.H + h - s.pad_h) * s.W + col0;
+          for (int64_t ow = lo; ow < hi; ++ow) d[ow * s.stride_w] += src[ow];
+        }
+      }
+    }
+  }
+
+ private:
+  const Conv2dShape& s_;
+  RowflatLayout l_;
+  int64_t q_;  // pixels of the DX_s planes
+  std::vector<RowflatWeights> wg_;
+};
+
+// Images per chunk of the row-flat weight pass: their shifted copies stay in L2.
+int64_t rowflat_weight_chunk(const RowflatLayout& l) {
+  return std::max<int64_t>(1, std::min(kRowflatMaxChunk, kRowflatChunkFloats / l.x_image));
+}
+
+// Weight gradient of the images a thread takes, chunk by chunk, in lanes (16 partial sums per
+// tap, all groups) that are summed once, after the thread's last block.
+class RowflatBackwardWeight {
+ public:
+  explicit RowflatBackwardWeight(const Conv2dShape& s)
+      : s_(s), l_(s), chunk_(rowflat_weight_chunk(l_)), taps_(s.Kg() * s.Cg() * s.R * s.S) {}
+  int64_t chunk() const { return chunk_; }
+  int64_t scratch_floats() const { return chunk_ * l_.x_image + s_.groups * taps_ * 17; }
+
+  // Adds images [n0, n1) into the lanes in scratch (first: the thread's first block, which
+  // overwrites them instead).
+  void images(const float* x, const float* dy, int64_t n0, int64_t n1, float* scratch,
+              bool first) const {
+    const Conv2dShape& s = s_;
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), HW = s.H * s.W, P = s.OH * s.OW;
+    float* xbuf = scratch;
+    float* lanes = xbuf + chunk_ * l_.x_image;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      for (int64_t c0 = n0; c0 < n1; c0 += chunk_) {
+        const int64_t nb = std::min(chunk_, n1 - c0);
+        for (int64_t j = 0; j < nb; ++j)
+          rowflat_shifted_copies(s, l_, x + ((c0 + j) * s.C + g * Cg) * HW, xbuf + j * l_.x_image);
+        conv_detail::rowflat_weight_lanes_avx512(
+            xbuf, l_.x_image, l_.x_plane, Cg * s.S, s.R, s.dil_h * s.OW,
+            dy + (c0 * s.K + g * Kg) * P, s.K * P, Kg, P, nb, !(first && c0 == n0),
+            lanes + g * taps_ * 16);
+      }
+    }
+  }
+
+  // Adds the lanes' sums into acc (K x Cg x R x S).
+  void finish(float* scratch, float* acc) const {
+    const Conv2dShape& s = s_;
+    const int64_t Kg = s.Kg(), Cg = s.Cg(), R = s.R, S = s.S, RS = R * S, J = Cg * S;
+    float* lanes = scratch + chunk_ * l_.x_image;
+    float* sums = lanes + s.groups * taps_ * 16;
+    conv_detail::sum_lanes16_avx512(lanes, s.groups * taps_, sums);
+    // Lane sums come in (g, k, (c, s), r) order; dw is (g, k, c, r, s).
+    for (int64_t g = 0; g < s.groups; ++g) {
+      const float* sums_g = sums + g * taps_;
+      float* acc_g = acc + g * taps_;
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t j = 0; j < J; ++j)
+          for (int64_t r = 0; r < R; ++r)
+            acc_g[k * Cg * RS + (j / S) * RS + r * S + j % S] += sums_g[(k * J + j) * R + r];
+    }
+  }
+
+ private:
+  const Conv2dShape& s_;
+  RowflatLayout l_;
+  int64_t chunk_, taps_;
+};
+
+void rowflat_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const RowflatBackwardInput bwd(s, w);
+  const int64_t items = s.N * s.groups, slots = slot_count(items);
+  float* scratch = reusable_scratch(slots * bwd.scratch_floats());  // written before read
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      bwd.image(dy, dx, i / s.groups, i % s.groups, scratch + slot * bwd.scratch_floats());
+  });
+}
+
+// The sum of dy over pixels, per output channel of image n, added into acc (double: a batch
+// of such sums is long).
+void add_bias_grad_image(const Conv2dShape& s, const float* dy, int64_t n, double* acc) {
+  const int64_t P = s.OH * s.OW;
+  for (int64_t k = 0; k < s.K; ++k) {
+    const float* row = dy + (n * s.K + k) * P;
+    float a[16] = {};  // independent add chains that the compiler vectorises
+    int64_t p = 0;
+    for (; p + 16 <= P; p += 16)
+      for (int j = 0; j < 16; ++j) a[j] += row[p + j];
+    float t = 0;
+    for (int j = 0; j < 16; ++j) t += a[j];
+    for (; p < P; ++p) t += row[p];
+    acc[k] += double(t);
+  }
+}
+
+// dx, dw and dbias (any may be null: not wanted) in one pass over the batch: each block of
+// images gets its weight lanes, then its dx and bias sums while its dy is still in cache, and
+// the thread pool is woken once instead of three times.
+void rowflat_backward(const Conv2dShape& s, const float* x, const float* dy, const float* w,
+                      float* dx, float* dw, float* dbias) {
+  const int64_t w_size = s.K * s.Cg() * s.R * s.S;
+  std::optional<RowflatBackwardInput> bwd_in;
+  if (dx) bwd_in.emplace(s, w);
+  const RowflatBackwardWeight bwd_w(s);
+  const int64_t in_floats = dx ? bwd_in->scratch_floats() : 0;
+  const int64_t w_floats = dw ? bwd_w.scratch_floats() : 0;
+  const int64_t slots = slot_count(s.N), per_slot = round16(in_floats + w_floats);
+  float* scratch = reusable_scratch(slots * per_slot);  // written before read
+  std::vector<float> partial(dw ? (slots - 1) * w_size : 0);
+  std::vector<double> bias_acc(dbias ? slots * s.K : 0);
+  if (dw) std::fill(dw, dw + w_size, 0.0f);
+  // Blocks of whole weight chunks, about four per thread, from a shared counter (a late pool
+  // worker takes fewer); each thread sums its weight lanes once, after its last block.
+  const int64_t chunk = bwd_w.chunk();
+  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
+  std::atomic<int64_t> next{0};
+  parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t slot = s0; slot < s1; ++slot) {
+      float* buf = scratch + slot * per_slot;
+      bool first = true;
+      for (;;) {
+        const int64_t n0 = next.fetch_add(block);
+        if (n0 >= s.N) break;
+        const int64_t n1 = std::min(s.N, n0 + block);
+        if (dw) bwd_w.images(x, dy, n0, n1, buf + in_floats, first);
+        first = false;
+        for (int64_t n = n0; n < n1; ++n) {
+          if (dx)
+            for (int64_t g = 0; g < s.groups; ++g) bwd_in->image(dy, dx, n, g, buf);
+          if (dbias) add_bias_grad_image(s, dy, n, bias_acc.data() + slot * s.K);
+        }
+      }
+      if (dw && !first)
+        bwd_w.finish(buf + in_floats, slot == 0 ? dw : partial.data() + (slot - 1) * w_size);
+    }
+  });
+  // Few floats (one layer's weights): summed here rather than waking the pool again.
+  for (int64_t sl = 1; sl < slots; ++sl) {
+    if (dw) {
+      const float* part = partial.data() + (sl - 1) * w_size;
+      for (int64_t e = 0; e < w_size; ++e) dw[e] += part[e];
+    }
+    if (dbias)
+      for (int64_t k = 0; k < s.K; ++k) bias_acc[k] += bias_acc[sl * s.K + k];
+  }
+  if (dbias)
+    for (int64_t k = 0; k < s.K; ++k) dbias[k] = float(bias_acc[k]);
+}
+
+int64_t rowflat_scratch_floats(const Conv2dShape& s, Pass pass) {
+  const RowflatLayout l(s);
+  if (pass == Pass::kForward) return slot_count(s.N * s.groups) * l.x_image;
+  if (pass == Pass::kBackwardInput) return slot_count(s.N * s.groups) * (l.dy_image + l.dx_image);
+  // The weight pass, fused with the backward-input one when both are wanted.
+  const int64_t w_size = s.K * s.Cg() * s.R * s.S;
+  return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + w_size * 17 + l.dy_image +
+                            l.dx_image) +
+         (slot_count(s.N) - 1) * w_size;
+}
+#else
+template <typename T>
+bool use_rowflat(const Conv2dShape&, Pass) { return false; }
+#endif
+
 // ---- Winograd F(2x2, 3x3) (AVX2, float32): 3x3, stride 1, enough channels for the GEMMs -------
 // 2.25x fewer multiplications than the direct loops: each 2x2 output tile costs 16 multiply-adds
 // per (input, output) channel pair instead of 36, in 16 GEMMs (one per position of the 4x4
@@ -869,6 +1250,10 @@ int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
     int64_t bytes;
     if (f32 && use_winograd<float>(s, pass)) {
       bytes = elem_size * winograd_scratch_floats(s, pass);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    } else if (f32 && use_rowflat<float>(s, pass)) {
+      bytes = elem_size * rowflat_scratch_floats(s, pass);
+#endif
     } else if (f32 && use_direct<float>(s, pass)) {
       bytes = elem_size * direct_scratch_floats(s, pass);
     } else {
@@ -888,6 +1273,9 @@ void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* b
   if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
   if constexpr (std::is_same<T, float>::value) {
     if (use_winograd<T>(s, Pass::kForward)) return winograd_forward(s, x, w, bias, y);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    if (use_rowflat<T>(s, Pass::kForward)) return rowflat_forward(s, x, w, bias, y);
+#endif
     if (use_direct<T>(s, Pass::kForward)) return direct_forward(s, x, w, bias, y);
   }
   const bool pointwise = is_pointwise(s);
@@ -933,6 +1321,9 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
   if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
   if constexpr (std::is_same<T, float>::value) {
     if (use_winograd<T>(s, Pass::kBackwardInput)) return winograd_backward_input(s, dy, w, dx);
+#ifdef PYDL_HAVE_AVX512_KERNELS
+    if (use_rowflat<T>(s, Pass::kBackwardInput)) return rowflat_backward_input(s, dy, w, dx);
+#endif
     if (use_direct<T>(s, Pass::kBackwardInput)) return direct_backward_input(s, dy, w, dx);
   }
   const bool pointwise = is_pointwise(s);
@@ -968,6 +1359,14 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   const int64_t P = s.OH * s.OW, HW = s.H * s.W;
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
   const int64_t rows = Cg * s.R * s.S, w_size = s.K * rows;
+#ifdef PYDL_HAVE_AVX512_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    // The row-flat pass sums the bias gradient on its way through dy.
+    if (s.N > 0 && P > 0 && w_size > 0 && !use_winograd<T>(s, Pass::kBackwardWeight) &&
+        use_rowflat<T>(s, Pass::kBackwardWeight))
+      return rowflat_backward(s, x, dy, nullptr, nullptr, dw, dbias);
+  }
+#endif
   if (dbias) {
     parallel_for(s.K, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
@@ -1034,6 +1433,21 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   }
 }
 
+template <typename T>
+void conv2d_backward_cpu(const Conv2dShape& s, const T* x, const T* dy, const T* w, T* dx, T* dw,
+                         T* dbias) {
+#ifdef PYDL_HAVE_AVX512_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    if (s.N > 0 && s.OH * s.OW > 0 && s.K * s.Cg() * s.R * s.S > 0 && s.C * s.H * s.W > 0 &&
+        !use_winograd<T>(s, Pass::kBackwardInput) && !use_winograd<T>(s, Pass::kBackwardWeight) &&
+        use_rowflat<T>(s, Pass::kBackwardInput) && use_rowflat<T>(s, Pass::kBackwardWeight))
+      return rowflat_backward(s, x, dy, w, dx, dw, dbias);
+  }
+#endif
+  conv2d_backward_input_cpu(s, dy, w, dx);
+  conv2d_backward_weight_cpu(s, x, dy, dw, dbias);
+}
+
 template void conv2d_forward_cpu<float>(const Conv2dShape&, const float*, const float*,
                                         const float*, float*);
 template void conv2d_forward_cpu<double>(const Conv2dShape&, const double*, const double*,
@@ -1046,5 +1460,10 @@ template void conv2d_backward_weight_cpu<float>(const Conv2dShape&, const float*
                                                 float*, float*);
 template void conv2d_backward_weight_cpu<double>(const Conv2dShape&, const double*, const double*,
                                                  double*, double*);
+
+template void conv2d_backward_cpu<float>(const Conv2dShape&, const float*, const float*,
+                                         const float*, float*, float*, float*);
+template void conv2d_backward_cpu<double>(const Conv2dShape&, const double*, const double*,
+                                          const double*, double*, double*, double*);
 
 }  // namespace pydl

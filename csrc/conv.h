@@ -15,7 +15,10 @@
 //   * float32 with AVX2, stride 1, no dilation (conv_avx2.cpp, no column matrix):
 //     - 3x3 kernels with at least 16 channels in and out per group: Winograd F(2x2, 3x3) for all
 //       three passes (16 GEMMs per tile chunk, 2.25x fewer multiplications);
-//     - otherwise, within size bounds: direct loops over the input (LeNet's layers).
+//     - otherwise, within size bounds: direct loops over the input (LeNet's layers);
+//   * float32 with AVX-512, stride 1 down the rows, small layers (conv_avx512.cpp): row-flat
+//     kernels on planes exactly OW wide, 16 output pixels per vector whatever OW is (LeNet's
+//     layers on AVX-512 CPUs; Winograd still takes the 3x3 layers it accepts).
 // All buffers are C-contiguous (NCHW input/output, KCRS weight).
 #include <cstdint>
 
@@ -44,8 +47,10 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
                               int64_t groups, int64_t out_h = -1, int64_t out_w = -1);
 
 // Most bytes of scratch one call may hold (all threads together): the column tiles of
-// im2col + GEMM, or for the direct and Winograd paths their padded input copies and
-// transformed tiles. Bounded per thread, whatever the batch.
+// im2col + GEMM, or for the direct, row-flat and Winograd paths their padded or shifted input
+// copies, weight-gradient lanes and transformed tiles. Bounded per thread, whatever the batch.
+// (The row-flat path keeps its buffer for the next call from the same thread, so a training
+// step does not fault the pages in again; it is a few MiB at most.)
 int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size);
 
 // y (N, K, OH, OW) = conv(x (N, C, H, W), w); bias (K) may be null.
@@ -59,5 +64,13 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
 // dw (K, Cg, R, S) and, when dbias is not null, dbias (K). Overwrites both.
 template <typename T>
 void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T* dw, T* dbias);
+
+// Both gradients of a training step in one call: dx (N, C, H, W), dw (K, Cg, R, S) and, when
+// dbias is not null, dbias (K), all overwritten. Where one kernel path serves both passes (the
+// AVX-512 row-flat one) it runs them as a single pass over the batch; otherwise the two calls
+// above.
+template <typename T>
+void conv2d_backward_cpu(const Conv2dShape& s, const T* x, const T* dy, const T* w, T* dx, T* dw,
+                         T* dbias);
 
 }  // namespace pydl

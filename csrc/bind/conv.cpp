@@ -163,6 +163,46 @@ py::tuple conv2d_backward_weight(const py::array& x, const py::array& dy, Pair k
              : backward_weight_impl<float>(x, dy, s, bias_grad);
 }
 
+template <typename T>
+py::tuple backward_impl(const py::array& x_in, const py::array& dy_in, const py::array& w_in,
+                        const Conv2dShape& s, bool bias_grad) {
+  CArray<T> x(x_in), dy(dy_in), w(w_in);
+  CArray<T> dx({s.N, s.C, s.H, s.W});
+  CArray<T> dw({s.K, s.Cg(), s.R, s.S});
+  std::optional<CArray<T>> db;
+  if (bias_grad) db = CArray<T>({s.K});
+  const T* xp = x.data();
+  const T* dyp = dy.data();
+  const T* wp = w.data();
+  T* dxp = dx.mutable_data();
+  T* dwp = dw.mutable_data();
+  T* dbp = db ? db->mutable_data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    conv2d_backward_cpu<T>(s, xp, dyp, wp, dxp, dwp, dbp);
+  }
+  return py::make_tuple(dx, dw, db ? py::object(*db) : py::object(py::none()));
+}
+
+// dx, dw and (when bias_grad) db of one conv2d in one call: (dx, dw, db or None).
+py::tuple conv2d_backward(const py::array& x, const py::array& dy, const py::array& w,
+                          Pair stride, Pair padding, Pair dilation, int64_t groups,
+                          bool bias_grad) {
+  need_ndim(x, 4, "input");
+  need_ndim(dy, 4, "grad_output");
+  need_ndim(w, 4, "weight");
+  const bool dbl = is_double(x, "input");
+  same_dtype(x, dy, "input", "grad_output");
+  same_dtype(x, w, "input", "weight");
+  if (dy.shape(0) != x.shape(0) || dy.shape(1) != w.shape(0))
+    throw std::invalid_argument("conv2d: grad_output " + shape_str(dy) + " does not match input " +
+                                shape_str(x) + " and weight " + shape_str(w));
+  Conv2dShape s = shape_from(x.shape(0), x.shape(1), x.shape(2), x.shape(3), w, stride, padding,
+                             dilation, groups, dy.shape(2), dy.shape(3));
+  return dbl ? backward_impl<double>(x, dy, w, s, bias_grad)
+             : backward_impl<float>(x, dy, w, s, bias_grad);
+}
+
 int64_t conv2d_column_buffer_bytes_py(std::array<int64_t, 4> x_shape,
                                       std::array<int64_t, 4> w_shape, Pair stride, Pair padding,
                                       Pair dilation, int64_t groups, int64_t itemsize) {
@@ -185,6 +225,11 @@ void bind_conv(py::module_& m) {
         py::arg("grad_output"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
         py::arg("dilation"), py::arg("groups"), py::arg("bias_grad"),
         "Gradients of conv2d with respect to weight and (when bias_grad) bias: (dw, db or None)");
+  m.def("conv2d_backward", &conv2d_backward, py::arg("input"), py::arg("grad_output"),
+        py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), py::arg("bias_grad"),
+        "Gradients of conv2d with respect to input, weight and (when bias_grad) bias in one call: "
+        "(dx, dw, db or None)");
   m.def("conv2d_column_buffer_bytes", &conv2d_column_buffer_bytes_py, py::arg("input_shape"),
         py::arg("weight_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("itemsize"),

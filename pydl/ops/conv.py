@@ -139,15 +139,28 @@ class ConvNd(Function):
         stride, padding, dilation, groups = self.args
         gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
         gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = _C.conv2d_backward_input(gy4, w4, x4.shape[2:], stride, padding, dilation, groups)
-            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
-        if self.needs_input_grad[1]:
-            gw, gb = _C.conv2d_backward_weight(x4, gy4, w4.shape[2:], stride, padding, dilation,
-                                               groups, bool(self.needs_input_grad[2]))
+        if self.needs_input_grad[0] and self.needs_input_grad[1]:
+            # One kernel call for a training step's gradients (one pass over the batch where
+            # the kernels allow it, see conv2d_backward_cpu).
+            gx, gw, gb = _C.conv2d_backward(x4, gy4, w4, stride, padding, dilation, groups,
+                                            bool(self.needs_input_grad[2]))
+        else:
+            if self.needs_input_grad[0]:
+                gx = _C.conv2d_backward_input(gy4, w4, x4.shape[2:], stride, padding, dilation,
+                                              groups)
+            if self.needs_input_grad[1]:
+                gw, gb = _C.conv2d_backward_weight(x4, gy4, w4.shape[2:], stride, padding,
+                                                   dilation, groups, bool(self.needs_input_grad[2]))
+            elif self.needs_input_grad[2]:
+                gb = gy4.sum(axis=(0, 2, 3))
+        # Reshape only when the shape changes: a view (even of the same shape) is not the
+        # array's owner, and the engine copies gradients it does not own.
+        if gx is not None:
+            gx = _from4d(gx, self.nd, self.batched)
+            if gx.shape != tuple(self.in_shape):
+                gx = gx.reshape(self.in_shape)
+        if gw is not None and gw.shape != tuple(self.w_shape):
             gw = gw.reshape(self.w_shape)
-        elif self.needs_input_grad[2]:
-            gb = gy4.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None
 
     def _backward_cuda(self, k, gy):
@@ -383,8 +396,9 @@ def conv2d_column_buffer_bytes(input_shape, weight_shape, stride=1, padding=0, d
                                groups=1, itemsize=4) -> int:
     """Most bytes of scratch one conv2d kernel call holds (all threads together): for im2col +
     GEMM, threads x (C/groups * kH * kW) x tile with the tile sized to about 1 MiB per thread;
-    for the float32 direct and Winograd paths, their padded input copies and transformed tiles.
-    Either way it does not grow with the batch."""
+    for the float32 direct, row-flat and Winograd paths, their padded or shifted input copies,
+    weight-gradient lanes and transformed tiles (the row-flat path keeps its buffer for the next
+    call on the same thread). Either way it does not grow with the batch."""
     return _C.conv2d_column_buffer_bytes(tuple(input_shape), tuple(weight_shape),
                                          _tuple(stride, 2, "stride", "conv2d"),
                                          _tuple(padding, 2, "padding", "conv2d"),

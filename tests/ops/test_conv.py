@@ -385,7 +385,19 @@ DIRECT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("simd", ["auto", "portable"])
+# Every SIMD path this CPU can run, by name; the others are skipped (a CPU without AVX-512
+# still runs the AVX2 and portable cases). "avx512" takes the row-flat kernels for the small
+# stride-1 layers, "avx2+fma" the direct loops, "portable" im2col + GEMM.
+SIMD_PATHS = ["avx512", "avx2+fma", "portable"]
+
+
+def use_simd(simd):
+    if simd not in _C.available_simd_paths():
+        pytest.skip(f"this CPU (or build) has no {simd} path")
+    _C.set_simd_path(simd)
+
+
+@pytest.mark.parametrize("simd", SIMD_PATHS)
 @pytest.mark.parametrize("case", range(len(DIRECT_CASES)))
 def test_conv2d_stride1_small_channel_paths(case, simd):
     xs, ws, padding, groups = DIRECT_CASES[case]
@@ -393,7 +405,7 @@ def test_conv2d_stride1_small_channel_paths(case, simd):
     x = rng.standard_normal(xs).astype(np.float32)
     w = (rng.standard_normal(ws) * 0.3).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32)
-    _C.set_simd_path(simd)
+    use_simd(simd)
     try:
         xt, wt, bt = t(x, True), t(w, True), t(b, True)
         y = F.conv2d(xt, wt, bt, 1, padding, 1, groups)
@@ -410,6 +422,152 @@ def test_conv2d_stride1_small_channel_paths(case, simd):
     np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
                                rtol=1e-4, atol=1e-5)
+
+
+def ref_conv2d_grads_general(x, w, dy, stride, padding, dilation, groups):
+    """dx and dw of conv2d in float64 for any stride, padding and dilation: output pixel
+    (n, k, i, j) reads x_pad[n, c, i*sh + r*dh, j*sw + s*dw] with weight w[k, c, r, s], so each
+    tap (r, s) scatters dy back through that strided slice (dx) and correlates it (dw)."""
+    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    Kg = K // groups
+    (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
+    OH, OW = dy.shape[2:]
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for g in range(groups):
+        ks, cs = slice(g * Kg, (g + 1) * Kg), slice(g * Cg, (g + 1) * Cg)
+        for r in range(R):
+            for s in range(S):
+                rows = slice(r * dh, r * dh + sh * (OH - 1) + 1, sh)
+                cols = slice(s * dw_, s * dw_ + sw * (OW - 1) + 1, sw)
+                dxp[:, cs, rows, cols] += np.einsum("nkij,kc->ncij", dy[:, ks], w[ks, :, r, s])
+                dw[ks, :, r, s] = np.einsum("nkij,ncij->kc", dy[:, ks], xp[:, cs, rows, cols])
+    return dxp[:, :, ph:ph + H, pw:pw + W], dw
+
+
+# The row-flat AVX-512 kernels (float32; stride 1 down the rows, any column stride, padding and
+# dilation, Kg <= 32, Kg*Cg*R*S <= 16384 (K*Cg*R*S for the weight pass), one image's shifted
+# copies <= 128 KiB), their edges, and shapes just outside them that must fall back (to the
+# direct loops or im2col + GEMM).
+ROWFLAT_CASES = [
+    # x shape, w shape, stride, padding, dilation, groups, bias
+    ((3, 6, 12, 12), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1), 1, True),    # LeNet conv2
+    ((1, 3, 7, 37), (5, 3, 2, 4), (1, 2), (1, 3), (2, 1), 1, True),      # column stride, OW 20
+    ((2, 4, 9, 21), (6, 2, 3, 5), (1, 1), (2, 4), (1, 3), 2, False),     # groups, column dilation
+    ((2, 2, 4, 20), (3, 2, 2, 17), (1, 1), (0, 1), (1, 1), 1, True),     # S = 17 > 16 taps
+    ((3, 2, 6, 5), (4, 2, 3, 5), (1, 1), (0, 0), (1, 1), 1, True),       # OW 1
+    ((1, 3, 5, 6), (8, 3, 2, 2), (1, 1), (3, 2), (1, 1), 1, True),       # padding past R - 1
+    ((2, 5, 13, 40), (9, 5, 4, 3), (1, 3), (1, 0), (2, 2), 1, True),     # OW 13, rows dilated
+    ((19, 3, 8, 9), (7, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1, True),      # 19 images: 2 chunks
+    ((2, 3, 11, 10), (5, 3, 3, 3), (2, 1), (1, 1), (1, 1), 1, True),     # row stride: falls back
+    ((2, 2, 6, 7), (33, 2, 3, 3), (1, 1), (0, 1), (1, 1), 1, True),      # Kg 33: falls back
+    ((1, 32, 6, 6), (32, 32, 5, 5), (1, 1), (2, 2), (1, 1), 1, True),    # 25600 weights: falls back
+    ((1, 2, 64, 64), (4, 2, 5, 5), (1, 1), (0, 0), (1, 1), 1, True),     # 150 KiB copies: falls back
+    ((2, 44, 6, 6), (32, 22, 5, 5), (1, 1), (2, 2), (1, 1), 2, True),    # weight pass falls back
+]
+
+
+@pytest.mark.parametrize("simd", SIMD_PATHS)
+@pytest.mark.parametrize("case", range(len(ROWFLAT_CASES)))
+def test_conv2d_rowflat_paths(case, simd):
+    xs, ws, stride, padding, dilation, groups, with_bias = ROWFLAT_CASES[case]
+    rng = np.random.default_rng(70 + case)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) * 0.3).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32) if with_bias else None
+    use_simd(simd)
+    try:
+        xt, wt = t(x, True), t(w, True)
+        bt = t(b, True) if with_bias else None
+        y = F.conv2d(xt, wt, bt, stride, padding, dilation, groups)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(t(dy))
+    finally:
+        _C.set_simd_path("auto")
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, stride, padding, dilation, groups),
+                               rtol=1e-4, atol=1e-4)
+    dx, dw = ref_conv2d_grads_general(x, w, dy, stride, padding, dilation, groups)
+    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+    scale = np.sqrt(dy.size / dy.shape[1])
+    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=1e-5)
+    if with_bias:
+        np.testing.assert_allclose(bt.grad.data / scale,
+                                   dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("simd", SIMD_PATHS)
+def test_conv2d_rowflat_batch_0_1_and_noncontiguous(simd):
+    rng = np.random.default_rng(90)
+    w = (rng.standard_normal((16, 6, 5, 5)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    # A strided, reversed view: conv2d must read it as the array it shows.
+    base = rng.standard_normal((1, 12, 13, 12)).astype(np.float32)
+    views = [base[:, ::2, :12, ::-1], np.zeros((0, 6, 12, 12), np.float32)]
+    use_simd(simd)
+    try:
+        results = []
+        for x in views:
+            xt, wt, bt = t(x, True), t(w, True), t(b, True)
+            y = F.conv2d(xt, wt, bt)
+            dy = rng.standard_normal(y.shape).astype(np.float32)
+            y.backward(t(dy))
+            results.append((x, y, dy, xt, wt, bt))
+    finally:
+        _C.set_simd_path("auto")
+    assert not views[0].flags.c_contiguous
+    for x, y, dy, xt, wt, bt in results:
+        assert y.shape == (x.shape[0], 16, 8, 8)
+        np.testing.assert_allclose(y.data, ref_conv2d(x, w, b), rtol=1e-4, atol=1e-4)
+        dx, dw = ref_conv2d_grads(x, w, dy)
+        assert xt.grad.shape == x.shape
+        np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(bt.grad.data, dy.astype(np.float64).sum(axis=(0, 2, 3)),
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("simd", SIMD_PATHS)
+@pytest.mark.parametrize("wanted", ["input", "weight", "weight_bias", "bias"])
+def test_conv2d_rowflat_some_grads(wanted, simd):
+    # A training step asks for all three gradients at once (one pass over the batch); a frozen
+    # layer or the first layer asks for some of them (separate passes).
+    rng = np.random.default_rng(92)
+    x = rng.standard_normal((11, 6, 12, 12)).astype(np.float32)
+    w = (rng.standard_normal((16, 6, 5, 5)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    xt = t(x, wanted == "input")
+    wt = t(w, wanted in ("weight", "weight_bias"))
+    bt = t(b, wanted in ("weight_bias", "bias"))
+    use_simd(simd)
+    try:
+        y = F.conv2d(xt, wt, bt, padding=1)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(t(dy))
+    finally:
+        _C.set_simd_path("auto")
+    dx, dw = ref_conv2d_grads(x, w, dy, (1, 1))
+    for tensor, ref in [(xt, dx), (wt, dw), (bt, dy.astype(np.float64).sum(axis=(0, 2, 3)))]:
+        if tensor.requires_grad:
+            np.testing.assert_allclose(tensor.grad.data, ref, rtol=1e-4, atol=2e-4)
+        else:
+            assert tensor.grad is None
+
+
+def test_conv2d_rowflat_shapes_gradcheck_float64():
+    # float64 never takes the row-flat (or direct) kernels: it runs im2col + GEMM, checked here
+    # on the shapes the float32 tests above send through the row-flat path.
+    rng = np.random.default_rng(91)
+    for xs, ws, stride, padding, dilation in [((2, 3, 7, 8), (4, 3, 3, 3), (1, 1), (1, 0), (1, 1)),
+                                              ((1, 2, 6, 9), (3, 2, 2, 3), (1, 2), (0, 2), (2, 1))]:
+        x = t(rng.standard_normal(xs), True)
+        w = t(rng.standard_normal(ws), True)
+        b = t(rng.standard_normal(ws[0]), True)
+        assert gradcheck(lambda a, c, d: F.conv2d(a, c, d, stride, padding, dilation), (x, w, b))
 
 
 # Winograd F(2x2, 3x3) (float32, AVX2; 3x3 stride 1, at least 16 channels in and out per group):
@@ -451,13 +609,18 @@ def test_conv2d_3x3_winograd_paths(case, simd):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_conv_transpose2d_stride1_uses_the_direct_kernels():
+@pytest.mark.parametrize("simd", SIMD_PATHS)
+def test_conv_transpose2d_stride1_uses_the_direct_kernels(simd):
     # A stride-1 transposed convolution runs the backward-input kernel forward (and output
     # height smaller than the natural one through output_padding is not possible at stride 1).
     rng = np.random.default_rng(11)
     x = rng.standard_normal((3, 5, 9, 10)).astype(np.float32)
     w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
-    y = F.conv_transpose2d(t(x), t(w), padding=1)
+    use_simd(simd)
+    try:
+        y = F.conv_transpose2d(t(x), t(w), padding=1)
+    finally:
+        _C.set_simd_path("auto")
     np.testing.assert_allclose(y.numpy(), ref_conv_transpose2d(x, w, padding=(1, 1)), rtol=1e-4,
                                atol=1e-4)
 
@@ -547,3 +710,16 @@ def test_kernel_binding_rejects_bad_calls():
         _C.conv2d_backward_input(np.zeros((1, 2, 9, 9), np.float32),
                                  np.zeros((2, 4, 3, 3), np.float32), (5, 5), (1, 1), (0, 0),
                                  (1, 1), 1)
+    # The fused backward call (dx, dw, db at once) checks the three arrays against each other.
+    w = np.zeros((2, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="does not match"):
+        _C.conv2d_backward(x, np.zeros((1, 3, 3, 3), np.float32), w, (1, 1), (0, 0), (1, 1), 1,
+                           True)
+    with pytest.raises(ValueError, match="exceeds the largest possible"):
+        _C.conv2d_backward(x, np.zeros((1, 2, 4, 3), np.float32), w, (1, 1), (0, 0), (1, 1), 1,
+                           True)
+    with pytest.raises(TypeError, match="same dtype"):
+        _C.conv2d_backward(x, np.zeros((1, 2, 3, 3)), w, (1, 1), (0, 0), (1, 1), 1, True)
+    dx, dw, db = _C.conv2d_backward(x, np.ones((1, 2, 3, 3), np.float32), w, (1, 1), (0, 0),
+                                    (1, 1), 1, False)
+    assert dx.shape == x.shape and dw.shape == w.shape and db is None
