@@ -167,7 +167,7 @@ template <typename T>
 py::tuple backward_impl(const py::array& x_in, const py::array& dy_in, const py::array& w_in,
                         const Conv2dShape& s, bool bias_grad) {
   CArray<T> x(x_in), dy(dy_in), w(w_in);
-  CArray<T> dx({s.N, s.C, s.H, s.W});
+  CArray<T> dx = empty_array<T, kCStyle>({s.N, s.C, s.H, s.W});
   CArray<T> dw({s.K, s.Cg(), s.R, s.S});
   std::optional<CArray<T>> db;
   if (bias_grad) db = CArray<T>({s.K});
