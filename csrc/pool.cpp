@@ -42,6 +42,7 @@
 #include "cpu_features.h"
 #include "parallel.h"
 #include "pool_avx2.h"
+#include "pool_avx512.h"
 
 namespace pydl {
 namespace {
@@ -178,6 +179,8 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
   // The AVX2 kernel takes the interior rectangle of each plane in one call and writes byte taps
   // itself; the flat indices go row by row through the int32 taps.
   const bool rect_avx2 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx2();
+  // AVX-512 takes 2x2 / stride 2 windows (it declines others, which then go to AVX2).
+  const bool rect_avx512 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx512();
   // Each output column's window taps [col_lo, col_hi) that lie inside the input along W.
   std::vector<int64_t> col_lo(s.OW), col_hi(s.OW);
   for (int64_t ow = 0; ow < s.OW; ++ow)
@@ -231,7 +234,12 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
     };
     for (int64_t p = p0; p < p1; ++p) {
       int64_t done = ow_lo;  // interior rows: columns [ow_lo, done) already written
-      if (rect_avx2 && oh_lo < oh_hi)
+      if (rect_avx512 && oh_lo < oh_hi)
+        done = pool_detail::max_pool_rect_2x2s2_avx512(
+            s, reinterpret_cast<const float*>(x + p * HW), oh_lo, oh_hi, ow_lo, ow_hi,
+            reinterpret_cast<float*>(y + p * OHW),
+            kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
+      if (rect_avx2 && oh_lo < oh_hi && done == ow_lo)
         done = pool_detail::max_pool_rect_avx2(
             s, reinterpret_cast<const float*>(x + p * HW), oh_lo, oh_hi, ow_lo, ow_hi,
             reinterpret_cast<float*>(y + p * OHW),
@@ -475,7 +483,11 @@ void max_backward_2x2_plane(const Pool2dShape& s, const TapTable& tt, const T* d
     const T* g = dyp + oh * s.OW;
     const uint8_t* t = tp + oh * s.OW;
     int64_t ow = 0;
-    if (is_float(dyp) && use_avx2())
+    if (is_float(dyp) && use_avx512())
+      ow = pool_detail::max_pool_backward_2x2_row_avx512(reinterpret_cast<const float*>(g), t, 0,
+                                                         full_ow, reinterpret_cast<float*>(dx0),
+                                                         reinterpret_cast<float*>(dx1));
+    else if (is_float(dyp) && use_avx2())
       ow = pool_detail::max_pool_backward_2x2_row_avx2(reinterpret_cast<const float*>(g), t, 0,
                                                        full_ow, reinterpret_cast<float*>(dx0),
                                                        reinterpret_cast<float*>(dx1));

@@ -1,0 +1,111 @@
+// AVX-512 pooling kernels (see pool_avx512.h). This file alone among the pooling files is
+// compiled with -mavx512f/bw/dq/vl; pool.cpp calls into it only when use_avx512() is true.
+//
+// 2x2 / stride 2 forward, sixteen windows: the two input rows' 32 columns are two zmm each;
+// vpermt2ps splits each row into its even (tap t = 0) and odd (t = 1) columns, and three exact
+// pairwise steps pick the maximum: row 0's pair, row 1's pair, then the two rows. The step
+// "take b over a when b > a or b is NaN" is associative over an ordered sequence (it keeps the
+// last NaN if there is one, else the first maximum), so grouping the four taps as
+// ((t0, t1), (t2, t3)) gives what the sequential scan of the portable loop gives, value bits
+// included. The taps come out of the compare masks: bit 1 = rows step, bit 0 = the chosen
+// row's pair step.
+//
+// Only the entry points have external linkage (no AVX-512 inline function may be picked by the
+// linker for portable code), and nothing from the standard library is used here.
+#include <immintrin.h>
+
+#include "pool_avx512.h"
+
+namespace pydl::pool_detail {
+namespace {
+
+// Lanes [0, n) of a 16-lane mask (0 <= n <= 16).
+inline __mmask16 first_lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+}
+
+// b > a or b is NaN: where the sequential max scan replaces a by the later b.
+inline __mmask16 takes(__m512 b, __m512 a) {
+  return _kor_mask16(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q));
+}
+
+}  // namespace
+
+int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_t oh0,
+                                   int64_t oh1, int64_t ow0, int64_t ow1, float* yp,
+                                   uint8_t* taps) {
+  if (s.kernel_h != 2 || s.kernel_w != 2 || s.stride_h != 2 || s.stride_w != 2 ||
+      s.dil_h != 1 || s.dil_w != 1)
+    return ow0;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m128i one = _mm_set1_epi8(1), two = _mm_set1_epi8(2);
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    const float* r0 = xp + (2 * oh - s.pad_h) * s.W - s.pad_w;  // window ow's corner: r0 + 2 ow
+    const float* r1 = r0 + s.W;
+    float* yr = yp + oh * s.OW;
+    uint8_t* tr = taps ? taps + oh * s.OW : nullptr;
+    for (int64_t b = ow0; b < ow1; b += 16) {
+      const int64_t n = ow1 - b < 16 ? ow1 - b : 16;  // windows in this block
+      const __mmask16 out = first_lanes(n);
+      const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+      const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * b);
+      const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * b + 16);
+      const __m512 c0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * b);
+      const __m512 c1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * b + 16);
+      const __m512 t0 = _mm512_permutex2var_ps(a0, even, a1);
+      const __m512 t1 = _mm512_permutex2var_ps(a0, odd, a1);
+      const __m512 t2 = _mm512_permutex2var_ps(c0, even, c1);
+      const __m512 t3 = _mm512_permutex2var_ps(c0, odd, c1);
+      const __mmask16 k01 = takes(t1, t0), k23 = takes(t3, t2);
+      const __m512 m01 = _mm512_mask_mov_ps(t0, k01, t1);
+      const __m512 m23 = _mm512_mask_mov_ps(t2, k23, t3);
+      const __mmask16 krow = takes(m23, m01);
+      _mm512_mask_storeu_ps(yr + b, out, _mm512_mask_mov_ps(m01, krow, m23));
+      if (tr) {
+        const __mmask16 bit0 = _kor_mask16(_kand_mask16(krow, k23), _kandn_mask16(krow, k01));
+        const __m128i t = _mm_add_epi8(_mm_maskz_mov_epi8(bit0, one), _mm_maskz_mov_epi8(krow, two));
+        _mm_mask_storeu_epi8(tr + b, out, t);
+      }
+    }
+  }
+  return ow1;
+}
+
+int64_t max_pool_backward_2x2_row_avx512(const float* dy, const uint8_t* taps, int64_t ow0,
+                                         int64_t ow1, float* dx0, float* dx1) {
+  // Lanes 0..7 of e and o interleaved (e0 o0 e1 o1 ...), then lanes 8..15.
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t ow = ow0; ow < ow1; ow += 16) {
+    const int64_t n = ow1 - ow < 16 ? ow1 - ow : 16;
+    const __mmask16 in = first_lanes(n);
+    const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+    const __m512 g = _mm512_maskz_loadu_ps(in, dy + ow);
+    const __m128i t = _mm_maskz_loadu_epi8(in, taps + ow);
+    auto pick = [&](int tap) {
+      return _mm512_maskz_mov_ps(_mm_cmpeq_epi8_mask(t, _mm_set1_epi8(char(tap))), g);
+    };
+    const __m512 p0 = pick(0), p1 = pick(1), p2 = pick(2), p3 = pick(3);
+    _mm512_mask_storeu_ps(dx0 + 2 * ow, lo, _mm512_permutex2var_ps(p0, ilo, p1));
+    _mm512_mask_storeu_ps(dx0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(p0, ihi, p1));
+    _mm512_mask_storeu_ps(dx1 + 2 * ow, lo, _mm512_permutex2var_ps(p2, ilo, p3));
+    _mm512_mask_storeu_ps(dx1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(p2, ihi, p3));
+  }
+  return ow1 > ow0 ? ow1 : ow0;
+}
+
+void stream_copy_avx512(void* dst, const void* src, int64_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* sp = static_cast<const char*>(src);
+  int64_t i = 0;
+  for (; i < bytes && (reinterpret_cast<uintptr_t>(d + i) & 63) != 0; ++i) d[i] = sp[i];
+  for (; i + 64 <= bytes; i += 64)
+    _mm512_stream_ps(reinterpret_cast<float*>(d + i),
+                     _mm512_loadu_ps(reinterpret_cast<const float*>(sp + i)));
+  _mm_sfence();  // streaming stores are weakly ordered: visible before the caller goes on
+  for (; i < bytes; ++i) d[i] = sp[i];
+}
+
+}  // namespace pydl::pool_detail

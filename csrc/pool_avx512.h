@@ -1,0 +1,34 @@
+#pragma once
+// AVX-512 kernels for pool.cpp (F/BW/DQ/VL). They live in pool_avx512.cpp, the only pooling file
+// compiled with -mavx512*; pool.cpp calls them only when use_avx512() is true and takes the
+// AVX2 or portable path otherwise. The window's taps are combined in the portable loops' order
+// rule (the first maximum wins, a NaN always wins, so the last NaN of a window is the one
+// kept), so values and taps equal theirs bit for bit.
+#include <cstdint>
+
+#include "pool.h"
+
+namespace pydl::pool_detail {
+
+// 2x2 windows at stride 2 along both axes, no dilation: output rows [oh0, oh1) and columns
+// [ow0, ow1) of one plane whose windows lie wholly inside the input, sixteen windows at a time
+// (the last block of a row masked). yp and taps point at the plane's outputs (row stride OW);
+// taps (bytes 2 * r + t) may be null. Returns ow1 when it did the rectangle, ow0 for any other
+// window (the caller then takes its other paths).
+int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_t oh0,
+                                   int64_t oh1, int64_t ow0, int64_t ow1, float* yp,
+                                   uint8_t* taps);
+
+// Backward of one row of 2x2, stride 2 windows, as max_pool_backward_2x2_row_avx2 (dx0, dx1
+// written, not added to: dy[ow] at the window's tap 2 * r + t, 0 at its other elements and at
+// all four for any other tap byte), all of [ow0, ow1); returns ow1.
+int64_t max_pool_backward_2x2_row_avx512(const float* dy, const uint8_t* taps, int64_t ow0,
+                                         int64_t ow1, float* dx0, float* dx1);
+
+// memcpy whose whole 64-byte destination lines are written with non-temporal (streaming)
+// stores, then an sfence; the partial lines at either end (if dst or the end is not 64-byte
+// aligned) take ordinary stores. A streaming store of a whole line needs no read of the line
+// first and leaves the caches to the data that is read again.
+void stream_copy_avx512(void* dst, const void* src, int64_t bytes);
+
+}  // namespace pydl::pool_detail
