@@ -514,8 +514,22 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   check_tap_window(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   const bool dense = is_2x2_stride2(s);
+  const bool stream512 = dense && use_avx512() &&
+                         s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                         HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
   const TapTable tt(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (dense && stream512) {
+      // Each plane built in an L1-resident buffer, then streamed out in whole 64-byte lines
+      // (AVX-512): dx goes to memory once, with no read of its lines first.
+      std::vector<T> buf(HW + 64 / sizeof(T));
+      T* bp = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+      for (int64_t p = p0; p < p1; ++p) {
+        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, bp);
+        pool_detail::stream_copy_avx512(dx + p * HW, bp, HW * int64_t(sizeof(T)));
+      }
+      return;
+    }
     if (dense) {  // writes each dx element once: in place (a buffer measured no faster here)
       for (int64_t p = p0; p < p1; ++p)
         max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dx + p * HW);
