@@ -62,6 +62,24 @@ int64_t plane_grain(const Pool2dShape& s) {
   return std::max<int64_t>(1, 4096 / per_plane);
 }
 
+// Outputs of at least kStreamMinBytes whose planes fit kPlaneBufferMaxBytes may be built plane
+// by plane in a small buffer and streamed out (see PlaneSink).
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
+
+// A buffer of n values whose first value is 64-byte aligned (for whole-line streaming copies).
+template <typename T>
+class AlignedPlane {
+ public:
+  explicit AlignedPlane(int64_t n) : buf_(n + 64 / sizeof(T)) {}
+  T* data() {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buf_.data()) + 63) & ~uintptr_t(63));
+  }
+
+ private:
+  std::vector<T> buf_;
+};
+
 // Output columns [lo, hi) whose windows need no clipping along W.
 void interior_columns(const Pool2dShape& s, int64_t* lo, int64_t* hi) {
   const int64_t span_w = (s.kernel_w - 1) * s.dil_w;
@@ -193,7 +211,25 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
       for (int64_t t = 0; t < s.kernel_w; ++t)
         tap_offset[r * s.kernel_w + t] = r * s.dil_h * s.W + t * s.dil_w;
   }
+  // Whole planes of 2x2/2 windows (no clipping anywhere) by AVX-512, a large y streamed out
+  // from a per-task plane buffer in whole lines (it skips the read of each line of y).
+  const bool stream_y = rect_avx512 && s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 &&
+                        s.stride_w == 2 && s.dil_h == 1 && s.dil_w == 1 && oh_lo == 0 &&
+                        oh_hi == s.OH && ow_lo == 0 && ow_hi == s.OW &&
+                        s.planes * OHW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                        OHW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (stream_y) {
+      AlignedPlane<T> buf(OHW);
+      float* yb = reinterpret_cast<float*>(buf.data());
+      for (int64_t p = p0; p < p1; ++p) {
+        pool_detail::max_pool_rect_2x2s2_avx512(
+            s, reinterpret_cast<const float*>(x + p * HW), 0, s.OH, 0, s.OW, yb,
+            kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
+        pool_detail::stream_copy_avx512(y + p * OHW, yb, OHW * int64_t(sizeof(T)));
+      }
+      return;
+    }
     std::vector<int32_t> row_taps(kOut == ArgmaxOut::kNone ? 0 : s.OW);
     int32_t* rt = kOut == ArgmaxOut::kNone ? nullptr : row_taps.data();
     // Columns [c0, c1) of output row oh of plane p, portable (and per-row AVX2) loops.
@@ -347,8 +383,6 @@ bool is_2x2_stride2(const Pool2dShape& s) {
 // without pushing dy and the argmax out of the caches. Small outputs are written in place, and
 // so is the dense 2x2/2 max backward, which writes each element once (through the buffer it
 // measured no faster on the development VM; average and adaptive pooling measured faster).
-constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
-constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
 
 template <typename T>
 class PlaneSink {
@@ -522,8 +556,8 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
     if (dense && stream512) {
       // Each plane built in an L1-resident buffer, then streamed out in whole 64-byte lines
       // (AVX-512): dx goes to memory once, with no read of its lines first.
-      std::vector<T> buf(HW + 64 / sizeof(T));
-      T* bp = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+      AlignedPlane<T> buf(HW);
+      T* bp = buf.data();
       for (int64_t p = p0; p < p1; ++p) {
         max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, bp);
         pool_detail::stream_copy_avx512(dx + p * HW, bp, HW * int64_t(sizeof(T)));
