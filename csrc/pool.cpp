@@ -551,6 +551,10 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   const bool stream512 = dense && use_avx512() &&
                          s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
                          HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
+  // 3x3 / stride 2 / padding 1 (overlapping windows) written densely by AVX-512.
+  const bool dense3x3 = is_float(dx) && use_avx512() && s.kernel_h == 3 && s.kernel_w == 3 &&
+                        s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 1 && s.pad_w == 1 &&
+                        s.dil_h == 1 && s.dil_w == 1;
   const TapTable tt(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     if (dense && stream512) {
@@ -561,6 +565,19 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
       for (int64_t p = p0; p < p1; ++p) {
         max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, bp);
         pool_detail::stream_copy_avx512(dx + p * HW, bp, HW * int64_t(sizeof(T)));
+      }
+      return;
+    }
+    if (dense3x3) {  // AVX-512, dense: in place, or through a plane buffer streamed out
+      const bool buffered = s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                            HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
+      AlignedPlane<T> buf(buffered ? HW : 0);
+      for (int64_t p = p0; p < p1; ++p) {
+        float* dst = reinterpret_cast<float*>(buffered ? buf.data() : dx + p * HW);
+        pool_detail::max_pool_backward_3x3s2p1_plane_avx512(
+            s, reinterpret_cast<const float*>(dy + p * OHW), taps + p * OHW, dst);
+        if (buffered)
+          pool_detail::stream_copy_avx512(dx + p * HW, dst, HW * int64_t(sizeof(T)));
       }
       return;
     }

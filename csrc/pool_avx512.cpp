@@ -96,6 +96,56 @@ int64_t max_pool_backward_2x2_row_avx512(const float* dy, const uint8_t* taps, i
   return ow1 > ow0 ? ow1 : ow0;
 }
 
+bool max_pool_backward_3x3s2p1_plane_avx512(const Pool2dShape& s, const float* dy,
+                                            const uint8_t* taps, float* dx) {
+  if (s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 2 || s.stride_w != 2 || s.pad_h != 1 ||
+      s.pad_w != 1 || s.dil_h != 1 || s.dil_w != 1)
+    return false;
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const int64_t pairs = (s.W + 1) / 2;  // column pairs (2j, 2j + 1) covering the row
+  for (int64_t i = 0; i < s.H; ++i) {
+    // The (output row, window row) pairs that reach input row i, in the scatter's order.
+    int64_t src_oh[2], src_r[2];
+    int nsrc = 0;
+    const int64_t k = i / 2;
+    if (i % 2 == 0) {
+      if (k < s.OH) src_oh[nsrc] = k, src_r[nsrc++] = 1;
+    } else {
+      if (k < s.OH) src_oh[nsrc] = k, src_r[nsrc++] = 2;
+      if (k + 1 < s.OH) src_oh[nsrc] = k + 1, src_r[nsrc++] = 0;
+    }
+    float* dxr = dx + i * s.W;
+    for (int64_t j0 = 0; j0 < pairs; j0 += 16) {
+      // Windows j0 + lane (lane < OW - j0) and, shifted, j0 + 1 + lane.
+      const __mmask16 in = first_lanes(s.OW - j0 < 0 ? 0 : s.OW - j0);
+      const __mmask16 in1 = first_lanes(s.OW - j0 - 1 < 0 ? 0 : s.OW - j0 - 1);
+      __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+      for (int c = 0; c < nsrc; ++c) {
+        const int64_t o = src_oh[c] * s.OW + j0;
+        const char tap0 = char(3 * src_r[c]);
+        const __m512 g = _mm512_maskz_loadu_ps(in, dy + o);
+        const __m128i t = _mm_maskz_loadu_epi8(in, taps + o);
+        const __m512 g1 = _mm512_maskz_loadu_ps(in1, dy + o + 1);
+        const __m128i t1 = _mm_maskz_loadu_epi8(in1, taps + o + 1);
+        const __mmask16 k1 = _mm_mask_cmpeq_epi8_mask(in, t, _mm_set1_epi8(char(tap0 + 1)));
+        const __mmask16 k2 = _mm_mask_cmpeq_epi8_mask(in, t, _mm_set1_epi8(char(tap0 + 2)));
+        const __mmask16 k0 = _mm_mask_cmpeq_epi8_mask(in1, t1, _mm_set1_epi8(tap0));
+        even = _mm512_add_ps(even, _mm512_maskz_mov_ps(k1, g));
+        odd = _mm512_add_ps(odd, _mm512_maskz_mov_ps(k2, g));
+        odd = _mm512_add_ps(odd, _mm512_maskz_mov_ps(k0, g1));
+      }
+      const int64_t cols = s.W - 2 * j0 < 32 ? s.W - 2 * j0 : 32;
+      _mm512_mask_storeu_ps(dxr + 2 * j0, first_lanes(cols < 16 ? cols : 16),
+                            _mm512_permutex2var_ps(even, ilo, odd));
+      _mm512_mask_storeu_ps(dxr + 2 * j0 + 16, first_lanes(cols > 16 ? cols - 16 : 0),
+                            _mm512_permutex2var_ps(even, ihi, odd));
+    }
+  }
+  return true;
+}
+
 void stream_copy_avx512(void* dst, const void* src, int64_t bytes) {
   char* d = static_cast<char*>(dst);
   const char* sp = static_cast<const char*>(src);

@@ -25,6 +25,16 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
 int64_t max_pool_backward_2x2_row_avx512(const float* dy, const uint8_t* taps, int64_t ow0,
                                          int64_t ow1, float* dx0, float* dx1);
 
+// One plane of the backward of 3x3 windows at stride 2 with padding 1 along both axes, no
+// dilation (ResNet's stem pooling), any H, W, OH, OW: every dx element written once (not added
+// to), dense, sixteen column pairs at a time. Input row 2k takes window row 1 of output row k,
+// row 2k + 1 window row 2 of output row k and row 0 of output row k + 1; within a row, column
+// 2j takes tap t = 1 of window j, column 2j + 1 tap 2 of window j and tap 0 of window j + 1.
+// The contributions are added to +0 in the order of the portable scatter (output by output),
+// so the sums equal its bit for bit. Returns false (and writes nothing) for any other window.
+bool max_pool_backward_3x3s2p1_plane_avx512(const Pool2dShape& s, const float* dy,
+                                            const uint8_t* taps, float* dx);
+
 // memcpy whose whole 64-byte destination lines are written with non-temporal (streaming)
 // stores, then an sfence; the partial lines at either end (if dst or the end is not 64-byte
 // aligned) take ordinary stores. A streaming store of a whole line needs no read of the line

@@ -574,7 +574,8 @@ def check_against_reference(x, k, s, p, ceil_mode, results, gy):
 @pytest.mark.parametrize("shape", [(2, 3, 8, 32), (1, 2, 9, 33), (1, 1, 4, 34), (3, 1, 5, 3),
                                    (1, 2, 6, 2), (2, 2, 12, 62), (0, 3, 8, 32), (1, 1, 2, 94)])
 @pytest.mark.parametrize("k, s, p, ceil_mode", [(2, 2, 0, False), (2, 2, 0, True),
-                                                (2, 2, 1, False), (3, 2, 1, False)])
+                                                (2, 2, 1, False), (3, 2, 1, False),
+                                                (3, 2, 1, True), (3, 2, 0, False)])
 def test_max_pool2d_paths_agree_bitwise(shape, k, s, p, ceil_mode):
     if p * 2 > k or min(shape[-2:]) + 2 * p < k:
         pytest.skip("not a valid window for this shape")
