@@ -211,22 +211,29 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
       for (int64_t t = 0; t < s.kernel_w; ++t)
         tap_offset[r * s.kernel_w + t] = r * s.dil_h * s.W + t * s.dil_w;
   }
-  // Whole planes of 2x2/2 windows (no clipping anywhere) by AVX-512, a large y streamed out
-  // from a per-task plane buffer in whole lines (it skips the read of each line of y).
-  const bool stream_y = rect_avx512 && s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 &&
-                        s.stride_w == 2 && s.dil_h == 1 && s.dil_w == 1 && oh_lo == 0 &&
-                        oh_hi == s.OH && ow_lo == 0 && ow_hi == s.OW &&
-                        s.planes * OHW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+  // Whole planes by AVX-512: 2x2/2 windows when none is clipped, 3x3/2 windows always; a large
+  // y is built plane by plane in a per-task buffer and streamed out in whole lines (which skips
+  // the read of each line of y).
+  const bool k2s2 = s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 &&
+                    s.dil_h == 1 && s.dil_w == 1;
+  const bool k3s2 = s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 2 && s.stride_w == 2 &&
+                    s.dil_h == 1 && s.dil_w == 1;
+  const bool plane512 = rect_avx512 && (k3s2 || (k2s2 && oh_lo == 0 && oh_hi == s.OH &&
+                                                 ow_lo == 0 && ow_hi == s.OW));
+  const bool stream_y = plane512 && s.planes * OHW * int64_t(sizeof(T)) >= kStreamMinBytes &&
                         OHW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
-    if (stream_y) {
-      AlignedPlane<T> buf(OHW);
-      float* yb = reinterpret_cast<float*>(buf.data());
+    if (plane512) {
+      AlignedPlane<T> buf(stream_y ? OHW : 0);
       for (int64_t p = p0; p < p1; ++p) {
-        pool_detail::max_pool_rect_2x2s2_avx512(
-            s, reinterpret_cast<const float*>(x + p * HW), 0, s.OH, 0, s.OW, yb,
-            kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
-        pool_detail::stream_copy_avx512(y + p * OHW, yb, OHW * int64_t(sizeof(T)));
+        const float* xp = reinterpret_cast<const float*>(x + p * HW);
+        float* yp = reinterpret_cast<float*>(stream_y ? buf.data() : y + p * OHW);
+        uint8_t* tp = kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr;
+        if (k3s2)
+          pool_detail::max_pool_plane_3x3s2_avx512(s, xp, yp, tp);
+        else
+          pool_detail::max_pool_rect_2x2s2_avx512(s, xp, 0, s.OH, 0, s.OW, yp, tp);
+        if (stream_y) pool_detail::stream_copy_avx512(y + p * OHW, yp, OHW * int64_t(sizeof(T)));
       }
       return;
     }

@@ -72,6 +72,133 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
   return ow1;
 }
 
+namespace {
+
+// Lanes [lo, hi) of a 16-lane mask, clamped to [0, 16).
+inline __mmask16 lane_range(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > 16 ? 16 : hi;
+  if (hi <= lo) return 0;
+  return __mmask16(first_lanes(hi) & ~first_lanes(lo));
+}
+
+// ceil(a / 2) for any sign of a.
+inline int64_t ceil_half(int64_t a) { return a >= 0 ? (a + 1) / 2 : -((-a) / 2); }
+
+// Sixteen 3x3 / stride 2 windows starting at output column j0: where their columns lie.
+struct Block3 {
+  int64_t c0;                    // column of tap t = 0 of the block's first window
+  __mmask16 la, lb, lc, ld;      // valid lanes of the loads at c0, c0 + 16, c0 + 1, c0 + 17
+  __mmask16 v0, v1, v2;          // windows whose tap t lies inside the input
+  __mmask16 out;                 // windows in the block (j0 + lane < OW)
+};
+
+inline Block3 block3(const Pool2dShape& s, int64_t j0) {
+  Block3 b;
+  b.c0 = 2 * j0 - s.pad_w;
+  const int64_t n = s.OW - j0 < 16 ? s.OW - j0 : 16;
+  b.out = first_lanes(n);
+  auto loads = [&](int64_t start) { return lane_range(-start, s.W - start); };
+  b.la = loads(b.c0);
+  b.lb = loads(b.c0 + 16);
+  b.lc = loads(b.c0 + 1);
+  b.ld = loads(b.c0 + 17);
+  // Window lane l's tap t is column c0 + 2l + t: inside when 0 <= it < W.
+  auto taps = [&](int64_t t) {
+    return __mmask16(lane_range(ceil_half(-b.c0 - t), ceil_half(s.W - b.c0 - t)) & b.out);
+  };
+  b.v0 = taps(0);
+  b.v1 = taps(1);
+  b.v2 = taps(2);
+  return b;
+}
+
+// The sequential scan's step over one more tap: b replaces the running (m, t) in the lanes
+// where it is inside the input and either wins or nothing was taken yet.
+inline void scan_step(__m512& m, __m128i& t, __mmask16& have, __m512 v, __m128i tap,
+                      __mmask16 valid) {
+  const __mmask16 take = _kand_mask16(_kor_mask16(takes(v, m), _knot_mask16(have)), valid);
+  m = _mm512_mask_mov_ps(m, take, v);
+  t = _mm_mask_mov_epi8(t, take, tap);
+  have = _kor_mask16(have, valid);
+}
+
+// The 3-wide maxima of one input row for a block: value, tap t (bytes), lanes with any tap.
+struct Row3 {
+  __m512 m;
+  __m128i t;
+  __mmask16 have;
+};
+
+inline Row3 row_max3(const float* row, const Block3& b, __m512i even, __m512i odd) {
+  const __m512 a = _mm512_maskz_loadu_ps(b.la, row + b.c0);
+  const __m512 bb = _mm512_maskz_loadu_ps(b.lb, row + b.c0 + 16);
+  const __m512 c = _mm512_maskz_loadu_ps(b.lc, row + b.c0 + 1);
+  const __m512 d = _mm512_maskz_loadu_ps(b.ld, row + b.c0 + 17);
+  Row3 r;
+  r.m = _mm512_permutex2var_ps(a, even, bb);  // tap 0: columns c0 + 2l
+  r.t = _mm_setzero_si128();
+  r.have = b.v0;
+  scan_step(r.m, r.t, r.have, _mm512_permutex2var_ps(a, odd, bb), _mm_set1_epi8(1), b.v1);
+  scan_step(r.m, r.t, r.have, _mm512_permutex2var_ps(c, odd, d), _mm_set1_epi8(2), b.v2);
+  return r;
+}
+
+}  // namespace
+
+bool max_pool_plane_3x3s2_avx512(const Pool2dShape& s, const float* xp, float* yp,
+                                 uint8_t* taps) {
+  if (s.kernel_h != 3 || s.kernel_w != 3 || s.stride_h != 2 || s.stride_w != 2 ||
+      s.dil_h != 1 || s.dil_w != 1)
+    return false;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 neg_inf = _mm512_set1_ps(-__builtin_inff());
+  const __m128i no_tap = _mm_set1_epi8(char(kMaxPoolNoTap));
+  constexpr int kStrip = 32;  // blocks of 16 windows per column strip (rows read in order)
+  for (int64_t sb = 0; sb < s.OW; sb += 16 * kStrip) {
+    Block3 blk[kStrip];
+    Row3 top[kStrip];
+    int nb = 0;
+    for (int64_t j0 = sb; j0 < s.OW && nb < kStrip; j0 += 16) blk[nb++] = block3(s, j0);
+    auto in_rows = [&](int64_t i) { return i >= 0 && i < s.H; };
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const int64_t i0 = 2 * oh - s.pad_h;  // window row r is input row i0 + r
+      for (int j = 0; j < nb; ++j) {
+        const Block3& b = blk[j];
+        const int64_t j0 = sb + 16 * j;
+        // Row r = 0 is the previous output row's r = 2 (computed there when it was inside).
+        Row3 acc;
+        if (oh == 0) {
+          if (in_rows(i0)) acc = row_max3(xp + i0 * s.W, b, even, odd);
+          else acc.m = neg_inf, acc.t = _mm_setzero_si128(), acc.have = 0;
+        } else {
+          acc = top[j];
+        }
+        if (in_rows(i0 + 1)) {
+          Row3 mid = row_max3(xp + (i0 + 1) * s.W, b, even, odd);
+          scan_step(acc.m, acc.t, acc.have, mid.m, _mm_add_epi8(mid.t, _mm_set1_epi8(3)),
+                    mid.have);
+        }
+        Row3 bot;
+        bot.m = neg_inf, bot.t = _mm_setzero_si128(), bot.have = 0;
+        if (in_rows(i0 + 2)) {
+          bot = row_max3(xp + (i0 + 2) * s.W, b, even, odd);
+          scan_step(acc.m, acc.t, acc.have, bot.m, _mm_add_epi8(bot.t, _mm_set1_epi8(6)),
+                    bot.have);
+        }
+        top[j] = bot;
+        // A window with no input element: -inf and no tap, as the portable loops.
+        const __mmask16 none = _knot_mask16(acc.have);
+        _mm512_mask_storeu_ps(yp + oh * s.OW + j0, b.out, _mm512_mask_mov_ps(acc.m, none, neg_inf));
+        if (taps)
+          _mm_mask_storeu_epi8(taps + oh * s.OW + j0, b.out, _mm_mask_mov_epi8(acc.t, none, no_tap));
+      }
+    }
+  }
+  return true;
+}
+
 int64_t max_pool_backward_2x2_row_avx512(const float* dy, const uint8_t* taps, int64_t ow0,
                                          int64_t ow1, float* dx0, float* dx1) {
   // Lanes 0..7 of e and o interleaved (e0 o0 e1 o1 ...), then lanes 8..15.

@@ -19,6 +19,15 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
                                    int64_t oh1, int64_t ow0, int64_t ow1, float* yp,
                                    uint8_t* taps);
 
+// One whole plane of 3x3 windows at stride 2 along both axes, no dilation, any padding (0 or
+// 1) and ceil_mode: y (row stride OW) and, when taps is not null, the tap bytes (255 for a
+// window with no input element), sixteen windows at a time, clipped windows included (their
+// taps outside the input are masked off, as the portable loops skip them). Separable: each
+// input row's 3-wide maxima are computed once and shared by the two output rows that hold it.
+// Returns false (and writes nothing) for any other window.
+bool max_pool_plane_3x3s2_avx512(const Pool2dShape& s, const float* xp, float* yp,
+                                 uint8_t* taps);
+
 // Backward of one row of 2x2, stride 2 windows, as max_pool_backward_2x2_row_avx2 (dx0, dx1
 // written, not added to: dy[ow] at the window's tap 2 * r + t, 0 at its other elements and at
 // all four for any other tap byte), all of [ow0, ow1); returns ow1.
