@@ -123,24 +123,45 @@ inline void scan_step(__m512& m, __m128i& t, __mmask16& have, __m512 v, __m128i 
   have = _kor_mask16(have, valid);
 }
 
-// The 3-wide maxima of one input row for a block: value, tap t (bytes), lanes with any tap.
+// The 3-wide maxima of one input row for a block: value, tap t (bytes), lanes with any tap,
+// and (fast form) the sum of the taps, NaN when one of them is.
 struct Row3 {
   __m512 m;
   __m128i t;
   __mmask16 have;
+  __m512 watch;
 };
 
+// kExact: the sequential scan's rule (NaNs, clipped taps). Otherwise, for blocks with no
+// clipped window: b replaces the running maximum only where b > m, and NaNs are only noted in
+// watch (the caller redoes a block whose watch is NaN in the exact form).
+template <bool kExact>
 inline Row3 row_max3(const float* row, const Block3& b, __m512i even, __m512i odd) {
   const __m512 a = _mm512_maskz_loadu_ps(b.la, row + b.c0);
   const __m512 bb = _mm512_maskz_loadu_ps(b.lb, row + b.c0 + 16);
   const __m512 c = _mm512_maskz_loadu_ps(b.lc, row + b.c0 + 1);
   const __m512 d = _mm512_maskz_loadu_ps(b.ld, row + b.c0 + 17);
+  const __m512 v0 = _mm512_permutex2var_ps(a, even, bb);  // tap t: columns c0 + 2l + t
+  const __m512 v1 = _mm512_permutex2var_ps(a, odd, bb);
+  const __m512 v2 = _mm512_permutex2var_ps(c, odd, d);
   Row3 r;
-  r.m = _mm512_permutex2var_ps(a, even, bb);  // tap 0: columns c0 + 2l
+  r.m = v0;
   r.t = _mm_setzero_si128();
-  r.have = b.v0;
-  scan_step(r.m, r.t, r.have, _mm512_permutex2var_ps(a, odd, bb), _mm_set1_epi8(1), b.v1);
-  scan_step(r.m, r.t, r.have, _mm512_permutex2var_ps(c, odd, d), _mm_set1_epi8(2), b.v2);
+  if (kExact) {
+    r.have = b.v0;
+    scan_step(r.m, r.t, r.have, v1, _mm_set1_epi8(1), b.v1);
+    scan_step(r.m, r.t, r.have, v2, _mm_set1_epi8(2), b.v2);
+    r.watch = _mm512_setzero_ps();
+  } else {
+    r.have = b.out;
+    __mmask16 gt = _mm512_cmp_ps_mask(v1, r.m, _CMP_GT_OQ);
+    r.m = _mm512_mask_mov_ps(r.m, gt, v1);
+    r.t = _mm_maskz_mov_epi8(gt, _mm_set1_epi8(1));
+    gt = _mm512_cmp_ps_mask(v2, r.m, _CMP_GT_OQ);
+    r.m = _mm512_mask_mov_ps(r.m, gt, v2);
+    r.t = _mm_mask_mov_epi8(r.t, gt, _mm_set1_epi8(2));
+    r.watch = _mm512_add_ps(_mm512_add_ps(v0, v1), v2);
+  }
   return r;
 }
 
@@ -158,34 +179,57 @@ bool max_pool_plane_3x3s2_avx512(const Pool2dShape& s, const float* xp, float* y
   constexpr int kStrip = 32;  // blocks of 16 windows per column strip (rows read in order)
   for (int64_t sb = 0; sb < s.OW; sb += 16 * kStrip) {
     Block3 blk[kStrip];
-    Row3 top[kStrip];
+    Row3 top[kStrip];  // row 2 of the previous output row, per block
+    bool top_fast[kStrip];  // ... computed in the fast form (else exactly)
     int nb = 0;
     for (int64_t j0 = sb; j0 < s.OW && nb < kStrip; j0 += 16) blk[nb++] = block3(s, j0);
     auto in_rows = [&](int64_t i) { return i >= 0 && i < s.H; };
     for (int64_t oh = 0; oh < s.OH; ++oh) {
       const int64_t i0 = 2 * oh - s.pad_h;  // window row r is input row i0 + r
+      const bool rows_inside = i0 >= 0 && i0 + 2 < s.H;
       for (int j = 0; j < nb; ++j) {
         const Block3& b = blk[j];
         const int64_t j0 = sb + 16 * j;
-        // Row r = 0 is the previous output row's r = 2 (computed there when it was inside).
-        Row3 acc;
-        if (oh == 0) {
-          if (in_rows(i0)) acc = row_max3(xp + i0 * s.W, b, even, odd);
-          else acc.m = neg_inf, acc.t = _mm_setzero_si128(), acc.have = 0;
-        } else {
-          acc = top[j];
+        Row3 acc, bot;
+        bool exact = !(rows_inside && b.v0 == b.out && b.v1 == b.out && b.v2 == b.out);
+        if (!exact) {  // fast form; row 0 is the previous output row's row 2 when it was fast
+          acc = oh > 0 && top_fast[j] ? top[j] : row_max3<false>(xp + i0 * s.W, b, even, odd);
+          const Row3 mid = row_max3<false>(xp + (i0 + 1) * s.W, b, even, odd);
+          bot = row_max3<false>(xp + (i0 + 2) * s.W, b, even, odd);
+          const __m512 watch = _mm512_add_ps(_mm512_add_ps(acc.watch, mid.watch), bot.watch);
+          if (__builtin_expect(_mm512_cmp_ps_mask(watch, watch, _CMP_UNORD_Q) != 0, 0)) {
+            exact = true;
+          } else {
+            __mmask16 gt = _mm512_cmp_ps_mask(mid.m, acc.m, _CMP_GT_OQ);
+            acc.m = _mm512_mask_mov_ps(acc.m, gt, mid.m);
+            acc.t = _mm_mask_mov_epi8(acc.t, gt, _mm_add_epi8(mid.t, _mm_set1_epi8(3)));
+            gt = _mm512_cmp_ps_mask(bot.m, acc.m, _CMP_GT_OQ);
+            acc.m = _mm512_mask_mov_ps(acc.m, gt, bot.m);
+            acc.t = _mm_mask_mov_epi8(acc.t, gt, _mm_add_epi8(bot.t, _mm_set1_epi8(6)));
+            top_fast[j] = true;
+          }
         }
-        if (in_rows(i0 + 1)) {
-          Row3 mid = row_max3(xp + (i0 + 1) * s.W, b, even, odd);
-          scan_step(acc.m, acc.t, acc.have, mid.m, _mm_add_epi8(mid.t, _mm_set1_epi8(3)),
-                    mid.have);
-        }
-        Row3 bot;
-        bot.m = neg_inf, bot.t = _mm_setzero_si128(), bot.have = 0;
-        if (in_rows(i0 + 2)) {
-          bot = row_max3(xp + (i0 + 2) * s.W, b, even, odd);
-          scan_step(acc.m, acc.t, acc.have, bot.m, _mm_add_epi8(bot.t, _mm_set1_epi8(6)),
-                    bot.have);
+        if (exact) {
+          // Row r = 0 is the previous output row's r = 2 when that was computed exactly.
+          if (oh > 0 && !top_fast[j]) {
+            acc = top[j];
+          } else if (in_rows(i0)) {
+            acc = row_max3<true>(xp + i0 * s.W, b, even, odd);
+          } else {
+            acc.m = neg_inf, acc.t = _mm_setzero_si128(), acc.have = 0;
+          }
+          if (in_rows(i0 + 1)) {
+            Row3 mid = row_max3<true>(xp + (i0 + 1) * s.W, b, even, odd);
+            scan_step(acc.m, acc.t, acc.have, mid.m, _mm_add_epi8(mid.t, _mm_set1_epi8(3)),
+                      mid.have);
+          }
+          bot.m = neg_inf, bot.t = _mm_setzero_si128(), bot.have = 0;
+          if (in_rows(i0 + 2)) {
+            bot = row_max3<true>(xp + (i0 + 2) * s.W, b, even, odd);
+            scan_step(acc.m, acc.t, acc.have, bot.m, _mm_add_epi8(bot.t, _mm_set1_epi8(6)),
+                      bot.have);
+          }
+          top_fast[j] = false;
         }
         top[j] = bot;
         // A window with no input element: -inf and no tap, as the portable loops.
