@@ -9,8 +9,15 @@
 //     (pool_avx2.cpp, stride_w 1 or 2, float32). The argmax is tracked as the window tap
 //     r * kernel_w + t and written as PyTorch's flat index ih * W + iw (return_indices), as one
 //     byte (what backward needs when nobody asked for the indices), or not at all (no grad).
+//   * max pooling with AVX-512 (pool_avx512.cpp, float32, byte taps or none): 2x2/2 planes
+//     with no clipped window and every 3x3/2 plane (clipped windows by masks) whole, sixteen
+//     windows per block; a y of kStreamMinBytes or more is built per plane in a buffer and
+//     streamed out in whole 64-byte lines.
 //   * max backward: zero the plane, add dy at each tap; 2x2 stride 2 windows (which do not
-//     overlap) write dx densely instead, two input rows at a time.
+//     overlap) write dx densely instead, two input rows at a time; with AVX-512, 3x3/2/1
+//     windows too (each element written once, the overlapping contributions added to 0 in the
+//     scatter's order), and a large dx of either goes through a plane buffer streamed out in
+//     whole lines.
 //   * average pooling: window bounds and divisors per row and per column, computed once per
 //     call (a divisor is a row factor times a column factor); interior columns as for max.
 //   * adaptive average: input rows of an output row summed into a row buffer (contiguous, so
@@ -66,6 +73,9 @@ int64_t plane_grain(const Pool2dShape& s) {
 // by plane in a small buffer and streamed out (see PlaneSink).
 constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
 constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
+// The AVX-512 paths stream whole 64-byte lines only; a plane much smaller than a few lines
+// would be mostly partial lines at its ends (ordinary byte stores), so those write in place.
+constexpr int64_t kStreamMinPlaneBytes = 1024;
 
 // A buffer of n values whose first value is 64-byte aligned (for whole-line streaming copies).
 template <typename T>
@@ -221,6 +231,7 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
   const bool plane512 = rect_avx512 && (k3s2 || (k2s2 && oh_lo == 0 && oh_hi == s.OH &&
                                                  ow_lo == 0 && ow_hi == s.OW));
   const bool stream_y = plane512 && s.planes * OHW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                        OHW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
                         OHW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
     if (plane512) {
@@ -557,6 +568,7 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   const bool dense = is_2x2_stride2(s);
   const bool stream512 = dense && use_avx512() &&
                          s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                         HW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
                          HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
   // 3x3 / stride 2 / padding 1 (overlapping windows) written densely by AVX-512.
   const bool dense3x3 = is_float(dx) && use_avx512() && s.kernel_h == 3 && s.kernel_w == 3 &&
@@ -577,6 +589,7 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
     }
     if (dense3x3) {  // AVX-512, dense: in place, or through a plane buffer streamed out
       const bool buffered = s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                            HW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
                             HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
       AlignedPlane<T> buf(buffered ? HW : 0);
       for (int64_t p = p0; p < p1; ++p) {
