@@ -19,6 +19,12 @@
 namespace pydl::pool_detail {
 namespace {
 
+// Software prefetch distance along the input rows (8 KB): planes are only a few pages long and
+// the hardware prefetcher restarts at every page, which left the forward well below memory
+// bandwidth whenever the other core was busy too (measured 2x2 forward in a step, contended
+// machine: 6.0 ms without, 3.5 ms at 4 KB, 3.1 ms at 8 KB; no change when quiet).
+constexpr long kPrefetchFloats = 2048;
+
 // Lanes [0, n) of a 16-lane mask (0 <= n <= 16).
 inline __mmask16 first_lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
@@ -49,6 +55,12 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
       const int64_t n = ow1 - b < 16 ? ow1 - b : 16;  // windows in this block
       const __mmask16 out = first_lanes(n);
       const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+      if (kPrefetchFloats > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
+      }
       const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * b);
       const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * b + 16);
       const __m512 c0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * b);
@@ -137,6 +149,10 @@ struct Row3 {
 // watch (the caller redoes a block whose watch is NaN in the exact form).
 template <bool kExact>
 inline Row3 row_max3(const float* row, const Block3& b, __m512i even, __m512i odd) {
+  if (kPrefetchFloats > 0) {
+    _mm_prefetch(reinterpret_cast<const char*>(row + b.c0 + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(row + b.c0 + 16 + kPrefetchFloats), _MM_HINT_T0);
+  }
   const __m512 a = _mm512_maskz_loadu_ps(b.la, row + b.c0);
   const __m512 bb = _mm512_maskz_loadu_ps(b.lb, row + b.c0 + 16);
   const __m512 c = _mm512_maskz_loadu_ps(b.lc, row + b.c0 + 1);
@@ -253,6 +269,10 @@ int64_t max_pool_backward_2x2_row_avx512(const float* dy, const uint8_t* taps, i
     const int64_t n = ow1 - ow < 16 ? ow1 - ow : 16;
     const __mmask16 in = first_lanes(n);
     const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+    if (kPrefetchFloats > 0) {  // dy and the taps, a quarter as far ahead (a quarter the rate)
+      _mm_prefetch(reinterpret_cast<const char*>(dy + ow + kPrefetchFloats / 4), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(taps + ow + kPrefetchFloats / 4), _MM_HINT_T0);
+    }
     const __m512 g = _mm512_maskz_loadu_ps(in, dy + ow);
     const __m128i t = _mm_maskz_loadu_epi8(in, taps + ow);
     auto pick = [&](int tap) {
