@@ -316,6 +316,10 @@ bool max_pool_backward_3x3s2p1_plane_avx512(const Pool2dShape& s, const float* d
       for (int c = 0; c < nsrc; ++c) {
         const int64_t o = src_oh[c] * s.OW + j0;
         const char tap0 = char(3 * src_r[c]);
+        if (kPrefetchFloats > 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(dy + o + kPrefetchFloats / 4), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(taps + o + kPrefetchFloats / 4), _MM_HINT_T0);
+        }
         const __m512 g = _mm512_maskz_loadu_ps(in, dy + o);
         const __m128i t = _mm_maskz_loadu_epi8(in, taps + o);
         const __m512 g1 = _mm512_maskz_loadu_ps(in1, dy + o + 1);
