@@ -103,6 +103,7 @@ struct Block3 {
   __mmask16 la, lb, lc, ld;      // valid lanes of the loads at c0, c0 + 16, c0 + 1, c0 + 17
   __mmask16 v0, v1, v2;          // windows whose tap t lies inside the input
   __mmask16 out;                 // windows in the block (j0 + lane < OW)
+  bool fast;                     // every window has tap 0 or 1 inside (row_max3<false> holds)
 };
 
 inline Block3 block3(const Pool2dShape& s, int64_t j0) {
@@ -122,6 +123,7 @@ inline Block3 block3(const Pool2dShape& s, int64_t j0) {
   b.v0 = taps(0);
   b.v1 = taps(1);
   b.v2 = taps(2);
+  b.fast = __mmask16((b.v0 | b.v1) & b.out) == b.out;
   return b;
 }
 
@@ -144,8 +146,8 @@ struct Row3 {
   __m512 watch;
 };
 
-// kExact: the sequential scan's rule (NaNs, clipped taps). Otherwise, for blocks with no
-// clipped window: b replaces the running maximum only where b > m, and NaNs are only noted in
+// kExact: the sequential scan's rule (NaNs, any clipping). Otherwise, for blocks whose every
+// window has tap 0 or 1 inside the input (Block3::fast): b replaces the running maximum only where b > m, and NaNs are only noted in
 // watch (the caller redoes a block whose watch is NaN in the exact form).
 template <bool kExact>
 inline Row3 row_max3(const float* row, const Block3& b, __m512i even, __m512i odd) {
@@ -169,11 +171,16 @@ inline Row3 row_max3(const float* row, const Block3& b, __m512i even, __m512i od
     scan_step(r.m, r.t, r.have, v2, _mm_set1_epi8(2), b.v2);
     r.watch = _mm512_setzero_ps();
   } else {
+    // A window clipped on the left (tap 0 outside the input) starts from its tap 1; taps
+    // outside on the right never compare (masked compares).
     r.have = b.out;
-    __mmask16 gt = _mm512_cmp_ps_mask(v1, r.m, _CMP_GT_OQ);
+    const __mmask16 from1 = _kandn_mask16(b.v0, b.out);
+    r.m = _mm512_mask_mov_ps(r.m, from1, v1);
+    r.t = _mm_maskz_mov_epi8(from1, _mm_set1_epi8(1));
+    __mmask16 gt = _mm512_mask_cmp_ps_mask(b.v1, v1, r.m, _CMP_GT_OQ);
     r.m = _mm512_mask_mov_ps(r.m, gt, v1);
-    r.t = _mm_maskz_mov_epi8(gt, _mm_set1_epi8(1));
-    gt = _mm512_cmp_ps_mask(v2, r.m, _CMP_GT_OQ);
+    r.t = _mm_mask_mov_epi8(r.t, gt, _mm_set1_epi8(1));
+    gt = _mm512_mask_cmp_ps_mask(b.v2, v2, r.m, _CMP_GT_OQ);
     r.m = _mm512_mask_mov_ps(r.m, gt, v2);
     r.t = _mm_mask_mov_epi8(r.t, gt, _mm_set1_epi8(2));
     r.watch = _mm512_add_ps(_mm512_add_ps(v0, v1), v2);
@@ -207,7 +214,7 @@ bool max_pool_plane_3x3s2_avx512(const Pool2dShape& s, const float* xp, float* y
         const Block3& b = blk[j];
         const int64_t j0 = sb + 16 * j;
         Row3 acc, bot;
-        bool exact = !(rows_inside && b.v0 == b.out && b.v1 == b.out && b.v2 == b.out);
+        bool exact = !(rows_inside && b.fast);
         if (!exact) {  // fast form; row 0 is the previous output row's row 2 when it was fast
           acc = oh > 0 && top_fast[j] ? top[j] : row_max3<false>(xp + i0 * s.W, b, even, odd);
           const Row3 mid = row_max3<false>(xp + (i0 + 1) * s.W, b, even, odd);
