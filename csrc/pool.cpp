@@ -31,9 +31,13 @@
 //   (csrc/host_cache.h): a fresh 51 MB dx used to cost 4-7 ms of page faults (the OS zeroing
 //   new pages at ~7-12 GB/s), a reused block costs none. A dx of kStreamMinBytes or more is
 //   mostly built per plane in a small buffer and streamed out (PlaneSink). Measured on the development
-//   VM (2 threads, quiet): forward 2.2 ms (taps) / 1.5 ms (no argmax), backward 2.3-3.3 ms;
-//   in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB no longer
-//   stay in the last-level cache (reads from memory run at ~28 GB/s there, ~50 GB/s from cache).
+//   VM (2 threads, quiet), AVX2 path: forward 2.2 ms (taps) / 1.5 ms (no argmax), backward
+//   2.3-3.3 ms; in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB
+//   no longer stay in the last-level cache. AVX-512 path (Sapphire Rapids class, 2 threads,
+//   lerp_ over 2 x 256 MB at ~50-55 GB/s): inside a step the forward takes ~1.6-1.7 ms and the
+//   backward ~2.2-2.3 ms, the step ~4-4.3 ms (~32 GB/s of the 134.8 MB that must move; y and dx
+//   streamed, so no line of them is read first); 3x3/2/1: forward ~2.5 ms (compute-bound: three
+//   compares per tap row and the tap bookkeeping), backward ~2.8 ms, step ~5.3-5.7 ms.
 #include "pool.h"
 
 #include <algorithm>
