@@ -10,6 +10,15 @@
 // included. The taps come out of the compare masks: bit 1 = rows step, bit 0 = the chosen
 // row's pair step.
 //
+// 3x3 / stride 2 forward, whole planes: each input row's 3-wide maxima (taps 0, 1 from one
+// vpermt2ps pair, tap 2 from a pair loaded one column later) are shared by the two output rows
+// whose windows hold that row; then three rows combine, row-major, in the same associative
+// steps. Unclipped blocks take a fast form (one compare per tap, NaNs only watched in a
+// running sum); clipped ones, and any block whose watch turns NaN, take the exact form.
+//
+// Backward (2x2/2 and 3x3/2/1) writes every dx element once, densely: dy expanded by the taps
+// into the even and odd columns of the input rows (masked moves), interleaved by vpermt2ps.
+//
 // Only the entry points have external linkage (no AVX-512 inline function may be picked by the
 // linker for portable code), and nothing from the standard library is used here.
 #include <immintrin.h>
@@ -76,7 +85,8 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
       _mm512_mask_storeu_ps(yr + b, out, _mm512_mask_mov_ps(m01, krow, m23));
       if (tr) {
         const __mmask16 bit0 = _kor_mask16(_kand_mask16(krow, k23), _kandn_mask16(krow, k01));
-        const __m128i t = _mm_add_epi8(_mm_maskz_mov_epi8(bit0, one), _mm_maskz_mov_epi8(krow, two));
+        const __m128i t =
+            _mm_add_epi8(_mm_maskz_mov_epi8(bit0, one), _mm_maskz_mov_epi8(krow, two));
         _mm_mask_storeu_epi8(tr + b, out, t);
       }
     }
@@ -147,8 +157,9 @@ struct Row3 {
 };
 
 // kExact: the sequential scan's rule (NaNs, any clipping). Otherwise, for blocks whose every
-// window has tap 0 or 1 inside the input (Block3::fast): b replaces the running maximum only where b > m, and NaNs are only noted in
-// watch (the caller redoes a block whose watch is NaN in the exact form).
+// window has tap 0 or 1 inside the input (Block3::fast): b replaces the running maximum only
+// where b > m, and NaNs are only noted in watch (the caller redoes a block whose watch is NaN
+// in the exact form).
 template <bool kExact>
 inline Row3 row_max3(const float* row, const Block3& b, __m512i even, __m512i odd) {
   if (kPrefetchFloats > 0) {
@@ -259,7 +270,8 @@ bool max_pool_plane_3x3s2_avx512(const Pool2dShape& s, const float* xp, float* y
         const __mmask16 none = _knot_mask16(acc.have);
         _mm512_mask_storeu_ps(yp + oh * s.OW + j0, b.out, _mm512_mask_mov_ps(acc.m, none, neg_inf));
         if (taps)
-          _mm_mask_storeu_epi8(taps + oh * s.OW + j0, b.out, _mm_mask_mov_epi8(acc.t, none, no_tap));
+          _mm_mask_storeu_epi8(taps + oh * s.OW + j0, b.out,
+                               _mm_mask_mov_epi8(acc.t, none, no_tap));
       }
     }
   }
