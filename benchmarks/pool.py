@@ -15,6 +15,7 @@ import numpy as np
 
 import pydl
 import pydl.nn.functional as F
+from pydl import _C
 from benchmarks.harness import optional_torch
 
 SHAPE = (64, 64, 56, 56)
@@ -39,6 +40,14 @@ def run(suite):
         ("adaptive_avg_pool2d 1x1", lambda a: F.adaptive_avg_pool2d(a, 1),
          lambda a: torch.nn.functional.adaptive_avg_pool2d(a, 1), 1 / (56 * 56), False),
     ]
+    # Reference: what this machine's memory sustains for a large working set (a += 0.5 (b - a)
+    # over two 256 MB arrays: read a and b, write a), to read the GB/s of the rows below against.
+    ref_a = np.ones(64 << 20, np.float32)
+    ref_b = np.zeros(64 << 20, np.float32)
+    suite.add("memory bandwidth (lerp_ 2x256 MB)", pydl=lambda: _C.lerp_([ref_a], [ref_b], 0.5),
+              peers={}, nbytes=3 * ref_a.nbytes)
+    del ref_a, ref_b
+
     for name, fn, tfn, ratio, is_max in cases:
         n_out = int(n_in * ratio)
         argmax_bytes = n_out if is_max else 0

@@ -9,8 +9,15 @@
 //     (pool_avx2.cpp, stride_w 1 or 2, float32). The argmax is tracked as the window tap
 //     r * kernel_w + t and written as PyTorch's flat index ih * W + iw (return_indices), as one
 //     byte (what backward needs when nobody asked for the indices), or not at all (no grad).
+//   * max pooling with AVX-512 (pool_avx512.cpp, float32, byte taps or none): 2x2/2 planes
+//     with no clipped window and every 3x3/2 plane (clipped windows by masks) whole, sixteen
+//     windows per block; a y of kStreamMinBytes or more is built per plane in a buffer and
+//     streamed out in whole 64-byte lines.
 //   * max backward: zero the plane, add dy at each tap; 2x2 stride 2 windows (which do not
-//     overlap) write dx densely instead, two input rows at a time.
+//     overlap) write dx densely instead, two input rows at a time; with AVX-512, 3x3/2/1
+//     windows too (each element written once, the overlapping contributions added to 0 in the
+//     scatter's order), and a large dx of either goes through a plane buffer streamed out in
+//     whole lines.
 //   * average pooling: window bounds and divisors per row and per column, computed once per
 //     call (a divisor is a row factor times a column factor); interior columns as for max.
 //   * adaptive average: input rows of an output row summed into a row buffer (contiguous, so
@@ -24,9 +31,13 @@
 //   (csrc/host_cache.h): a fresh 51 MB dx used to cost 4-7 ms of page faults (the OS zeroing
 //   new pages at ~7-12 GB/s), a reused block costs none. A dx of kStreamMinBytes or more is
 //   mostly built per plane in a small buffer and streamed out (PlaneSink). Measured on the development
-//   VM (2 threads, quiet): forward 2.2 ms (taps) / 1.5 ms (no argmax), backward 2.3-3.3 ms;
-//   in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB no longer
-//   stay in the last-level cache (reads from memory run at ~28 GB/s there, ~50 GB/s from cache).
+//   VM (2 threads, quiet), AVX2 path: forward 2.2 ms (taps) / 1.5 ms (no argmax), backward
+//   2.3-3.3 ms; in a forward+backward step each pass takes ~1 ms more, as the step's ~130 MB
+//   no longer stay in the last-level cache. AVX-512 path (Sapphire Rapids class, 2 threads,
+//   lerp_ over 2 x 256 MB at ~50-55 GB/s): inside a step the forward takes ~1.6-1.7 ms and the
+//   backward ~2.2-2.3 ms, the step ~4-4.3 ms (~32 GB/s of the 134.8 MB that must move; y and dx
+//   streamed, so no line of them is read first); 3x3/2/1: forward ~2.5 ms (compute-bound: three
+//   compares per tap row and the tap bookkeeping), backward ~2.8 ms, step ~5.3-5.7 ms.
 #include "pool.h"
 
 #include <algorithm>
@@ -42,6 +53,7 @@
 #include "cpu_features.h"
 #include "parallel.h"
 #include "pool_avx2.h"
+#include "pool_avx512.h"
 
 namespace pydl {
 namespace {
@@ -60,6 +72,27 @@ int64_t plane_grain(const Pool2dShape& s) {
   int64_t per_plane = std::max<int64_t>(1, s.H * s.W + s.OH * s.OW);
   return std::max<int64_t>(1, 4096 / per_plane);
 }
+
+// Outputs of at least kStreamMinBytes whose planes fit kPlaneBufferMaxBytes may be built plane
+// by plane in a small buffer and streamed out (see PlaneSink).
+constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
+constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
+// The AVX-512 paths stream whole 64-byte lines only; a plane much smaller than a few lines
+// would be mostly partial lines at its ends (ordinary byte stores), so those write in place.
+constexpr int64_t kStreamMinPlaneBytes = 1024;
+
+// A buffer of n values whose first value is 64-byte aligned (for whole-line streaming copies).
+template <typename T>
+class AlignedPlane {
+ public:
+  explicit AlignedPlane(int64_t n) : buf_(n + 64 / sizeof(T)) {}
+  T* data() {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(buf_.data()) + 63) & ~uintptr_t(63));
+  }
+
+ private:
+  std::vector<T> buf_;
+};
 
 // Output columns [lo, hi) whose windows need no clipping along W.
 void interior_columns(const Pool2dShape& s, int64_t* lo, int64_t* hi) {
@@ -178,6 +211,8 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
   // The AVX2 kernel takes the interior rectangle of each plane in one call and writes byte taps
   // itself; the flat indices go row by row through the int32 taps.
   const bool rect_avx2 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx2();
+  // AVX-512 takes 2x2 / stride 2 windows (it declines others, which then go to AVX2).
+  const bool rect_avx512 = kOut != ArgmaxOut::kFlat && is_float(x) && use_avx512();
   // Each output column's window taps [col_lo, col_hi) that lie inside the input along W.
   std::vector<int64_t> col_lo(s.OW), col_hi(s.OW);
   for (int64_t ow = 0; ow < s.OW; ++ow)
@@ -190,7 +225,33 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
       for (int64_t t = 0; t < s.kernel_w; ++t)
         tap_offset[r * s.kernel_w + t] = r * s.dil_h * s.W + t * s.dil_w;
   }
+  // Whole planes by AVX-512: 2x2/2 windows when none is clipped, 3x3/2 windows always; a large
+  // y is built plane by plane in a per-task buffer and streamed out in whole lines (which skips
+  // the read of each line of y).
+  const bool k2s2 = s.kernel_h == 2 && s.kernel_w == 2 && s.stride_h == 2 && s.stride_w == 2 &&
+                    s.dil_h == 1 && s.dil_w == 1;
+  const bool k3s2 = s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 2 && s.stride_w == 2 &&
+                    s.dil_h == 1 && s.dil_w == 1;
+  const bool plane512 = rect_avx512 && (k3s2 || (k2s2 && oh_lo == 0 && oh_hi == s.OH &&
+                                                 ow_lo == 0 && ow_hi == s.OW));
+  const bool stream_y = plane512 && s.planes * OHW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                        OHW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
+                        OHW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (plane512) {
+      AlignedPlane<T> buf(stream_y ? OHW : 0);
+      for (int64_t p = p0; p < p1; ++p) {
+        const float* xp = reinterpret_cast<const float*>(x + p * HW);
+        float* yp = reinterpret_cast<float*>(stream_y ? buf.data() : y + p * OHW);
+        uint8_t* tp = kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr;
+        if (k3s2)
+          pool_detail::max_pool_plane_3x3s2_avx512(s, xp, yp, tp);
+        else
+          pool_detail::max_pool_rect_2x2s2_avx512(s, xp, 0, s.OH, 0, s.OW, yp, tp);
+        if (stream_y) pool_detail::stream_copy_avx512(y + p * OHW, yp, OHW * int64_t(sizeof(T)));
+      }
+      return;
+    }
     std::vector<int32_t> row_taps(kOut == ArgmaxOut::kNone ? 0 : s.OW);
     int32_t* rt = kOut == ArgmaxOut::kNone ? nullptr : row_taps.data();
     // Columns [c0, c1) of output row oh of plane p, portable (and per-row AVX2) loops.
@@ -231,7 +292,12 @@ void max_pool_forward(const Pool2dShape& s, const T* x, T* y, int64_t* flat, uin
     };
     for (int64_t p = p0; p < p1; ++p) {
       int64_t done = ow_lo;  // interior rows: columns [ow_lo, done) already written
-      if (rect_avx2 && oh_lo < oh_hi)
+      if (rect_avx512 && oh_lo < oh_hi)
+        done = pool_detail::max_pool_rect_2x2s2_avx512(
+            s, reinterpret_cast<const float*>(x + p * HW), oh_lo, oh_hi, ow_lo, ow_hi,
+            reinterpret_cast<float*>(y + p * OHW),
+            kOut == ArgmaxOut::kTap ? tap8 + p * OHW : nullptr);
+      if (rect_avx2 && oh_lo < oh_hi && done == ow_lo)
         done = pool_detail::max_pool_rect_avx2(
             s, reinterpret_cast<const float*>(x + p * HW), oh_lo, oh_hi, ow_lo, ow_hi,
             reinterpret_cast<float*>(y + p * OHW),
@@ -339,8 +405,6 @@ bool is_2x2_stride2(const Pool2dShape& s) {
 // without pushing dy and the argmax out of the caches. Small outputs are written in place, and
 // so is the dense 2x2/2 max backward, which writes each element once (through the buffer it
 // measured no faster on the development VM; average and adaptive pooling measured faster).
-constexpr int64_t kStreamMinBytes = int64_t(8) << 20;
-constexpr int64_t kPlaneBufferMaxBytes = int64_t(256) << 10;
 
 template <typename T>
 class PlaneSink {
@@ -475,7 +539,11 @@ void max_backward_2x2_plane(const Pool2dShape& s, const TapTable& tt, const T* d
     const T* g = dyp + oh * s.OW;
     const uint8_t* t = tp + oh * s.OW;
     int64_t ow = 0;
-    if (is_float(dyp) && use_avx2())
+    if (is_float(dyp) && use_avx512())
+      ow = pool_detail::max_pool_backward_2x2_row_avx512(reinterpret_cast<const float*>(g), t, 0,
+                                                         full_ow, reinterpret_cast<float*>(dx0),
+                                                         reinterpret_cast<float*>(dx1));
+    else if (is_float(dyp) && use_avx2())
       ow = pool_detail::max_pool_backward_2x2_row_avx2(reinterpret_cast<const float*>(g), t, 0,
                                                        full_ow, reinterpret_cast<float*>(dx0),
                                                        reinterpret_cast<float*>(dx1));
@@ -502,8 +570,41 @@ void max_pool2d_backward_taps_cpu(const Pool2dShape& s, const T* dy, const uint8
   check_tap_window(s);
   const int64_t HW = s.H * s.W, OHW = s.OH * s.OW;
   const bool dense = is_2x2_stride2(s);
+  const bool stream512 = dense && use_avx512() &&
+                         s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                         HW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
+                         HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
+  // 3x3 / stride 2 / padding 1 (overlapping windows) written densely by AVX-512.
+  const bool dense3x3 = is_float(dx) && use_avx512() && s.kernel_h == 3 && s.kernel_w == 3 &&
+                        s.stride_h == 2 && s.stride_w == 2 && s.pad_h == 1 && s.pad_w == 1 &&
+                        s.dil_h == 1 && s.dil_w == 1;
   const TapTable tt(s);
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (dense && stream512) {
+      // Each plane built in an L1-resident buffer, then streamed out in whole 64-byte lines
+      // (AVX-512): dx goes to memory once, with no read of its lines first.
+      AlignedPlane<T> buf(HW);
+      T* bp = buf.data();
+      for (int64_t p = p0; p < p1; ++p) {
+        max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, bp);
+        pool_detail::stream_copy_avx512(dx + p * HW, bp, HW * int64_t(sizeof(T)));
+      }
+      return;
+    }
+    if (dense3x3) {  // AVX-512, dense: in place, or through a plane buffer streamed out
+      const bool buffered = s.planes * HW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                            HW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
+                            HW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
+      AlignedPlane<T> buf(buffered ? HW : 0);
+      for (int64_t p = p0; p < p1; ++p) {
+        float* dst = reinterpret_cast<float*>(buffered ? buf.data() : dx + p * HW);
+        pool_detail::max_pool_backward_3x3s2p1_plane_avx512(
+            s, reinterpret_cast<const float*>(dy + p * OHW), taps + p * OHW, dst);
+        if (buffered)
+          pool_detail::stream_copy_avx512(dx + p * HW, dst, HW * int64_t(sizeof(T)));
+      }
+      return;
+    }
     if (dense) {  // writes each dx element once: in place (a buffer measured no faster here)
       for (int64_t p = p0; p < p1; ++p)
         max_backward_2x2_plane(s, tt, dy + p * OHW, taps + p * OHW, dx + p * HW);

@@ -240,6 +240,10 @@ def test_pool_errors():
 WIDE_MAX_CASES = [
     # (H, W), kernel, stride, padding, dilation, ceil_mode
     ((20, 37), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((7, 64), (2, 2), (2, 2), (0, 0), (1, 1), False),   # 32 windows: two whole AVX-512 blocks
+    ((18, 36), (2, 2), (2, 2), (1, 1), (1, 1), False),  # padding: interior columns from 1
+    ((6, 2), (2, 2), (2, 2), (0, 0), (1, 1), False),    # one window per row
+    ((9, 33), (2, 2), (2, 2), (0, 0), (1, 1), True),
     ((19, 41), (2, 2), (2, 2), (0, 0), (1, 1), True),
     ((21, 40), (3, 3), (2, 2), (1, 1), (1, 1), False),
     ((17, 43), (3, 3), (2, 2), (1, 1), (1, 1), True),
@@ -251,7 +255,10 @@ WIDE_MAX_CASES = [
 ]
 
 
-@pytest.fixture(params=["auto", "portable"])
+SIMD_PATHS = pydl._C.available_simd_paths()  # e.g. ['avx512', 'avx2+fma', 'portable']
+
+
+@pytest.fixture(params=SIMD_PATHS)
 def simd(request):
     pydl._C.set_simd_path(request.param)
     yield request.param
@@ -328,7 +335,7 @@ def test_max_pool2d_simd_paths_agree_exactly(case):
     gy = np.random.default_rng(case).standard_normal(
         F.max_pool2d(t(x), k, s, p, d, ceil_mode).shape).astype(np.float32)
     results = []
-    for path in ("auto", "portable"):
+    for path in SIMD_PATHS:
         pydl._C.set_simd_path(path)
         try:
             y, idx = F.max_pool2d(t(x), k, s, p, d, ceil_mode, return_indices=True)
@@ -337,8 +344,9 @@ def test_max_pool2d_simd_paths_agree_exactly(case):
             results.append((y.data, idx.data, xt.grad.data))
         finally:
             pydl._C.set_simd_path("auto")
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    for other in results[:-1]:  # every path against the portable one (last)
+        for a, b in zip(other, results[-1]):
+            np.testing.assert_array_equal(a, b)
 
 
 WIDE_AVG_CASES = [
@@ -525,3 +533,82 @@ def test_adaptive_avg_pool2d_large_gradient(out, dtype):
             dx[:, :, hs:he, ws:we] += gy[:, :, i:i + 1, j:j + 1] / ((he - hs) * (we - ws))
     tol = 1e-6 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(xt.grad.data, dx, rtol=tol, atol=tol)
+
+
+# ---- 2x2 / stride 2 max pooling on every SIMD path (AVX-512: sixteen windows per block, masked
+# row tails, whole planes with y and dx streamed out in 64-byte lines when large) ----------------
+def max_pool_all_paths(x, gy, k=2, s=2, p=0, ceil_mode=False):
+    """(path, y, flat indices, y without grad, dx through the taps) for every SIMD path."""
+    out = []
+    for path in SIMD_PATHS:
+        pydl._C.set_simd_path(path)
+        try:
+            y, idx = F.max_pool2d(t(x), k, s, p, ceil_mode=ceil_mode, return_indices=True)
+            with pydl.no_grad():
+                y0 = F.max_pool2d(t(x), k, s, p, ceil_mode=ceil_mode)
+            xt = t(x, True)
+            F.max_pool2d(xt, k, s, p, ceil_mode=ceil_mode).backward(t(gy))
+            out.append((path, y.data, idx.data, y0.data, xt.grad.data))
+        finally:
+            pydl._C.set_simd_path("auto")
+    return out
+
+
+def check_against_reference(x, k, s, p, ceil_mode, results, gy):
+    kk, ss, pp = (k, k), (s, s), (p, p)
+    ey, eidx = ref_max_pool2d_nan(x.astype(np.float64).reshape((-1, 1) + x.shape[-2:]), kk, ss,
+                                  pp, (1, 1), ceil_mode)
+    ey = ey.reshape(x.shape[:-2] + ey.shape[-2:])
+    eidx = eidx.reshape(ey.shape)
+    egx = scatter_planes_ref(gy, eidx, x.shape)
+    portable = results[-1]
+    for path, y, idx, y0, gx in results:
+        np.testing.assert_array_equal(y, ey.astype(x.dtype), err_msg=path)
+        np.testing.assert_array_equal(y0, ey.astype(x.dtype), err_msg=path)
+        np.testing.assert_array_equal(idx, eidx, err_msg=path)
+        np.testing.assert_allclose(gx, egx, rtol=1e-6, atol=1e-6, err_msg=path)
+        for a, b in zip((y, idx, y0, gx), portable[1:]):  # bit for bit as the portable loops
+            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=path)
+
+
+BITWISE_SHAPES = [(2, 3, 8, 32), (1, 2, 9, 33), (1, 1, 4, 34), (3, 1, 5, 3), (1, 2, 6, 2),
+                  (2, 2, 12, 62), (0, 3, 8, 32), (1, 1, 2, 94)]
+BITWISE_WINDOWS = [(2, 2, 0, False), (2, 2, 0, True), (2, 2, 1, False), (3, 2, 1, False),
+                   (3, 2, 1, True), (3, 2, 0, False)]  # kernel, stride, padding, ceil_mode
+
+
+@pytest.mark.parametrize("shape, k, s, p, ceil_mode", [
+    (shape,) + w for shape in BITWISE_SHAPES for w in BITWISE_WINDOWS
+    if min(shape[-2:]) + 2 * w[2] >= w[0]])  # windows that fit the padded plane
+def test_max_pool2d_paths_agree_bitwise(shape, k, s, p, ceil_mode):
+    x = wide_input(sum(shape), shape, np.float32)
+    x[..., 0, :3] = -0.0  # signed zeros tie with +0 (the first one's bits must win)
+    x[..., 1, :3] = 0.0
+    x[..., -1, -4:] = np.nan  # NaNs in the last columns (the masked block tail)
+    oh = out_size(shape[-2], k, s, p, 1, ceil_mode)
+    ow = out_size(shape[-1], k, s, p, 1, ceil_mode)
+    gy = np.random.default_rng(1).standard_normal(shape[:-2] + (oh, ow)).astype(np.float32)
+    gy.reshape(-1)[::7] = -0.0  # a -0 gradient: portable writes it as it is (2x2) or adds it to 0
+    check_against_reference(x, k, s, p, ceil_mode, max_pool_all_paths(x, gy, k, s, p, ceil_mode),
+                            gy)
+
+
+def test_max_pool2d_2x2_noncontiguous_and_ties_all_paths():
+    base = wide_input(3, (2, 3, 10, 70), np.float32)
+    x = base[:, ::-1, :, 1:67]  # reversed channels, a column window: not contiguous
+    x[..., ::2, ::2] = 1.0  # whole windows of ties on some rows
+    x[..., ::2, 1::2] = 1.0
+    gy = np.random.default_rng(2).standard_normal((2, 3, 5, 33)).astype(np.float32)
+    check_against_reference(np.ascontiguousarray(x), 2, 2, 0, False,
+                            max_pool_all_paths(x, gy), gy)
+
+
+@pytest.mark.parametrize("k, p", [(2, 0), (3, 1)])
+def test_max_pool2d_streamed_planes_all_paths(k, p):
+    """y of 8 MiB or more: AVX-512 builds each plane in a buffer and streams it (as dx); planes of
+    58 x 58 (and their 29 x 29 outputs) start at every 4-byte offset from line alignment."""
+    x = wide_input(11, (2500, 1, 58, 58), np.float32)
+    gy = np.random.default_rng(12).standard_normal((2500, 1, 29, 29)).astype(np.float32)
+    results = max_pool_all_paths(x, gy, k, 2, p)
+    assert results[0][1].nbytes >= 8 << 20
+    check_against_reference(x, k, 2, p, False, results, gy)
