@@ -634,19 +634,43 @@ void avg_pool2d_forward_cpu(const Pool2dShape& s, bool count_include_pad, int64_
   interior_columns(si, &ow_lo, &ow_hi);
   interior_rows(si, &oh_lo, &oh_hi);
   const bool rect_avx2 = is_float(x) && use_avx2() && oh_lo < oh_hi && ow_lo < ow_hi;
+  const bool rect_avx512 = rect_avx2 && use_avx512() && s.kernel_h == 2 && s.kernel_w == 2 &&
+                           s.stride_h == 2 && s.stride_w == 2;
+  // 2x2/2 planes with no clipped window (the common case) by AVX-512; a large y is built plane
+  // by plane in a buffer and streamed out in whole lines, as max pooling's.
+  const bool whole_plane = rect_avx512 && oh_lo == 0 && oh_hi == s.OH && ow_lo == 0 &&
+                           ow_hi == s.OW;
+  const bool stream_y = whole_plane && s.planes * OHW * int64_t(sizeof(T)) >= kStreamMinBytes &&
+                        OHW * int64_t(sizeof(T)) >= kStreamMinPlaneBytes &&
+                        OHW * int64_t(sizeof(T)) <= kPlaneBufferMaxBytes;
+  const float interior_div =
+      rect_avx2 ? float(avg_divisor(rows, cols, oh_lo, ow_lo, count_include_pad, divisor_override))
+                : 0.0f;
   parallel_blocks(s.planes, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    if (whole_plane) {
+      AlignedPlane<T> buf(stream_y ? OHW : 0);
+      for (int64_t p = p0; p < p1; ++p) {
+        float* yp = reinterpret_cast<float*>(stream_y ? buf.data() : y + p * OHW);
+        pool_detail::avg_pool_rect_2x2s2_avx512(si, reinterpret_cast<const float*>(x + p * HW),
+                                                0, s.OH, 0, s.OW, interior_div, yp);
+        if (stream_y) pool_detail::stream_copy_avx512(y + p * OHW, yp, OHW * int64_t(sizeof(T)));
+      }
+      return;
+    }
     for (int64_t p = p0; p < p1; ++p) {
       const T* xp = x + p * HW;
       T* yp = y + p * OHW;
-      // Interior windows (no clipping, one divisor) [oh_lo, oh_hi) x [ow_lo, done) by AVX2.
+      // Interior windows (no clipping, one divisor) [oh_lo, oh_hi) x [ow_lo, done) by AVX-512
+      // or AVX2.
       int64_t done = ow_lo;
-      if (rect_avx2) {
-        const int64_t div = avg_divisor(rows, cols, oh_lo, ow_lo, count_include_pad,
-                                        divisor_override);
+      if (rect_avx512)
+        done = pool_detail::avg_pool_rect_2x2s2_avx512(si, reinterpret_cast<const float*>(xp),
+                                                       oh_lo, oh_hi, ow_lo, ow_hi, interior_div,
+                                                       reinterpret_cast<float*>(yp));
+      else if (rect_avx2)
         done = pool_detail::avg_pool_rect_avx2(si, reinterpret_cast<const float*>(xp), oh_lo,
-                                               oh_hi, ow_lo, ow_hi, float(div),
+                                               oh_hi, ow_lo, ow_hi, interior_div,
                                                reinterpret_cast<float*>(yp));
-      }
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         T* yrow = yp + oh * s.OW;
         const int64_t hs = rows.start[oh], he = rows.end[oh];

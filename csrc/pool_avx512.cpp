@@ -94,6 +94,43 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
   return ow1;
 }
 
+int64_t avg_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_t oh0,
+                                   int64_t oh1, int64_t ow0, int64_t ow1, float divisor,
+                                   float* yp) {
+  if (s.kernel_h != 2 || s.kernel_w != 2 || s.stride_h != 2 || s.stride_w != 2) return ow0;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 div = _mm512_set1_ps(divisor);
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    const float* r0 = xp + (2 * oh - s.pad_h) * s.W - s.pad_w;  // window ow's corner: r0 + 2 ow
+    const float* r1 = r0 + s.W;
+    float* yr = yp + oh * s.OW;
+    for (int64_t b = ow0; b < ow1; b += 16) {
+      const int64_t n = ow1 - b < 16 ? ow1 - b : 16;  // windows in this block
+      const __mmask16 out = first_lanes(n);
+      const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+      if (kPrefetchFloats > 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
+      }
+      const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * b);
+      const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * b + 16);
+      const __m512 c0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * b);
+      const __m512 c1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * b + 16);
+      // The portable loop's order: ((((0 + x00) + x01) + x10) + x11) / divisor, so the bits
+      // match (the leading +0 matters only for -0 inputs: +0 + -0 is +0).
+      __m512 sum = _mm512_add_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(a0, even, a1));
+      sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(a0, odd, a1));
+      sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(c0, even, c1));
+      sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(c0, odd, c1));
+      _mm512_mask_storeu_ps(yr + b, out, _mm512_div_ps(sum, div));
+    }
+  }
+  return ow1;
+}
+
 namespace {
 
 // Lanes [lo, hi) of a 16-lane mask, clamped to [0, 16).

@@ -5,10 +5,13 @@
 // rule (the first maximum wins, a NaN always wins, so the last NaN of a window is the one
 // kept), so values and taps equal theirs bit for bit.
 #include <cstdint>
+#include <cstring>
 
 #include "pool.h"
 
 namespace pydl::pool_detail {
+
+#ifdef PYDL_HAVE_AVX512_KERNELS
 
 // 2x2 windows at stride 2 along both axes, no dilation: output rows [oh0, oh1) and columns
 // [ow0, ow1) of one plane whose windows lie wholly inside the input, sixteen windows at a time
@@ -18,6 +21,14 @@ namespace pydl::pool_detail {
 int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_t oh0,
                                    int64_t oh1, int64_t ow0, int64_t ow1, float* yp,
                                    uint8_t* taps);
+
+// Average of 2x2 windows at stride 2 along both axes over output rows [oh0, oh1) and columns
+// [ow0, ow1) of one plane whose windows lie wholly inside the input, all with the same divisor,
+// sixteen windows at a time (the last block of a row masked); the taps are summed in the
+// portable loop's order, so the bits equal its. Returns ow1, or ow0 for any other window.
+int64_t avg_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_t oh0,
+                                   int64_t oh1, int64_t ow0, int64_t ow1, float divisor,
+                                   float* yp);
 
 // One whole plane of 3x3 windows at stride 2 along both axes, no dilation, any padding (0 or
 // 1) and ceil_mode: y (row stride OW) and, when taps is not null, the tap bytes (255 for a
@@ -49,5 +60,24 @@ bool max_pool_backward_3x3s2p1_plane_avx512(const Pool2dShape& s, const float* d
 // aligned) take ordinary stores. A streaming store of a whole line needs no read of the line
 // first and leaves the caches to the data that is read again.
 void stream_copy_avx512(void* dst, const void* src, int64_t bytes);
+
+#else
+// Builds without the AVX-512 kernels (non-x86, MSVC): use_avx512() is always false there, so
+// these are never called; they only let pool.cpp link, each saying "nothing done".
+inline int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape&, const float*, int64_t, int64_t,
+                                          int64_t ow0, int64_t, float*, uint8_t*) { return ow0; }
+inline int64_t avg_pool_rect_2x2s2_avx512(const Pool2dShape&, const float*, int64_t, int64_t,
+                                          int64_t ow0, int64_t, float, float*) { return ow0; }
+inline bool max_pool_plane_3x3s2_avx512(const Pool2dShape&, const float*, float*, uint8_t*) {
+  return false;
+}
+inline int64_t max_pool_backward_2x2_row_avx512(const float*, const uint8_t*, int64_t ow0,
+                                                int64_t, float*, float*) { return ow0; }
+inline bool max_pool_backward_3x3s2p1_plane_avx512(const Pool2dShape&, const float*,
+                                                   const uint8_t*, float*) { return false; }
+inline void stream_copy_avx512(void* dst, const void* src, int64_t bytes) {
+  std::memcpy(dst, src, static_cast<size_t>(bytes));
+}
+#endif
 
 }  // namespace pydl::pool_detail

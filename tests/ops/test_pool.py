@@ -358,6 +358,12 @@ WIDE_AVG_CASES = [
     ((13, 35), (3, 3), (1, 1), (1, 1), False, True, 7),
     ((11, 50), (4, 5), (2, 2), (2, 1), True, False, None),
     ((10, 33), (2, 2), (2, 2), (1, 1), False, True, None),
+    # 2x2/2 planes without clipped windows (AVX-512's whole-plane path): 16 windows and a tail,
+    # exactly 32 windows, one window, a divisor override.
+    ((6, 34), (2, 2), (2, 2), (0, 0), False, True, None),
+    ((4, 64), (2, 2), (2, 2), (0, 0), False, True, None),
+    ((2, 2), (2, 2), (2, 2), (0, 0), False, True, None),
+    ((9, 47), (2, 2), (2, 2), (0, 0), False, True, 3),
 ]
 
 
@@ -384,8 +390,11 @@ def test_avg_pool2d_wide_planes(case, dtype, simd):
 def test_avg_pool2d_simd_paths_agree_exactly(case):
     hw, k, s, p, ceil_mode, include, divisor = WIDE_AVG_CASES[case]
     x = np.random.default_rng(case).standard_normal((3, 2) + hw).astype(np.float32)
+    # Signed zeros: a window of -0s sums to +0 in the portable loop (it starts from +0).
+    x[0, 0] = -0.0
+    x[1, 1, ::2] = -0.0
     results = []
-    for path in ("auto", "portable"):
+    for path in SIMD_PATHS:  # the portable path is last
         pydl._C.set_simd_path(path)
         try:
             xt = t(x, True)
@@ -394,8 +403,10 @@ def test_avg_pool2d_simd_paths_agree_exactly(case):
             results.append((y.data, xt.grad.data))
         finally:
             pydl._C.set_simd_path("auto")
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    for other in results[:-1]:
+        for a, b in zip(other, results[-1]):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
 
 
 def test_avg_pool2d_wide_gradcheck():
@@ -513,6 +524,16 @@ def test_avg_pool2d_large_gradient(k, s, p, dtype):
     dx = dx[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
     tol = 1e-6 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(xt.grad.data, dx, rtol=tol, atol=tol)
+
+
+def test_avg_pool2d_large_output_streamed(simd):
+    # y of 8 MiB and more (10.5 MB here, from 42 MB of input) with planes of 4 KB is built per plane and streamed out
+    # on the AVX-512 path; every path must give the float64 reference's values.
+    x = np.random.default_rng(10).standard_normal((160, 16, 64, 64)).astype(np.float32)
+    y = F.avg_pool2d(t(x), 2)
+    assert y.data.nbytes >= 8 << 20
+    expected = x.astype(np.float64).reshape(160, 16, 32, 2, 32, 2).mean(axis=(3, 5))
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
