@@ -258,13 +258,15 @@ def test_bad_arguments_raise():
 
 
 @pytest.mark.parametrize("value, expected", [("0", 0), ("7", 7 * MiB)])
-def test_environment_sets_the_cap(value, expected):
+def test_environment_sets_the_cap(value, expected, tmp_path):
     env = dict(os.environ, PYDL_HOST_CACHE_MB=value)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # The pydl under test (installed wheel or in-place build), imported from outside the checkout
+    # so the source tree (which has no compiled _C in a wheel install) cannot shadow it.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c",
                           "import pydl; print(pydl.memory.get_cache_limit())"],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
     assert int(out.stdout.strip()) == expected
 
 
