@@ -44,6 +44,31 @@ inline __mmask16 takes(__m512 b, __m512 a) {
   return _kor_mask16(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q));
 }
 
+// Sixteen 2x2 / stride 2 windows starting at output column b (n <= 16 of them real) of the
+// input rows r0 and r1: their taps t = 0, 1 of row 0 (x00, x01) and of row 1 (x10, x11), lane
+// per window, from masked loads (lanes past the block read nothing and hold 0).
+struct Block2x2 {
+  __m512 x00, x01, x10, x11;
+};
+
+inline Block2x2 load_block_2x2(const float* r0, const float* r1, int64_t b, int64_t n) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
+  if (kPrefetchFloats > 0) {
+    _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
+  }
+  const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * b);
+  const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * b + 16);
+  const __m512 c0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * b);
+  const __m512 c1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * b + 16);
+  return {_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1),
+          _mm512_permutex2var_ps(c0, even, c1), _mm512_permutex2var_ps(c0, odd, c1)};
+}
+
 }  // namespace
 
 int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_t oh0,
@@ -52,8 +77,6 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
   if (s.kernel_h != 2 || s.kernel_w != 2 || s.stride_h != 2 || s.stride_w != 2 ||
       s.dil_h != 1 || s.dil_w != 1)
     return ow0;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m128i one = _mm_set1_epi8(1), two = _mm_set1_epi8(2);
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     const float* r0 = xp + (2 * oh - s.pad_h) * s.W - s.pad_w;  // window ow's corner: r0 + 2 ow
@@ -63,21 +86,8 @@ int64_t max_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
     for (int64_t b = ow0; b < ow1; b += 16) {
       const int64_t n = ow1 - b < 16 ? ow1 - b : 16;  // windows in this block
       const __mmask16 out = first_lanes(n);
-      const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
-      if (kPrefetchFloats > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
-      }
-      const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * b);
-      const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * b + 16);
-      const __m512 c0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * b);
-      const __m512 c1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * b + 16);
-      const __m512 t0 = _mm512_permutex2var_ps(a0, even, a1);
-      const __m512 t1 = _mm512_permutex2var_ps(a0, odd, a1);
-      const __m512 t2 = _mm512_permutex2var_ps(c0, even, c1);
-      const __m512 t3 = _mm512_permutex2var_ps(c0, odd, c1);
+      const Block2x2 w = load_block_2x2(r0, r1, b, n);
+      const __m512 t0 = w.x00, t1 = w.x01, t2 = w.x10, t3 = w.x11;
       const __mmask16 k01 = takes(t1, t0), k23 = takes(t3, t2);
       const __m512 m01 = _mm512_mask_mov_ps(t0, k01, t1);
       const __m512 m23 = _mm512_mask_mov_ps(t2, k23, t3);
@@ -98,8 +108,6 @@ int64_t avg_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
                                    int64_t oh1, int64_t ow0, int64_t ow1, float divisor,
                                    float* yp) {
   if (s.kernel_h != 2 || s.kernel_w != 2 || s.stride_h != 2 || s.stride_w != 2) return ow0;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   const __m512 div = _mm512_set1_ps(divisor);
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     const float* r0 = xp + (2 * oh - s.pad_h) * s.W - s.pad_w;  // window ow's corner: r0 + 2 ow
@@ -108,23 +116,11 @@ int64_t avg_pool_rect_2x2s2_avx512(const Pool2dShape& s, const float* xp, int64_
     for (int64_t b = ow0; b < ow1; b += 16) {
       const int64_t n = ow1 - b < 16 ? ow1 - b : 16;  // windows in this block
       const __mmask16 out = first_lanes(n);
-      const __mmask16 lo = first_lanes(2 * n), hi = first_lanes(2 * n - 16 > 0 ? 2 * n - 16 : 0);
-      if (kPrefetchFloats > 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(r0 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + kPrefetchFloats), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(r1 + 2 * b + 16 + kPrefetchFloats), _MM_HINT_T0);
-      }
-      const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * b);
-      const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * b + 16);
-      const __m512 c0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * b);
-      const __m512 c1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * b + 16);
+      const Block2x2 w = load_block_2x2(r0, r1, b, n);
       // The portable loop's order: ((((0 + x00) + x01) + x10) + x11) / divisor, so the bits
       // match (the leading +0 matters only for -0 inputs: +0 + -0 is +0).
-      __m512 sum = _mm512_add_ps(_mm512_setzero_ps(), _mm512_permutex2var_ps(a0, even, a1));
-      sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(a0, odd, a1));
-      sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(c0, even, c1));
-      sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(c0, odd, c1));
+      __m512 sum = _mm512_add_ps(_mm512_setzero_ps(), w.x00);
+      sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(sum, w.x01), w.x10), w.x11);
       _mm512_mask_storeu_ps(yr + b, out, _mm512_div_ps(sum, div));
     }
   }

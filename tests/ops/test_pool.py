@@ -23,7 +23,9 @@ def out_size(n, k, s, p, d, ceil_mode):
 
 
 def ref_max_pool2d(x, k, s, p, d, ceil_mode):
-    """Loops over windows; padding never wins (it is -inf). Returns values and flat indices."""
+    """Loops over windows; padding never wins. PyTorch's rule: the first element of a window
+    starts the scan, a later one replaces the maximum when it is larger or NaN (so the last NaN
+    wins, otherwise the first maximum). Returns values and flat indices (-1: empty window)."""
     N, C, H, W = x.shape
     OH, OW = out_size(H, k[0], s[0], p[0], d[0], ceil_mode), out_size(W, k[1], s[1], p[1], d[1], ceil_mode)
     y = np.full((N, C, OH, OW), -np.inf)
@@ -35,9 +37,10 @@ def ref_max_pool2d(x, k, s, p, d, ceil_mode):
                     ih, iw = i * s[0] - p[0] + r * d[0], j * s[1] - p[1] + c * d[1]
                     if 0 <= ih < H and 0 <= iw < W:
                         v = x[:, :, ih, iw]
-                        better = v > y[:, :, i, j]
-                        y[:, :, i, j] = np.where(better, v, y[:, :, i, j])
-                        idx[:, :, i, j] = np.where(better, ih * W + iw, idx[:, :, i, j])
+                        cur = y[:, :, i, j]
+                        take = (v > cur) | np.isnan(v) | (idx[:, :, i, j] < 0)
+                        y[:, :, i, j] = np.where(take, v, cur)
+                        idx[:, :, i, j] = np.where(take, ih * W + iw, idx[:, :, i, j])
     return y, idx
 
 
@@ -281,7 +284,7 @@ def wide_input(seed, shape, dtype):
 def test_max_pool2d_wide_planes(case, dtype, simd):
     hw, k, s, p, d, ceil_mode = WIDE_MAX_CASES[case]
     x = wide_input(case, (2, 3) + hw, dtype)
-    ey, eidx = ref_max_pool2d_nan(x.astype(np.float64), k, s, p, d, ceil_mode)
+    ey, eidx = ref_max_pool2d(x.astype(np.float64), k, s, p, d, ceil_mode)
     y, idx = F.max_pool2d(t(x), k, s, p, d, ceil_mode, return_indices=True)
     np.testing.assert_array_equal(y.data, ey.astype(dtype))
     np.testing.assert_array_equal(idx.data, eidx)
@@ -296,27 +299,6 @@ def test_max_pool2d_wide_planes(case, dtype, simd):
     y.backward(t(gy))
     np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-6,
                                atol=1e-6)
-
-
-def ref_max_pool2d_nan(x, k, s, p, d, ceil_mode):
-    """ref_max_pool2d with PyTorch's NaN rule: a NaN replaces the running maximum (so the last
-    NaN of a window wins), otherwise the first maximum wins."""
-    N, C, H, W = x.shape
-    OH, OW = out_size(H, k[0], s[0], p[0], d[0], ceil_mode), out_size(W, k[1], s[1], p[1], d[1], ceil_mode)
-    y = np.full((N, C, OH, OW), -np.inf)
-    idx = np.full((N, C, OH, OW), -1, np.int64)
-    for i in range(OH):
-        for j in range(OW):
-            for r in range(k[0]):
-                for c in range(k[1]):
-                    ih, iw = i * s[0] - p[0] + r * d[0], j * s[1] - p[1] + c * d[1]
-                    if 0 <= ih < H and 0 <= iw < W:
-                        v = x[:, :, ih, iw]
-                        cur = y[:, :, i, j]
-                        take = (v > cur) | np.isnan(v) | (idx[:, :, i, j] < 0)
-                        y[:, :, i, j] = np.where(take, v, cur)
-                        idx[:, :, i, j] = np.where(take, ih * W + iw, idx[:, :, i, j])
-    return y, idx
 
 
 def scatter_ref(gy, idx, x_shape):
@@ -492,7 +474,7 @@ def scatter_planes_ref(gy, idx, x_shape):
                                               ((3, 3), (2, 2), (1, 1), True)])
 def test_max_pool2d_large_gradient(k, s, p, indices, dtype):
     x = wide_input(7, LARGE_PLANES, dtype)
-    ey, eidx = ref_max_pool2d_nan(x.astype(np.float64), k, s, p, (1, 1), False)
+    ey, eidx = ref_max_pool2d(x.astype(np.float64), k, s, p, (1, 1), False)
     gy = np.random.default_rng(8).standard_normal(ey.shape).astype(dtype)
     xt = t(x, True)
     out = F.max_pool2d(xt, k, s, p, return_indices=indices)
@@ -577,7 +559,7 @@ def max_pool_all_paths(x, gy, k=2, s=2, p=0, ceil_mode=False):
 
 def check_against_reference(x, k, s, p, ceil_mode, results, gy):
     kk, ss, pp = (k, k), (s, s), (p, p)
-    ey, eidx = ref_max_pool2d_nan(x.astype(np.float64).reshape((-1, 1) + x.shape[-2:]), kk, ss,
+    ey, eidx = ref_max_pool2d(x.astype(np.float64).reshape((-1, 1) + x.shape[-2:]), kk, ss,
                                   pp, (1, 1), ceil_mode)
     ey = ey.reshape(x.shape[:-2] + ey.shape[-2:])
     eidx = eidx.reshape(ey.shape)
