@@ -79,7 +79,8 @@ class LRScheduler:
         return self._last_lr
 
     def get_lr(self) -> List[float]:
-        raise NotImplementedError
+        # Each scheduler's rule (abstract here, as in torch.optim.lr_scheduler.LRScheduler).
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr")
 
     def step(self, epoch: Optional[int] = None) -> None:
         """Advance the schedule by one epoch and write the new rates into the optimizer."""

@@ -208,7 +208,8 @@ class Optimizer:
         return loss
 
     def _step_group(self, group: Dict[str, Any], batch: _Batch) -> None:
-        raise NotImplementedError
+        # The one hook each optimizer defines (as torch.optim.Optimizer.step is abstract).
+        raise NotImplementedError(f"{type(self).__name__} must define _step_group")
 
     def _batches(self, group: Dict[str, Any]) -> List[_Batch]:
         by_dtype: Dict[Any, _Batch] = {}
