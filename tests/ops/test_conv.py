@@ -392,18 +392,16 @@ SIMD_PATHS = ["avx512", "avx2+fma", "portable"]
 
 
 def use_simd(simd):
-    if simd not in _C.available_simd_paths():
+    if simd != "auto" and simd not in _C.available_simd_paths():
         pytest.skip(f"this CPU (or build) has no {simd} path")
     _C.set_simd_path(simd)
 
 
-@pytest.mark.parametrize("simd", SIMD_PATHS)
-@pytest.mark.parametrize("case", range(len(DIRECT_CASES)))
-def test_conv2d_stride1_small_channel_paths(case, simd):
-    xs, ws, padding, groups = DIRECT_CASES[case]
-    rng = np.random.default_rng(case)
+def check_conv2d_step(xs, ws, padding, groups, simd, rng, w_scale, dw_atol):
+    """conv2d forward and all three gradients on the given SIMD path, against the float64
+    references (float32 data, stride and dilation 1)."""
     x = rng.standard_normal(xs).astype(np.float32)
-    w = (rng.standard_normal(ws) * 0.3).astype(np.float32)
+    w = (rng.standard_normal(ws) * w_scale).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32)
     use_simd(simd)
     try:
@@ -419,9 +417,16 @@ def test_conv2d_stride1_small_channel_paths(case, simd):
     np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
     # dw sums N * OH * OW products: compare against that scale.
     scale = np.sqrt(dy.size / dy.shape[1])
-    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=dw_atol)
     np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("simd", SIMD_PATHS)
+@pytest.mark.parametrize("case", range(len(DIRECT_CASES)))
+def test_conv2d_stride1_small_channel_paths(case, simd):
+    xs, ws, padding, groups = DIRECT_CASES[case]
+    check_conv2d_step(xs, ws, padding, groups, simd, np.random.default_rng(case), 0.3, 1e-5)
 
 
 def ref_conv2d_grads_general(x, w, dy, stride, padding, dilation, groups):
@@ -587,26 +592,7 @@ WINOGRAD_CASES = [
 @pytest.mark.parametrize("case", range(len(WINOGRAD_CASES)))
 def test_conv2d_3x3_winograd_paths(case, simd):
     xs, ws, padding, groups = WINOGRAD_CASES[case]
-    rng = np.random.default_rng(50 + case)
-    x = rng.standard_normal(xs).astype(np.float32)
-    w = (rng.standard_normal(ws) * 0.2).astype(np.float32)
-    b = rng.standard_normal(ws[0]).astype(np.float32)
-    _C.set_simd_path(simd)
-    try:
-        xt, wt, bt = t(x, True), t(w, True), t(b, True)
-        y = F.conv2d(xt, wt, bt, 1, padding, 1, groups)
-        dy = rng.standard_normal(y.shape).astype(np.float32)
-        y.backward(t(dy))
-    finally:
-        _C.set_simd_path("auto")
-    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, (1, 1), padding, (1, 1), groups),
-                               rtol=1e-4, atol=1e-4)
-    dx, dw = ref_conv2d_grads(x, w, dy, padding, groups)
-    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
-    scale = np.sqrt(dy.size / dy.shape[1])
-    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=2e-5)
-    np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
-                               rtol=1e-4, atol=1e-5)
+    check_conv2d_step(xs, ws, padding, groups, simd, np.random.default_rng(50 + case), 0.2, 2e-5)
 
 
 @pytest.mark.parametrize("simd", SIMD_PATHS)
