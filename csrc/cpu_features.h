@@ -2,10 +2,23 @@
 // Run-time choice of the SIMD code path. Kernels with an AVX2+FMA variant (csrc/*_avx2.cpp) call
 // it only when use_avx2() is true, kernels with an AVX-512 variant (csrc/*_avx512.cpp) only when
 // use_avx512() is true; otherwise they run the next path down, ending at portable C++.
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace pydl {
+
+// What CPUID and XGETBV report, read by pydl itself (csrc/cpu_features.cpp) so that GCC, clang and
+// MSVC builds agree. All false (and xcr0 0) on CPUs that are not x86.
+struct CpuFeatures {
+  bool x86 = false;
+  bool avx = false, fma = false, avx2 = false, osxsave = false;
+  bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
+  uint64_t xcr0 = 0;    // the OS-enabled register state (XGETBV(0)); 0 without OSXSAVE
+  bool os_ymm = false;  // XCR0 has XMM and YMM state: the OS saves AVX registers
+  bool os_zmm = false;  // os_ymm and XCR0 has opmask, ZMM_Hi256 and Hi16_ZMM state
+};
+const CpuFeatures& cpu_features();
 
 // What this CPU supports (CPUID + OS register-state check), regardless of any override.
 bool cpu_supports_avx2_fma();
