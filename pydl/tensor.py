@@ -236,14 +236,18 @@ class Tensor:
             self._hooks.append(hook)
         return hook
 
-    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False):
-        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad
+        (only into ``inputs`` when given).
 
         A scalar needs no ``gradient``; otherwise pass d(loss)/d(self), of self's shape.
+        ``create_graph=True`` records the backward pass, so ``.grad`` can be differentiated.
         """
         from pydl.autograd import backward
 
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                 inputs=inputs)
 
     def to(self, *args, **kwargs) -> "Tensor":
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``;
@@ -331,7 +335,7 @@ class Tensor:
     # -- in-place ops -----------------------------------------------------------------------------
     def _check_inplace(self) -> bool:
         """True when the in-place op must be recorded in the graph."""
-        if not grad_mode._enabled:
+        if not grad_mode._state.enabled:
             return False
         if self.requires_grad and self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
@@ -448,7 +452,7 @@ class Tensor:
         return self._fill_random(random.generator(generator).random(self.shape) < p)
 
     def _fill_random(self, values: np.ndarray) -> "Tensor":
-        if self.requires_grad and self.grad_fn is None and grad_mode._enabled:
+        if self.requires_grad and self.grad_fn is None and grad_mode._state.enabled:
             self._check_inplace()
         values = values.astype(self.dtype, copy=False)
         if isinstance(self.data, np.ndarray):
@@ -461,10 +465,10 @@ class Tensor:
     def __setitem__(self, key, value) -> None:
         from pydl.ops import indexing
 
-        if self.requires_grad and self.grad_fn is None and grad_mode._enabled:
+        if self.requires_grad and self.grad_fn is None and grad_mode._state.enabled:
             self._check_inplace()
         if isinstance(value, Tensor) and value.requires_grad or self.requires_grad:
-            if grad_mode._enabled:
+            if grad_mode._state.enabled:
                 self._inplace(lambda s, v: indexing.index_put(s, key, v),
                               value if isinstance(value, Tensor) else Tensor(value))
                 return

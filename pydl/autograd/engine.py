@@ -5,6 +5,15 @@ argument i goes: ``(node, output_index)`` for a computed tensor, ``(leaf_tensor,
 None when that argument needs no gradient. The walk first counts, for every node reachable from
 the roots, how many edges lead into it; a node runs its backward once all of them have delivered
 (Kahn's algorithm). No recursion, so a chain of any length works.
+
+Two modes, one walk:
+
+* first order: gradients are raw arrays, formulas run under no_grad, nothing is recorded;
+* ``create_graph``: gradients are Tensors and formulas run with grad mode on and saved tensors
+  wired into the graph (see ``Function``), so the gradients carry a graph of their own.
+
+``capture`` (for ``autograd.grad``) names tensors whose gradient is returned instead of being
+accumulated into ``.grad``; only the part of the graph that leads to them runs.
 """
 from __future__ import annotations
 
@@ -13,17 +22,27 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from pydl import _C
+from pydl.autograd import grad_mode
 from pydl.autograd.function import Function
 
 
-def _accumulate_leaf(leaf, g, owned: set) -> None:
+def _as_array(r):
+    from pydl.tensor import Tensor
+
+    return r.data if isinstance(r, Tensor) else np.asarray(r)
+
+
+def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
     from pydl.tensor import Tensor
 
     if leaf._hooks:
         for hook in leaf._hooks:
-            r = hook(Tensor._wrap(g))
+            r = hook(g if create_graph else Tensor._wrap(g))
             if r is not None:
-                g = r.data if isinstance(r, Tensor) else np.asarray(r)
+                g = r if create_graph else _as_array(r)
+    if create_graph:
+        _accumulate_leaf_tensor(leaf, g)
+        return
     if g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if g.shape != leaf.data.shape:
@@ -37,20 +56,94 @@ def _accumulate_leaf(leaf, g, owned: set) -> None:
             g = g.copy()
         owned.add(id(g))
         leaf.grad = Tensor._wrap(g)
-    elif leaf.grad.data.flags.writeable and leaf.grad.data.shape == g.shape:
+    elif leaf.grad.grad_fn is None and leaf.grad.data.flags.writeable and \
+            leaf.grad.data.shape == g.shape:
         np.add(leaf.grad.data, g, out=leaf.grad.data)
     else:
-        leaf.grad.data = leaf.grad.data + g
+        # A .grad that carries a graph (from create_graph) is never written in place.
+        leaf.grad = Tensor._wrap(leaf.grad.data + g)
 
 
-def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: bool = False) -> None:
-    """Backpropagate ``grads`` (one per root tensor) to every leaf that requires grad."""
+def _accumulate_leaf_tensor(leaf, g) -> None:
+    """create_graph: .grad becomes (or grows by) a Tensor that carries the graph of its making."""
+    from pydl.ops.elementwise import Clone
+    from pydl.ops.shape import Expand
+
+    if g.dtype != leaf.data.dtype:
+        g = g.to(leaf.data.dtype)
+    if g.shape != leaf.data.shape:
+        g = Expand.apply(g, leaf.data.shape)
+    if leaf.grad is None:
+        # .grad is the user's to change in place (zero_()): it must own its memory.
+        if not g.data.flags.writeable or not g.data.flags.owndata:
+            g = Clone.apply(g)
+        leaf.grad = g
+    else:
+        leaf.grad = leaf.grad + g
+
+
+def run_backward(roots: Sequence, grads: Sequence, retain_graph: bool = False,
+                 create_graph: bool = False, capture: Optional[Sequence] = None,
+                 accumulate: bool = True):
+    """Backpropagate ``grads`` (one per root tensor: arrays, or Tensors with create_graph) to
+    every leaf that requires grad.
+
+    With ``capture`` (a sequence of tensors), returns the gradient reaching each of them (None
+    where none does); leaves' ``.grad`` are then left alone unless ``accumulate``.
+    """
+    if create_graph:
+        prev = (grad_mode._state.enabled, grad_mode._state.backward_tensors)
+        grad_mode._state.enabled = True
+        grad_mode._state.backward_tensors = True
+    else:
+        prev = (grad_mode._state.enabled, grad_mode._state.backward_tensors)
+        grad_mode._state.enabled = False
+        grad_mode._state.backward_tensors = False
+    try:
+        return _run(roots, grads, retain_graph, create_graph, capture, accumulate)
+    finally:
+        grad_mode._state.enabled, grad_mode._state.backward_tensors = prev
+
+
+def _zeros(shape, dtype, create_graph, like):
+    from pydl.device import array_module
+    from pydl.tensor import Tensor
+
+    xp = np if like is None else array_module(like)
+    z = xp.zeros(shape, dtype=dtype)
+    return Tensor._wrap(z) if create_graph else z
+
+
+def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
+    from pydl.tensor import Tensor
+
     owned: set = set()
     pending: Dict[Function, List[Optional[np.ndarray]]] = {}
     start_nodes = []
+    leaf_slot: Dict[int, int] = {}
+    node_slot: Dict[tuple, int] = {}
+    captured: list = []
+    if capture is not None:
+        captured = [None] * len(capture)
+        for k, t in enumerate(capture):
+            if t.grad_fn is None:
+                leaf_slot[id(t)] = k
+            else:
+                node_slot[(t.grad_fn, t._out_index)] = k
+
+    def deliver_leaf(leaf, g):
+        k = leaf_slot.get(id(leaf))
+        if k is not None:
+            captured[k] = g if captured[k] is None else captured[k] + g
+            if not accumulate:
+                return
+        elif capture is not None and not accumulate:
+            return
+        _accumulate_leaf(leaf, g, owned, create_graph)
+
     for t, g in zip(roots, grads):
         if t.grad_fn is None:
-            _accumulate_leaf(t, g.copy(), owned)
+            deliver_leaf(t, g if create_graph else g.copy())
             continue
         node = t.grad_fn
         slot = pending.get(node)
@@ -60,12 +153,14 @@ def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: boo
         i = t._out_index
         slot[i] = g if slot[i] is None else slot[i] + g
 
-    # Count incoming edges of every reachable node.
+    # Count incoming edges of every reachable node (and keep an order for the pruning below).
     deps: Dict[Function, int] = {}
     seen = set(start_nodes)
     stack = list(start_nodes)
+    order = []
     while stack:
         node = stack.pop()
+        order.append(node)
         for p in node.parents:
             if p is None:
                 continue
@@ -76,6 +171,10 @@ def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: boo
                     seen.add(parent)
                     stack.append(parent)
 
+    useful = None
+    if capture is not None and not accumulate:
+        useful = _nodes_leading_to(order, deps, leaf_slot, node_slot)
+
     ready = [n for n in start_nodes if deps.get(n, 0) == 0]
     while ready:
         node = ready.pop()
@@ -83,15 +182,23 @@ def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: boo
         for i, g in enumerate(gouts):
             if g is None:
                 shape, dtype = node._out_meta[i]
-                gouts[i] = np.zeros(shape, dtype=dtype)
+                like = next((x for x in gouts if x is not None), None)
+                gouts[i] = _zeros(shape, dtype, create_graph,
+                                  None if like is None else _as_array(like))
         if node._hooks:
-            from pydl.tensor import Tensor
-
             for i, hooks in node._hooks.items():
                 for hook in hooks:
-                    r = hook(Tensor._wrap(gouts[i]))
+                    r = hook(gouts[i] if create_graph else Tensor._wrap(gouts[i]))
                     if r is not None:
-                        gouts[i] = r.data if isinstance(r, Tensor) else np.asarray(r)
+                        gouts[i] = r if create_graph else _as_array(r)
+        if node_slot:
+            for i in range(len(gouts)):
+                k = node_slot.get((node, i))
+                if k is not None:
+                    captured[k] = gouts[i]
+        if useful is not None and node not in useful:
+            _release_edges(node, deps, pending, ready, retain_graph)
+            continue
         gins = node.backward(*gouts)
         if type(gins) is not tuple:
             gins = (gins,)
@@ -106,6 +213,8 @@ def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: boo
                 continue
             if isinstance(g, np.generic):  # NumPy reductions to 0-d give scalars
                 g = np.asarray(g)
+            elif create_graph and g is not None and not isinstance(g, Tensor):
+                g = Tensor._wrap(g)  # a formula that gave a constant (zeros) under create_graph
             parent, idx = p
             if isinstance(parent, Function):
                 if g is not None:
@@ -122,7 +231,53 @@ def run_backward(roots: Sequence, grads: Sequence[np.ndarray], retain_graph: boo
                         # edges it owes must still be released.
                         _skip(parent, deps, pending, ready, retain_graph)
             elif g is not None:
-                _accumulate_leaf(parent, g, owned)
+                deliver_leaf(parent, g)
+    return captured if capture is not None else None
+
+
+def _nodes_leading_to(order, deps, leaf_slot, node_slot) -> set:
+    """The nodes whose backward must run for a captured tensor to get its gradient."""
+    indeg = dict(deps)
+    topo = [n for n in order if indeg.get(n, 0) == 0]  # Kahn order: consumers before producers
+    k = 0
+    while k < len(topo):
+        n = topo[k]
+        k += 1
+        for p in n.parents:
+            if p is not None and isinstance(p[0], Function):
+                indeg[p[0]] -= 1
+                if indeg[p[0]] == 0:
+                    topo.append(p[0])
+    target_nodes = {node for node, _ in node_slot}
+    reaches, useful = set(), set()
+    for n in reversed(topo):  # producers first
+        if n in target_nodes:
+            reaches.add(n)
+        for p in n.parents:
+            if p is None:
+                continue
+            parent = p[0]
+            if parent in reaches if isinstance(parent, Function) else id(parent) in leaf_slot:
+                useful.add(n)
+                reaches.add(n)
+                break
+    return useful
+
+
+def _release_edges(node, deps, pending, ready, retain_graph) -> None:
+    """A node that runs no backward still owes its parents their edge counts."""
+    if not retain_graph:
+        node.release()
+    for p in node.parents:
+        if p is None or not isinstance(p[0], Function):
+            continue
+        parent = p[0]
+        deps[parent] -= 1
+        if deps[parent] == 0:
+            if parent in pending:
+                ready.append(parent)
+            else:
+                _skip(parent, deps, pending, ready, retain_graph)
 
 
 def _skip(node, deps, pending, ready, retain_graph) -> None:

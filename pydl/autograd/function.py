@@ -8,7 +8,7 @@ FunctionNode shape)::
             y = np.exp(x)
             self.save_for_backward(y)    # NB: save the output, not x: backward needs only e^x
             return y
-        def backward(self, gy):          # one gradient ndarray per output
+        def backward(self, gy):          # one gradient per output
             y, = self.saved_tensors
             return gy * y                # one entry per forward argument (None: no gradient)
 
@@ -17,6 +17,25 @@ FunctionNode shape)::
 ``apply`` unwraps Tensors, runs ``forward``, wraps the results and, when grad mode is on and an
 input requires grad, makes the instance the outputs' ``grad_fn``: a node of the graph whose
 ``parents`` name, per argument, where the gradient goes (another node, or a leaf Tensor).
+
+One backward formula, two ways to run it (PyTorch's derivatives.yaml, Chainer's FunctionNode):
+
+* First order (``backward()``, ``grad()``): the engine hands ``backward`` raw arrays and
+  ``saved_tensors`` gives the saved arrays. Nothing is recorded; the formula costs what NumPy
+  or the C++ kernel costs.
+* ``create_graph=True``: the engine hands ``backward`` Tensors and ``saved_tensors`` gives
+  Tensors connected to the graph (an input as the tensor it came from, an output as this node's
+  output), with grad mode on. The same formula then records the graph of the backward pass, which
+  can itself be differentiated (Hessians, gradient penalties, Newton steps).
+
+For that, a formula is written with things that work on both arrays and Tensors: Python
+operators, and other ops through ``Op.call(...)``, which runs ``forward`` directly on arrays and
+``apply`` on Tensors. An op whose backward is a kernel (conv, pooling, batch norm) writes that
+kernel as an op of its own (``Conv2dBackwardInput``) with its own ``backward``.
+
+Saved arrays that are neither an input nor an output of the op (a softmax inside a fused loss, a
+mean inside var) cannot be reconnected to the graph: a float intermediate raises a clear error
+under create_graph; integer and bool arrays (indices, masks) are constants and pass.
 """
 from __future__ import annotations
 
@@ -28,11 +47,13 @@ from pydl.autograd import grad_mode
 class Function:
     # Class-level defaults: a node sets only what differs, which keeps apply() cheap.
     _saved: tuple = ()
-    _saved_versions: tuple = ()
+    _saved_versions: tuple = ()  # (version counter, version at save, shape) per tensor's array
+    _saved_src: tuple = ()       # per saved array: input index k >= 0, ~i for output i, or None
     _freed = False
     _non_diff = None
     _hooks = None
     needs_input_grad: tuple = ()
+    parents: tuple = ()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
@@ -53,15 +74,45 @@ class Function:
                 f"Trying to backward through the graph a second time (or to read the saved "
                 f"tensors of {type(self).__name__} after backward freed them). Pass "
                 f"retain_graph=True to the first backward() if you need to backward twice.")
-        for tensor, version in self._saved_versions:
-            if tensor._vc[0] != version:
+        for vc, version, shape in self._saved_versions:
+            if vc[0] != version:
                 raise RuntimeError(
                     f"one of the tensors needed for gradient computation has been modified by an "
-                    f"in-place operation: a tensor of shape {tuple(tensor.shape)} saved by "
-                    f"{type(self).__name__} is at version {tensor._vc[0]}, expected version "
-                    f"{version}. Modify a clone() instead, or do the in-place change after "
-                    f"backward.")
+                    f"in-place operation: a tensor of shape {tuple(shape)} saved by "
+                    f"{type(self).__name__} is at version {vc[0]}; expected version "
+                    f"{version} instead. Modify a clone() instead, or do the in-place change "
+                    f"after backward.")
+        if grad_mode._state.backward_tensors:
+            return self._saved_as_tensors()
         return self._saved
+
+    def _saved_as_tensors(self) -> tuple:
+        """The saved arrays as Tensors wired into the graph (for backward under create_graph)."""
+        out = []
+        srcs = self._saved_src or (None,) * len(self._saved)
+        for arr, src in zip(self._saved, srcs):
+            if src is None:
+                if not hasattr(arr, "dtype") or isinstance(arr, Tensor):
+                    out.append(arr)  # None, Python numbers, shapes
+                elif arr.dtype.kind not in "fc":
+                    out.append(Tensor._wrap(arr))  # indices and masks: constants
+                else:
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support double backward: it saved a "
+                        f"float intermediate of shape {tuple(arr.shape)} that is neither an "
+                        f"input nor an output, so its derivative is unknown under "
+                        f"create_graph=True")
+            elif src >= 0:
+                parent = self.parents[src] if self.parents else None
+                if parent is None:
+                    out.append(Tensor._wrap(arr))
+                elif isinstance(parent[0], Function):
+                    out.append(Tensor._wrap(arr, parent[0], parent[1]))
+                else:
+                    out.append(parent[0])  # the leaf itself: its gradient accumulates there
+            else:
+                out.append(Tensor._wrap(arr, self, ~src))
+        return tuple(out)
 
     def mark_non_differentiable(self, *arrays) -> None:
         """Outputs (such as argmax indices) that never carry a gradient."""
@@ -86,6 +137,20 @@ class Function:
 
     # -- running an op ---------------------------------------------------------------------------
     @classmethod
+    def call(cls, *args, **kwargs):
+        """Run the op on what it is given: with a Tensor among the arguments, ``apply`` (a node
+        is recorded when grad mode is on); on raw arrays, ``forward`` alone (no node, no
+        wrapping). Backward formulas call other ops this way, so one formula serves the
+        first-order pass (arrays) and create_graph (Tensors)."""
+        for a in args:
+            if isinstance(a, Tensor):
+                return cls.apply(*args, **kwargs)
+        out = cls.__new__(cls).forward(*args, **kwargs)
+        if isinstance(out, np.generic):
+            return np.asarray(out)
+        return out
+
+    @classmethod
     def apply(cls, *args, **kwargs):
         node = cls.__new__(cls)
         raw = []
@@ -101,7 +166,7 @@ class Function:
                 raw.append(a)
                 inputs.append(None)
         _check_one_device(cls.__name__, inputs)
-        record = requires and grad_mode._enabled
+        record = requires and grad_mode._state.enabled
         if record:
             needs, parents = [], []
             for t in inputs:
@@ -144,18 +209,25 @@ class Function:
         if getattr(node, "is_view", False):
             _share_version(results[0], inputs)
         if node._saved:
-            versions = []
+            # Where each saved array came from: the version check needs the tensor's counter,
+            # and create_graph needs the tensor's place in the graph.
+            versions, srcs = [], []
             for arr in node._saved:
-                for t in inputs:
+                src = None
+                for k, t in enumerate(inputs):
                     if t is not None and t.data is arr:
-                        versions.append((t, t._vc[0]))
+                        versions.append((t._vc, t._vc[0], arr.shape))
+                        src = k
                         break
                 else:
-                    for t in results:
+                    for i, t in enumerate(results):
                         if t.data is arr:
-                            versions.append((t, t._vc[0]))
+                            versions.append((t._vc, t._vc[0], arr.shape))
+                            src = ~i
                             break
+                srcs.append(src)
             node._saved_versions = tuple(versions)
+            node._saved_src = tuple(srcs)
         return tuple(results) if multi else results[0]
 
 

@@ -1,30 +1,40 @@
 """Whether ops record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
 
-Each works as a context manager and as a decorator, as in PyTorch.
+Each works as a context manager and as a decorator, as in PyTorch. The mode is thread-local (as
+PyTorch's): ``no_grad()`` in a data-loading or evaluation thread does not switch recording off
+in a thread that is training. ``_state.enabled`` is the one flag every op reads.
 """
 from __future__ import annotations
 
 import functools
+import threading
 
-_enabled = True
+
+class _ThreadState(threading.local):
+    # Class attributes are the defaults every new thread starts from.
+    enabled = True
+    # True while the engine runs a backward with create_graph=True on this thread: saved
+    # tensors are then handed to backward formulas as graph-connected Tensors, not arrays.
+    backward_tensors = False
+
+
+_state = _ThreadState()
 
 
 def is_grad_enabled() -> bool:
-    return _enabled
+    return _state.enabled
 
 
 class _GradMode:
     _mode: bool = True
 
     def __enter__(self):
-        global _enabled
-        self._prev = _enabled
-        _enabled = self._mode
+        self._prev = _state.enabled
+        _state.enabled = self._mode
         return self
 
     def __exit__(self, *exc):
-        global _enabled
-        _enabled = self._prev
+        _state.enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -54,18 +64,16 @@ class set_grad_enabled(_GradMode):
     """``set_grad_enabled(False)`` acts as ``no_grad``; also usable as a plain call."""
 
     def __init__(self, mode: bool):
-        global _enabled
         self._mode = bool(mode)
         # Like PyTorch, calling it as a function sets the mode right away; __enter__/__exit__
         # restore the mode that was in force before this object was made.
-        self._prev_at_init = _enabled
-        _enabled = self._mode
+        self._prev_at_init = _state.enabled
+        _state.enabled = self._mode
 
     def __enter__(self):
         self._prev = self._prev_at_init
         return self
 
     def __call__(self, fn):
-        global _enabled
-        _enabled = self._prev_at_init  # used as a decorator: do not leave the mode switched
+        _state.enabled = self._prev_at_init  # used as a decorator: do not leave the mode switched
         return super().__call__(fn)

@@ -108,3 +108,46 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol:
     if not ok and raise_exception:
         raise RuntimeError(worst_msg)
     return ok
+
+
+def gradgradcheck(fn: Callable, inputs, grad_outputs=None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True,
+                  max_full_outputs: int = 512, seed: int = 0) -> bool:
+    """Check second derivatives: gradcheck of the map (inputs, v) -> v^T d fn / d inputs, whose
+    gradient backward computes with ``create_graph=True`` (torch.autograd.gradgradcheck).
+
+    ``grad_outputs`` (one float64 tensor per differentiable output of ``fn``) default to random
+    normal tensors; they require grad, so the check covers d/dv as well as d/d inputs.
+    """
+    from pydl.autograd import grad
+    from pydl.tensor import Tensor
+
+    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad")
+    with grad_mode.enable_grad():
+        outs = [o for o in _outputs(fn, inputs) if o.requires_grad]
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed + 1)
+        grad_outputs = tuple(Tensor(rng.standard_normal(o.shape), dtype=np.float64,
+                                    requires_grad=True) for o in outs)
+    else:
+        grad_outputs = tuple(grad_outputs) if isinstance(grad_outputs, (tuple, list)) \
+            else (grad_outputs,)
+    if len(grad_outputs) != len(outs):
+        raise ValueError(f"gradgradcheck: {len(grad_outputs)} grad_outputs for {len(outs)} "
+                         f"differentiable outputs")
+    n_in = len(inputs)
+
+    def first_derivatives(*args):
+        ins, vs = args[:n_in], args[n_in:]
+        with grad_mode.enable_grad():
+            outs_ = [o for o in _outputs(fn, ins) if o.requires_grad]
+            gs = grad(outs_, [ins[i] for i in checked], list(vs), create_graph=True,
+                      allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    return gradcheck(first_derivatives, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception, max_full_outputs=max_full_outputs,
+                     seed=seed)

@@ -13,10 +13,8 @@ from pydl.device import array_module, to_device_array
 from pydl.tensor import Tensor
 
 
-def unbroadcast(grad, shape: tuple):
+def _sum_to_shape(grad, shape: tuple):
     """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
-    if grad.shape == shape:
-        return grad
     ndiff = grad.ndim - len(shape)
     if ndiff > 0:
         grad = grad.sum(axis=tuple(range(ndiff)))
@@ -24,6 +22,40 @@ def unbroadcast(grad, shape: tuple):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad
+
+
+class SumTo(Function):
+    """The gradient of a broadcast: sum back to the operand's shape. Its own gradient is the
+    broadcast again, so the pair differentiates to any order."""
+
+    def forward(self, g, shape):
+        self.in_shape = g.shape
+        return _sum_to_shape(g, shape)
+
+    def backward(self, gg):
+        from pydl.ops.shape import Expand
+
+        return Expand.call(gg, self.in_shape), None
+
+
+def unbroadcast(grad, shape: tuple):
+    """Sum ``grad`` (an array, or a Tensor under create_graph) over the axes that broadcasting
+    added or stretched, giving ``shape``."""
+    if grad.shape == shape:
+        return grad
+    return SumTo.call(grad, shape)
+
+
+def raw(x):
+    """The array behind a Tensor (or the array itself): for masks and other piecewise-constant
+    factors of a formula, which carry no derivative."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def zeros_like(x):
+    """A constant zero gradient for ``x`` (array or Tensor)."""
+    x = raw(x)
+    return array_module(x).zeros_like(x)
 
 
 def _shape(x):
@@ -109,11 +141,20 @@ class Pow(Function):
         a, b, y = self.saved_tensors
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g * b * a ** (b - 1), _shape(a))
+            # d/da a^0 = 0 everywhere, including a = 0 where 0 * a^-1 would give NaN (PyTorch).
+            if isinstance(b, (int, float)):
+                ga = g * b * a ** (b - 1) if b != 0 else zeros_like(g)
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ga = Where.call(raw(b) == 0, 0.0, g * b * a ** (b - 1))
+            ga = unbroadcast(ga, _shape(a))
         if self.needs_input_grad[1]:
-            xp = array_module(y)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                loga = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), 0)
+            if isinstance(a, (int, float)):
+                loga = float(np.log(a)) if a > 0 else 0.0
+            else:
+                positive = raw(a) > 0
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    loga = Where.call(positive, Log.call(Where.call(positive, a, 1.0)), 0.0)
             gb = unbroadcast(g * y * loga, _shape(b))
         return ga, gb
 
@@ -212,7 +253,7 @@ class Abs(Function):
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        return g * array_module(x).sign(x)
+        return g * Sign.call(x)
 
 
 class Sign(Function):
@@ -221,7 +262,7 @@ class Sign(Function):
         return array_module(x).sign(x)
 
     def backward(self, g):
-        return array_module(g).zeros_like(g)
+        return zeros_like(g)
 
 
 class Sin(Function):
@@ -231,7 +272,7 @@ class Sin(Function):
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        return g * array_module(x).cos(x)
+        return g * Cos.call(x)
 
 
 class Cos(Function):
@@ -241,7 +282,7 @@ class Cos(Function):
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        return -g * array_module(x).sin(x)
+        return -g * Sin.call(x)
 
 
 class Tanh(Function):
@@ -294,7 +335,7 @@ class Clamp(Function):
         return array_module(x).clip(x, lo, hi)
 
     def backward(self, g):
-        (x,) = self.saved_tensors
+        x = raw(self.saved_tensors[0])
         lo, hi = self.bounds
         mask = array_module(x).ones(x.shape, dtype=bool)
         if lo is not None:
@@ -377,8 +418,8 @@ class Maximum(Function):
         return array_module(a).maximum(a, b)
 
     def backward(self, g):
-        a, b = self.saved_tensors
-        wa = (a > b) + 0.5 * (a == b)
+        a, b = (raw(t) for t in self.saved_tensors)
+        wa = ((a > b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
         return (unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None,
                 unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None)
 
@@ -389,8 +430,8 @@ class Minimum(Function):
         return array_module(a).minimum(a, b)
 
     def backward(self, g):
-        a, b = self.saved_tensors
-        wa = (a < b) + 0.5 * (a == b)
+        a, b = (raw(t) for t in self.saved_tensors)
+        wa = ((a < b) + 0.5 * (a == b)).astype(g.dtype, copy=False)
         return (unbroadcast(g * wa, _shape(a)) if self.needs_input_grad[0] else None,
                 unbroadcast(g * (1 - wa), _shape(b)) if self.needs_input_grad[1] else None)
 
@@ -410,13 +451,11 @@ class Where(Function):
         return array_module(cond).where(cond, a, b)
 
     def backward(self, g):
-        (cond,) = self.saved_tensors
+        cond = raw(self.saved_tensors[0])
         sa, sb = self.shapes
-        zero = g.dtype.type(0)
-        xp = array_module(g)
         return (None,
-                unbroadcast(xp.where(cond, g, zero), sa) if self.needs_input_grad[1] else None,
-                unbroadcast(xp.where(cond, zero, g), sb) if self.needs_input_grad[2] else None)
+                unbroadcast(Where.call(cond, g, 0.0), sa) if self.needs_input_grad[1] else None,
+                unbroadcast(Where.call(cond, 0.0, g), sb) if self.needs_input_grad[2] else None)
 
 
 def where(condition, input, other):
@@ -495,7 +534,7 @@ class Cast(Function):
         return x.astype(dtype)
 
     def backward(self, g):
-        return g.astype(self.src), None
+        return Cast.call(g, self.src), None
 
 
 class ToDevice(Function):
@@ -504,7 +543,7 @@ class ToDevice(Function):
         return to_device_array(x, dev)
 
     def backward(self, g):
-        return to_device_array(g, self.src), None
+        return ToDevice.call(g, self.src), None
 
 
 class CopyFrom(Function):
@@ -516,7 +555,8 @@ class CopyFrom(Function):
 
     def backward(self, g):
         shape, dtype = self.src_meta
-        return None, unbroadcast(g, shape).astype(dtype, copy=False)
+        g = unbroadcast(g, shape)
+        return None, g if g.dtype == dtype else Cast.call(g, dtype)
 
 
 class FullLikeConst(Function):
@@ -524,7 +564,7 @@ class FullLikeConst(Function):
         return array_module(x).full_like(x, value)
 
     def backward(self, g):
-        return array_module(g).zeros_like(g), None
+        return zeros_like(g), None
 
 
 def clone(x):

@@ -40,10 +40,21 @@ def normalize_dims(dim, ndim: int):
 
 
 def _expand_reduced(g, axes, keepdim):
+    """Put the reduced axes back as size-1 dims (a reshape: works on arrays and Tensors)."""
     if keepdim or not axes:
         return g
-    xp = array_module(g)
-    return xp.expand_dims(g, axes)
+    from pydl.ops.shape import Reshape
+
+    shape = list(g.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return Reshape.call(g, tuple(shape), False)
+
+
+def _broadcast_back(g, shape):
+    from pydl.ops.shape import Expand
+
+    return Expand.call(g, shape)
 
 
 class Sum(Function):
@@ -54,7 +65,7 @@ class Sum(Function):
     def backward(self, g):
         shape, axes, keepdim = self.meta
         g = _expand_reduced(g, axes, keepdim)
-        return array_module(g).broadcast_to(g, shape), None, None, None
+        return _broadcast_back(g, shape), None, None, None
 
 
 class Mean(Function):
@@ -66,7 +77,7 @@ class Mean(Function):
     def backward(self, g):
         shape, axes, keepdim = self.meta
         g = _expand_reduced(g, axes, keepdim) / _bi.max(self.count, 1)
-        return array_module(g).broadcast_to(g, shape), None, None
+        return _broadcast_back(g, shape), None, None
 
 
 class Var(Function):

@@ -54,7 +54,7 @@ class Reshape(Function):
         return x.reshape(shape)
 
     def backward(self, g):
-        return g.reshape(self.in_shape), None, None
+        return Reshape.call(g, self.in_shape, False), None, None
 
 
 def reshape(input, *shape):
@@ -153,7 +153,7 @@ class Permute(Function):
         return x.transpose(perm)
 
     def backward(self, g):
-        return g.transpose(self.inv), None
+        return Permute.call(g, self.inv), None
 
 
 def permute(input, *dims):
