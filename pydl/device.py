@@ -58,7 +58,8 @@ CPU = device("cpu")
 
 
 def device_of(array) -> device:
-    if isinstance(array, np.ndarray):
+    # np.generic too: NumPy hands back scalars for 0-d results, and a scalar is host memory.
+    if isinstance(array, (np.ndarray, np.generic)):
         return CPU
     dev = getattr(array, "device", None)
     idx = getattr(dev, "id", 0)
@@ -66,8 +67,8 @@ def device_of(array) -> device:
 
 
 def array_module(array):
-    """numpy for CPU arrays, cupy for CUDA arrays."""
-    if isinstance(array, np.ndarray):
+    """numpy for CPU arrays (and NumPy scalars), cupy for CUDA arrays."""
+    if isinstance(array, (np.ndarray, np.generic)):
         return np
     import cupy
 

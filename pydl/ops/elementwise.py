@@ -476,7 +476,8 @@ def _compare(ufunc_name):
         ad = a.data if isinstance(a, Tensor) else a
         bd = b.data if isinstance(b, Tensor) else b
         xp = array_module(ad) if isinstance(a, Tensor) else array_module(bd)
-        return Tensor._wrap(getattr(xp, ufunc_name)(ad, bd))
+        # asarray: on 0-d operands NumPy returns a scalar, and a Tensor holds an array.
+        return Tensor._wrap(xp.asarray(getattr(xp, ufunc_name)(ad, bd)))
 
     op.__name__ = ufunc_name
     return op
@@ -494,19 +495,23 @@ logical_xor = _compare("logical_xor")
 
 
 def logical_not(x):
-    return Tensor._wrap(array_module(x.data).logical_not(x.data))
+    xp = array_module(x.data)
+    return Tensor._wrap(xp.asarray(xp.logical_not(x.data)))
 
 
 def isnan(x):
-    return Tensor._wrap(array_module(x.data).isnan(x.data))
+    xp = array_module(x.data)
+    return Tensor._wrap(xp.asarray(xp.isnan(x.data)))
 
 
 def isinf(x):
-    return Tensor._wrap(array_module(x.data).isinf(x.data))
+    xp = array_module(x.data)
+    return Tensor._wrap(xp.asarray(xp.isinf(x.data)))
 
 
 def isfinite(x):
-    return Tensor._wrap(array_module(x.data).isfinite(x.data))
+    xp = array_module(x.data)
+    return Tensor._wrap(xp.asarray(xp.isfinite(x.data)))
 
 
 def equal(a, b) -> bool:

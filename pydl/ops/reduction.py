@@ -331,12 +331,14 @@ def norm(input, p="fro", dim=None, keepdim=False):
 
 def all(input, dim=None, keepdim=False):  # noqa: A001
     axes = None if dim is None else normalize_dims(dim, input.ndim)
-    return Tensor._wrap(array_module(input.data).all(input.data, axis=axes, keepdims=keepdim))
+    xp = array_module(input.data)
+    return Tensor._wrap(xp.asarray(xp.all(input.data, axis=axes, keepdims=keepdim)))
 
 
 def any(input, dim=None, keepdim=False):  # noqa: A001
     axes = None if dim is None else normalize_dims(dim, input.ndim)
-    return Tensor._wrap(array_module(input.data).any(input.data, axis=axes, keepdims=keepdim))
+    xp = array_module(input.data)
+    return Tensor._wrap(xp.asarray(xp.any(input.data, axis=axes, keepdims=keepdim)))
 
 
 def cumsum(input, dim):

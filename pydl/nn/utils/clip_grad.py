@@ -146,6 +146,7 @@ def clip_grad_norm_(parameters: _TensorOrTensors, max_norm: float, norm_type: fl
     Returns:
         The total norm of the gradients before clipping, a 0-d Tensor.
     """
+    parameters = _as_list(parameters)  # a generator is read once: norm and scaling share it
     grads = _grads_of(parameters)
     total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
     clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)

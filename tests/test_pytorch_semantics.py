@@ -1,0 +1,67 @@
+"""PyTorch behaviours that pydl got silently wrong (issue #20's first list): each test fails on
+the code before the fix."""
+import numpy as np
+import pytest
+
+import pydl
+from pydl import nn
+from pydl.testing import assert_close
+
+
+def test_clip_grad_norm_clips_parameters_given_as_a_generator():
+    model = nn.Linear(4, 3)
+    for p in model.parameters():
+        p.grad = pydl.ones(*p.shape) * 10
+    total = nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # a generator, as scripts pass it
+    assert_close(total, 10 * np.sqrt(15), rtol=1e-6)
+    after = np.sqrt(sum((p.grad.numpy() ** 2).sum() for p in model.parameters()))
+    assert after == pytest.approx(1.0, rel=1e-4)
+
+
+def test_clip_grad_value_accepts_a_generator():
+    model = nn.Linear(2, 2)
+    for p in model.parameters():
+        p.grad = pydl.ones(*p.shape) * 5
+    nn.utils.clip_grad_value_((p for p in model.parameters()), 0.5)
+    assert all(float(p.grad.numpy().max()) == 0.5 for p in model.parameters())
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.sum() > 0,
+    lambda x: x.sum() == x.sum(),
+    lambda x: pydl.isnan(x.sum()),
+    lambda x: pydl.isinf(x.sum()),
+    lambda x: pydl.isfinite(x.sum()),
+    lambda x: (x > 0).all(),
+    lambda x: (x > 0).any(),
+    lambda x: ~(x.sum() > 0),
+])
+def test_zero_dim_results_are_cpu_tensors(make):
+    x = pydl.tensor([1.0, -2.0, 3.0])
+    r = make(x)
+    assert r.shape == () and r.device == "cpu"
+    assert isinstance(r.numpy(), np.ndarray)
+    assert isinstance(r.item(), bool)
+    repr(r)
+    assert pydl.where(r, x, 0.0).shape == (3,)
+
+
+def test_zero_dim_tensor_used_twice_backpropagates():
+    x = pydl.tensor([1.0, 2.0, 4.0], requires_grad=True)
+    y = x.mean()
+    (y * y).backward()
+    assert_close(x.grad, np.full(3, 2 * 7 / 3 / 3), rtol=1e-6)
+    x.grad = None
+    s = x.sum()
+    (s + s).backward()
+    assert_close(x.grad, np.full(3, 2.0))
+
+
+def test_pow_zero_exponent_gradient_is_zero_at_zero():
+    x = pydl.tensor([0.0, 2.0], requires_grad=True)
+    (x ** 0).sum().backward()
+    assert_close(x.grad, [0.0, 0.0])
+    e = pydl.tensor([0.0, 1.0])
+    x.grad = None
+    (x ** e).sum().backward()
+    assert_close(x.grad, [0.0, 1.0])
