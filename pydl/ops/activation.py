@@ -4,6 +4,14 @@ Every activation is one ``Function`` node doing one NumPy pass forward and one b
 the derivative is written in the output (ELU, Hardtanh, softmax, log-softmax) the output is
 saved instead of the input, as PyTorch's ``derivatives.yaml`` does for ``exp``.
 
+Every backward is differentiable (create_graph=True, double backward): formulas use Python
+operators and other ops through ``Op.call``, which are bare NumPy on the first-order path and
+recorded nodes on Tensors. Branch masks (x > 0, inside the clip range) carry no derivative:
+they are computed on the raw array (``_elementwise.raw``) and multiply as constants. The exact
+GELU's backward is the C++ kernel, so it is an op of its own (``GELUBackward``) whose backward
+gives the second derivative. Where PyTorch sends a NaN input's gradient through (relu,
+hardtanh, elu: its masks test ``x <= 0``, false for NaN), so do the masks here.
+
 ``relu``, ``sigmoid`` and ``tanh`` keep their nodes in ``pydl/ops/elementwise.py``; ``relu`` is
 wrapped here only to add ``inplace``. GELU's exact form needs erf, which NumPy lacks: it runs in
 the C++ kernel ``pydl._C.gelu_forward`` / ``gelu_backward`` (``csrc/activation.cpp``), and on
@@ -24,7 +32,9 @@ from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module, to_device_array
 from pydl.ops import elementwise as _elementwise
+from pydl.ops.elementwise import Exp, Sigmoid, Tanh, Where, raw
 from pydl.ops.elementwise import sigmoid, tanh  # noqa: F401  (re-exported with the family)
+from pydl.ops.reduction import Sum
 from pydl.tensor import Tensor, _wrap_dim
 
 __all__ = ["relu", "relu_", "sigmoid", "tanh", "hardtanh", "hardtanh_", "leaky_relu",
@@ -62,7 +72,8 @@ def relu_(input: Tensor) -> Tensor:
 # -- Hardtanh -----------------------------------------------------------------------------------
 class Hardtanh(Function):
     """y = min(max(x, lo), hi); dy/dx = 1 strictly inside (lo, hi), else 0 (PyTorch's choice at
-    the corners). Saves y: lo < y < hi exactly where lo < x < hi."""
+    the corners), and 1 at NaN as PyTorch's ``x <= lo || x >= hi ? 0 : g``. Saves y: y equals
+    lo or hi exactly where x <= lo or x >= hi. The mask is constant, so d2y/dx2 = 0."""
 
     def forward(self, x, lo, hi):
         y = array_module(x).clip(x, lo, hi)
@@ -71,9 +82,9 @@ class Hardtanh(Function):
         return y
 
     def backward(self, g):
-        (y,) = self.saved_tensors
+        y = raw(self.saved_tensors[0])
         lo, hi = self.bounds
-        return g * ((y > lo) & (y < hi)), None, None
+        return g * ((y != lo) & (y != hi)), None, None
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
@@ -101,8 +112,8 @@ class LeakyReLU(Function):
         return array_module(x).where(pos, x, x * x.dtype.type(slope))
 
     def backward(self, g):
-        (pos,) = self.saved_tensors
-        return array_module(g).where(pos, g, g * g.dtype.type(self.slope)), None
+        pos = raw(self.saved_tensors[0])  # a bool mask: a constant under create_graph
+        return Where.call(pos, g, g * self.slope), None
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -119,7 +130,9 @@ class ELU(Function):
     """y = x for x > 0, alpha (e^x - 1) otherwise; for x <= 0, dy/dx = alpha e^x = y + alpha.
 
     With alpha > 0 the sign of y tells the branch, so only the output is saved; a non-positive
-    alpha (rare) saves the input instead."""
+    alpha (rare) saves the input instead. Written in y, the formula differentiates itself:
+    d2y/dx2 = alpha e^x = y + alpha again, which the graph finds through the saved output.
+    The branch test is PyTorch's ``x <= 0`` (a NaN takes the identity branch)."""
 
     def forward(self, x, alpha):
         xp = array_module(x)
@@ -131,11 +144,12 @@ class ELU(Function):
 
     def backward(self, g):
         (s,) = self.saved_tensors
-        xp = array_module(g)
-        a = self.alpha
+        a = float(self.alpha)
+        negative = raw(s) <= 0
         if a > 0:
-            return xp.where(s > 0, g, g * (s + a)), None
-        return xp.where(s > 0, g, g * a * xp.exp(xp.minimum(s, 0))), None
+            return Where.call(negative, g * (s + a), g), None
+        # exp of the negative branch only (e^x of a large positive x would overflow).
+        return Where.call(negative, g * a * Exp.call(Where.call(negative, s, 0.0)), g), None
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -153,7 +167,8 @@ class Softplus(Function):
 
     Computed as (max(bx, 0) + log1p(e^-|bx|)) / beta, which never overflows; where
     beta * x > threshold y = x (PyTorch's switch to the linear asymptote). dy/dx = sigmoid(bx)
-    there-below, 1 above."""
+    there-below, 1 above; d2y/dx2 = beta sigmoid(bx) (1 - sigmoid(bx)), through Sigmoid's own
+    backward. Saves x (bx is recomputed: a saved intermediate could not join the graph)."""
 
     def forward(self, x, beta, threshold):
         xp = array_module(x)
@@ -161,12 +176,14 @@ class Softplus(Function):
         linear = bx > threshold
         y = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / x.dtype.type(beta)
         y = xp.where(linear, x, y)
-        self.save_for_backward(bx, linear)
+        self.save_for_backward(x, linear)
+        self.beta = beta
         return y
 
     def backward(self, g):
-        bx, linear = self.saved_tensors
-        return array_module(g).where(linear, g, g * _elementwise._sigmoid(bx)), None, None
+        x, linear = self.saved_tensors
+        bx = x if self.beta == 1 else x * float(self.beta)
+        return Where.call(raw(linear), g, g * Sigmoid.call(bx)), None, None
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -209,7 +226,9 @@ def _gelu_kernels(x):
 class GELU(Function):
     """y = x Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel); dy/dx = Phi(x) + x phi(x).
 
-    ``approximate='tanh'``: Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2."""
+    ``approximate='tanh'``: Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2; its
+    derivative is written with Tanh.call and operators, so it differentiates itself. The exact
+    form's derivative is a C++ kernel: ``GELUBackward``, an op with its own backward."""
 
     def forward(self, x, approximate):
         self.save_for_backward(x)
@@ -224,13 +243,38 @@ class GELU(Function):
     def backward(self, g):
         (x,) = self.saved_tensors
         if self.approximate == "none":
-            _, bwd = _gelu_kernels(x)
-            return bwd(g, x), None
-        xp = array_module(x)
-        c, k = x.dtype.type(_SQRT_2_OVER_PI), x.dtype.type(_GELU_TANH_C)
-        t = xp.tanh(c * (x + k * x * x * x))
-        dt = (1 - t * t) * c * (1 + 3 * k * x * x)
+            return GELUBackward.call(g, x), None
+        c, k = _SQRT_2_OVER_PI, _GELU_TANH_C
+        x2 = x * x
+        t = Tanh.call(c * (x + k * x2 * x))
+        dt = (1 - t * t) * (c * (1 + 3 * k * x2))
         return g * (0.5 * (1 + t) + 0.5 * x * dt), None
+
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class GELUBackward(Function):
+    """gx = g * GELU'(x) = g (Phi(x) + x phi(x)) for the exact GELU, one kernel pass.
+
+    Its own derivatives: d/dg = GELU'(x), the same op again; d/dx = g GELU''(x) with
+    GELU''(x) = 2 phi(x) + x phi'(x) = phi(x) (2 - x^2) (phi' = -x phi), written with Exp.call
+    and operators so that third order works too."""
+
+    def forward(self, g, x):
+        self.save_for_backward(g, x)
+        _, bwd = _gelu_kernels(x)
+        return bwd(g, x)
+
+    def backward(self, gg):
+        g, x = self.saved_tensors
+        dg = dx = None
+        if self.needs_input_grad[0]:
+            dg = GELUBackward.call(gg, x)
+        if self.needs_input_grad[1]:
+            x2 = x * x
+            dx = gg * g * (Exp.call(x2 * -0.5) * _INV_SQRT_2PI) * (2 - x2)
+        return dg, dx
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -242,16 +286,26 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 # -- SiLU -----------------------------------------------------------------------------------------
 class SiLU(Function):
-    """y = x sigmoid(x) (swish); dy/dx = s (1 + x (1 - s)) with s = sigmoid(x)."""
+    """y = x sigmoid(x) (swish); dy/dx = s (1 + x (1 - s)) with s = sigmoid(x).
+
+    Only x is saved for the graph. The forward's s is kept as a plain attribute for first order
+    (saves recomputing a sigmoid); under create_graph s is recomputed as a Sigmoid node, whose
+    backward then supplies the s' = s (1 - s) of the second derivative."""
 
     def forward(self, x):
         s = _elementwise._sigmoid(x)
-        self.save_for_backward(x, s)
+        self.save_for_backward(x)
+        self.sig = s
         return x * s
 
     def backward(self, g):
-        x, s = self.saved_tensors
+        (x,) = self.saved_tensors
+        s = Sigmoid.call(x) if isinstance(x, Tensor) else self.sig
         return g * s * (1 + x * (1 - s))
+
+    def release(self) -> None:
+        super().release()
+        self.sig = None
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -285,7 +339,8 @@ class Softmax(Function):
     """y_i = e^(x_i) / sum_j e^(x_j) along ``dim`` (the course's output activation for
     multiclass classification), computed on max-shifted x.
 
-    dx = y * (g - sum(g * y)): saves only the output y."""
+    dx = y * (g - sum(g * y)): saves only the output y, so under create_graph the formula's y is
+    this node's output and d/dx of the formula follows through the graph."""
 
     def forward(self, x, axis):
         if x.size == 0:
@@ -302,8 +357,7 @@ class Softmax(Function):
     def backward(self, g):
         (y,) = self.saved_tensors
         gy = g * y
-        gy -= y * gy.sum(axis=self.axis, keepdims=True)
-        return gy, None
+        return _sub_from(gy, y * Sum.call(gy, (self.axis,), True)), None
 
 
 class LogSoftmax(Function):
@@ -326,8 +380,16 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         (y,) = self.saved_tensors
-        xp = array_module(g)
-        return g - xp.exp(y) * g.sum(axis=self.axis, keepdims=True), None
+        return g - Exp.call(y) * Sum.call(g, (self.axis,), True), None
+
+
+def _sub_from(a, b):
+    """a - b, into a's memory when a is an array of our own (first order: no extra buffer),
+    out of place (a recorded Sub) when it is a Tensor under create_graph."""
+    if isinstance(a, Tensor):
+        return a - b
+    a -= b
+    return a
 
 
 def _softmax_family(cls, name, input, dim, dtype):
@@ -358,15 +420,24 @@ def log_softmax(input: Tensor, dim=None, _stacklevel: int = 3, dtype=None) -> Te
 
 # -- dropout --------------------------------------------------------------------------------------
 class MaskMul(Function):
-    """y = x * mask for a constant mask (dropout's scaled Bernoulli mask); dx = g * mask."""
+    """y = x * mask for a constant mask (dropout's scaled Bernoulli mask); dx = g * mask.
+
+    The mask is a plain attribute, not a saved tensor: it has no derivative, and as an attribute
+    it multiplies as a constant under create_graph (d2y/dx2 = 0, d(dx)/dg = mask). It is
+    dropped after backward like a saved tensor."""
 
     def forward(self, x, mask):
-        self.save_for_backward(mask)
+        self.mask = mask
         return x * mask
 
     def backward(self, g):
-        (mask,) = self.saved_tensors
-        return g * mask, None
+        if self.mask is None:
+            self.saved_tensors  # noqa: B018  (raises the "backward twice" error)
+        return g * self.mask, None
+
+    def release(self) -> None:
+        self.mask = None
+        self._freed = True
 
 
 def _check_p(p) -> float:

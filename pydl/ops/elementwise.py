@@ -324,8 +324,10 @@ class Relu(Function):
         return y
 
     def backward(self, g):
-        (y,) = self.saved_tensors
-        return g * (y > 0)
+        y = raw(self.saved_tensors[0])  # the mask is constant: relu'' = 0
+        # y != 0 is x > 0, and true at NaN: PyTorch passes a NaN input's gradient through
+        # (threshold_backward: x <= 0 ? 0 : g). Same cost as y > 0.
+        return g * (y != 0)
 
 
 class Clamp(Function):

@@ -3,6 +3,11 @@
 Every product runs through ``matmul_kernel``, the one place that picks the GEMM implementation
 (pydl._C on CPU). Backward reuses it with transpose flags, so dA = dC @ B^T and dB = A^T @ dC
 are computed without materialising a transposed copy.
+
+The GEMM with flags is itself the op ``MatMul(a, b, trans_a, trans_b)``, whose gradients are
+again such GEMMs, so every backward here is differentiable (create_graph=True: Hessians through
+MLPs). Backward formulas reach it through ``gemm``, which on raw arrays is the bare kernel call:
+the first-order path of matmul and linear, the hottest in the library, costs what it did.
 """
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import numpy as np
 from pydl import _C
 from pydl.autograd.function import Function
 from pydl.ops.elementwise import unbroadcast
+from pydl.ops.reduction import Sum
+from pydl.ops.shape import Reshape
 from pydl.tensor import Tensor
 
 
@@ -35,21 +42,45 @@ _GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class MatMul(Function):
-    """C = A @ B for A (..., m, k), B (..., k, n). dA = dC @ B^T, dB = A^T @ dC, each summed
-    over the batch dims that broadcasting stretched."""
+    """C = op(A) @ op(B) for op(A) (..., m, k), op(B) (..., k, n), op = transpose of the last two
+    dims where ``trans_a`` / ``trans_b`` say so; batch dims broadcast.
 
-    def forward(self, a, b):
+    With A' = op(A), B' = op(B): dA' = dC B'^T and dB' = A'^T dC, transposed back where the
+    operand was (dA = dA'^T when trans_a), each summed over the batch dims that broadcasting
+    stretched. Each of these is one GEMM with flags on the saved operands, never a copy:
+
+        dA = dC @ op(B)^T  = gemm(dC, B, F, !tb)     or, with trans_a,  op(B) @ dC^T = gemm(B, dC, tb, T)
+        dB = op(A)^T @ dC  = gemm(A, dC, !ta, F)     or, with trans_b,  dC^T @ op(A) = gemm(dC, A, T, ta)
+    """
+
+    def forward(self, a, b, trans_a=False, trans_b=False):
         self.save_for_backward(a, b)
-        return matmul_kernel(a, b)
+        if trans_a or trans_b:
+            self.trans = (trans_a, trans_b)
+        return matmul_kernel(a, b, trans_a, trans_b)
+
+    trans = (False, False)
 
     def backward(self, g):
         a, b = self.saved_tensors
+        ta, tb = self.trans
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(matmul_kernel(g, b, trans_b=True), a.shape)
+            ga = gemm(g, b, False, not tb) if not ta else gemm(b, g, tb, True)
+            ga = unbroadcast(ga, a.shape)
         if self.needs_input_grad[1]:
-            gb = unbroadcast(matmul_kernel(a, g, trans_a=True), b.shape)
-        return ga, gb
+            gb = gemm(a, g, not ta, False) if not tb else gemm(g, a, True, ta)
+            gb = unbroadcast(gb, b.shape)
+        return ga, gb, None, None
+
+
+def gemm(a, b, trans_a: bool = False, trans_b: bool = False):
+    """op(a) @ op(b) for backward formulas: on raw arrays the kernel itself (no node, nothing
+    wrapped: MatMul.call's work without its Python overhead, which the MLP step would feel); with
+    a Tensor (create_graph) a recorded MatMul node."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return MatMul.apply(a, b, trans_a, trans_b)
+    return matmul_kernel(a, b, trans_a, trans_b)
 
 
 def matmul(input, other):
@@ -115,17 +146,30 @@ def dot(input, other):
 
 
 def _as_rows(x):
-    """(..., k) -> (rows, k); explicit row count so k == 0 works (reshape(-1, 0) cannot)."""
+    """(..., k) -> (rows, k); explicit row count so k == 0 works (reshape(-1, 0) cannot).
+    Arrays or Tensors (a Reshape node under create_graph); a 2-D x is returned as it is."""
+    if x.ndim == 2:
+        return x
     rows = 1
     for d in x.shape[:-1]:
         rows *= d
-    return x.reshape(rows, x.shape[-1])
+    return Reshape.call(x, (rows, x.shape[-1]), False)
+
+
+def _sum_rows(g2):
+    """The bias gradient: g2 (rows, out) summed over its rows (a Sum node on a Tensor)."""
+    if isinstance(g2, Tensor):
+        return Sum.apply(g2, (0,), False)
+    return g2.sum(axis=0)
 
 
 class Linear(Function):
     """y = x W^T + b in one node: the transpose is a GEMM flag, never a copy.
 
     dx = dy W, dW = dy^T x and db = sum of dy over all leading dims (x and dy flattened to 2-D).
+    The two products are ``gemm`` calls, so the formula is differentiable as it stands: under
+    create_graph they are MatMul nodes (d2y/dx dW is the identity pattern a GEMM's backward
+    gives), and first order runs the bare kernels.
     """
 
     def forward(self, x, w, b):
@@ -142,11 +186,13 @@ class Linear(Function):
         gx = gw = gb = None
         g2 = _as_rows(g)
         if self.needs_input_grad[0]:
-            gx = matmul_kernel(g2, w).reshape(x.shape)
+            gx = gemm(g2, w)
+            if x.ndim != 2:
+                gx = Reshape.call(gx, x.shape, False)
         if self.needs_input_grad[1]:
-            gw = matmul_kernel(g2, _as_rows(x), trans_a=True)
+            gw = gemm(g2, _as_rows(x), trans_a=True)
         if self.needs_input_grad[2]:
-            gb = g2.sum(axis=0)
+            gb = _sum_rows(g2)
         return gx, gw, gb
 
 
