@@ -16,6 +16,10 @@ __all__ = ["bilinear"]
 
 
 class Bilinear(Function):
+    """Each gradient is a bilinear form again, with the weight's axes permuted (dx1 pairs dy
+    with x2 through A[o, i, j] read as (i, o, j)), or the outer product of the batch
+    (``BilinearWeightGrad``); both have gradients of the same kinds, to any order."""
+
     def forward(self, x1, x2, w, b):
         xp = array_module(x1)
         self.save_for_backward(x1, x2, w)
@@ -25,18 +29,42 @@ class Bilinear(Function):
         return y
 
     def backward(self, g):
+        from pydl.ops.reduction import Sum
+        from pydl.ops.shape import Permute
+
         x1, x2, w = self.saved_tensors
-        xp = array_module(g)
         gx1 = gx2 = gw = gb = None
         if self.needs_input_grad[0]:
-            gx1 = xp.einsum("...o,oij,...j->...i", g, w, x2, optimize=True)
+            gx1 = Bilinear.call(g, x2, Permute.call(w, (1, 0, 2)), None)
         if self.needs_input_grad[1]:
-            gx2 = xp.einsum("...o,oij,...i->...j", g, w, x1, optimize=True)
+            gx2 = Bilinear.call(g, x1, Permute.call(w, (2, 0, 1)), None)
         if self.needs_input_grad[2]:
-            gw = xp.einsum("...o,...i,...j->oij", g, x1, x2, optimize=True)
+            gw = BilinearWeightGrad.call(g, x1, x2)
         if self.needs_input_grad[3]:
-            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+            gb = Sum.call(g, tuple(range(len(g.shape) - 1)), False)
         return gx1, gx2, gw, gb
+
+
+class BilinearWeightGrad(Function):
+    """dA[o, i, j] = sum over the batch of dy[o] x1[i] x2[j]. Trilinear, so each of its
+    gradients is a Bilinear form of the other two factors."""
+
+    def forward(self, g, x1, x2):
+        self.save_for_backward(g, x1, x2)
+        return array_module(g).einsum("...o,...i,...j->oij", g, x1, x2, optimize=True)
+
+    def backward(self, gga):
+        from pydl.ops.shape import Permute
+
+        g, x1, x2 = self.saved_tensors
+        gg = gx1 = gx2 = None
+        if self.needs_input_grad[0]:
+            gg = Bilinear.call(x1, x2, gga, None)
+        if self.needs_input_grad[1]:
+            gx1 = Bilinear.call(g, x2, Permute.call(gga, (1, 0, 2)), None)
+        if self.needs_input_grad[2]:
+            gx2 = Bilinear.call(g, x1, Permute.call(gga, (2, 0, 1)), None)
+        return gg, gx1, gx2
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias=None) -> Tensor:

@@ -27,26 +27,61 @@ def _scatter_add_rows(out, idx, rows) -> None:
 
 class Embedding(Function):
     """y[...] = W[indices[...]]. dW[r] = sum of the gradient rows whose index is r, divided by
-    r's count in the batch when ``scale_grad_by_freq``; row ``padding_idx`` gets no gradient."""
+    r's count in the batch when ``scale_grad_by_freq``; row ``padding_idx`` gets no gradient.
+
+    The indices come as a Tensor argument and are saved, so an in-place change of them before
+    backward raises the version error instead of sending gradient to the wrong rows."""
 
     def forward(self, indices, weight, padding_idx, scale_grad_by_freq):
         self.meta = (weight.shape, padding_idx, scale_grad_by_freq)
-        self.indices = indices
+        self.save_for_backward(indices)
         return weight[indices]
 
     def backward(self, g):
+        (indices,) = self.saved_tensors
         wshape, padding_idx, scale_grad_by_freq = self.meta
+        gw = EmbeddingBackward.call(g, indices, wshape, padding_idx, scale_grad_by_freq)
+        return None, gw, None, None
+
+
+class EmbeddingBackward(Function):
+    """dW from dy: the rows of g scatter-added onto the rows they were read from (scaled by
+    1/count, padding row zeroed). Linear in g; its own gradient reads rows of ggW at the same
+    indices, the same scale and padding applied: an Embedding lookup again."""
+
+    def forward(self, g, indices, wshape, padding_idx, scale_grad_by_freq):
+        self.meta = (indices, wshape, padding_idx, scale_grad_by_freq)
         xp = array_module(g)
-        idx = self.indices.reshape(-1)
+        idx = indices.reshape(-1)
         rows = g.reshape(-1, wshape[1])
         if scale_grad_by_freq and idx.size:
-            counts = xp.bincount(idx, minlength=wshape[0])
-            rows = rows / counts[idx][:, None].astype(g.dtype)
+            rows = rows * _inverse_counts(idx, wshape[0], g.dtype, xp)[:, None]
         gw = xp.zeros(wshape, dtype=g.dtype)
         _scatter_add_rows(gw, idx, rows)
         if padding_idx is not None:
             gw[padding_idx] = 0
-        return None, gw, None, None
+        return gw
+
+    def backward(self, ggw):
+        from pydl.ops.elementwise import raw
+
+        indices, wshape, padding_idx, scale_grad_by_freq = self.meta
+        xp = array_module(raw(ggw))
+        if padding_idx is not None:
+            keep = xp.ones((wshape[0], 1), dtype=ggw.dtype)
+            keep[padding_idx] = 0
+            ggw = ggw * keep
+        gg = Embedding.call(indices, ggw, None, False)
+        if scale_grad_by_freq and indices.size:
+            scale = _inverse_counts(indices.reshape(-1), wshape[0], ggw.dtype, xp)
+            gg = gg * scale.reshape(indices.shape + (1,))
+        return gg, None, None, None, None
+
+
+def _inverse_counts(idx, n, dtype, xp):
+    """1 / (how often idx[k] occurs in idx), per k."""
+    counts = xp.bincount(idx, minlength=n)
+    return (1.0 / counts[idx]).astype(dtype)
 
 
 def _renorm_rows_(weight: Tensor, idx, max_norm: float, norm_type: float) -> None:
@@ -103,4 +138,5 @@ def embedding(input: Tensor, weight: Tensor, padding_idx=None, max_norm=None,
                              f"(input shape {input.shape}, weight shape {weight.shape})")
     if max_norm is not None:
         _renorm_rows_(weight, idx, float(max_norm), float(norm_type))
-    return Embedding.apply(idx, weight, padding_idx, bool(scale_grad_by_freq))
+    # The index tensor itself (not its array): its version is recorded for backward.
+    return Embedding.apply(input, weight, padding_idx, bool(scale_grad_by_freq))

@@ -80,36 +80,91 @@ class Mean(Function):
         return _broadcast_back(g, shape), None, None
 
 
+def _var(x, axes, keepdim, correction):
+    """sum((x - mean)^2) / max(N - correction, 0), and that denominator."""
+    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    centered = x - x.mean(axis=axes, keepdims=True)
+    denom = _bi.max(n - correction, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = (centered * centered).sum(axis=axes, keepdims=keepdim) / denom
+    return array_module(x).asarray(v).astype(x.dtype, copy=False), denom
+
+
+def _centered(x, axes):
+    """x - mean(x) over axes, recomputed in backward from x (an input: under create_graph its
+    derivative is known, where a saved ``centered`` would be a float intermediate)."""
+    return x - Mean.call(x, axes, True)
+
+
+def _inv(denom):
+    return 1.0 / denom if denom else np.inf  # N - correction <= 0: var is inf/NaN, as PyTorch
+
+
 class Var(Function):
-    """sum((x - mean)^2) / (N - correction); d/dx = 2 (x - mean) / (N - correction)."""
+    """sum((x - mean)^2) / (N - correction); d/dx = 2 (x - mean) / (N - correction) (the
+    mean's own derivative drops out: sum(x - mean) = 0)."""
 
     def forward(self, x, axes, keepdim, correction):
-        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        denom = _bi.max(n - correction, 0)
-        self.save_for_backward(centered)
+        y, denom = _var(x, axes, keepdim, correction)
+        self.save_for_backward(x)
         self.meta = (axes, keepdim, denom)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return ((centered * centered).sum(axis=axes, keepdims=keepdim) / denom).astype(
-                x.dtype, copy=False)
+        return y
 
     def backward(self, g):
-        (centered,) = self.saved_tensors
+        (x,) = self.saved_tensors
         axes, keepdim, denom = self.meta
         g = _expand_reduced(g, axes, keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * centered * (2.0 / denom if denom else np.inf), None, None, None
+            return g * _centered(x, axes) * (2.0 * _inv(denom)), None, None, None
+
+
+class Std(Function):
+    """sqrt(var); d/dx = (x - mean) / ((N - correction) std), taken as 0 where std is 0 (a
+    constant slice) as in PyTorch, instead of 0/0."""
+
+    def forward(self, x, axes, keepdim, correction):
+        v, denom = _var(x, axes, keepdim, correction)
+        y = array_module(x).sqrt(v)
+        self.save_for_backward(x, y)  # NB: the output: backward divides by it
+        self.meta = (axes, keepdim, denom)
+        return y
+
+    def backward(self, g):
+        from pydl.ops.elementwise import Where, raw
+
+        x, y = self.saved_tensors
+        axes, keepdim, denom = self.meta
+        g = _expand_reduced(g, axes, keepdim)
+        y = _expand_reduced(y, axes, keepdim)
+        zero = raw(y) == 0
+        # Where twice: the masked branch must stay finite, or its derivative is NaN.
+        g_over_std = Where.call(zero, 0.0, g / Where.call(zero, 1.0, y))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g_over_std * _centered(x, axes) * _inv(denom), None, None, None
+
+
+def _check_reduced_sizes(x, axes, name, all_dims):
+    """PyTorch refuses a max/min over an empty dim (there is no identity); other empty dims
+    only make the result empty."""
+    if all_dims:
+        if x.size == 0:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                               f"input.numel() == 0 (input shape {x.shape}). Specify the "
+                               f"reduction dim with the 'dim' argument.")
+        return
+    for a in axes:
+        if x.shape[a] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {a} to have non-zero size "
+                             f"(input shape {x.shape}).")
 
 
 class MaxMin(Function):
-    """max/min over one dim: values and indices; the gradient goes to the chosen index."""
+    """max/min over one dim: values and indices; the gradient goes to the chosen index (a
+    scatter, whose own gradient gathers at the same indices)."""
 
     def forward(self, x, dim, keepdim, is_max):
         xp = array_module(x)
-        if x.shape[dim] == 0:
-            raise IndexError(f"{'max' if is_max else 'min'}(): cannot reduce over dimension {dim}"
-                             f" of size 0 (input shape {x.shape})")
+        _check_reduced_sizes(x, (dim,), "max" if is_max else "min", False)
         idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim)
         idx_k = xp.expand_dims(idx, dim)
         values = xp.take_along_axis(x, idx_k, axis=dim)
@@ -124,41 +179,42 @@ class MaxMin(Function):
         return values, idx
 
     def backward(self, g, _gidx):
+        from pydl.ops.indexing import ScatterAdd
+
         (idx_k,) = self.saved_tensors
         shape, dim, keepdim = self.meta
-        xp = array_module(g)
-        if not keepdim:
-            g = xp.expand_dims(g, dim)
-        out = xp.zeros(shape, dtype=g.dtype)
-        xp.put_along_axis(out, idx_k, g, axis=dim)
-        return out, None, None, None
+        g = _expand_reduced(g, (dim,), keepdim)
+        return ScatterAdd.call(g, dim, idx_k, shape), None, None, None
 
 
 class AMaxMin(Function):
-    """max/min over several dims (or all): ties share the gradient equally, as PyTorch's."""
+    """max/min over several dims (or all): ties share the gradient equally, as PyTorch's. The
+    share (mask / count) is piecewise constant: no derivative of its own."""
 
-    def forward(self, x, axes, keepdim, is_max):
+    def forward(self, x, axes, keepdim, is_max, name, all_dims):
         xp = array_module(x)
-        if x.size == 0:
-            raise RuntimeError(f"{'max' if is_max else 'min'}(): expected a non-empty tensor, "
-                               f"got shape {x.shape}")
-        y = (xp.max if is_max else xp.min)(x, axis=axes, keepdims=True)
+        _check_reduced_sizes(x, axes, name, all_dims)
+        y = (xp.max if is_max else xp.min)(x, axis=axes, keepdims=keepdim)
         self.save_for_backward(x, y)
         self.meta = (axes, keepdim)
-        return y if keepdim else y.reshape([s for i, s in enumerate(x.shape) if i not in axes])
+        return y
 
     def backward(self, g):
-        x, y = self.saved_tensors
+        from pydl.ops.elementwise import raw
+
+        x, y = (raw(t) for t in self.saved_tensors)
         axes, keepdim = self.meta
         g = _expand_reduced(g, axes, keepdim)
-        mask = (x == y)
-        count = mask.sum(axis=axes, keepdims=True)
-        return g * mask / count, None, None, None
+        if not keepdim:
+            y = y.reshape([1 if i in axes else s for i, s in enumerate(x.shape)])
+        mask = x == y
+        share = (mask / mask.sum(axis=axes, keepdims=True)).astype(x.dtype, copy=False)
+        return g * share, None, None, None, None, None
 
 
 class Prod(Function):
-    """prod over axes; d/dx_i = prod_{j != i} x_j, computed with exclusive products so zeros
-    in x are handled exactly."""
+    """prod over one axis (or all); d/dx_i = prod_{j != i} x_j (``ExclusiveProd``), computed
+    without dividing by x so zeros in x are handled exactly."""
 
     def forward(self, x, dim, keepdim):
         self.save_for_backward(x)
@@ -166,16 +222,44 @@ class Prod(Function):
         return x.prod(axis=dim, keepdims=keepdim)
 
     def backward(self, g):
+        from pydl.ops.shape import Reshape
+
         (x,) = self.saved_tensors
         dim, keepdim = self.meta
-        xp = array_module(x)
         if dim is None:
-            flat = x.reshape(-1)
-            gx = _exclusive_prod(flat, 0, xp).reshape(x.shape)
-            return g * gx, None, None
-        if not keepdim:
-            g = xp.expand_dims(g, dim)
-        return g * _exclusive_prod(x, dim, xp), None, None
+            flat = Reshape.call(x, (int(np.prod(x.shape)),), False)
+            return g * Reshape.call(ExclusiveProd.call(flat, 0), x.shape, False), None, None
+        g = _expand_reduced(g, (dim,), keepdim)
+        return g * ExclusiveProd.call(x, dim), None, None
+
+
+class ExclusiveProd(Function):
+    """E_i = prod_{k != i} x_k along ``axis`` (prefix times suffix products): the gradient of
+    prod. Its derivative dE_i/dx_j = prod_{k != i, j} x_k (0 for j = i) is the same op on an
+    n x n copy of x whose row i has x_i replaced by 1, so the pair differentiates to any order
+    (each order adds an axis of size n)."""
+
+    def forward(self, x, axis):
+        self.save_for_backward(x)
+        self.axis = axis
+        return _exclusive_prod(x, axis, array_module(x))
+
+    def backward(self, g):
+        from pydl.ops.elementwise import Where, raw
+        from pydl.ops.shape import Expand, Permute, Reshape
+
+        (x,) = self.saved_tensors
+        axis, nd, n = self.axis, len(x.shape), x.shape[self.axis]
+        perm = tuple(k for k in range(nd) if k != axis) + (axis,)
+        x_last = Permute.call(x, perm)                      # (..., n)
+        g_last = Permute.call(g, perm)
+        lead = tuple(x_last.shape[:-1])
+        rows = Expand.call(Reshape.call(x_last, lead + (1, n), False), lead + (n, n))
+        diag = array_module(raw(x)).eye(n, dtype=bool)
+        rows = Where.call(diag, 1.0, rows)                  # rows[..., i, k] = x_k, 1 at k = i
+        pair = Where.call(diag, 0.0, ExclusiveProd.call(rows, nd))   # prod_{k != i, j} x_k
+        gx = Sum.call(Reshape.call(g_last, lead + (n, 1), False) * pair, (nd - 1,), False)
+        return Permute.call(gx, tuple(np.argsort(perm))), None
 
 
 def _exclusive_prod(x, axis, xp):
@@ -195,7 +279,8 @@ def _exclusive_prod(x, axis, xp):
 
 class LogSumExp(Function):
     """log sum exp(x), computed as m + log sum exp(x - m) with m = max so nothing overflows;
-    its gradient is softmax(x)."""
+    its gradient is softmax(x) = exp(x - y), written with the output y so that it is
+    differentiable again."""
 
     def forward(self, x, axes, keepdim):
         xp = array_module(x)
@@ -204,15 +289,85 @@ class LogSumExp(Function):
         s = xp.exp(x - m).sum(axis=axes, keepdims=True)
         with np.errstate(divide="ignore"):
             y = xp.log(s) + m
+        if not keepdim:
+            y = y.reshape([d for i, d in enumerate(x.shape) if i not in axes])
         self.save_for_backward(x, y)
         self.meta = (axes, keepdim)
-        return y if keepdim else y.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+        return y
 
     def backward(self, g):
+        from pydl.ops.elementwise import Exp
+
         x, y = self.saved_tensors
         axes, keepdim = self.meta
         g = _expand_reduced(g, axes, keepdim)
-        return g * array_module(x).exp(x - y), None, None
+        return g * Exp.call(x - _expand_reduced(y, axes, keepdim)), None, None
+
+
+class Norm(Function):
+    """Vector p-norm (sum |x|^p)^(1/p) over ``axes``; p = inf/-inf: max/min |x|; p = 0: the
+    count of non-zeros (no gradient).
+
+    d/dx = sign(x) |x|^(p-1) / norm^(p-1) (p = 2: x / norm; p = 1: sign(x); p = inf: sign(x) at
+    the maxima, ties sharing). As PyTorch's norm_backward, the gradient is 0 where the norm is 0
+    (a zero vector), and for p < 1 where x is 0, instead of 0/0.
+    """
+
+    def forward(self, x, p, axes, keepdim):
+        xp = array_module(x)
+        a = xp.abs(x)
+        if p == 2:
+            y = xp.sqrt((x * x).sum(axis=axes, keepdims=keepdim))
+        elif p == 1:
+            y = a.sum(axis=axes, keepdims=keepdim)
+        elif p in (np.inf, -np.inf):
+            if _bi.any(x.shape[ax] == 0 for ax in axes) or (x.size == 0 and not axes):
+                raise RuntimeError(f"norm(): cannot compute the {p} norm over an empty dim "
+                                   f"(input shape {x.shape}): max/min have no identity")
+            y = (a.max if p > 0 else a.min)(axis=axes, keepdims=keepdim)
+        elif p == 0:
+            y = (x != 0).sum(axis=axes, keepdims=keepdim)
+        else:
+            with np.errstate(divide="ignore", over="ignore"):
+                y = (a ** p).sum(axis=axes, keepdims=keepdim) ** (1.0 / p)
+        y = xp.asarray(y).astype(x.dtype, copy=False)
+        self.save_for_backward(x, y)
+        self.meta = (p, axes, keepdim)
+        return y
+
+    def backward(self, g):
+        from pydl.ops.elementwise import Abs, Where, raw
+
+        x, y = self.saved_tensors
+        p, axes, keepdim = self.meta
+        if p == 0:
+            return None, None, None, None
+        g = _expand_reduced(g, axes, keepdim)
+        y = _expand_reduced(y, axes, keepdim)
+        xr, yr = raw(x), raw(y)
+        sign = array_module(xr).sign(xr)
+        if p == 1:
+            return g * sign, None, None, None
+        if p in (np.inf, -np.inf):
+            # Piecewise linear: the share of each extreme element is a constant.
+            mask = (abs(xr) == yr) | array_module(xr).isnan(xr)
+            share = (sign * mask / mask.sum(axis=axes, keepdims=True)).astype(xr.dtype)
+            return g * share, None, None, None
+        # Where twice (1 in the masked-off branch), so no 0/0 appears in the derivatives either.
+        y_zero = yr == 0
+        y_safe = Where.call(y_zero, 1.0, y)
+        if p == 2:
+            return Where.call(y_zero, 0.0, g / y_safe) * x, None, None, None
+        if p < 1:
+            x_zero = xr == 0
+            abs_safe = Abs.call(Where.call(x_zero, 1.0, x))
+            scaled = Where.call(x_zero, 0.0, sign * abs_safe ** (p - 1))
+            return scaled * g * y ** (1 - p), None, None, None
+        if p < 2:
+            scaled = sign * Abs.call(x) ** (p - 1)
+        else:
+            scaled = x * Abs.call(x) ** (p - 2)
+        return scaled * Where.call(y_zero, 0.0, g / y_safe ** (p - 1)), None, None, None
 
 
 def sum(input, dim=None, keepdim=False, dtype=None):  # noqa: A001
@@ -231,17 +386,25 @@ def mean(input, dim=None, keepdim=False, dtype=None):
     return Mean.apply(input, normalize_dims(dim, input.ndim), keepdim)
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Variance with Bessel's ``correction`` (default 1: divide by N - 1), as torch.var."""
+def _var_args(input, dim, unbiased, correction):
+    if input.dtype.kind not in "fc":
+        raise RuntimeError(f"std and var only support floating point and complex dtypes, got "
+                           f"{input.dtype}")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    return Var.apply(input, normalize_dims(dim, input.ndim), keepdim, correction)
+    return normalize_dims(dim, input.ndim), correction
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance with Bessel's ``correction`` (default 1: divide by N - 1), as torch.var."""
+    axes, correction = _var_args(input, dim, unbiased, correction)
+    return Var.apply(input, axes, keepdim, correction)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    from pydl.ops.elementwise import sqrt
-
-    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+    """sqrt(var(...)), with PyTorch's gradient 0 where std is 0."""
+    axes, correction = _var_args(input, dim, unbiased, correction)
+    return Std.apply(input, axes, keepdim, correction)
 
 
 def _max_min(input, dim, keepdim, is_max, name):
@@ -250,7 +413,7 @@ def _max_min(input, dim, keepdim, is_max, name):
 
         return (elementwise.maximum if is_max else elementwise.minimum)(input, dim)
     if dim is None:
-        return AMaxMin.apply(input, tuple(range(input.ndim)), False, is_max)
+        return AMaxMin.apply(input, tuple(range(input.ndim)), False, is_max, name, True)
     (d,) = normalize_dims(dim, input.ndim) or (0,)
     if input.ndim == 0:
         return values_indices(input, Tensor._wrap(np.zeros((), dtype=np.int64)))
@@ -268,19 +431,22 @@ def min(input, dim=None, keepdim=False):  # noqa: A001
 
 
 def amax(input, dim=None, keepdim=False):
-    return AMaxMin.apply(input, normalize_dims(dim, input.ndim), keepdim, True)
+    return AMaxMin.apply(input, normalize_dims(dim, input.ndim), keepdim, True, "amax",
+                         dim is None)
 
 
 def amin(input, dim=None, keepdim=False):
-    return AMaxMin.apply(input, normalize_dims(dim, input.ndim), keepdim, False)
+    return AMaxMin.apply(input, normalize_dims(dim, input.ndim), keepdim, False, "amin",
+                         dim is None)
 
 
 def _arg(input, dim, keepdim, fn):
     xp = array_module(input.data)
-    if input.data.size == 0:
-        raise RuntimeError(f"arg{fn}(): expected a non-empty tensor, got shape {input.shape}")
     f = xp.argmax if fn == "max" else xp.argmin
     if dim is None:
+        if input.data.size == 0:
+            raise IndexError(f"arg{fn}(): Expected reduction dim to be specified for "
+                             f"input.numel() == 0 (input shape {input.shape}).")
         out = f(input.data.reshape(-1))
         if keepdim:
             out = out.reshape((1,) * input.ndim)
@@ -288,6 +454,9 @@ def _arg(input, dim, keepdim, fn):
     (d,) = normalize_dims(dim, input.ndim) or (0,)
     if input.ndim == 0:
         return Tensor._wrap(xp.zeros((), dtype=np.int64))
+    if input.shape[d] == 0:
+        raise IndexError(f"arg{fn}(): Expected reduction dim {d} to have non-zero size "
+                         f"(input shape {input.shape}).")
     return Tensor._wrap(f(input.data, axis=d, keepdims=keepdim).astype(np.int64))
 
 
@@ -311,22 +480,15 @@ def logsumexp(input, dim=None, keepdim=False):
 
 def norm(input, p="fro", dim=None, keepdim=False):
     """Vector p-norm over ``dim`` (all elements by default): (sum |x|^p)^(1/p); p may be
-    'fro' (= 2), inf, -inf, 0 (count of non-zeros) or any positive number."""
-    from pydl.ops import elementwise as ew
-
-    if p == "fro" or p == 2:
-        return ew.sqrt(sum(ew.mul(input, input), dim, keepdim))
-    if p == 1:
-        return sum(ew.abs(input), dim, keepdim)
-    if p == float("inf"):
-        return amax(ew.abs(input), dim, keepdim)
-    if p == float("-inf"):
-        return amin(ew.abs(input), dim, keepdim)
-    if p == 0:
-        return sum(ew.ne(input, 0), dim, keepdim).to(input.dtype)
-    if isinstance(p, (int, float)) and p > 0:
-        return ew.pow(sum(ew.pow(ew.abs(input), p), dim, keepdim), 1.0 / p)
-    raise ValueError(f"norm: unsupported p={p!r}")
+    'fro' (= 2), inf, -inf, 0 (count of non-zeros) or any other number."""
+    if p == "fro":
+        p = 2
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or \
+            np.isnan(p):
+        raise ValueError(f"norm: unsupported p={p!r}")
+    if input.dtype.kind not in "fc":
+        raise RuntimeError(f"norm(): input dtype should be floating point, got {input.dtype}")
+    return Norm.apply(input, float(p), normalize_dims(dim, input.ndim), keepdim)
 
 
 def all(input, dim=None, keepdim=False):  # noqa: A001
@@ -347,10 +509,18 @@ def cumsum(input, dim):
 
 
 class CumSum(Function):
+    """y_i = sum_{k <= i} x_k; its gradient is the reversed cumulative sum (a linear map whose
+    transpose sums from the end), again a CumSum between two flips."""
+
     def forward(self, x, dim):
         self.dim = dim
-        return array_module(x).cumsum(x, axis=dim)
+        y = array_module(x).cumsum(x, axis=dim)
+        return y.reshape(()) if x.ndim == 0 else y  # a 0-d tensor stays 0-d, as in PyTorch
 
     def backward(self, g):
-        xp = array_module(g)
-        return xp.flip(xp.cumsum(xp.flip(g, self.dim), axis=self.dim), self.dim), None
+        from pydl.ops.shape import Flip
+
+        if len(g.shape) == 0:
+            return g, None
+        dims = (self.dim,)
+        return Flip.call(CumSum.call(Flip.call(g, dims), self.dim), dims), None

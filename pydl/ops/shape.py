@@ -198,13 +198,15 @@ class Cat(Function):
         return array_module(xs[0]).concatenate(xs, axis=dim)
 
     def backward(self, g):
+        from pydl.ops.indexing import GetItem
+
         out = [None]
         start = 0
         for i, n in enumerate(self.sizes):
             if self.needs_input_grad[i + 1]:
-                idx = [slice(None)] * g.ndim
+                idx = [slice(None)] * len(g.shape)
                 idx[self.dim] = slice(start, start + n)
-                out.append(g[tuple(idx)])
+                out.append(GetItem.call(g, tuple(idx)))
             else:
                 out.append(None)
             start += n
@@ -291,7 +293,7 @@ class Flip(Function):
         return array_module(x).flip(x, axis=dims)
 
     def backward(self, g):
-        return array_module(g).flip(g, axis=self.dims), None
+        return Flip.call(g, self.dims), None
 
 
 def flip(input, dims):
@@ -299,6 +301,8 @@ def flip(input, dims):
 
 
 class Repeat(Function):
+    """np.tile; the gradient sums the copies (a reshape and a sum, both differentiable)."""
+
     def forward(self, x, reps):
         self.in_shape = x.shape
         self.reps = reps
@@ -312,8 +316,11 @@ class Repeat(Function):
         split_shape = []
         for r, s in zip(self.reps, full):
             split_shape += [r, s]
-        g = g.reshape(split_shape).sum(axis=tuple(range(0, 2 * len(full), 2)))
-        return g.reshape(shape), None
+        from pydl.ops.reduction import Sum
+
+        g = Sum.call(Reshape.call(g, tuple(split_shape), False),
+                     tuple(range(0, 2 * len(full), 2)), False)
+        return Reshape.call(g, shape, False), None
 
 
 def repeat(input, *sizes):
@@ -339,6 +346,11 @@ def _pad_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
 
 
 class Pad(Function):
+    """Constant mode: crop negative pads, then pad with ``value``; its gradient is the same op
+    with the pads negated (crop what was added, zero-pad what was cropped). Other modes: a
+    gather along each padded axis (``_pad_index``); the gradient scatter-adds back (IndexAdd),
+    whose gradient is the gather again."""
+
     def forward(self, x, pads, mode, value):
         self.in_shape = x.shape
         self.pads = pads  # ((axis, before, after), ...)
@@ -356,29 +368,19 @@ class Pad(Function):
         self.index = []
         out = x
         for axis, b, a in pads:
-            idx = _pad_index(x.shape[axis], b, a, mode)
+            idx = xp.asarray(_pad_index(x.shape[axis], b, a, mode))
             self.index.append((axis, idx))
-            out = xp.take(out, xp.asarray(idx), axis=axis)
+            out = xp.take(out, idx, axis=axis)
         return out
 
     def backward(self, g):
-        xp = array_module(g)
+        from pydl.ops.indexing import IndexAdd
+
         if self.mode == "constant":
-            gx = xp.zeros(self.in_shape, dtype=g.dtype)
-            src, dst = [slice(None)] * g.ndim, [slice(None)] * g.ndim
-            for axis, b, a in self.pads:
-                n = self.in_shape[axis]
-                src[axis] = slice(max(b, 0), max(b, 0) + n + min(b, 0) + min(a, 0))
-                dst[axis] = slice(max(-b, 0), n - max(-a, 0))
-            gx[tuple(dst)] = g[tuple(src)]
-            return gx, None, None, None
+            crop = tuple((axis, -b, -a) for axis, b, a in self.pads)
+            return Pad.call(g, crop, "constant", 0), None, None, None
         for axis, idx in reversed(self.index):
-            shape = list(g.shape)
-            shape[axis] = self.in_shape[axis]
-            acc = xp.zeros(shape, dtype=g.dtype)
-            moved = xp.moveaxis(acc, axis, 0)
-            xp.add.at(moved, xp.asarray(idx), xp.moveaxis(g, axis, 0))
-            g = acc
+            g = IndexAdd.call(g, axis, idx, self.in_shape[axis])
         return g, None, None, None
 
 

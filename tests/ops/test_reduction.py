@@ -68,9 +68,9 @@ def test_zero_size_reductions():
     assert x.sum(1).shape == (0,)
     x.sum().backward()
     assert x.grad.shape == (0, 3)
-    with pytest.raises(RuntimeError, match="non-empty"):
+    with pytest.raises(RuntimeError, match=r"numel\(\) == 0"):
         pydl.amax(pydl.zeros(0))
-    with pytest.raises(IndexError, match="size 0"):
+    with pytest.raises(IndexError, match="dim 1 to have non-zero size"):
         pydl.max(pydl.zeros(2, 0), dim=1)
 
 
