@@ -55,3 +55,21 @@ def as_dtype(dtype) -> np.dtype:
 
 def is_floating_point(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_TORCH_NAMES = {float16: "Half", float32: "Float", float64: "Double", int64: "Long",
+                int32: "Int", uint8: "Byte", bool_: "Bool", np.dtype(np.int8): "Char",
+                np.dtype(np.int16): "Short"}
+
+
+def can_cast_inplace(result: np.dtype, out: np.dtype) -> bool:
+    """PyTorch's rule for writing a result into an existing tensor (``x.add_(y)``, ``out=``):
+    the result's category (bool < integer < floating < complex) may not be above the output's;
+    within a category any width goes (a float64 result into a float32 tensor is fine)."""
+    return _CATEGORY[np.dtype(result).kind] <= _CATEGORY[np.dtype(out).kind]
+
+
+def torch_name(dtype) -> str:
+    """The name PyTorch's messages give a dtype ("Float", "Long")."""
+    return _TORCH_NAMES.get(np.dtype(dtype), str(dtype))

@@ -20,8 +20,11 @@ from pydl.device import device_of, to_device_array
 
 
 class Tensor:
+    # _base: for a view, the tensor whose memory it shares (None otherwise); _view_fn remakes the
+    # view from the base and _view_vc is the version the view's grad_fn was derived at
+    # (pydl.autograd.views).
     __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_out_index", "_vc", "_hooks",
-                 "__weakref__")
+                 "_base", "_view_fn", "_view_vc", "__weakref__")
 
     # Make NumPy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_priority__ = 1000
@@ -42,6 +45,7 @@ class Tensor:
         self._out_index = 0
         self._vc = [0]
         self._hooks = None
+        self._base = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -56,6 +60,7 @@ class Tensor:
         t._out_index = out_index
         t._vc = [0] if vc is None else vc
         t._hooks = None
+        t._base = None
         t.requires_grad = grad_fn is not None
         return t
 
@@ -340,41 +345,55 @@ class Tensor:
         if self.requires_grad and self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation (wrap it in pydl.no_grad() to update parameters)")
+        if self._base is not None:
+            _views().check_not_leaf_view(self)
         return True
 
     def _inplace(self, op, *args) -> "Tensor":
-        """Apply ``op(self, *args)`` in place.
+        """Apply ``op(self, *args)`` in place: the result is written into this tensor's memory
+        (so its base and every view of it see the change) and the version counter is bumped, so
+        nodes that saved this memory for backward raise instead of using the new values.
 
-        Outside autograd (no tensor involved requires grad, or grad mode is off) the result is
-        written into this tensor's memory and the version counter is bumped. When the graph is
-        being recorded, the result is computed out of place and this tensor is rebound to it
-        (its data and grad_fn), so arrays saved by earlier nodes stay intact and the gradient
-        stays exact.
+        When the graph is being recorded, the op runs on a copy standing in for the old value
+        (its node may save it), and this tensor takes the op's node as its grad_fn; for a view,
+        the base gets a CopySlices node (pydl.autograd.views).
         """
         involves_grad = self.requires_grad or any(
             isinstance(a, Tensor) and a.requires_grad for a in args)
-        if involves_grad and self._check_inplace():
-            result = op(self, *args)
-            if result.dtype != self.dtype:
-                result = result.to(self.dtype)
-            self.data = np.broadcast_to(result.data, self.shape).copy() \
-                if result.shape != self.shape else result.data
-            self.grad_fn = result.grad_fn
-            self._out_index = result._out_index
-            self.requires_grad = result.requires_grad
-            # No version bump: the old array is untouched, so nodes that saved it stay valid.
-            return self
-        with grad_mode.no_grad():
-            result = op(self, *args)
+        record = involves_grad and self._check_inplace()
+        if record:
+            if self._base is not None and self._view_vc != self._vc[0]:
+                _views().refresh_view(self)
+            before = Tensor._wrap(self.data.copy(), self.grad_fn, self._out_index)
+            before.requires_grad = self.requires_grad
+            result = op(before, *args)
+        else:
+            with grad_mode.no_grad():
+                result = op(self, *args)
         if not self.data.flags.writeable:
             raise RuntimeError(f"in-place operation on a read-only tensor of shape {self.shape} "
                                "(an expand()ed view?); clone() it first")
-        xp = np if isinstance(self.data, np.ndarray) else _cupy()
         if not _broadcasts_to(result.shape, self.shape):
             raise RuntimeError(f"in-place result of shape {result.shape} cannot be written into "
                                f"a tensor of shape {self.shape}")
+        if result.dtype != self.dtype and not _dtypes.can_cast_inplace(result.dtype,
+                                                                        self.dtype):
+            raise RuntimeError(f"result type {_dtypes.torch_name(result.dtype)} can't be cast to "
+                               f"the desired output type {_dtypes.torch_name(self.dtype)}")
+        xp = np if isinstance(self.data, np.ndarray) else _cupy()
         xp.copyto(self.data, result.data, casting="unsafe")
         self._vc[0] += 1
+        if record:
+            if result.dtype != self.dtype:
+                result = result.to(self.dtype)
+            if result.shape != self.shape:
+                result = result.expand(self.shape)
+            if self._base is not None:
+                _views().rebase_after_write(self, result)
+            else:
+                self.grad_fn = result.grad_fn
+                self._out_index = result._out_index
+                self.requires_grad = result.requires_grad
         return self
 
     def add_(self, other, alpha=1) -> "Tensor":
@@ -498,6 +517,12 @@ def _cupy():
     import cupy
 
     return cupy
+
+
+def _views():
+    from pydl.autograd import views
+
+    return views
 
 
 def _is_device_array(x) -> bool:

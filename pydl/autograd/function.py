@@ -158,6 +158,8 @@ class Function:
         requires = False
         for a in args:
             if isinstance(a, Tensor):
+                if a._base is not None and a._view_vc != a._vc[0]:
+                    _views.refresh_view(a)  # its base was written in place since it was made
                 raw.append(a.data)
                 inputs.append(a)
                 if a.requires_grad:
@@ -192,7 +194,7 @@ class Function:
                 return tuple(Tensor._wrap(o) for o in out)
             result = Tensor._wrap(out)
             if getattr(node, "is_view", False):
-                _share_version(result, inputs)
+                _share_version(result, inputs, cls, args, kwargs)
             return result
 
         outs = out if multi else (out,)
@@ -207,7 +209,7 @@ class Function:
             else:
                 results.append(Tensor._wrap(o, node, i))
         if getattr(node, "is_view", False):
-            _share_version(results[0], inputs)
+            _share_version(results[0], inputs, cls, args, kwargs)
         if node._saved:
             # Where each saved array came from: the version check needs the tensor's counter,
             # and create_graph needs the tensor's place in the graph.
@@ -236,11 +238,14 @@ class Function:
 Tensor = None
 
 
-def _share_version(result, inputs) -> None:
-    """A view shares its base's version counter, so writes through either are seen by both."""
-    base = next(t for t in inputs if t is not None)
-    if np.may_share_memory(result.data, base.data):
+def _share_version(result, inputs, cls, args, kwargs) -> None:
+    """A view shares its base's version counter, so writes through either are seen by both, and
+    remembers how it was made from the base (see pydl.autograd.views). View ops take the viewed
+    tensor as their first argument."""
+    base = inputs[0]
+    if base is not None and np.may_share_memory(result.data, base.data):
         result._vc = base._vc
+        _views.record_view(result, base, cls, args[1:], kwargs)
 
 
 def _check_one_device(op: str, inputs) -> None:
@@ -254,3 +259,6 @@ def _check_one_device(op: str, inputs) -> None:
         elif type(t.data) is not type(first.data):
             raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found "
                                f"at least two devices, {first.device} and {t.device}")
+
+
+from pydl.autograd import views as _views  # noqa: E402  (views needs Function defined first)
