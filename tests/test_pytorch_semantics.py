@@ -65,3 +65,33 @@ def test_pow_zero_exponent_gradient_is_zero_at_zero():
     x.grad = None
     (x ** e).sum().backward()
     assert_close(x.grad, [0.0, 1.0])
+
+
+def test_user_defined_optimizer_then_scheduler_gives_no_false_warning():
+    import warnings
+
+    class PlainSGD(pydl.optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self, closure=None):
+            with pydl.no_grad():
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            p.sub_(p.grad * group["lr"])
+
+    w = pydl.tensor([1.0, 2.0], requires_grad=True)
+    opt = PlainSGD([w])
+    sched = pydl.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    (w * w).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step()
+        sched.step()
+    assert_close(w, [0.8, 1.6])
+    assert opt.param_groups[0]["lr"] == 0.05
+    opt2 = PlainSGD([pydl.tensor([1.0], requires_grad=True)])
+    sched2 = pydl.optim.lr_scheduler.StepLR(opt2, step_size=1)
+    with pytest.warns(UserWarning, match="before `optimizer.step"):
+        sched2.step()  # the genuine mistake is still reported

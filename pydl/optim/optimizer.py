@@ -9,6 +9,7 @@ and their state is left untouched, as in PyTorch.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
@@ -100,6 +101,23 @@ class Optimizer:
             parameter groups (each with a ``'params'`` entry and per-group options).
         defaults: the default value of every option, used where a group does not set it.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's ``step`` marks the optimizer as stepped (as PyTorch wraps each
+        optimizer's step), so an LR scheduler can tell "scheduler.step() before
+        optimizer.step()" from a user-defined optimizer it has simply not seen before."""
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is None or getattr(step, "_marks_opt_called", False):
+            return
+
+        @functools.wraps(step)
+        def marked_step(self, *args, **kw):
+            self._opt_called = True
+            return step(self, *args, **kw)
+
+        marked_step._marks_opt_called = True
+        cls.step = marked_step
 
     def __init__(self, params, defaults: Dict[str, Any]):
         self.defaults = defaults
