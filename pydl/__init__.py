@@ -9,7 +9,8 @@ from pydl import _C
 from pydl._config import __version__, get_num_threads, set_num_threads, show_config
 from pydl import cuda
 from pydl.dtypes import (bool_, double, float, float16, float32, float64, get_default_dtype, half,
-                         int, int32, int64, is_floating_point, long, set_default_dtype, uint8)
+                         int, int32, int64, is_floating_point, long, promote_types, result_type,
+                         set_default_dtype, uint8)
 from pydl.device import device
 from pydl.random import Generator, initial_seed, manual_seed, seed
 from pydl.tensor import Tensor

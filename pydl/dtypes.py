@@ -4,6 +4,8 @@ float32 is the default for floating data (as in PyTorch); int64 holds labels and
 """
 from __future__ import annotations
 
+import builtins as _builtins
+
 import numpy as np
 
 float32 = np.dtype(np.float32)
@@ -73,3 +75,66 @@ def can_cast_inplace(result: np.dtype, out: np.dtype) -> bool:
 def torch_name(dtype) -> str:
     """The name PyTorch's messages give a dtype ("Float", "Long")."""
     return _TORCH_NAMES.get(np.dtype(dtype), str(dtype))
+
+
+# -- type promotion: PyTorch's rules, in one place ----------------------------------------------
+def _promote2(a, b):
+    if a is None:
+        return b
+    if b is None or a == b:
+        return a
+    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if ca != cb:
+        return a if ca > cb else b  # int32 with float16 is float16 (NumPy would say float64)
+    return np.promote_types(a, b)  # within a category, widths promote as NumPy's
+
+
+def promote_types(type1, type2) -> np.dtype:
+    """The smallest dtype both ``type1`` and ``type2`` convert to (torch.promote_types): a higher
+    category (bool < integer < floating) wins outright; within one category the wider type."""
+    return _promote2(as_dtype(type1), as_dtype(type2))
+
+
+def _combine_categories(higher, lower):
+    # PyTorch's rule for a higher-priority class of operands meeting a lower one: the lower
+    # class only matters when it is of a higher category (an int tensor times a Python float
+    # becomes floating; a float32 tensor plus a 0-d float64 tensor stays float32).
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return _promote2(higher, lower)
+    return higher
+
+
+def _operand_dtype(x):
+    """(priority class, dtype): 0 for a tensor with dims, 1 for a 0-d tensor, 2 for a Python
+    number (bool -> bool, int -> int64, float -> the default dtype)."""
+    if isinstance(x, (_builtins.bool, np.bool_)):
+        return 2, bool_
+    if isinstance(x, (_builtins.int, np.integer)):
+        return 2, int64
+    if isinstance(x, (_builtins.float, np.floating)):
+        return 2, _default_float
+    if isinstance(x, complex):
+        raise TypeError("pydl has no complex dtypes")
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        raise TypeError(f"result_type: expected Tensors or Python numbers, got {type(x).__name__}")
+    return (0 if x.ndim > 0 else 1), np.dtype(dtype)
+
+
+def result_type(*operands) -> np.dtype:
+    """The dtype an elementwise op on ``operands`` computes in (torch.result_type): tensors with
+    dimensions decide first, then 0-d tensors, then Python numbers, each class only lifting the
+    category (bool < integer < floating) of the classes before it."""
+    if not operands:
+        raise TypeError("result_type needs at least one operand")
+    classes = [None, None, None]
+    for x in operands:
+        k, d = _operand_dtype(x)
+        classes[k] = _promote2(classes[k], d)
+    return _combine_categories(classes[0], _combine_categories(classes[1], classes[2]))
