@@ -124,7 +124,7 @@ class Std(Function):
 
     def forward(self, x, axes, keepdim, correction):
         v, denom = _var(x, axes, keepdim, correction)
-        y = array_module(x).sqrt(v)
+        y = array_module(x).asarray(array_module(x).sqrt(v))  # asarray: an array, not a scalar
         self.save_for_backward(x, y)  # NB: the output: backward divides by it
         self.meta = (axes, keepdim, denom)
         return y
@@ -194,8 +194,8 @@ class AMaxMin(Function):
     def forward(self, x, axes, keepdim, is_max, name, all_dims):
         xp = array_module(x)
         _check_reduced_sizes(x, axes, name, all_dims)
-        y = (xp.max if is_max else xp.min)(x, axis=axes, keepdims=keepdim)
-        self.save_for_backward(x, y)
+        y = xp.asarray((xp.max if is_max else xp.min)(x, axis=axes, keepdims=keepdim))
+        self.save_for_backward(x, y)  # y is the output itself (asarray: not a NumPy scalar)
         self.meta = (axes, keepdim)
         return y
 
