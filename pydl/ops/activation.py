@@ -76,7 +76,7 @@ class Hardtanh(Function):
     lo or hi exactly where x <= lo or x >= hi. The mask is constant, so d2y/dx2 = 0."""
 
     def forward(self, x, lo, hi):
-        y = array_module(x).clip(x, lo, hi)
+        y = _elementwise._saved_array(array_module(x).clip(x, lo, hi))
         self.save_for_backward(y)
         self.bounds = (lo, hi)
         return y

@@ -46,6 +46,13 @@ def unbroadcast(grad, shape: tuple):
     return SumTo.call(grad, shape)
 
 
+def _saved_array(y):
+    """A ufunc's result as an array: for a 0-d input NumPy returns a scalar, which ``apply``
+    turns into a new 0-d array; an op that saves its output must save that same array, or
+    create_graph could not tell it is the output (and would refuse it as an intermediate)."""
+    return y if isinstance(y, np.ndarray) else array_module(y).asarray(y)
+
+
 def raw(x):
     """The array behind a Tensor (or the array itself): for masks and other piecewise-constant
     factors of a formula, which carry no derivative."""
@@ -133,7 +140,7 @@ class Pow(Function):
     """a ** b; d/da = b a^(b-1), d/db = a^b log a (taken as 0 where a == 0)."""
 
     def forward(self, a, b):
-        y = a ** b
+        y = _saved_array(a ** b)
         self.save_for_backward(a, b, y)
         return y
 
@@ -205,7 +212,7 @@ def neg(x):
 # -- unary math ---------------------------------------------------------------------------------
 class Exp(Function):
     def forward(self, x):
-        y = array_module(x).exp(x)
+        y = _saved_array(array_module(x).exp(x))
         self.save_for_backward(y)  # NB: d/dx e^x = e^x, so the output is all backward needs
         return y
 
@@ -226,7 +233,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, x):
-        y = array_module(x).sqrt(x)
+        y = _saved_array(array_module(x).sqrt(x))
         self.save_for_backward(y)  # d/dx sqrt(x) = 1 / (2 sqrt(x))
         return y
 
@@ -237,7 +244,7 @@ class Sqrt(Function):
 
 class Rsqrt(Function):
     def forward(self, x):
-        y = 1 / array_module(x).sqrt(x)
+        y = _saved_array(1 / array_module(x).sqrt(x))
         self.save_for_backward(y)  # d/dx x^-1/2 = -x^-3/2 / 2 = -y^3 / 2
         return y
 
@@ -287,7 +294,7 @@ class Cos(Function):
 
 class Tanh(Function):
     def forward(self, x):
-        y = array_module(x).tanh(x)
+        y = _saved_array(array_module(x).tanh(x))
         self.save_for_backward(y)  # tanh' = 1 - tanh^2
         return y
 
@@ -319,7 +326,7 @@ class Sigmoid(Function):
 
 class Relu(Function):
     def forward(self, x):
-        y = array_module(x).maximum(x, 0)
+        y = _saved_array(array_module(x).maximum(x, 0))
         self.save_for_backward(y)  # y > 0 exactly where x > 0: the output is enough
         return y
 

@@ -112,6 +112,20 @@ def test_activation_derivatives_at_the_kinks():
     assert_close(x.grad, [0.7])
 
 
+def test_gradient_at_nan_passes_through_like_pytorch():
+    # PyTorch's masks test x <= 0 (false at NaN): the incoming gradient passes a NaN input.
+    values = [math.nan, -1.0, 0.0, 2.0]
+    for call, expected in ((F.relu, [1.0, 0.0, 0.0, 1.0]),
+                           (F.hardtanh, [1.0, 0.0, 1.0, 0.0]),
+                           (lambda x: F.leaky_relu(x, 0.1), [0.1, 0.1, 0.1, 1.0]),
+                           (lambda x: F.elu(x, 0.5), [1.0, 0.5 * math.exp(-1.0), 0.5, 1.0])):
+        x = t64(values)
+        out = call(x)
+        assert math.isnan(out.data[0])
+        out.sum().backward()
+        assert_close(x.grad, expected, rtol=1e-15, atol=0)
+
+
 def test_softplus_is_stable_and_linear_above_threshold():
     x = t64([-800.0, -30.0, 0.0, 19.0, 21.0, 800.0])
     out = F.softplus(x)
