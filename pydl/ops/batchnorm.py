@@ -10,6 +10,8 @@ Backward is the closed form in one node (not a chain of elementwise ops), two pa
     dbeta = sum dy,  dgamma = sum dy * xhat,
     dx = gamma / sigma * (dy - dbeta / M - xhat * dgamma / M)     (training)
     dx = gamma / sigma * dy                                       (eval: statistics are constants)
+That backward is an op of its own (``BatchNormBackward``: the fused kernel forward, the second
+derivatives as its backward), so ``create_graph=True`` differentiates batch norm twice and more.
 """
 from __future__ import annotations
 
@@ -19,24 +21,29 @@ from pydl import _C
 from pydl._cuda_kernels import device_kernels
 from pydl.autograd.function import Function
 from pydl.ops.conv import _check_tensor
+from pydl.ops.elementwise import Rsqrt, zeros_like
+from pydl.ops.reduction import Mean, Sum
+from pydl.ops.shape import Expand, Reshape
 
 
 class BatchNorm(Function):
     """Returns (y, batch mean, batch biased var); the statistics are non-differentiable outputs
     that ``batch_norm`` uses for the running estimates. Saves x, the mean and 1/sigma (not xhat:
-    x is already alive, xhat would be a second full-size array)."""
+    x is already alive, xhat would be a second full-size array). x is saved as given (the
+    kernel's contiguous copy, if one was needed, is not kept) so that under create_graph it is
+    the input tensor itself."""
 
     def forward(self, x, weight, bias, training, eps, running_mean, running_var):
-        self.training = training
+        self.training, self.eps = training, eps
         k = device_kernels(x)
         if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/batchnorm.cuh) on device arrays
             return self._forward_cuda(k, x, weight, bias, training, eps, running_mean,
                                       running_var)
-        x = np.ascontiguousarray(x)
+        xc = np.ascontiguousarray(x)
         if training:
-            y, mean, var, invstd = _C.batch_norm_forward_train(x, weight, bias, eps)
+            y, mean, var, invstd = _C.batch_norm_forward_train(xc, weight, bias, eps)
         else:
-            y = _C.batch_norm_forward_eval(x, running_mean, running_var, weight, bias, eps)
+            y = _C.batch_norm_forward_eval(xc, running_mean, running_var, weight, bias, eps)
             mean = np.array(running_mean, copy=True)
             var = np.array(running_var, copy=True)
             invstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
@@ -47,12 +54,10 @@ class BatchNorm(Function):
 
     def backward(self, gy, _gmean, _gvar):
         x, weight = self.saved_tensors
-        need_dx, need_dw, need_db = (bool(n) for n in self.needs_input_grad[:3])
-        k = device_kernels(gy)
-        if k is not None:
-            return self._backward_cuda(k, gy, x, weight, need_dx, need_dw, need_db)
-        gx, gw, gb = _C.batch_norm_backward(np.ascontiguousarray(gy), x, self.mean, self.invstd,
-                                            weight, self.training, need_dx, need_dw, need_db)
+        need = self.needs_input_grad[:3]
+        grads = BatchNormBackward.call(gy, x, weight, self.mean, self.invstd, self.training,
+                                       self.eps, need)
+        gx, gw, gb = _spread(grads, need)
         return gx, gw, gb, None, None, None, None
 
     def _forward_cuda(self, k, x, weight, bias, training, eps, running_mean, running_var):
@@ -77,25 +82,133 @@ class BatchNorm(Function):
         self.mark_non_differentiable(mean, var)
         return y, mean, var
 
-    def _backward_cuda(self, k, gy, x, weight, need_dx, need_dw, need_db):
-        if self.training:
-            gx, gw, gb = k.batch_norm_backward_train(x, gy, weight, self.mean, self.invstd,
-                                                     (need_dx, need_dw and weight is not None,
-                                                      need_db))
-            return gx, gw, gb, None, None, None, None
+
+class BatchNormBackward(Function):
+    """The gradients (dx, dgamma, dbeta) of batch norm, as an op: forward is the fused kernel
+    (``need`` says which of the three to compute and return, in that order), backward the
+    second derivatives.
+
+    Per channel, with <.> the mean over its M values, s = 1 / sigma, xhat = (x - mu) s and
+    P(v) = s (v - <v> - xhat <v xhat>) (the first-order input gradient for gamma = 1), the
+    first order is dx = gamma P(dy), dgamma = M <dy xhat>, dbeta = M <dy>. For incoming
+    gradients (ggx, gggamma, ggbeta) of those (PyTorch's batchnorm_double_backward):
+        d/ddy    = gamma P(ggx) + gggamma xhat + ggbeta
+        d/dgamma = sum ggx P(dy)
+        d/dx     = gggamma P(dy) + gamma s^2 [xhat (3 a b - <ggx dy> + <ggx><dy>)
+                                              - b (ggx - <ggx>) - a (dy - <dy>)]
+    with a = <ggx xhat>, b = <dy xhat> (training: mu and s depend on x). In eval mode mu and s
+    are constants: d/ddy = gamma s ggx + gggamma xhat + ggbeta, d/dgamma = sum ggx s dy,
+    d/dx = gggamma s dy. mu and s are recomputed from x with differentiable ops, so these
+    formulas differentiate again (third order)."""
+
+    def forward(self, gy, x, weight, mean, invstd, training, eps, need):
+        self.save_for_backward(gy, x, weight)
+        self.stats, self.training, self.eps, self.need = (mean, invstd), training, eps, need
+        k = device_kernels(gy)
+        if k is not None:
+            grads = self._forward_cuda(k, gy, x, weight, mean, invstd, training, need)
+        else:
+            grads = _C.batch_norm_backward(np.ascontiguousarray(gy), np.ascontiguousarray(x),
+                                           mean, invstd, weight, training, *need)
+        # Only the requested gradients are outputs (an op's outputs are arrays, never None).
+        return tuple(grads) if all(need) else tuple(g for g, n in zip(grads, need) if n)
+
+    @staticmethod
+    def _forward_cuda(k, gy, x, weight, mean, invstd, training, need):
+        need_dx, need_dw, need_db = need
+        if training:
+            return k.batch_norm_backward_train(x, gy, weight, mean, invstd,
+                                               (need_dx, need_dw and weight is not None,
+                                                need_db))
         # Eval mode: the statistics are constants, so every gradient is elementwise work plus a
         # per-channel sum (no dedicated kernel; the array module runs it on the device).
         shape = (1, -1) + (1,) * (x.ndim - 2)
         axes = (0,) + tuple(range(2, x.ndim))
-        invstd = self.invstd.reshape(shape)
+        invstd = invstd.reshape(shape)
         gx = gw = gb = None
         if need_dx:
             gx = gy * invstd if weight is None else gy * (weight.reshape(shape) * invstd)
         if need_dw:
-            gw = (gy * ((x - self.mean.reshape(shape)) * invstd)).sum(axis=axes)
+            gw = (gy * ((x - mean.reshape(shape)) * invstd)).sum(axis=axes)
         if need_db:
             gb = gy.sum(axis=axes)
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb
+
+    def backward(self, *ggs):
+        gy, x, weight = self.saved_tensors
+        ggx, ggw, ggb = _spread(ggs, self.need)
+        need_gy, need_x, need_w = self.needs_input_grad[:3]
+        C = x.shape[1]
+        numel = int(np.prod(x.shape))
+        if numel == 0:
+            return (zeros_like(gy) if need_gy else None, zeros_like(x) if need_x else None,
+                    zeros_like(weight) if need_w else None, None, None, None, None, None)
+        chan = (1, C) + (1,) * (len(x.shape) - 2)
+        axes = (0,) + tuple(range(2, len(x.shape)))
+
+        def per_channel(v):  # (C,) -> broadcastable against x
+            return Reshape.call(v, chan, False)
+
+        def mean_c(v):  # <v>, keeping dims
+            return Mean.call(v, axes, True)
+
+        def sum_c(v):  # sum over each channel's values, as (C,)
+            return Sum.call(v, axes, False)
+
+        gamma = 1 if weight is None else per_channel(weight)
+        if self.training:
+            mu = mean_c(x)
+            xc = x - mu
+            s = Rsqrt.call(mean_c(xc * xc) + self.eps)
+        else:
+            mean, invstd = self.stats
+            xc = x - per_channel(mean)
+            s = per_channel(invstd)
+        xhat = xc * s
+
+        def project(v):  # P(v): the first-order input gradient for gamma = 1
+            if not self.training:
+                return s * v
+            return s * (v - mean_c(v) - xhat * mean_c(v * xhat))
+
+        dgy = dx = dw = None
+        if ggx is not None:
+            if need_gy:
+                dgy = gamma * project(ggx)
+            if need_w:
+                dw = sum_c(ggx * project(gy))
+            if need_x and self.training:
+                a, b = mean_c(ggx * xhat), mean_c(gy * xhat)
+                mean_gy, mean_ggx = mean_c(gy), mean_c(ggx)
+                inner = xhat * (3 * a * b - mean_c(ggx * gy) + mean_ggx * mean_gy) \
+                    - b * (ggx - mean_ggx) - a * (gy - mean_gy)
+                dx = gamma * (s * s) * inner
+        if ggw is not None:
+            ggw_c = per_channel(ggw)
+            if need_gy:
+                term = ggw_c * xhat
+                dgy = term if dgy is None else dgy + term
+            if need_x:
+                term = ggw_c * project(gy)
+                dx = term if dx is None else dx + term
+        if ggb is not None and need_gy:
+            term = Expand.call(per_channel(ggb), tuple(x.shape))
+            dgy = term if dgy is None else dgy + term
+        if need_gy and dgy is None:
+            dgy = zeros_like(gy)
+        if need_x and dx is None:
+            dx = zeros_like(x)
+        if need_w and dw is None:
+            dw = zeros_like(weight)
+        return dgy, dx, dw, None, None, None, None, None
+
+
+def _spread(values, need):
+    """(dx, dgamma, dbeta) from the values of the requested ones (None for the others)."""
+    if len(values) == 3:
+        return values
+    it = iter(values)
+    return tuple(next(it) if n else None for n in need)
 
 
 def _check_channel_tensor(t, name, C, dtype, op="batch_norm"):

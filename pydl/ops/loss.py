@@ -20,6 +20,14 @@ Reductions: ``'mean'`` divides the sum by the number of elements (for weighted c
 the summed weights of the counted targets, as PyTorch does), ``'sum'`` sums, ``'none'`` returns
 the per-element losses. The deprecated ``size_average``/``reduce`` arguments are honoured with
 PyTorch's warning.
+
+Double backward (``create_graph=True``; the Hessian of a loss, lecture notes 5.8): every
+backward formula here is written with Python operators and ``Op.call`` (see
+``pydl.autograd.function``), so on arrays it is the plain first-order computation and on
+Tensors it records a differentiable graph. The elementwise losses save only their inputs (and
+output) and write their derivatives in terms of them. The fused cross-entropy keeps its C++
+kernel for first order: its gradient is an op of its own (``CrossEntropyBackward``) whose
+backward is the softmax Jacobian, written with differentiable ops, so third order works too.
 """
 from __future__ import annotations
 
@@ -31,11 +39,15 @@ from pydl.autograd import grad_mode
 from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module
-from pydl.ops.elementwise import _sigmoid, unbroadcast
+from pydl.ops.elementwise import (Abs, Exp, Log, Maximum, Sigmoid, Where, raw, unbroadcast,
+                                  zeros_like)
+from pydl.ops.reduction import Sum
+from pydl.ops.shape import Expand, Permute, Reshape
 from pydl.tensor import Tensor
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
+
 
 
 # -- argument handling ----------------------------------------------------------------------------
@@ -76,37 +88,71 @@ def _same_dtype(t: Tensor, like: Tensor) -> Tensor:
 
 
 def _reduce(lw, reduction: str, denom):
-    """Reduce the (weighted) per-element losses ``lw``."""
+    """Reduce the (weighted) per-element losses ``lw`` (an array: forward only). Full reductions
+    come back as 0-d arrays, not NumPy scalars, so that a node can save its output."""
     if reduction == "none":
         return lw
+    xp = array_module(lw)
     total = lw.sum()
     if reduction == "sum":
-        return total
+        return xp.asarray(total)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (total / denom).astype(lw.dtype, copy=False)
+        return xp.asarray(total / denom).astype(lw.dtype, copy=False)
 
 
 def _scale(g, reduction: str, denom):
-    """d(output) / d(lw_i): the incoming gradient spread back over the elements."""
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (g / denom).astype(g.dtype, copy=False)
-    return g
+    """d(output) / d(lw_i): the incoming gradient spread back over the elements. ``g`` is an
+    array, or a Tensor under create_graph (``denom`` then may be a Tensor too: sum(weight))."""
+    if reduction != "mean":
+        return g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if isinstance(g, Tensor) or isinstance(denom, Tensor):
+            return g / denom
+        return (g / denom).astype(g.dtype, copy=False)
+
+
+def _flat(a):
+    """``a`` (array or Tensor) as a 1-D vector (a 0-d value becomes shape (1,))."""
+    if isinstance(a, Tensor):
+        return Reshape.apply(a, (a.data.size,), False)
+    return a.reshape(-1)  # first order: no node, no Function.call on the hot path
+
+
+def _expand(a, shape):
+    """``a`` broadcast to ``shape`` (a view; recorded under create_graph)."""
+    return a if a.shape == shape else Expand.call(a, shape)
+
+
+class _Log1p(Function):
+    """log(1 + x), exact for small x; d/dx = 1 / (1 + x)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return array_module(x).log1p(x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g / (1 + x)
 
 
 # -- elementwise regression / binary losses --------------------------------------------------------
 class _ElementwiseLoss(Function):
     """Shared forward/backward for losses of the form reduce(w * l(x, t)).
 
-    Subclasses define ``pointwise(x, t, params) -> (per_element_loss, saved)`` and
-    ``derivatives(saved, params, need_x, need_t) -> (dl/dx, dl/dt)`` (elementwise, the
-    broadcast shape; None when not needed). ``denom`` is the divisor of ``'mean'``; None means
-    the summed weights (PyTorch's weighted mean for mse/l1/huber), in which case the weight
-    gradient also carries the -L / sum(w) term of the quotient rule.
+    Subclasses define ``pointwise(x, t, params) -> per_element_loss`` and
+    ``derivatives(x, t, params, need_x, need_t) -> (dl/dx, dl/dt)`` (elementwise; None when not
+    needed), both written for arrays and Tensors alike (Python operators, ``Op.call``;
+    piecewise-constant factors such as signs and masks from the raw arrays), so the backward
+    formula differentiates again under create_graph. Only x, t, w (and the output, for the
+    weighted mean) are saved: backward recomputes x - t and friends, one elementwise pass.
+
+    ``denom`` is the divisor of ``'mean'``; None means the summed weights (PyTorch's weighted
+    mean for mse/l1), in which case the weight gradient also carries the -L / sum(w) term of
+    the quotient rule.
     """
 
     def forward(self, x, t, w, reduction, denom, params):
-        per, saved = self.pointwise(x, t, params)
+        per = self.pointwise(x, t, params)
         # Weighted mean with denom None divides by sum(w): dL/dw_i then has a quotient term.
         self.weighted_mean = w is not None and denom is None and reduction == "mean"
         if w is not None:
@@ -118,102 +164,117 @@ class _ElementwiseLoss(Function):
         if denom is None:
             denom = per.size
         out = _reduce(lw, reduction, denom)
-        self.meta = (x.shape, t.shape, None if w is None else w.shape, reduction, denom, params)
-        self.save_for_backward(w, per, out if self.weighted_mean else None, *saved)
+        self.meta = (x.shape, t.shape, None if w is None else w.shape, per.shape, reduction,
+                     denom, params)
+        self.save_for_backward(x, t, w, out if self.weighted_mean else None)
         return out
 
     def backward(self, g):
-        w, per, out, *saved = self.saved_tensors
-        xs, ts, ws, reduction, denom, params = self.meta
+        x, t, w, out = self.saved_tensors
+        xs, ts, ws, shape, reduction, denom, params = self.meta
         need_x, need_t, need_w = self.needs_input_grad[:3]
+        if self.weighted_mean and isinstance(w, Tensor):
+            # create_graph: the divisor sum(w) as a function of w, so d/dw of this gradient
+            # has its quotient-rule term.
+            denom = Sum.call(w, tuple(range(len(ws))), False)
         s = _scale(g, reduction, denom)
-        if w is not None:
-            s = s * w
-        dx, dt = self.derivatives(saved, params, need_x, need_t)
-        gx = unbroadcast(s * dx, xs) if need_x else None
-        gt = unbroadcast(s * dt, ts) if need_t else None
-        gw = None
+        sw = s if w is None else s * w
+        gx = gt = gw = None
+        if need_x or need_t:
+            dx, dt = self.derivatives(x, t, params, need_x, need_t)
+            if need_x:
+                gx = unbroadcast(_expand(sw * dx, shape), xs)
+            if need_t:
+                gt = unbroadcast(_expand(sw * dt, shape), ts)
         if need_w:
-            sw = _scale(g, reduction, denom)
-            gw_full = sw * (per - out) if self.weighted_mean else sw * per
-            gw = unbroadcast(array_module(per).broadcast_to(gw_full, per.shape), ws)
+            per = self.pointwise(x, t, params)
+            gw = unbroadcast(_expand(s * (per - out) if self.weighted_mean else s * per, shape),
+                             ws)
         return gx, gt, gw, None, None, None
 
 
 class MSELoss(_ElementwiseLoss):
-    """l = (x - t)^2; dl/dx = 2 (x - t) = -dl/dt."""
+    """l = (x - t)^2; dl/dx = 2 (x - t) = -dl/dt (second derivative 2)."""
 
     def pointwise(self, x, t, params):
         d = x - t
-        return d * d, (d,)
+        return d * d
 
-    def derivatives(self, saved, params, need_x, need_t):
-        (d,) = saved
-        dx = 2 * d
+    def derivatives(self, x, t, params, need_x, need_t):
+        dx = 2 * (x - t)
         return dx, (-dx if need_t else None)
 
 
+def _sign_of_difference(x, t):
+    """sign(x - t) as a constant (0 at x == t, as PyTorch): the slope of |x - t|."""
+    d = raw(x) - raw(t)
+    return array_module(d).sign(d)
+
+
 class L1Loss(_ElementwiseLoss):
-    """l = |x - t|; dl/dx = sign(x - t) = -dl/dt (0 at x == t, as PyTorch)."""
+    """l = |x - t|; dl/dx = sign(x - t) = -dl/dt (0 at x == t, as PyTorch); piecewise
+    constant, so its own derivative is 0."""
 
     def pointwise(self, x, t, params):
-        d = x - t
-        return array_module(d).abs(d), (d,)
+        return Abs.call(x - t)
 
-    def derivatives(self, saved, params, need_x, need_t):
-        (d,) = saved
-        dx = array_module(d).sign(d)
+    def derivatives(self, x, t, params, need_x, need_t):
+        dx = _sign_of_difference(x, t)
         return dx, (-dx if need_t else None)
 
 
 class SmoothL1Loss(_ElementwiseLoss):
     """Huber-type loss: l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta (d = x - t);
-    scaled by ``scale`` (huber_loss: delta, with beta = delta). dl/dx = d / beta or sign(d)."""
+    scaled by ``scale`` (huber_loss: delta, with beta = delta). dl/dx = d / beta or sign(d),
+    so the second derivative is 1 / beta inside the quadratic zone and 0 outside."""
 
     def pointwise(self, x, t, params):
         beta, scale = params
-        xp = array_module(x)
         d = x - t
-        ad = xp.abs(d)
+        ad = Abs.call(d)
         if beta == 0:
             per = ad
-            quad = xp.zeros(d.shape, dtype=bool)
         else:
-            quad = ad < beta
-            per = xp.where(quad, (0.5 / beta) * d * d, ad - 0.5 * beta)
-        if scale != 1:
-            per = per * scale
-        return per.astype(x.dtype, copy=False), (d, quad)
+            per = Where.call(raw(ad) < beta, (0.5 / beta) * d * d, ad - 0.5 * beta)
+        return per * scale if scale != 1 else per
 
-    def derivatives(self, saved, params, need_x, need_t):
+    def derivatives(self, x, t, params, need_x, need_t):
         beta, scale = params
-        d, quad = saved
-        xp = array_module(d)
-        dx = xp.where(quad, d / beta if beta else d, xp.sign(d))
+        sign = _sign_of_difference(x, t)
+        if beta == 0:
+            dx = sign
+        else:
+            d = x - t
+            dx = Where.call(array_module(sign).abs(raw(d)) < beta, d / beta, sign)
         if scale != 1:
             dx = dx * scale
-        dx = dx.astype(d.dtype, copy=False)
         return dx, (-dx if need_t else None)
+
+
+def _clamped_logs(x):
+    """(log x, log(1 - x)), each clamped at -100 as PyTorch's BCE does (so x = 0 or 1 gives a
+    finite loss; the clamped part has derivative 0)."""
+    with np.errstate(divide="ignore"):
+        return Maximum.call(Log.call(x), -100.0), Maximum.call(_Log1p.call(-x), -100.0)
 
 
 class BinaryCrossEntropy(_ElementwiseLoss):
     """l = -[t log x + (1 - t) log(1 - x)], each log clamped at -100 (PyTorch's choice, so
     x = 0 or 1 gives a finite loss). dl/dx = (x - t) / max(x (1 - x), 1e-12);
-    dl/dt = log(1 - x) - log x (clamped logs)."""
+    dl/dt = log(1 - x) - log x (clamped logs). d2l/dx2 = (x^2 - 2 x t + t) / (x (1 - x))^2
+    follows from differentiating the quotient (PyTorch's binary_cross_entropy_double_backward
+    writes it out)."""
 
     def pointwise(self, x, t, params):
-        xp = array_module(x)
-        with np.errstate(divide="ignore"):
-            log_x = xp.maximum(xp.log(x), -100)
-            log_1mx = xp.maximum(xp.log1p(-x), -100)
-        per = -(t * log_x + (1 - t) * log_1mx)
-        return per, (x, t, log_x, log_1mx)
+        log_x, log_1mx = _clamped_logs(x)
+        return -(t * log_x + (1 - t) * log_1mx)
 
-    def derivatives(self, saved, params, need_x, need_t):
-        x, t, log_x, log_1mx = saved
-        xp = array_module(x)
-        dx = (x - t) / xp.maximum(x * (1 - x), x.dtype.type(1e-12)) if need_x else None
-        dt = (log_1mx - log_x) if need_t else None
+    def derivatives(self, x, t, params, need_x, need_t):
+        dx = (x - t) / Maximum.call(x * (1 - x), 1e-12) if need_x else None
+        dt = None
+        if need_t:
+            log_x, log_1mx = _clamped_logs(x)
+            dt = log_1mx - log_x
         return dx, dt
 
 
@@ -224,28 +285,23 @@ class KLDiv(_ElementwiseLoss):
 
     def pointwise(self, x, t, params):
         (log_target,) = params
-        xp = array_module(x)
         if log_target:
-            et = xp.exp(t)
-            return et * (t - x), (x, t, et)
+            return Exp.call(t) * (t - x)
+        positive = raw(t) > 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            xlogx = xp.where(t > 0, t * xp.log(xp.where(t > 0, t, 1)), 0)
-        return (xlogx - t * x).astype(x.dtype, copy=False), (x, t, None)
+            xlogx = Where.call(positive, t * Log.call(Where.call(positive, t, 1.0)), 0.0)
+        return xlogx - t * x
 
-    def derivatives(self, saved, params, need_x, need_t):
+    def derivatives(self, x, t, params, need_x, need_t):
         (log_target,) = params
-        x, t, et = saved
-        xp = array_module(x)
         if log_target:
-            dx = -et if need_x else None
-            dt = et * (t - x + 1) if need_t else None
-            return dx, dt
-        dx = -t if need_x else None
+            et = Exp.call(t)
+            return (-et if need_x else None), (et * (t - x + 1) if need_t else None)
         dt = None
         if need_t:
             with np.errstate(divide="ignore"):
-                dt = xp.log(t) + 1 - x
-        return dx, dt
+                dt = Log.call(t) + 1 - x
+        return (-t if need_x else None), dt
 
 
 def _broadcast_pair(input: Tensor, target: Tensor, op: str):
@@ -357,6 +413,28 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, size_averag
     return BinaryCrossEntropy.apply(input, target, weight, reduction, input.data.size, ())
 
 
+
+class _SoftplusPair(Function):
+    """(softplus(x), softplus(-x)) with one shared tail: softplus(+-x) = max(+-x, 0) +
+    log1p(e^-|x|), so no e^x overflows. d softplus(x)/dx = sigmoid(x)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        xp = array_module(x)
+        tail = xp.log1p(xp.exp(-xp.abs(x)))
+        return xp.maximum(x, 0) + tail, xp.maximum(-x, 0) + tail
+
+    def backward(self, g_pos, g_neg):
+        (x,) = self.saved_tensors
+        return g_pos * Sigmoid.call(x) - g_neg * Sigmoid.call(-x)
+
+
+def _bce_logits_pointwise(x, t, pw):
+    sp_pos, sp_neg = _SoftplusPair.call(x)
+    pos = t * sp_neg if pw is None else pw * t * sp_neg
+    return (1 - t) * sp_pos + pos
+
+
 class BinaryCrossEntropyWithLogits(Function):
     """l = w [(1 - t) softplus(x) + pw t softplus(-x)] with softplus(+-x) = max(+-x, 0) +
     log1p(e^-|x|): -log(1 - sigmoid(x)) = softplus(x) and -log sigmoid(x) = softplus(-x), so no
@@ -364,42 +442,40 @@ class BinaryCrossEntropyWithLogits(Function):
     the e^-40-sized loss of a confident right answer). pw (pos_weight) is 1 if absent.
 
     dl/dx = w [(1 - t) sigmoid(x) - pw t sigmoid(-x)] (= w (sigmoid(x) - t) with pw = 1),
-    dl/dt = w [pw softplus(-x) - softplus(x)], dl/dw = l / w, dl/dpw = w t softplus(-x)."""
+    dl/dt = w [pw softplus(-x) - softplus(x)], dl/dw = l / w, dl/dpw = w t softplus(-x).
+    Saves only the inputs; the formulas are differentiable ops (sigmoid' = sigmoid (1 -
+    sigmoid)), so the second derivatives follow under create_graph."""
 
     def forward(self, x, t, w, pw, reduction, denom):
-        xp = array_module(x)
-        tail = xp.log1p(xp.exp(-xp.abs(x)))
-        sp_pos = xp.maximum(x, 0) + tail   # softplus(x)
-        sp_neg = xp.maximum(-x, 0) + tail  # softplus(-x)
-        pos = t * sp_neg if pw is None else pw * t * sp_neg
-        per = (1 - t) * sp_pos + pos
+        per = _bce_logits_pointwise(x, t, pw)
         lw = per if w is None else per * w
         self.meta = (x.shape, t.shape, None if w is None else w.shape,
-                     None if pw is None else pw.shape, reduction, denom)
-        self.save_for_backward(x, t, w, pw, sp_pos, sp_neg, per)
+                     None if pw is None else pw.shape, per.shape, reduction, denom)
+        self.save_for_backward(x, t, w, pw)
         return _reduce(lw, reduction, denom)
 
     def backward(self, g):
-        x, t, w, pw, sp_pos, sp_neg, per = self.saved_tensors
-        xs, ts, ws, ps, reduction, denom = self.meta
+        x, t, w, pw = self.saved_tensors
+        xs, ts, ws, ps, shape, reduction, denom = self.meta
         need_x, need_t, need_w, need_pw = self.needs_input_grad[:4]
         s = _scale(g, reduction, denom)
         sw = s if w is None else s * w
         gx = gt = gw = gpw = None
         if need_x:
-            sig_neg = _sigmoid(-x)
-            sig_pos = _sigmoid(x)
+            sig_neg = Sigmoid.call(-x)
+            sig_pos = Sigmoid.call(x)
             dx = (1 - t) * sig_pos - (t * sig_neg if pw is None else pw * t * sig_neg)
-            gx = unbroadcast(sw * dx, xs)
-        if need_t:
-            dt = (sp_neg if pw is None else pw * sp_neg) - sp_pos
-            gt = unbroadcast(sw * dt, ts)
+            gx = unbroadcast(_expand(sw * dx, shape), xs)
+        if need_t or need_pw:
+            sp_pos, sp_neg = _SoftplusPair.call(x)
+            if need_t:
+                dt = (sp_neg if pw is None else pw * sp_neg) - sp_pos
+                gt = unbroadcast(_expand(sw * dt, shape), ts)
+            if need_pw:
+                gpw = unbroadcast(_expand(sw * t * sp_neg, shape), ps)
         if need_w:
-            gw = unbroadcast(array_module(per).broadcast_to(s * per, per.shape), ws)
-        if need_pw:
-            gpw = unbroadcast(sw * t * sp_neg, ps)
+            gw = unbroadcast(_expand(s * _bce_logits_pointwise(x, t, pw), shape), ws)
         return gx, gt, gw, gpw, None, None
-
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
                                      size_average=None, reduce=None, reduction: str = "mean",
@@ -460,23 +536,28 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
 
 # -- classification: cross-entropy and NLL ---------------------------------------------------------
 def _rows(x):
-    """Input (C,), (N, C) or (N, C, d1, ...) as an (M, C) matrix with classes last."""
-    if x.ndim == 1:
-        return x.reshape(1, -1)
+    """Input (C,), (N, C) or (N, C, d1, ...) as an (M, C) matrix with classes last (array or
+    Tensor)."""
     if x.ndim == 2:
         return x
-    return array_module(x).moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    c = x.shape[0] if x.ndim == 1 else x.shape[1]
+    if x.ndim == 1:
+        return Reshape.call(x, (1, c), False)
+    m = x.shape[0] * int(np.prod(x.shape[2:]))
+    perm = (0,) + tuple(range(2, x.ndim)) + (1,)
+    return Reshape.call(Permute.call(x, perm), (m, c), False)
 
 
 def _unrows(g, shape):
     """Inverse of ``_rows`` for a gradient of shape (M, C)."""
-    if len(shape) == 1:
-        return g.reshape(shape)
     if len(shape) == 2:
         return g
-    xp = array_module(g)
-    n, c, rest = shape[0], shape[1], shape[2:]
-    return xp.ascontiguousarray(xp.moveaxis(g.reshape((n,) + tuple(rest) + (c,)), -1, 1))
+    if len(shape) == 1:
+        return Reshape.call(g, tuple(shape), False)
+    n, c, rest = shape[0], shape[1], tuple(shape[2:])
+    perm = (0, len(shape) - 1) + tuple(range(1, len(shape) - 1))
+    out = Permute.call(Reshape.call(g, (n,) + rest + (c,), False), perm)
+    return out if isinstance(out, Tensor) else array_module(out).ascontiguousarray(out)
 
 
 def _take_targets(t, valid, any_ignored):
@@ -486,9 +567,60 @@ def _take_targets(t, valid, any_ignored):
     return t
 
 
+def _shifted_logits(z):
+    """z minus its row max (a constant: softmax and log-softmax do not depend on the shift, so
+    the derivative is exact), for exponentials that never overflow."""
+    zr = raw(z)
+    xp = array_module(zr)
+    shift = zr.max(axis=1, keepdims=True)
+    shift = xp.where(xp.isfinite(shift), shift, 0)  # rows of -inf: NaN as in PyTorch, not here
+    return z - shift
+
+
+def _log_softmax_rows(z):
+    """log softmax over the classes of (M, C) logits, differentiable (arrays or Tensors)."""
+    zs = _shifted_logits(z)
+    with np.errstate(divide="ignore"):
+        return zs - Log.call(Sum.call(Exp.call(zs), (1,), True))
+
+
+def _softmax_rows(z):
+    e = Exp.call(_shifted_logits(z))
+    return e / Sum.call(e, (1,), True)
+
+
 # The fused C++ kernel (csrc/loss.cpp) runs float32/float64 NumPy logits; CuPy arrays and other
 # dtypes take the vectorised array-module path below (tests also flip this to check that path).
 _USE_KERNEL = True
+
+
+class _ClassTargets:
+    """The constant side of a class-index cross-entropy's gradient: row targets ``t`` (M,),
+    class weights, ignore_index and smoothing eps, plus what forward kept for the gradient:
+    the kernel's per-row statistics, or (array path) the softmax and the row weights."""
+
+    def __init__(self, t, weight, ignore_index, eps, stats=None, probs=None, tc=None, v=None,
+                 rw=None, w_total=None):
+        self.t, self.weight, self.ignore_index, self.eps = t, weight, ignore_index, eps
+        self.stats = stats
+        self.probs, self.tc, self.v, self.rw, self.w_total = probs, tc, v, rw, w_total
+
+    def mix(self, m, c, dtype):
+        """The target distribution each row's loss is measured against, unnormalised: loss_i =
+        sum_c a_ic (lse_i - z_ic) with a_ic = v_i ((1 - eps) w_y [c = y_i] + eps w_c / C)
+        (v_i = 0 for ignored rows). Returns (a, A) with A_i = sum_c a_ic, shapes (M, C) and
+        (M, 1); the gradient row is A_i softmax(z_i) - a_i."""
+        t = self.t
+        xp = array_module(t)
+        valid = t != self.ignore_index
+        tc = xp.where(valid, t, 0)
+        wy = valid.astype(dtype) if self.weight is None else self.weight[tc] * valid
+        a = xp.zeros((m, c), dtype=dtype)
+        a[xp.arange(m), tc] = (1 - self.eps) * wy
+        if self.eps:
+            w = 1 if self.weight is None else self.weight
+            a += (self.eps / c) * (valid[:, None].astype(dtype) * w)
+        return a, a.sum(axis=1, keepdims=True)
 
 
 class CrossEntropy(Function):
@@ -504,49 +636,52 @@ class CrossEntropy(Function):
 
     On CPU one C++ pass per direction (pydl._C.cross_entropy_forward/backward) saves the logits
     and the per-row log-sum-exp, and backward recomputes softmax from them; the array-module
-    path saves softmax(z) instead.
+    path keeps softmax(z) instead. Backward is ``CrossEntropyBackward`` (the same kernel, as an
+    op whose own backward is the softmax Jacobian), so create_graph differentiates it again.
+    The target is saved too: an in-place change to it before backward raises.
     """
 
     def forward(self, x, target, weight, ignore_index, eps, reduction):
         z = _rows(x)
         t = target.reshape(-1)
         if _USE_KERNEL and isinstance(z, np.ndarray) and z.dtype in (np.float32, np.float64):
-            return self._forward_kernel(x, z, t, target.shape, weight, ignore_index, eps,
-                                        reduction)
-        return self._forward_arrays(x, z, t, target.shape, weight, ignore_index, eps, reduction)
+            return self._forward_kernel(x, z, t, target, weight, ignore_index, eps, reduction)
+        return self._forward_arrays(x, z, t, target, weight, ignore_index, eps, reduction)
 
     def backward(self, g):
-        if self.kernel:
-            return self._backward_kernel(g)
-        return self._backward_arrays(g)
+        x, _target = self.saved_tensors  # the target only for its version check
+        shape, reduction, denom = self.meta
+        coef = _flat(_scale(g, reduction, denom))
+        # First order: the (M, C) logits forward already made; create_graph: the same rows as
+        # a function of the input tensor.
+        z = _rows(x) if isinstance(x, Tensor) else self.rows
+        dz = CrossEntropyBackward.call(coef, z, self.targets)
+        return _unrows(dz, shape), None, None, None, None, None
+
+    def _keep(self, x, target, z, targets, shape, reduction, denom):
+        if self.needs_input_grad and self.needs_input_grad[0]:
+            self.save_for_backward(x, target)
+            self.rows, self.targets = z, targets
+            self.meta = (shape, reduction, denom)
 
     # -- C++ kernel path ---------------------------------------------------------------------
-    def _forward_kernel(self, x, z, t, tshape, weight, ignore_index, eps, reduction):
+    def _forward_kernel(self, x, z, t, target, weight, ignore_index, eps, reduction):
         z = np.ascontiguousarray(z)
         t = t.astype(np.int64, copy=False)
         loss, stats, loss_sum, weight_sum = _C.cross_entropy_forward(z, t, weight, ignore_index,
                                                                    eps)
         if reduction == "none":
-            out = loss.reshape(tshape)
+            out = loss.reshape(target.shape)
         elif reduction == "sum":
             out = np.asarray(loss_sum, dtype=z.dtype)
         else:
             out = np.asarray(loss_sum / weight_sum if weight_sum else np.nan, dtype=z.dtype)
-        self.kernel = True
-        if self.needs_input_grad and self.needs_input_grad[0]:
-            self.save_for_backward(z, stats, t)
-            self.meta = (x.shape, weight, ignore_index, eps, reduction, weight_sum)
+        self._keep(x, target, z, _ClassTargets(t, weight, ignore_index, eps, stats=stats),
+                   x.shape, reduction, weight_sum)
         return out
 
-    def _backward_kernel(self, g):
-        z, stats, t = self.saved_tensors
-        shape, weight, ignore_index, eps, reduction, weight_sum = self.meta
-        coef = _scale(g, reduction, weight_sum).reshape(-1)
-        grad = _C.cross_entropy_backward(z, stats, t, weight, ignore_index, eps, coef)
-        return _unrows(grad, shape), None, None, None, None, None
-
     # -- array-module path (NumPy or CuPy) ---------------------------------------------------
-    def _forward_arrays(self, x, z, t, tshape, weight, ignore_index, eps, reduction):
+    def _forward_arrays(self, x, z, t, target, weight, ignore_index, eps, reduction):
         xp = array_module(x)
         m_rows, c = z.shape
         valid = t != ignore_index
@@ -584,22 +719,42 @@ class CrossEntropy(Function):
         denom = (m_rows if rw is None else rw.sum()) if reduction == "mean" else None
         out = _reduce(loss.astype(z.dtype, copy=False), reduction, denom)
         if reduction == "none":
-            out = out.reshape(tshape)
-        self.kernel = False
+            out = out.reshape(target.shape)
         if self.needs_input_grad and self.needs_input_grad[0]:
             e /= s[:, None]  # softmax, kept for backward
-            self.save_for_backward(e, tc)
-            self.meta = (x.shape, v, rw, weight, w_total, eps, reduction, denom)
+            self._keep(x, target, z, _ClassTargets(t, weight, ignore_index, eps, probs=e, tc=tc,
+                                                   v=v, rw=rw, w_total=w_total),
+                       x.shape, reduction, denom)
         return out
 
-    def _backward_arrays(self, g):
-        p, tc = self.saved_tensors
-        shape, v, rw, weight, w_total, eps, reduction, denom = self.meta
+
+class CrossEntropyBackward(Function):
+    """The gradient of the class-index cross-entropy w.r.t. its (M, C) logits, as an op:
+    dz_i = coef_i (A_i p_i - a_i), p = softmax(z), a and A from ``_ClassTargets.mix``; coef
+    has 1 or M entries (the incoming gradient, already divided by the mean's denominator).
+
+    Forward is the fused kernel (or the array formula with the softmax kept by forward), so the
+    first-order pass costs what it always did. Its backward, for a gradient gg of dz:
+        d/dcoef_i = sum_c gg_ic (A_i p_ic - a_ic)
+        d/dz_i    = coef_i A_i p_i * (gg_i - <gg_i, p_i>)        (the softmax Jacobian)
+    written with differentiable ops on z (softmax recomputed from z), so it differentiates
+    again (third order)."""
+
+    def forward(self, coef, z, targets):
+        self.targets = targets
+        self.save_for_backward(coef, z)
+        if targets.stats is not None:
+            return _C.cross_entropy_backward(np.ascontiguousarray(z), targets.stats, targets.t,
+                                             targets.weight, targets.ignore_index, targets.eps,
+                                             coef)
+        return self._forward_arrays(coef, targets)
+
+    @staticmethod
+    def _forward_arrays(coef, targets):
+        p, tc, v, rw = targets.probs, targets.tc, targets.v, targets.rw
+        weight, w_total, eps = targets.weight, targets.w_total, targets.eps
         xp = array_module(p)
         m_rows, c = p.shape
-        coef = _scale(g, reduction, denom)
-        if reduction == "none":
-            coef = coef.reshape(-1)
         cw = coef if rw is None else coef * rw      # coef_i v_i w_y
         b = (1 - eps) * cw if eps else cw           # one-hot coefficient
         if eps:
@@ -607,20 +762,39 @@ class CrossEntropy(Function):
             a = b + (eps * w_total / c) * cv        # softmax coefficient
         else:
             a = b
-        grad = p * (a[:, None] if xp.ndim(a) else a)
+        grad = p * a[:, None]
         grad[xp.arange(m_rows), tc] -= b
         if eps:
-            sc = (eps / c) * cv
-            sc = sc[:, None] if xp.ndim(sc) else sc
+            sc = (eps / c) * cv[:, None]
             grad -= sc if weight is None else sc * weight
-        return _unrows(grad.astype(p.dtype, copy=False), shape), None, None, None, None, None
+        return grad.astype(p.dtype, copy=False)
+
+    def backward(self, gg):
+        coef, z = self.saved_tensors
+        need_coef, need_z = self.needs_input_grad[:2]
+        m, c = z.shape
+        if m == 0 or c == 0:
+            return (zeros_like(coef) if need_coef else None,
+                    zeros_like(z) if need_z else None, None)
+        a, a_sum = self.targets.mix(m, c, z.dtype)
+        p = _softmax_rows(z)
+        gcoef = gz = None
+        if need_coef:
+            gcoef = unbroadcast(Sum.call(gg * (a_sum * p - a), (1,), False), coef.shape)
+        if need_z:
+            col = Reshape.call(coef, (coef.shape[0], 1), False) * a_sum
+            gz = col * p * (gg - Sum.call(gg * p, (1,), True))
+        return gcoef, gz, None
 
 
 class CrossEntropyProbs(Function):
     """Cross-entropy with a probability target T (same shape as the logits):
     loss_i = -sum_c w_c T'_ic log softmax(z_i)_c, T' = (1 - eps) T + eps / C.
     dloss_i/dz = p sum_c w_c T'_ic - w T'_i; dloss_i/dT_ic = -(1 - eps) w_c log p_ic.
-    ``'mean'`` divides by the number of rows (not by weights)."""
+    ``'mean'`` divides by the number of rows (not by weights).
+
+    Forward keeps softmax, log-softmax and w T' for the first-order backward; under
+    create_graph backward rebuilds them from the input tensors with differentiable ops."""
 
     def forward(self, x, target, weight, eps, reduction):
         xp = array_module(x)
@@ -631,34 +805,76 @@ class CrossEntropyProbs(Function):
         e = xp.exp(zs)
         s = e.sum(axis=1, keepdims=True)
         logp = zs - xp.log(s)
-        ts = (1 - eps) * tr + eps / c if eps else tr
-        wt = ts if weight is None else ts * weight
+        wt = _smoothed_target(tr, weight, eps, c)
         loss = -(wt * logp).sum(axis=1)
         out = _reduce(loss.astype(z.dtype, copy=False), reduction, m_rows)
         if reduction == "none":
             out = out.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
-        self.meta = (x.shape, target.shape, weight, eps, reduction, m_rows)
-        self.save_for_backward(e / s, wt, logp)
+        self.meta = (x.shape, target.shape, weight, eps, reduction, m_rows, c)
+        self.save_for_backward(x, target)
+        self.parts = (e / s, logp, wt)
         return out
 
     def backward(self, g):
-        p, wt, logp = self.saved_tensors
-        shape, tshape, weight, eps, reduction, m_rows = self.meta
+        x, target = self.saved_tensors
+        shape, tshape, weight, eps, reduction, m_rows, c = self.meta
+        if isinstance(x, Tensor):  # create_graph: as functions of the input tensors
+            z = _rows(x)
+            logp = _log_softmax_rows(z)
+            p = _softmax_rows(z)
+            wt = _smoothed_target(_rows(target), weight, eps, c)
+        else:
+            p, logp, wt = self.parts
         coef = _scale(g, reduction, m_rows)
-        coef = coef.reshape(-1, 1) if reduction == "none" else coef
+        if reduction == "none":
+            coef = Reshape.call(coef, (m_rows, 1), False)
         gx = gt = None
         if self.needs_input_grad[0]:
-            gx = _unrows((coef * (p * wt.sum(axis=1, keepdims=True) - wt)).astype(p.dtype),
-                         shape)
+            gx = _unrows(coef * (p * Sum.call(wt, (1,), True) - wt), shape)
         if self.needs_input_grad[1]:
             w = 1 if weight is None else weight
-            gt = _unrows((-(1 - eps) * coef * w * logp).astype(p.dtype), tshape)
+            gt = _unrows(-(1 - eps) * coef * w * logp, tshape)
         return gx, gt, None, None, None
+
+
+def _smoothed_target(tr, weight, eps, c):
+    """w T' with T' = (1 - eps) T + eps / C (array or Tensor T)."""
+    ts = (1 - eps) * tr + eps / c if eps else tr
+    return ts if weight is None else ts * weight
+
+
+class _GatherRows(Function):
+    """z[i, idx_i] for each row of (M, C) logits: (M,). Its gradient scatters back."""
+
+    def forward(self, z, idx):
+        self.shape, self.idx = z.shape, idx
+        return z[array_module(z).arange(z.shape[0]), idx]
+
+    def backward(self, g):
+        return _ScatterRows.call(g, self.idx, self.shape, g.dtype), None
+
+
+class _ScatterRows(Function):
+    """An (M, C) array of zeros holding vals_i at (i, idx_i) (vals of shape (M,) or a scalar):
+    the gradient of picking one entry per row. Linear, its own gradient gathers."""
+
+    def forward(self, vals, idx, shape, dtype):
+        self.vals_shape, self.idx = vals.shape, idx
+        xp = array_module(vals)
+        out = xp.zeros(shape, dtype=dtype)
+        if shape[1]:
+            out[xp.arange(shape[0]), idx] = vals
+        return out
+
+    def backward(self, g):
+        return unbroadcast(_GatherRows.call(g, self.idx), self.vals_shape), None, None, None
 
 
 class NLLLoss(Function):
     """loss_i = -w_y x_{i,y} for log-probabilities x; ignored rows count 0; ``'mean'`` divides
-    by the summed w_y of counted rows. The gradient is -coef_i w_y at (i, y), 0 elsewhere."""
+    by the summed w_y of counted rows. The gradient is -coef_i w_y at (i, y), 0 elsewhere:
+    linear in the incoming gradient and independent of x, so its own derivative w.r.t. the
+    incoming gradient is a gather (``_ScatterRows``) and w.r.t. x is 0."""
 
     def forward(self, x, target, weight, ignore_index, reduction):
         xp = array_module(x)
@@ -686,18 +902,17 @@ class NLLLoss(Function):
         if reduction == "none":
             out = out.reshape(target.shape)
         self.meta = (x.shape, z.shape, tc, wy, reduction, total_w, z.dtype)
+        self.save_for_backward(target)  # nothing to compute with: for its version check
         return out
 
     def backward(self, g):
+        self.saved_tensors  # noqa: B018 (raises if the target was modified in place)
         shape, zshape, tc, wy, reduction, total_w, dtype = self.meta
-        xp = array_module(g)
         coef = _scale(g, reduction, total_w)
-        vals = -(coef.reshape(-1) if reduction == "none" else coef)
+        vals = -(_flat(coef) if reduction == "none" else coef)
         if wy is not None:
             vals = vals * wy
-        grad = xp.zeros(zshape, dtype=dtype)
-        grad[xp.arange(zshape[0]), tc] = vals
-        return _unrows(grad, shape), None, None, None, None
+        return _unrows(_ScatterRows.call(vals, tc, zshape, dtype), shape), None, None, None, None
 
 
 def _class_args(op, input, target, weight, ignore_index):
@@ -742,7 +957,7 @@ def nll_loss(input: Tensor, target: Tensor, weight=None, size_average=None,
         raise ValueError(f"nll_loss: expected target of shape {expected} for input of shape "
                          f"{input.shape} (batch and spatial dims, without the class dim), got "
                          f"{target.shape}")
-    return NLLLoss.apply(input, target.data, w, int(ignore_index), reduction)
+    return NLLLoss.apply(input, target, w, int(ignore_index), reduction)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight=None, size_average=None,
@@ -771,7 +986,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, size_average=None,
             raise ValueError(f"cross_entropy: expected target of shape {expected} (class indices "
                              f"for input of shape {input.shape}: batch and spatial dims without "
                              f"the class dim), got {target.shape}")
-        return CrossEntropy.apply(input, target.data, w, int(ignore_index), eps, reduction)
+        return CrossEntropy.apply(input, target, w, int(ignore_index), eps, reduction)
     if target.dtype.kind == "f":
         if target.shape != input.shape:
             raise ValueError(f"cross_entropy: a probability target must have the input's shape "
