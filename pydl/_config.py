@@ -4,8 +4,7 @@ from __future__ import annotations
 import platform
 
 from pydl import _C
-
-__version__ = "0.1.0"
+from pydl._version import __version__
 
 
 def get_num_threads() -> int:
