@@ -47,19 +47,19 @@ class MatMul(Function):
 
     With A' = op(A), B' = op(B): dA' = dC B'^T and dB' = A'^T dC, transposed back where the
     operand was (dA = dA'^T when trans_a), each summed over the batch dims that broadcasting
-    stretched. Each of these is one GEMM with flags on the saved operands, never a copy:
+    stretched. Each is one GEMM with flags on the saved operands, never a copy:
 
-        dA = dC @ op(B)^T  = gemm(dC, B, F, !tb)     or, with trans_a,  op(B) @ dC^T = gemm(B, dC, tb, T)
-        dB = op(A)^T @ dC  = gemm(A, dC, !ta, F)     or, with trans_b,  dC^T @ op(A) = gemm(dC, A, T, ta)
+        dA = dC @ op(B)^T = gemm(dC, B, F, !tb);  with trans_a: op(B) @ dC^T = gemm(B, dC, tb, T)
+        dB = op(A)^T @ dC = gemm(A, dC, !ta, F);  with trans_b: dC^T @ op(A) = gemm(dC, A, T, ta)
     """
+
+    trans = (False, False)  # (trans_a, trans_b); set on the node only when one is True
 
     def forward(self, a, b, trans_a=False, trans_b=False):
         self.save_for_backward(a, b)
         if trans_a or trans_b:
             self.trans = (trans_a, trans_b)
         return matmul_kernel(a, b, trans_a, trans_b)
-
-    trans = (False, False)
 
     def backward(self, g):
         a, b = self.saved_tensors
