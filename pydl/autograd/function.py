@@ -182,12 +182,19 @@ class Function:
             node.needs_input_grad = tuple(needs)
             node.parents = tuple(parents)
         out = node.forward(*raw, **kwargs)
-        # NumPy hands back scalars (np.float32) for full reductions; tensors hold arrays.
+        # NumPy hands back scalars (np.float32) for full reductions and ufuncs on 0-d arrays;
+        # tensors hold arrays. A scalar the node saved is swapped for the array too, so that it
+        # is still recognised as this node's output (version check, create_graph).
         multi = type(out) is tuple
         if multi:
-            out = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+            if any(isinstance(o, np.generic) for o in out):
+                fixed = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+                _resave(node, out, fixed)
+                out = fixed
         elif isinstance(out, np.generic):
-            out = np.asarray(out)
+            fixed = np.asarray(out)
+            _resave(node, (out,), (fixed,))
+            out = fixed
 
         if not record:
             if multi:
@@ -236,6 +243,12 @@ class Function:
 # pydl.tensor imports this package, so it fills this name in when it loads (an import here
 # would be circular); apply() only runs after both modules exist.
 Tensor = None
+
+
+def _resave(node, before, after) -> None:
+    if node._saved:
+        swap = {id(b): a for b, a in zip(before, after) if b is not a}
+        node._saved = tuple(swap.get(id(x), x) for x in node._saved)
 
 
 def _share_version(result, inputs, cls, args, kwargs) -> None:
