@@ -10,13 +10,18 @@ Like every deep-learning library, ``conv2d`` computes a *cross-correlation* (lec
 (x * w)[i] = sum_r x[i - r] w[r] flips the kernel; ``convolve2d(x, w) == conv2d(x, flip(w))``.
 Output size per axis: floor((in + 2*pad - dil*(k - 1) - 1) / stride) + 1.
 
-Gradients (all three are C++ kernels in csrc/conv.cpp):
-    dx = conv2d_backward_input(dy, w)   the transposed convolution of dy with w
+Gradients (each a C++ kernel in csrc/conv.cpp, and an op of its own below):
+    dx = conv2d_backward_input(dy, w)   the transposed convolution of dy with w (ConvTransposeNd)
     dw = conv2d_backward_weight(x, dy)  the correlation of x with dy, summed over the batch
+                                        (ConvWeightGrad)
     db = sum of dy over (n, i, j)
 A transposed convolution is the backward-input pass run forward, so its own gradients are a
-forward convolution (for its input) and the weight pass with x and dy swapped.
-1-d convolutions run as 2-d ones with a height of 1 (a reshape, no copy).
+forward convolution (for its input) and the weight pass with x and dy swapped. The three ops
+differentiate into one another, so conv is differentiable to any order (create_graph=True, as
+PyTorch's convolution_backward); first order on the CPU still takes dx, dw and db from one fused
+kernel call (conv2d_backward).
+1-d convolutions run as 2-d ones with a height of 1 (a reshape, no copy, inside each op: the ops
+save their inputs themselves, so in-place changes are caught before backward).
 """
 from __future__ import annotations
 
@@ -109,145 +114,176 @@ def _pad2(t: tuple, nd: int, fill: int) -> tuple:
 
 
 # ---- the ops -----------------------------------------------------------------------------------
+# Three ops close the family under differentiation (PyTorch's convolution_backward and its double
+# backward): the convolution y = conv(x, w), its adjoint in x, the transposed convolution
+# convT(dy, w), and its adjoint in w, the weight gradient W(x, dy) = d/dw <dy, conv(x, w)>.
+# All three are bilinear, and <dy, conv(x, w)> = <convT(dy, w), x> = <W(x, dy), w>, so each
+# one's derivatives are the other two:
+#     conv(x, w):   dx = convT(g, w)          dw = W(x, g)
+#     convT(x, w):  dx = conv(g, w)           dw = W(g, x)
+#     W(x, dy):     dx = convT(dy, g)         d(dy) = conv(x, g)
+# Each op takes (N, C, *spatial) or unbatched (C, *spatial) arrays with one or two spatial dims
+# and views them as (N, C, H, W) inside forward, so it saves its inputs themselves: they are
+# version-checked, and under create_graph they come back as the tensors of the graph.
+# stride/padding/dilation arrive as 2-d tuples (a 1-d op has H = 1: stride 1, padding 0).
+
+
+def _hw(shape, nd: int) -> tuple:
+    """The (H, W) of a (.., *spatial) shape; a 1-d shape has H = 1."""
+    return (1, shape[-1]) if nd == 1 else tuple(shape[-2:])
+
+
+def _channel_sum(g, nd: int):
+    """Sum over every axis but the channels (the bias gradient), for arrays or Tensors."""
+    from pydl.ops.reduction import Sum
+
+    channel = 1 if g.ndim == nd + 2 else 0
+    return Sum.call(g, tuple(a for a in range(g.ndim) if a != channel), False)
+
+
 class ConvNd(Function):
-    """Cross-correlation over 1 or 2 spatial dims; forward, both backward passes in C++.
+    """y = conv(x, w) + b, the cross-correlation of the module docstring, over 1 or 2 spatial
+    dims. ``crop_hw`` keeps only the top-left crop_hw of the output: the gradient of a transposed
+    convolution whose output_padding made its output larger than conv's natural input size.
 
-    Saves x and w (both are needed: dx needs w, dw needs x) in their contiguous form."""
+    Saves x and w (dx needs w, dw needs x). For first order on the CPU, dw comes with dx and db
+    from one kernel call (``conv2d_backward``); otherwise each gradient is an op of its own."""
 
-    def forward(self, x, w, b, nd, stride, padding, dilation, groups):
-        self.nd, self.batched = nd, x.ndim == nd + 2
-        self.in_shape, self.w_shape = x.shape, w.shape
+    def forward(self, x, w, b, nd, stride, padding, dilation, groups, crop_hw=None):
+        self.nd, self.conv, self.crop_hw = nd, (stride, padding, dilation, groups), crop_hw
+        self.save_for_backward(x, w)
+        batched = x.ndim == nd + 2
+        x4, w4 = _as4d(x, nd, batched), _weight4d(w, nd)
         k = device_kernels(x)
         if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/conv.cuh) on device arrays
-            x4, w4 = _as4d(x, nd, self.batched), _weight4d(w, nd)
-            self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1),
-                         groups)
-            self.save_for_backward(x4, w4)
-            return _from4d(k.conv2d_forward(x4, w4, b, *self.args), nd, self.batched)
-        x4 = np.ascontiguousarray(_as4d(x, nd, self.batched))
-        w4 = np.ascontiguousarray(_weight4d(w, nd))
-        self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
-        self.save_for_backward(x4, w4)
-        y = _C.conv2d_forward(x4, w4, None if b is None else np.ascontiguousarray(b), *self.args)
-        return _from4d(y, nd, self.batched)
+            y = k.conv2d_forward(x4, w4, b, stride, padding, dilation, groups)
+        else:
+            y = _C.conv2d_forward(np.ascontiguousarray(x4), np.ascontiguousarray(w4),
+                                  None if b is None else np.ascontiguousarray(b), stride, padding,
+                                  dilation, groups)
+        if crop_hw is not None and tuple(y.shape[2:]) != tuple(crop_hw):
+            y = y[:, :, :crop_hw[0], :crop_hw[1]].copy()
+        return _from4d(y, nd, batched)
 
     def backward(self, gy):
-        k = device_kernels(gy)
-        if k is not None:
-            return self._backward_cuda(k, gy)
-        x4, w4 = self.saved_tensors
-        stride, padding, dilation, groups = self.args
-        gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
+        x, w = self.saved_tensors
+        stride, padding, dilation, groups = self.conv
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        if need_w and type(gy) is np.ndarray and self.crop_hw is None and \
+                device_kernels(gy) is None:
+            return self._backward_fused(x, w, gy, need_x, need_b)
         gx = gw = gb = None
-        if self.needs_input_grad[0] and self.needs_input_grad[1]:
-            # One kernel call for a training step's gradients (one pass over the batch where
-            # the kernels allow it, see conv2d_backward_cpu).
-            gx, gw, gb = _C.conv2d_backward(x4, gy4, w4, stride, padding, dilation, groups,
-                                            bool(self.needs_input_grad[2]))
-        else:
-            if self.needs_input_grad[0]:
-                gx = _C.conv2d_backward_input(gy4, w4, x4.shape[2:], stride, padding, dilation,
-                                              groups)
-            if self.needs_input_grad[1]:
-                gw, gb = _C.conv2d_backward_weight(x4, gy4, w4.shape[2:], stride, padding,
-                                                   dilation, groups, bool(self.needs_input_grad[2]))
-            elif self.needs_input_grad[2]:
-                gb = gy4.sum(axis=(0, 2, 3))
-        # Reshape only when the shape changes: a view (even of the same shape) is not the
-        # array's owner, and the engine copies gradients it does not own.
-        if gx is not None:
-            gx = _from4d(gx, self.nd, self.batched)
-            if gx.shape != tuple(self.in_shape):
-                gx = gx.reshape(self.in_shape)
-        if gw is not None and gw.shape != tuple(self.w_shape):
-            gw = gw.reshape(self.w_shape)
-        return gx, gw, gb, None, None, None, None, None
+        if need_x:
+            gx = ConvTransposeNd.call(gy, w, None, self.nd, stride, padding, dilation, groups,
+                                      _hw(x.shape, self.nd))
+        if need_w:
+            gw = ConvWeightGrad.call(x, gy, self.nd, tuple(w.shape), stride, padding, dilation,
+                                     groups)
+        if need_b:
+            gb = _channel_sum(gy, self.nd)
+        return gx, gw, gb, None, None, None, None, None, None
 
-    def _backward_cuda(self, k, gy):
-        x4, w4 = self.saved_tensors
-        gy4 = _as4d(gy, self.nd, self.batched)
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = k.conv2d_backward_data(gy4, w4, x4.shape, *self.args)
-            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
-        if self.needs_input_grad[1]:
-            gw = k.conv2d_backward_weight(x4, gy4, w4.shape, *self.args).reshape(self.w_shape)
-        if self.needs_input_grad[2]:
-            gb = gy4.sum(axis=(0, 2, 3))
-        return gx, gw, gb, None, None, None, None, None
+    def _backward_fused(self, x, w, gy, need_x, need_b):
+        """First order on the CPU: the same dx = convT(gy, w), dw = W(x, gy), db = sum(gy), from
+        one kernel call (one pass over the batch where the kernels allow it, see
+        conv2d_backward_cpu)."""
+        nd, batched = self.nd, x.ndim == self.nd + 2
+        stride, padding, dilation, groups = self.conv
+        x4 = np.ascontiguousarray(_as4d(x, nd, batched))
+        gy4 = np.ascontiguousarray(_as4d(gy, nd, batched))
+        gx = None
+        if need_x:
+            gx, gw, gb = _C.conv2d_backward(x4, gy4, np.ascontiguousarray(_weight4d(w, nd)),
+                                            stride, padding, dilation, groups, bool(need_b))
+            # Reshape only when the shape changes: a view (even of the same shape) is not the
+            # array's owner, and the engine copies gradients it does not own.
+            gx = _from4d(gx, nd, batched)
+            if gx.shape != x.shape:
+                gx = gx.reshape(x.shape)
+        else:
+            gw, gb = _C.conv2d_backward_weight(x4, gy4, _hw(w.shape, nd), stride, padding,
+                                               dilation, groups, bool(need_b))
+        if gw.shape != w.shape:
+            gw = gw.reshape(w.shape)
+        return gx, gw, gb, None, None, None, None, None, None
 
 
 class ConvTransposeNd(Function):
-    """Transposed convolution (the gradient of conv w.r.t. its input, used as a layer).
-
-    weight is (C_in, C_out / groups, *kernel). Forward runs the conv backward-input kernel;
-    dx is a forward convolution of dy, dw the conv weight pass with x and dy swapped."""
+    """y = convT(x, w) + b, the transposed convolution (the gradient of conv w.r.t. its input,
+    used as a layer, and conv's backward-input pass): weight is (C_in, C_out / groups, *kernel),
+    the output's (H, W) is ``out_hw``. Saves x and w."""
 
     def forward(self, x, w, b, nd, stride, padding, dilation, groups, out_hw):
-        self.nd, self.batched = nd, x.ndim == nd + 2
-        self.in_shape, self.w_shape = x.shape, w.shape
+        self.nd, self.conv = nd, (stride, padding, dilation, groups)
+        self.save_for_backward(x, w)
+        batched = x.ndim == nd + 2
+        x4, w4 = _as4d(x, nd, batched), _weight4d(w, nd)
         k = device_kernels(x)
         if k is not None:  # CUDA: the conv backward-data kernel (cuda/conv.cuh)
-            return self._forward_cuda(k, x, w, b, nd, stride, padding, dilation, groups, out_hw)
-        x4 = np.ascontiguousarray(_as4d(x, nd, self.batched))
-        w4 = np.ascontiguousarray(_weight4d(w, nd))
-        self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
-        self.save_for_backward(x4, w4)
-        y = _C.conv2d_backward_input(x4, w4, out_hw, *self.args)
+            natural = k.conv2d_output_hw(out_hw[0], out_hw[1], w4.shape[2], w4.shape[3], stride,
+                                         padding, dilation)
+            if natural != tuple(x4.shape[2:]):
+                raise RuntimeError(f"conv_transpose{nd}d on 'cuda': output_padding >= stride is "
+                                   f"not supported by the CUDA kernels (input {tuple(x.shape)}, "
+                                   f"output size {tuple(out_hw[2 - nd:])}, stride "
+                                   f"{stride[2 - nd:]})")
+            y_shape = (x4.shape[0], w4.shape[1] * groups) + tuple(out_hw)
+            y = k.conv2d_backward_data(x4, w4, y_shape, stride, padding, dilation, groups)
+        else:
+            y = _C.conv2d_backward_input(np.ascontiguousarray(x4), np.ascontiguousarray(w4),
+                                         out_hw, stride, padding, dilation, groups)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
-        return _from4d(y, nd, self.batched)
+        return _from4d(y, nd, batched)
 
     def backward(self, gy):
-        k = device_kernels(gy)
+        x, w = self.saved_tensors
+        stride, padding, dilation, groups = self.conv
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            # output_padding >= stride (allowed when < dilation) makes conv's natural output
+            # larger than x: crop it.
+            gx = ConvNd.call(gy, w, None, self.nd, stride, padding, dilation, groups,
+                             _hw(x.shape, self.nd))
+        if self.needs_input_grad[1]:
+            gw = ConvWeightGrad.call(gy, x, self.nd, tuple(w.shape), stride, padding, dilation,
+                                     groups)
+        if self.needs_input_grad[2]:
+            gb = _channel_sum(gy, self.nd)
+        return gx, gw, gb, None, None, None, None, None, None
+
+
+class ConvWeightGrad(Function):
+    """W(x, dy) = d/dw <dy, conv(x, w)>: the correlation of x with dy, summed over the batch,
+    of shape ``w_shape`` (conv's backward-weight pass). dy's (H, W) may be a top-left crop of
+    conv's natural output (see ConvNd's crop_hw). Saves x and dy."""
+
+    def forward(self, x, dy, nd, w_shape, stride, padding, dilation, groups):
+        self.nd, self.conv = nd, (stride, padding, dilation, groups)
+        self.save_for_backward(x, dy)
+        batched = x.ndim == nd + 2
+        x4, dy4 = _as4d(x, nd, batched), _as4d(dy, nd, batched)
+        w4_shape = tuple(w_shape[:2]) + _hw(w_shape, nd)
+        k = device_kernels(x)
         if k is not None:
-            return self._backward_cuda(k, gy)
-        x4, w4 = self.saved_tensors
-        stride, padding, dilation, groups = self.args
-        gy4 = np.ascontiguousarray(_as4d(gy, self.nd, self.batched))
-        gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = _C.conv2d_forward(gy4, w4, None, stride, padding, dilation, groups)
-            # output_padding >= stride (allowed when < dilation) makes the natural size larger.
-            gx = np.ascontiguousarray(gx[:, :, :x4.shape[2], :x4.shape[3]])
-            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
-        if self.needs_input_grad[1]:
-            gw, _ = _C.conv2d_backward_weight(gy4, x4, w4.shape[2:], stride, padding, dilation,
-                                              groups, False)
-            gw = gw.reshape(self.w_shape)
-        if self.needs_input_grad[2]:
-            gb = gy4.sum(axis=(0, 2, 3))
-        return gx, gw, gb, None, None, None, None, None, None
+            gw = k.conv2d_backward_weight(x4, dy4, w4_shape, stride, padding, dilation, groups)
+        else:
+            gw, _ = _C.conv2d_backward_weight(np.ascontiguousarray(x4), np.ascontiguousarray(dy4),
+                                              w4_shape[2:], stride, padding, dilation, groups,
+                                              False)
+        return gw.reshape(w_shape) if gw.shape != tuple(w_shape) else gw
 
-    def _forward_cuda(self, k, x, w, b, nd, stride, padding, dilation, groups, out_hw):
-        x4, w4 = _as4d(x, nd, self.batched), _weight4d(w, nd)
-        self.args = (_pad2(stride, nd, 1), _pad2(padding, nd, 0), _pad2(dilation, nd, 1), groups)
-        stride, padding, dilation, _ = self.args
-        natural = k.conv2d_output_hw(out_hw[0], out_hw[1], w4.shape[2], w4.shape[3], stride,
-                                     padding, dilation)
-        if natural != tuple(x4.shape[2:]):
-            raise RuntimeError(f"conv_transpose{nd}d on 'cuda': output_padding >= stride is not "
-                               f"supported by the CUDA kernels (input {tuple(x.shape)}, output "
-                               f"size {tuple(out_hw[2 - nd:])}, stride {stride[2 - nd:]})")
-        self.save_for_backward(x4, w4)
-        y_shape = (x4.shape[0], w4.shape[1] * groups) + tuple(out_hw)
-        y = k.conv2d_backward_data(x4, w4, y_shape, *self.args)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
-        return _from4d(y, nd, self.batched)
-
-    def _backward_cuda(self, k, gy):
-        x4, w4 = self.saved_tensors
-        gy4 = _as4d(gy, self.nd, self.batched)
-        gx = gw = gb = None
+    def backward(self, gw):
+        x, dy = self.saved_tensors
+        stride, padding, dilation, groups = self.conv
+        gx = gdy = None
         if self.needs_input_grad[0]:
-            gx = k.conv2d_forward(gy4, w4, None, *self.args)
-            gx = _from4d(gx, self.nd, self.batched).reshape(self.in_shape)
+            gx = ConvTransposeNd.call(dy, gw, None, self.nd, stride, padding, dilation, groups,
+                                      _hw(x.shape, self.nd))
         if self.needs_input_grad[1]:
-            gw = k.conv2d_backward_weight(gy4, x4, w4.shape, *self.args).reshape(self.w_shape)
-        if self.needs_input_grad[2]:
-            gb = gy4.sum(axis=(0, 2, 3))
-        return gx, gw, gb, None, None, None, None, None, None
+            gdy = ConvNd.call(x, gw, None, self.nd, stride, padding, dilation, groups,
+                              _hw(dy.shape, self.nd))
+        return gx, gdy, None, None, None, None, None, None
 
 
 def _same_padding(kernel: tuple, dilation: tuple):
@@ -303,7 +339,8 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
             raise ValueError(f"{op}: kernel size {kernel} (effective {eff} with dilation "
                              f"{dilation}) is larger than the padded input: input of shape "
                              f"{tuple(input.shape)} with padding {padding}")
-    return ConvNd.apply(input, weight, bias, nd, stride, padding, dilation, int(groups))
+    return ConvNd.apply(input, weight, bias, nd, _pad2(stride, nd, 1), _pad2(padding, nd, 0),
+                        _pad2(dilation, nd, 1), int(groups))
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -353,8 +390,8 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
     if any(s < 1 for s in spatial):
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial dim")
     out_hw = (1,) + out if nd == 1 else out
-    return ConvTransposeNd.apply(input, weight, bias, nd, stride, padding, dilation, int(groups),
-                                 out_hw)
+    return ConvTransposeNd.apply(input, weight, bias, nd, _pad2(stride, nd, 1),
+                                 _pad2(padding, nd, 0), _pad2(dilation, nd, 1), int(groups), out_hw)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,

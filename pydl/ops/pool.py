@@ -11,6 +11,9 @@ it, see MaxPoolNd); backward sends dy there (dx = 0 elsewhere), so nothing is re
 Average pooling divides by the window size clipped to the padded input (count_include_pad) or
 to the input, or by divisor_override; backward spreads dy / divisor over the window.
 Adaptive average pooling to size O uses windows [floor(o * in / O), ceil((o + 1) * in / O)).
+
+Every backward is linear in dy and an op of its own whose gradient is its adjoint (scatter and
+gather of the argmax; average pooling's A^T and A), so pooling is differentiable to any order.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ import numpy as np
 from pydl import _C
 from pydl._cuda_kernels import device_kernels
 from pydl.autograd.function import Function
+from pydl.device import array_module
 from pydl.ops.conv import _check_tensor, _tuple
+from pydl.ops.elementwise import raw
 
 # Largest window whose argmax fits the kernels' one-byte taps (255 marks an empty window).
 _TAP_WINDOW = 255
@@ -102,14 +107,18 @@ class MaxPoolNd(Function):
     * otherwise, when a gradient will be needed: one uint8 "tap" per output, the position
       r * kW + t of the maximum inside its window (a window of up to 255 elements; larger
       windows keep int64) - an eighth of the bytes to write, keep and read back;
-    * otherwise (inference, no_grad): nothing at all."""
+    * otherwise (inference, no_grad): nothing at all.
+
+    The argmax is piecewise constant in x, so dx = scatter(dy, argmax) is linear in dy and has
+    no derivative in x: the scatter (MaxPoolScatter) and its adjoint, the gather of the same
+    positions (MaxPoolGather), are each other's gradients, to any order."""
 
     def forward(self, x, nd, kernel, stride, padding, dilation, out_hw, return_indices):
-        self.nd = nd
         k = device_kernels(x)
         if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/pool.cuh) on device arrays
             x4, shape, ceil = _cuda_planes(k, x, nd, kernel, stride, padding, dilation, out_hw)
-            self.cuda_args = (x4.shape, kernel, stride, padding, dilation, ceil)
+            self.where = _Argmax(nd, "int64", tuple(x4.shape[-2:]), kernel, stride, padding,
+                                 dilation, (x4.shape, kernel, stride, padding, dilation, ceil))
             y, idx = k.max_pool2d_forward(x4, kernel, stride, padding, dilation, ceil)
             self.save_for_backward(idx)
             out_shape = shape[:-2] + tuple(out_hw)
@@ -120,15 +129,13 @@ class MaxPoolNd(Function):
             self.mark_non_differentiable(idx)
             return y, idx
         x2 = np.ascontiguousarray(_as_planes(x, nd))
-        self.in_hw = x2.shape[-2:]
-        self.args = (kernel, stride, padding, dilation)
         needs_grad = bool(self.needs_input_grad and self.needs_input_grad[0])
         use_taps = kernel[0] * kernel[1] <= _TAP_WINDOW
         if return_indices or (needs_grad and not use_taps):
             kind = "int64"
         else:
             kind = "taps" if needs_grad else "none"
-        self.argmax_kind = kind
+        self.where = _Argmax(nd, kind, x2.shape[-2:], kernel, stride, padding, dilation, None)
         y, argmax = _C.max_pool2d_forward(x2, kernel, stride, padding, dilation, out_hw, kind)
         if needs_grad:
             self.save_for_backward(argmax)
@@ -142,60 +149,141 @@ class MaxPoolNd(Function):
     def backward(self, gy, _gidx=None):
         argmax, = self.saved_tensors
         gx = None
-        k = device_kernels(gy)
-        if k is not None:
-            if self.needs_input_grad[0]:
-                gy4 = _as_planes(gy, self.nd).reshape(argmax.shape)
-                gx = k.max_pool2d_backward(gy4, argmax, *self.cuda_args)
-                gx = _from_planes(gx.reshape(_as_planes(gy, self.nd).shape[:-2]
-                                             + self.cuda_args[0][-2:]), self.nd)
-            return gx, None, None, None, None, None, None, None
         if self.needs_input_grad[0]:
-            gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
-            if self.argmax_kind == "taps":
-                gx = _C.max_pool2d_backward_taps(gy2, argmax, self.in_hw, *self.args)
-            else:
-                gx = _C.max_pool2d_backward(gy2, argmax, self.in_hw)
-            gx = _from_planes(gx, self.nd)
+            # The indices are constants (an int tensor under create_graph): pass the array.
+            gx = MaxPoolScatter.call(gy, raw(argmax), self.where)
         return gx, None, None, None, None, None, None, None
 
 
+class _Argmax:
+    """Where a max pooling's maxima are: the argmax's form ("int64" flat ih * W + iw, or "taps"),
+    the input planes' (H, W), the window geometry, and the CUDA kernels' arguments (None on the
+    CPU). Shared by the scatter and gather ops."""
+
+    __slots__ = ("nd", "kind", "in_hw", "kernel", "stride", "padding", "dilation", "cuda_args")
+
+    def __init__(self, nd, kind, in_hw, kernel, stride, padding, dilation, cuda_args):
+        self.nd, self.kind, self.in_hw = nd, kind, tuple(in_hw)
+        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
+        self.cuda_args = cuda_args
+
+    def flat(self, argmax, xp):
+        """The argmax as int64 flat indices ih * W + iw in each plane, -1 for an empty window."""
+        if self.kind != "taps":
+            return argmax
+        oh, ow = argmax.shape[-2:]
+        taps = argmax.astype(np.int64)
+        ih = (xp.arange(oh)[:, None] * self.stride[0] - self.padding[0]
+              + taps // self.kernel[1] * self.dilation[0])
+        iw = (xp.arange(ow)[None, :] * self.stride[1] - self.padding[1]
+              + taps % self.kernel[1] * self.dilation[1])
+        return xp.where(argmax == 255, -1, ih * self.in_hw[1] + iw)
+
+
+class MaxPoolScatter(Function):
+    """dx = scatter(dy, argmax): each dy goes to the position of its window's maximum (the
+    backward kernel); linear in dy, its gradient is MaxPoolGather."""
+
+    def forward(self, gy, argmax, where):
+        self.where = where
+        self.save_for_backward(argmax)
+        nd = where.nd
+        k = device_kernels(gy)
+        if k is not None:
+            planes = _as_planes(gy, nd).shape[:-2]
+            gx = k.max_pool2d_backward(_as_planes(gy, nd).reshape(argmax.shape), argmax,
+                                       *where.cuda_args)
+            return _from_planes(gx.reshape(planes + where.in_hw), nd)
+        gy2 = np.ascontiguousarray(_as_planes(gy, nd))
+        args = (where.kernel, where.stride, where.padding, where.dilation)
+        if where.kind == "taps":
+            gx = _C.max_pool2d_backward_taps(gy2, argmax, where.in_hw, *args)
+        else:
+            gx = _C.max_pool2d_backward(gy2, argmax, where.in_hw)
+        return _from_planes(gx, nd)
+
+    def backward(self, ggx):
+        argmax, = self.saved_tensors
+        return MaxPoolGather.call(ggx, raw(argmax), self.where), None, None
+
+
+class MaxPoolGather(Function):
+    """y[o] = x[argmax[o]] (0 for an empty window): the adjoint of MaxPoolScatter, the
+    gradient of max pooling's backward w.r.t. dy. Only double backward runs it, so NumPy (or
+    CuPy) indexing serves."""
+
+    def forward(self, x, argmax, where):
+        self.where = where
+        self.save_for_backward(argmax)
+        nd = where.nd
+        xp = array_module(x)
+        x2 = _as_planes(x, nd)
+        planes = x2.shape[:-2]
+        n_planes, out_hw = int(np.prod(planes, dtype=np.int64)), argmax.shape[-2:]
+        flat = where.flat(argmax, xp).reshape(n_planes, out_hw[0] * out_hw[1])
+        src = x2.reshape(n_planes, x2.shape[-2] * x2.shape[-1])
+        y = xp.take_along_axis(src, xp.maximum(flat, 0), axis=1)
+        y = xp.where(flat < 0, 0, y).astype(x.dtype, copy=False)
+        return _from_planes(y.reshape(planes + tuple(out_hw)), nd)
+
+    def backward(self, gy):
+        argmax, = self.saved_tensors
+        return MaxPoolScatter.call(gy, raw(argmax), self.where), None, None
+
+
 class AvgPoolNd(Function):
-    """Average pooling; backward needs only the shapes and arguments, no saved arrays."""
+    """Average pooling, y = A x with A fixed by the window geometry and divisors: backward is
+    A^T dy (AvgPoolBackward), whose own gradient is A again, this op. No saved arrays."""
 
     def forward(self, x, nd, kernel, stride, padding, out_hw, count_include_pad, divisor):
-        self.nd = nd
+        self.pool = (nd, kernel, stride, padding, out_hw, count_include_pad, divisor)
         k = device_kernels(x)
         if k is not None:  # CUDA: pydl._C_cuda's kernels (cuda/pool.cuh) on device arrays
             x4, shape, ceil = _cuda_planes(k, x, nd, kernel, stride, padding, (1, 1), out_hw)
-            self.cuda_args = (x4.shape, kernel, stride, padding, ceil, bool(count_include_pad),
-                              divisor)
-            y = k.avg_pool2d_forward(x4, *self.cuda_args[1:])
+            self.in_hw = tuple(x4.shape[-2:])
+            self.cuda_args = (kernel, stride, padding, ceil, bool(count_include_pad), divisor)
+            y = k.avg_pool2d_forward(x4, *self.cuda_args)
             return _from_planes(y.reshape(shape[:-2] + tuple(out_hw)), nd)
         x2 = np.ascontiguousarray(_as_planes(x, nd))
         self.in_hw = x2.shape[-2:]
-        self.args = (kernel, stride, padding, bool(count_include_pad), divisor)
+        self.cuda_args = None
         y = _C.avg_pool2d_forward(x2, kernel, stride, padding, out_hw, bool(count_include_pad),
                                   divisor)
         return _from_planes(y, nd)
 
     def backward(self, gy):
         gx = None
-        k = device_kernels(gy)
-        if k is not None:
-            if self.needs_input_grad[0]:
-                gy2 = _as_planes(gy, self.nd)
-                gx = k.avg_pool2d_backward(gy2.reshape((1, -1) + gy2.shape[-2:]),
-                                           *self.cuda_args)
-                gx = _from_planes(gx.reshape(gy2.shape[:-2] + self.cuda_args[0][-2:]), self.nd)
-            return gx, None, None, None, None, None, None, None
         if self.needs_input_grad[0]:
-            gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
-            gx = _from_planes(_C.avg_pool2d_backward(gy2, self.in_hw, *self.args), self.nd)
+            gx = AvgPoolBackward.call(gy, self.pool, self.in_hw, self.cuda_args)
         return gx, None, None, None, None, None, None, None
 
 
+class AvgPoolBackward(Function):
+    """dx = A^T dy for average pooling (the backward kernel): dy / divisor spread over each
+    window. Linear in dy; its gradient is the pooling itself."""
+
+    def forward(self, gy, pool, in_hw, cuda_args):
+        self.pool = pool
+        nd, kernel, stride, padding, _, count_include_pad, divisor = pool
+        gy2 = _as_planes(gy, nd)
+        k = device_kernels(gy)
+        if k is not None:
+            x_shape = (1, int(np.prod(gy2.shape[:-2], dtype=np.int64))) + tuple(in_hw)
+            gx = k.avg_pool2d_backward(gy2.reshape((1, -1) + gy2.shape[-2:]), x_shape,
+                                       *cuda_args)
+            return _from_planes(gx.reshape(gy2.shape[:-2] + tuple(in_hw)), nd)
+        gx = _C.avg_pool2d_backward(np.ascontiguousarray(gy2), in_hw, kernel, stride, padding,
+                                    bool(count_include_pad), divisor)
+        return _from_planes(gx, nd)
+
+    def backward(self, ggx):
+        return AvgPoolNd.call(ggx, *self.pool), None, None, None
+
+
 class AdaptiveAvgPoolNd(Function):
+    """Adaptive average pooling, linear like AvgPoolNd: backward AdaptiveAvgPoolBackward, whose
+    gradient is this op."""
+
     def forward(self, x, nd, out_hw):
         self.nd = nd
         if device_kernels(x) is not None:
@@ -208,9 +296,19 @@ class AdaptiveAvgPoolNd(Function):
     def backward(self, gy):
         gx = None
         if self.needs_input_grad[0]:
-            gy2 = np.ascontiguousarray(_as_planes(gy, self.nd))
-            gx = _from_planes(_C.adaptive_avg_pool2d_backward(gy2, self.in_hw), self.nd)
+            gx = AdaptiveAvgPoolBackward.call(gy, self.nd, self.in_hw)
         return gx, None, None
+
+
+class AdaptiveAvgPoolBackward(Function):
+    def forward(self, gy, nd, in_hw):
+        self.nd = nd
+        gy2 = np.ascontiguousarray(_as_planes(gy, nd))
+        self.out_hw = gy2.shape[-2:]
+        return _from_planes(_C.adaptive_avg_pool2d_backward(gy2, in_hw), nd)
+
+    def backward(self, ggx):
+        return AdaptiveAvgPoolNd.call(ggx, self.nd, self.out_hw), None, None
 
 
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
