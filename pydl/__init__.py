@@ -35,6 +35,7 @@ from pydl.ops.activation import log_softmax, softmax
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402
 from pydl import optim  # noqa: E402
+from pydl import linalg  # noqa: E402
 from pydl.serialization import load, save  # noqa: E402
 from pydl import data, models, train, utils  # noqa: E402
 from pydl import memory  # noqa: E402
