@@ -13,15 +13,19 @@ import numpy as np
 
 import pydl
 import pydl.nn as nn
-from benchmarks.harness import optional_torch
+
+from .harness import optional_torch
 
 
 def run(suite):
     torch = optional_torch()
     suite.use_bandwidth_reference()
     rng = np.random.default_rng(0)
-    for shape, cls, tcls in [((64, 64, 56, 56), nn.BatchNorm2d, "BatchNorm2d"),
-                             ((4096, 512), nn.BatchNorm1d, "BatchNorm1d")]:
+    cases = [((64, 64, 56, 56), nn.BatchNorm2d, "BatchNorm2d"),
+             ((4096, 512), nn.BatchNorm1d, "BatchNorm1d")]
+    if suite.quick:  # --quick: BatchNorm2d on a quarter of the batch
+        cases = [((16, 64, 56, 56), nn.BatchNorm2d, "BatchNorm2d")]
+    for shape, cls, tcls in cases:
         x_np = rng.standard_normal(shape).astype(np.float32)
         gy_np = rng.standard_normal(shape).astype(np.float32)
         C, size = shape[1], x_np.size

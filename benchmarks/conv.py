@@ -18,8 +18,9 @@ import numpy as np
 
 import pydl
 import pydl.nn.functional as F
-from benchmarks.harness import optional_torch
 from pydl.ops.conv import conv2d_column_buffer_bytes
+
+from .harness import optional_torch
 
 CASES = [
     # name, (N, C, H, W), (K, C/g, R, S), stride, padding, groups
@@ -37,6 +38,9 @@ def run(suite):
     torch = optional_torch()
     rng = np.random.default_rng(0)
     for name, xs, ws, stride, padding, groups in CASES:
+        if suite.quick:  # --quick: the same layers on a batch of 4, fwd+bwd only
+            name = name.replace(f"N{xs[0]} ", "N4 ")
+            xs = (4,) + xs[1:]
         N, C, H, W = xs
         K, Cg, R, S = ws
         OH, OW = _out(H, R, stride, padding), _out(W, S, stride, padding)
@@ -72,6 +76,7 @@ def run(suite):
         col = conv2d_column_buffer_bytes(xs, ws, stride, padding, 1, groups, 4)
         suite.add(f"{name} fwd+bwd", pydl=pydl_step, peers={"torch": torch_step},
                   flops=3 * fwd_flops, scratch_bytes=col)
-        suite.add(f"{name} fwd", pydl=pydl_fwd, peers={"torch": torch_fwd}, flops=fwd_flops)
+        if not suite.quick:
+            suite.add(f"{name} fwd", pydl=pydl_fwd, peers={"torch": torch_fwd}, flops=fwd_flops)
         print(f"{'':<34} scratch: {col / 2**20:.2f} MiB (batch {N}); "
               f"whole im2col matrix would be {N * Cg * R * S * OH * OW * 4 / 2**20:.1f} MiB")

@@ -21,12 +21,12 @@ def run(suite) -> None:
     from pydl import cuda
 
     if not cuda.is_available():
-        from benchmarks.harness import SuiteUnavailable
+        from .harness import SuiteUnavailable
 
         raise SuiteUnavailable(f"needs a CUDA GPU ({cuda.unavailable_reason()})")
     import cupy as cp
 
-    from benchmarks.harness import optional_torch
+    from .harness import optional_torch
 
     k = cuda.kernels()
     torch = optional_torch()

@@ -7,7 +7,8 @@ per call): Tensor wrapping, autograd recording and dispatch, compared with PyTor
 import numpy as np
 
 import pydl
-from benchmarks.harness import optional_torch
+
+from .harness import optional_torch
 
 
 def run(suite):

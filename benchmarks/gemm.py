@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.harness import optional_torch
 from pydl import _C
+
+from .harness import optional_torch
 
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 SKINNY = [(4096, 27, 64), (64, 2304, 256)]  # (m, k, n)
@@ -41,7 +42,7 @@ def _gemm_case(suite, torch, rng, dtype, label, m, k, n, **plot):
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         peers["torch"] = lambda: torch.mm(ta, tb)
     suite.add(f"{label} {m}x{k}x{n}", pydl=lambda: _C.gemm(a, b), peers=peers,
-              flops=2.0 * m * n * k, **plot)
+              flops=2.0 * m * n * k, dtype=np.dtype(dtype).name, **plot)
 
 
 def _linear_case(suite, torch, rng, dtype, label):
@@ -54,7 +55,7 @@ def _linear_case(suite, torch, rng, dtype, label):
         peers["torch"] = lambda: torch.mm(tx, tw.t())
     suite.add(f"{label} x@W^T {batch}x{fan_in}x{fan_out}",
               pydl=lambda: _C.gemm(x, w, trans_b=True), peers=peers,
-              flops=2.0 * batch * fan_in * fan_out)
+              flops=2.0 * batch * fan_in * fan_out, dtype=np.dtype(dtype).name)
 
 
 def _batched_case(suite, torch, rng, dtype, label):
@@ -66,18 +67,21 @@ def _batched_case(suite, torch, rng, dtype, label):
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         peers["torch"] = lambda: torch.matmul(ta, tb)
     suite.add(f"{label} batched {batch}x({m}x{k}x{n})", pydl=lambda: _C.matmul(a, b),
-              peers=peers, flops=2.0 * batch * m * n * k)
+              peers=peers, flops=2.0 * batch * m * n * k, dtype=np.dtype(dtype).name)
 
 
 def run(suite) -> None:
     torch = optional_torch()
     rng = np.random.default_rng(0)
+    # --quick (under a minute for every suite together): two square sizes, one skinny product
+    # and the Linear case per dtype.
+    square = [128, 512] if suite.quick else SQUARE
+    skinny = SKINNY[1:] if suite.quick else SKINNY
     for dtype, label in DTYPES:
-        for n in SQUARE:
-            if suite.quick and n > 512:
-                continue
+        for n in square:
             _gemm_case(suite, torch, rng, dtype, label, n, n, n, x=n, series=f"{label} square")
-        for m, k, n in SKINNY:
+        for m, k, n in skinny:
             _gemm_case(suite, torch, rng, dtype, label, m, k, n)
         _linear_case(suite, torch, rng, dtype, label)
-        _batched_case(suite, torch, rng, dtype, label)
+        if not suite.quick:
+            _batched_case(suite, torch, rng, dtype, label)

@@ -14,15 +14,196 @@ Timing rules (shared machines are noisy):
   * speedup = peer time / pydl time (> 1 means pydl is faster).
 
 A suite is a module in benchmarks/ with a function ``run(suite: Suite)`` that calls
-``suite.add(...)`` once per case. ``python -m benchmarks [suite ...]`` runs them.
+``suite.add(...)`` once per case. ``python -m benchmarks [suite ...]`` runs them from a source
+checkout; the wheel carries this folder as ``pydl.benchmarks`` (``pydl bench``,
+``python -m pydl.bench``). Imports between the suites are relative, so both work.
+
+The report opens with the machine (``Machine``): CPU model, SIMD path, threads, and its limits
+measured in the same run: peak FLOP/s from a short loop of independent FMAs on every thread
+(``pydl._C.fma_loop``) and DRAM bandwidth from a large threaded copy (``pydl._C.parallel_copy``).
+Every row gives its rate as a percentage of the limit that bounds it (FLOP/s for cases that count
+FLOPs, the copy bandwidth for cases that count bytes), next to the peer ratio.
 """
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional
+
+# OpenBLAS reads these when NumPy loads it. A machine that pins an older core type (some images
+# set OPENBLAS_CORETYPE=Haswell) slows NumPy's GEMM by up to 2x on AVX-512 CPUs, which would make
+# NumPy look slower than it is; the benchmarks time NumPy as a user's own program would run it.
+OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_REMOVED_ENV = "PYDL_BENCH_REMOVED_ENV"
+
+
+def clean_openblas_environment(module: str, argv: List[str]) -> List[str]:
+    """Remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from this process's environment before
+    NumPy loads; returns the ``NAME=value`` settings removed (now or before a restart).
+
+    When NumPy is already loaded (``pydl`` imports it, so ``pydl bench`` always finds it loaded)
+    and one of them is set, the process restarts itself once as ``python -m module argv`` with
+    the cleaned environment, so OpenBLAS starts without the pin."""
+    removed = [f"{k}={os.environ[k]}" for k in OPENBLAS_PINS if k in os.environ]
+    if not removed:
+        previous = os.environ.pop(_REMOVED_ENV, "")
+        return previous.split(";") if previous else []
+    for k in OPENBLAS_PINS:
+        os.environ.pop(k, None)
+    if "numpy" not in sys.modules:
+        return removed
+    os.environ[_REMOVED_ENV] = ";".join(removed)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module, *argv])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def openblas_core() -> str:
+    """The OpenBLAS core type NumPy's BLAS runs (threadpoolctl, else OpenBLAS's own
+    ``openblas_get_corename`` found in the loaded libraries), or a reason it is unknown."""
+    import numpy  # noqa: F401  (loads the BLAS)
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        for info in threadpool_info():
+            if info.get("internal_api") == "openblas":
+                return (f"{info.get('architecture')} ({os.path.basename(info['filepath'])}, "
+                        f"{info.get('num_threads')} threads, threadpoolctl)")
+        return "none (NumPy's BLAS is not OpenBLAS, per threadpoolctl)"
+    return _openblas_core_from_maps()
+
+
+def _openblas_core_from_maps() -> str:
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()
+                            and line.split()[-1].startswith("/")})
+    except OSError:
+        return "unknown (no threadpoolctl: pip install threadpoolctl)"
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                    "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return f"{fn().decode()} ({os.path.basename(path)})"
+    return "unknown (no OpenBLAS found loaded; no threadpoolctl)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else platform.processor())."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass
+class Machine:
+    """The machine a report was measured on, and its measured limits."""
+
+    cpu: str
+    simd: str
+    threads: int
+    peak_gflops: Dict[str, float]  # dtype name -> GFLOP/s, FMA loop on every thread
+    dram_gbs: float  # GB/s (bytes read + written) of a large threaded copy
+    copy_mib: int
+    openblas: str = ""
+    removed_env: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        lines = [
+            f"machine: {self.cpu} | simd {self.simd} | {self.threads} threads | "
+            f"{platform.machine()} | python {platform.python_version()}",
+            f"limits:  peak {self.peak_gflops['float32']:.1f} GFLOP/s float32, "
+            f"{self.peak_gflops['float64']:.1f} float64 (FMA loop, {self.threads} threads); "
+            f"DRAM {self.dram_gbs:.1f} GB/s (copy of {self.copy_mib} MiB, read + write)",
+        ]
+        if self.openblas:
+            pins = f"; removed {', '.join(self.removed_env)}" if self.removed_env else ""
+            lines.append(f"openblas: core {self.openblas}{pins}")
+        return "\n".join(lines)
+
+
+def measure_peak_gflops(dtype: str = "float32", quick: bool = False) -> float:
+    """Peak GFLOP/s of pydl's current SIMD path: the best of several calls of a loop of
+    independent FMAs on every kernel thread (pydl._C.fma_loop), each about 20 ms long."""
+    from pydl import _C
+
+    iters = 1 << 14
+    while True:  # calibrate to about 20 ms a call
+        start = time.perf_counter()
+        _C.fma_loop(iters, dtype)
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.005 or iters >= 1 << 30:
+            break
+        iters *= 4
+    iters = max(1, int(iters * 0.02 / max(elapsed, 1e-9)))
+    best = 0.0
+    for _ in range(3 if quick else 7):
+        start = time.perf_counter()
+        flops = _C.fma_loop(iters, dtype)
+        best = max(best, flops / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def measure_dram_bandwidth(quick: bool = False) -> tuple:
+    """(GB/s, MiB): the best of several threaded copies (pydl._C.parallel_copy) of an array
+    far larger than any cache, counting the bytes read and the bytes written."""
+    import numpy as np
+
+    from pydl import _C
+
+    mib = 128 if quick else 256
+    src = np.ones(mib * 2**20, np.uint8)
+    dst = np.zeros_like(src)
+    best = float("inf")
+    for _ in range(3 if quick else 6):
+        start = time.perf_counter()
+        _C.parallel_copy(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best / 1e9, mib
+
+
+_machine: Optional[Machine] = None
+
+
+def measure_machine(quick: bool = False, removed_env: Optional[List[str]] = None) -> Machine:
+    """Measure the machine once per process (see Machine)."""
+    global _machine
+    if _machine is None:
+        import pydl
+        from pydl import _C
+
+        dram, mib = measure_dram_bandwidth(quick)
+        _machine = Machine(
+            cpu=cpu_model(), simd=_C.simd_path(), threads=pydl.get_num_threads(),
+            peak_gflops={dt: measure_peak_gflops(dt, quick) for dt in ("float32", "float64")},
+            dram_gbs=dram, copy_mib=mib, openblas=openblas_core(),
+            removed_env=list(removed_env or []))
+    return _machine
 
 
 class SuiteUnavailable(Exception):
@@ -77,6 +258,14 @@ class Result:
     x: Optional[float] = None  # position on the plot's x axis (e.g. matrix size)
     series: Optional[str] = None  # plot line this case belongs to
     extra: Dict[str, object] = field(default_factory=dict)
+    limit: Optional[float] = None  # the machine's limit for this case: FLOP/s or bytes/s
+    limit_kind: str = ""  # "peak float32", "peak float64", "DRAM" or a suite's own reference
+
+    def percent_of_limit(self, contender: str = "pydl") -> Optional[float]:
+        work = self.flops or self.nbytes
+        if not work or not self.limit or contender not in self.times:
+            return None
+        return 100.0 * work / self.times[contender] / self.limit
 
     def speedup(self, peer: str) -> Optional[float]:
         if peer not in self.times or "pydl" not in self.times:
@@ -98,6 +287,9 @@ class Result:
             d["x"] = self.x
         if self.series is not None:
             d["series"] = self.series
+        if self.limit:
+            d["limit"] = {"kind": self.limit_kind, "value": self.limit,
+                          "percent": {p: self.percent_of_limit(p) for p in self.times}}
         d.update(self.extra)
         return d
 
@@ -107,10 +299,11 @@ class Suite:
 
     def __init__(self, name: str, rounds: int = 7, min_time: float = 0.05, quick: bool = False,
                  peers: Optional[List[str]] = None, device: str = "cpu",
-                 settle: Optional[float] = None):
+                 settle: Optional[float] = None, machine: Optional[Machine] = None):
         self.name = name
         self.rounds = 3 if quick else rounds
-        self.min_time = 0.01 if quick else min_time
+        self.min_time = 0.005 if quick else min_time
+        self.machine = machine  # limits for the "% limit" column (None: no column values)
         # Long enough for OpenBLAS's spinning workers to go to sleep (harness docstring).
         self.settle = (0.0 if quick else 0.25) if settle is None else settle
         self.quick = quick
@@ -121,18 +314,33 @@ class Suite:
         self.bandwidth: Optional[float] = None  # GB/s reference, see use_bandwidth_reference
 
     def use_bandwidth_reference(self) -> float:
-        """Measure the machine's memory bandwidth once (memory_bandwidth) and, from now on,
-        print each case's pydl rate as a percentage of it."""
+        """Also measure pydl's own streaming rate (memory_bandwidth: an in-place lerp_) and
+        print each case's pydl rate as a percentage of it, next to the % of the machine's DRAM
+        copy bandwidth that every byte-counting row gets."""
         self.bandwidth = memory_bandwidth(quick=self.quick)
         print(f"memory bandwidth reference: {self.bandwidth:.1f} GB/s (pydl lerp_ a += w*(b-a) "
               f"over two {_BANDWIDTH_MB} MiB float32 arrays: read a and b, write a; best call)")
         return self.bandwidth
 
+    def _limit(self, flops, nbytes, dtype, extra) -> tuple:
+        peak_bytes = extra.get("peak_bytes_per_s")
+        if nbytes and peak_bytes:
+            return float(peak_bytes), "device bandwidth"
+        if self.machine is None or self.device != "cpu":
+            return None, ""
+        if flops:
+            key = "float64" if dtype in ("float64", "double") else "float32"
+            return self.machine.peak_gflops[key] * 1e9, f"peak {key}"
+        if nbytes:
+            return self.machine.dram_gbs * 1e9, "DRAM"
+        return None, ""
+
     def add(self, name: str, pydl: Callable[[], object], peers: Dict[str, Callable[[], object]],
             flops: Optional[float] = None, nbytes: Optional[float] = None,
             x: Optional[float] = None, series: Optional[str] = None,
-            rounds: Optional[int] = None, **extra) -> Result:
-        """Time ``pydl`` against each peer callable (None values are skipped)."""
+            rounds: Optional[int] = None, dtype: str = "float32", **extra) -> Result:
+        """Time ``pydl`` against each peer callable (None values are skipped). ``dtype`` names
+        the precision whose peak bounds a FLOP-counting case."""
         contenders = {"pydl": pydl}
         for peer, fn in peers.items():
             if fn is None or (self.peers is not None and peer not in self.peers):
@@ -143,7 +351,8 @@ class Suite:
         if nbytes and self.bandwidth:
             extra = {**extra, "percent_of_bandwidth": 100 * nbytes / times["pydl"] / 1e9
                      / self.bandwidth, "bandwidth_reference_gbs": self.bandwidth}
-        result = Result(self.name, name, times, flops, nbytes, x, series, dict(extra))
+        limit, kind = self._limit(flops, nbytes, dtype, extra)
+        result = Result(self.name, name, times, flops, nbytes, x, series, dict(extra), limit, kind)
         self.results.append(result)
         self._print_row(result)
         return result
@@ -151,7 +360,8 @@ class Suite:
     def _print_row(self, r: Result) -> None:
         if not self._printed_header:
             print(f"\n== {self.name} ==")
-            print(f"{'case':<34} {'contender':<10} {'time':>11} {'rate':>14} {'speedup':>8}")
+            print(f"{'case':<34} {'contender':<13} {'time':>11} {'rate':>14} {'speedup':>8} "
+                  f"{'% limit':>12}")
             self._printed_header = True
         for i, (peer, t) in enumerate(r.times.items()):
             rate = ""
@@ -162,8 +372,12 @@ class Suite:
             sp = "" if peer == "pydl" else f"{r.speedup(peer):7.2f}x"
             if peer == "pydl" and "percent_of_bandwidth" in r.extra:
                 sp = f"{r.extra['percent_of_bandwidth']:5.0f}% bw"
+            pct = r.percent_of_limit(peer)
+            limit = f"{pct:5.1f}% {'DRAM' if r.limit_kind == 'DRAM' else 'peak'}" \
+                if pct is not None else ""
             label = r.name if i == 0 else ""
-            print(f"{label:<34} {peer:<10} {format_time(t):>11} {rate:>14} {sp:>8}", flush=True)
+            print(f"{label:<34} {peer:<13} {format_time(t):>11} {rate:>14} {sp:>8} {limit:>12}",
+                  flush=True)
 
 
 def format_time(seconds: float) -> str:
@@ -187,7 +401,7 @@ def save_plot(results: List[Result], path: str) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed (pip install 'pydl[bench]'); plot skipped")
+        print("matplotlib is not installed (pip install 'pydl-nn[bench]'); plot skipped")
         return False
     plotted = [r for r in results if r.x is not None and (r.flops or r.nbytes)]
     if not plotted:

@@ -12,8 +12,9 @@ import numpy as np
 import pydl
 import pydl.nn as nn
 import pydl.nn.functional as F
-from benchmarks.harness import optional_torch
 from pydl.ops import loss as loss_ops
+
+from .harness import optional_torch
 
 
 def _numpy_cross_entropy(z, t):
@@ -71,7 +72,8 @@ def run(suite):
     # -- fused cross-entropy, forward + backward -------------------------------------------------
     _ce_case(suite, torch, "cross_entropy fwd+bwd 32x10", (32, 10))
     _ce_case(suite, torch, "cross_entropy fwd+bwd 256x1000", (256, 1000))
-    _ce_case(suite, torch, "cross_entropy fwd+bwd seg 4x21x64x64", (4, 21, 64, 64))
+    if not suite.quick:
+        _ce_case(suite, torch, "cross_entropy fwd+bwd seg 4x21x64x64", (4, 21, 64, 64))
 
     # -- log-softmax, forward + backward ---------------------------------------------------------
     x_np = rng.standard_normal((256, 1000)).astype(np.float32)
@@ -97,6 +99,8 @@ def run(suite):
         ("dropout p=0.5 1M", lambda: F.dropout(a, 0.5),
          ta is not None and (lambda: torch.nn.functional.dropout(ta, 0.5))),
     ]
+    if suite.quick:  # --quick: one activation and dropout
+        cases = [cases[0], cases[3]]
     for name, fp, ft in cases:
         suite.add(name, pydl=fp, peers={"torch": ft}, nbytes=8 * n)
 

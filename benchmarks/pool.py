@@ -16,7 +16,8 @@ import numpy as np
 
 import pydl
 import pydl.nn.functional as F
-from benchmarks.harness import optional_torch
+
+from .harness import optional_torch
 
 SHAPE = (64, 64, 56, 56)
 
@@ -24,7 +25,9 @@ SHAPE = (64, 64, 56, 56)
 def run(suite):
     torch = optional_torch()
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal(SHAPE).astype(np.float32)
+    # --quick: a quarter of the batch and two of the cases.
+    shape = (SHAPE[0] // 4,) + SHAPE[1:] if suite.quick else SHAPE
+    x_np = rng.standard_normal(shape).astype(np.float32)
     x = pydl.tensor(x_np, requires_grad=True)
     tx = torch.from_numpy(x_np.copy()).requires_grad_() if torch is not None else None
     n_in = x_np.size
@@ -40,6 +43,8 @@ def run(suite):
         ("adaptive_avg_pool2d 1x1", lambda a: F.adaptive_avg_pool2d(a, 1),
          lambda a: torch.nn.functional.adaptive_avg_pool2d(a, 1), 1 / (56 * 56), False),
     ]
+    if suite.quick:
+        cases = [cases[0], cases[2]]
     # Each pydl row is also read against the machine's memory bandwidth, measured in this run.
     suite.use_bandwidth_reference()
 

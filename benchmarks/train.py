@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 import pydl
-from benchmarks.harness import optional_torch
 from pydl import models, nn, optim
+
+from .harness import optional_torch
 
 
 def _torch_lenet(torch):

@@ -229,7 +229,7 @@ def save_plot(history, path: str) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("note: matplotlib is not installed (pip install 'pydl[plot]'); plot skipped")
+        print("note: matplotlib is not installed (pip install 'pydl-nn[plot]'); plot skipped")
         return False
     epochs = [e + 1 for e in history.epoch]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -410,30 +410,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find_benchmarks() -> Optional[str]:
-    """The source checkout holding ``benchmarks/`` (the current folder or the one above the
-    pydl package), or None for an installed pydl."""
-    import pydl
-
-    here = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
-    for root in (os.getcwd(), here):
-        if os.path.isfile(os.path.join(root, "benchmarks", "harness.py")) and \
-                os.path.isfile(os.path.join(root, "benchmarks", "__main__.py")):
-            return root
-    return None
-
-
 def cmd_bench(args: argparse.Namespace, rest: List[str]) -> int:
-    root = _find_benchmarks()
-    if root is None:
-        print("pydl bench: the benchmarks/ folder is not importable; run this from a pydl "
-              "source checkout (it is not part of the installed package)")
-        return 1
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from benchmarks.__main__ import main as bench_main
+    from pydl import bench
 
-    return int(bench_main(list(args.suites) + rest) or 0)
+    return bench.main(list(args.suites) + rest, prog="pydl bench")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -442,8 +422,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     sub.add_parser("info", help="print pydl.show_config()")
-    bench = sub.add_parser("bench", help="run benchmark suites (python -m benchmarks), from a "
-                                         "source checkout; other options are passed on")
+    bench = sub.add_parser("bench", help="run the kernel benchmark suites (python -m pydl.bench); "
+                                         "other options (--quick, --json, --plot, ...) are "
+                                         "passed on")
     bench.add_argument("suites", nargs="*", help="suites to run (default: all)")
     args, rest = parser.parse_known_args(argv)
     if args.command != "bench" and rest:

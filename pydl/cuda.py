@@ -1,7 +1,7 @@
 """CUDA availability: ``pydl.cuda.is_available()``.
 
 CUDA tensors hold CuPy arrays and run pydl's kernels from ``pydl._C_cuda``; both the compiled
-module and CuPy (``pip install 'pydl[cuda]'``) are needed, and a visible GPU.
+module and CuPy (``pip install 'pydl-nn[cuda]'``) are needed, and a visible GPU.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def unavailable_reason() -> Optional[str]:
         return ("pydl was built without its CUDA module (no nvcc at build time; rebuild with "
                 "PYDL_CUDA=ON)")
     if _cupy() is None:
-        return "CuPy is not installed (pip install 'pydl[cuda]')"
+        return "CuPy is not installed (pip install 'pydl-nn[cuda]')"
     if cuda_module().device_count() == 0:
         return "no CUDA GPU is visible"
     return None

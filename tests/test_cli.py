@@ -150,17 +150,64 @@ def test_info_prints_config(capsys):
     assert "simd path" in capsys.readouterr().out
 
 
-def test_bench_without_checkout(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_find_benchmarks", lambda: None)
+def test_bench_without_suites_is_a_clear_error(monkeypatch, capsys):
+    from pydl import bench
+
+    def missing():
+        raise bench.BenchmarksNotFound("pydl bench: this pydl has no benchmarks")
+
+    monkeypatch.setattr(bench, "suites_package", missing)
     assert cli.main(["bench"]) == 1
-    assert "source checkout" in capsys.readouterr().out
+    assert "has no benchmarks" in capsys.readouterr().err
 
 
-def test_bench_dispatches_to_benchmarks(monkeypatch):
-    if cli._find_benchmarks() is None:
-        pytest.skip("not a source checkout")
-    with pytest.raises(SystemExit):  # benchmarks' own parser rejects the unknown suite
+def test_bench_dispatches_to_benchmarks():
+    with pytest.raises(SystemExit):  # the benchmarks' own parser rejects the unknown suite
         cli.main(["bench", "no-such-suite"])
+
+
+def test_bench_suites_come_from_the_pydl_under_test():
+    # Installed: pydl/benchmarks inside the package (the wheel maps the top-level benchmarks/
+    # there); in-place developer build: the checkout's benchmarks/ beside pydl/.
+    from pydl import bench
+
+    package = bench.suites_package()
+    pydl_dir = os.path.dirname(os.path.abspath(pydl.__file__))
+    if package.__name__ == "pydl.benchmarks":
+        assert os.path.dirname(os.path.abspath(package.__file__)) == \
+            os.path.join(pydl_dir, "benchmarks")
+    else:
+        assert package.__name__ == "benchmarks"
+        assert os.path.dirname(os.path.dirname(os.path.abspath(package.__file__))) == \
+            os.path.dirname(pydl_dir)
+    runner = __import__(package.__name__ + ".__main__", fromlist=["available_suites"])
+    assert {"gemm", "conv", "pool", "batchnorm", "optim", "cuda"} <= set(
+        runner.available_suites())
+
+
+def test_bench_module_runs_a_suite_outside_the_checkout(tmp_path):
+    # python -m pydl.bench from outside any checkout, as a user of the wheel runs it; with
+    # OPENBLAS_CORETYPE set, the harness must restart without it before NumPy loads.
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["OPENBLAS_CORETYPE"] = "Haswell"
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "pydl.bench", "elementwise", "--quick",
+                          "--peers", "numpy", "--json", str(out)], capture_output=True,
+                         text=True, env=env, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[1].startswith("machine: ") and f"simd {pydl._C.simd_path()}" in lines[1]
+    assert lines[2].startswith("limits:  peak ") and "GFLOP/s" in lines[2] and "GB/s" in lines[2]
+    assert lines[3].startswith("openblas: core ") and "removed OPENBLAS_CORETYPE=Haswell" in lines[3]
+    data = json.loads(out.read_text())
+    assert data["meta"]["limits"]["peak_gflops"]["float32"] > 0
+    assert data["meta"]["limits"]["dram_gbs"] > 0
+    rows = [r for r in data["results"] if r.get("limit")]
+    assert rows and all(r["limit"]["kind"] == "DRAM" for r in rows)
+    assert all(r["limit"]["percent"]["pydl"] > 0 for r in rows)
+    assert any("numpy" in r["speedups"] for r in data["results"])
 
 
 def test_module_entry_point_runs(tmp_path):
