@@ -201,17 +201,24 @@ def index_select(input, dim, index):
 
 # -- gather: one element per index along one dim ---------------------------------------------------
 class Gather(Function):
-    """y[i][j][k] = x[i][index[i][j][k]][k] along dim (numpy.take_along_axis)."""
+    """y[i][j][k] = x[i][index[i][j][k]][k] along dim (numpy.take_along_axis). As in PyTorch,
+    index may be smaller than x in the other dims: only x's leading part there is read."""
 
     def forward(self, x, dim, index):
         self.meta = (x.shape, dim)
         self.save_for_backward(index)
-        return array_module(x).take_along_axis(x, index, axis=dim)
+        return array_module(x).take_along_axis(x[_leading_part(x.shape, index.shape, dim)],
+                                               index, axis=dim)
 
     def backward(self, g):
         shape, dim = self.meta
         (index,) = self.saved_tensors
         return ScatterAdd.call(g, dim, index, shape), None, None
+
+
+def _leading_part(shape, index_shape, dim):
+    return tuple(slice(None) if d == dim or n == shape[d] else slice(0, n)
+                 for d, n in enumerate(index_shape))
 
 
 class ScatterAdd(Function):
@@ -225,7 +232,7 @@ class ScatterAdd(Function):
         out = xp.zeros(shape, dtype=src.dtype)
         if index.shape[dim] == 1:
             # One index per line along dim (max/min's argmax): no two land on one place.
-            xp.put_along_axis(out, index, src, axis=dim)
+            xp.put_along_axis(out[_leading_part(shape, index.shape, dim)], index, src, axis=dim)
             return out
         # Full index tuples, so that repeated indices accumulate.
         idx = list(np.indices(index.shape, sparse=True))
@@ -239,8 +246,20 @@ class ScatterAdd(Function):
 
 
 def gather(input, dim, index):
+    """out[i][j][k] = input[i][index[i][j][k]][k] for dim = 1 (torch.gather): index has input's
+    number of dims, and sizes no larger than input's outside ``dim``."""
     from pydl.tensor import _wrap_dim
 
     if not isinstance(index, Tensor):
         index = Tensor(np.asarray(index))
-    return Gather.apply(input, _wrap_dim(dim, input.ndim), index)
+    d = _wrap_dim(dim, input.ndim)
+    if index.dtype.kind not in "iu":
+        raise RuntimeError(f"gather(): Expected dtype int64 for index, got {index.dtype}")
+    if index.ndim != input.ndim:
+        raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as "
+                           f"input tensor (index shape {index.shape}, input shape "
+                           f"{input.shape})")
+    if any(n > input.shape[k] for k, n in enumerate(index.shape) if k != d):
+        raise RuntimeError(f"gather(): Size does not match at a dimension other than {d}: "
+                           f"index shape {index.shape}, input shape {input.shape}")
+    return Gather.apply(input, d, index)
