@@ -185,6 +185,8 @@ class Tensor:
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on a Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        if isinstance(self.data, np.generic):
+            self.data = np.asarray(self.data)  # a NumPy scalar that slipped in is host memory too
         if not isinstance(self.data, np.ndarray):
             raise TypeError(f"can't convert a {self.device} tensor to numpy. Use tensor.cpu() "
                             "first.")

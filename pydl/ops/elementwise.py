@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pydl import dtypes as _dtypes
 from pydl.autograd.function import Function
 from pydl.device import array_module, to_device_array
 from pydl.tensor import Tensor
@@ -166,9 +167,38 @@ class Pow(Function):
         return ga, gb
 
 
-def _binary(cls, a, b, name):
+def _to_dtype(x, dtype):
+    """A Tensor operand in the op's computation dtype; Python numbers stay numbers (NumPy takes
+    them in the array's dtype, as PyTorch takes a wrapped number)."""
+    if isinstance(x, Tensor) and x.data.dtype != dtype:
+        return cast(x, dtype)
+    return x
+
+
+def promote_operands(a, b, true_divide: bool = False):
+    """``a`` and ``b`` cast to the dtype PyTorch computes a binary op in (pydl.result_type):
+    ``int64 * 2.5`` and ``int / int`` are float32 (the default dtype), a float32 tensor plus a
+    0-d float64 tensor stays float32. ``true_divide``: integer results become the default
+    float dtype, as torch.div does."""
+    ta, tb = type(a) is Tensor, type(b) is Tensor
+    # The common cases need no table: same-dtype tensors, a float tensor with a number.
+    if ta and tb and a.data.dtype == b.data.dtype:
+        dtype = a.data.dtype
+    elif ta and not tb and a.data.dtype.kind == "f" and type(b) in (float, int):
+        return a, b
+    elif tb and not ta and b.data.dtype.kind == "f" and type(a) in (float, int):
+        return a, b
+    else:
+        dtype = _dtypes.result_type(a, b)
+    if true_divide and dtype.kind in "biu":
+        dtype = _dtypes.get_default_dtype()
+    return _to_dtype(a, dtype), _to_dtype(b, dtype)
+
+
+def _binary(cls, a, b, name, true_divide: bool = False):
     a, b = _operand(a), _operand(b)
     _check_same_device(a, b, name)
+    a, b = promote_operands(a, b, true_divide)
     return cls.apply(a, b)
 
 
@@ -190,7 +220,7 @@ def mul(input, other):
 
 
 def div(input, other):
-    return _binary(Div, input, other, "div")
+    return _binary(Div, input, other, "div", true_divide=True)
 
 
 def pow(input, exponent):  # noqa: A001
@@ -354,20 +384,28 @@ class Clamp(Function):
         return g * mask, None, None
 
 
+def _floating(x):
+    """Integer and bool inputs of float-valued math (exp, log, sin...) are computed in the
+    default dtype, as in PyTorch (NumPy would give float64)."""
+    if isinstance(x, Tensor) and x.data.dtype.kind in "biu":
+        return cast(x, _dtypes.get_default_dtype())
+    return x
+
+
 def exp(x):
-    return Exp.apply(x)
+    return Exp.apply(_floating(x))
 
 
 def log(x):
-    return Log.apply(x)
+    return Log.apply(_floating(x))
 
 
 def sqrt(x):
-    return Sqrt.apply(x)
+    return Sqrt.apply(_floating(x))
 
 
 def rsqrt(x):
-    return Rsqrt.apply(x)
+    return Rsqrt.apply(_floating(x))
 
 
 def abs(x):  # noqa: A001
@@ -379,19 +417,19 @@ def sign(x):
 
 
 def sin(x):
-    return Sin.apply(x)
+    return Sin.apply(_floating(x))
 
 
 def cos(x):
-    return Cos.apply(x)
+    return Cos.apply(_floating(x))
 
 
 def tanh(x):
-    return Tanh.apply(x)
+    return Tanh.apply(_floating(x))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(_floating(x))
 
 
 def relu(x):
@@ -473,7 +511,10 @@ def where(condition, input, other):
     if isinstance(condition, Tensor) and condition.dtype != np.bool_:
         condition = Tensor._wrap(condition.data.astype(bool))
     input, other = _operand(input), _operand(other)
-    # Keep the tensor operand's dtype when the other is a Python number (as NumPy 2 does).
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        # Two Python numbers: the result still has PyTorch's dtype (a float is the default).
+        input = Tensor._wrap(np.asarray(input, dtype=_dtypes.result_type(input, other)))
+    input, other = promote_operands(input, other)
     return Where.apply(condition, input, other)
 
 
