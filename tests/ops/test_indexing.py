@@ -86,3 +86,24 @@ def test_gather_index_select_masked_fill():
     assert_close(t64(a, False).index_select(1, pydl.tensor([3, 0])), a[:, [3, 0]])
     mask = pydl.tensor(a > 0)
     assert_close(t64(a, False).masked_fill(mask, 0.0), np.where(a > 0, 0.0, a))
+
+
+def test_gather_index_smaller_than_input_and_bad_index():
+    a = np.random.default_rng(2).standard_normal((3, 5))
+    idx = np.array([[2, 0], [1, 1]])  # fewer rows and columns than a: reads a's leading part
+    assert_close(t64(a, False).gather(1, pydl.tensor(idx)), np.take_along_axis(a[:2], idx, 1))
+    assert gradcheck(lambda x: x.gather(1, pydl.tensor(idx)), [t64(a)])
+    assert gradcheck(lambda x: x.gather(0, pydl.tensor(idx[:1])), [t64(a)])
+    with pytest.raises(RuntimeError, match="same number of dimensions"):
+        t64(a).gather(1, pydl.tensor([0, 1]))
+    with pytest.raises(RuntimeError, match="Size does not match"):
+        t64(a).gather(1, pydl.tensor(np.zeros((4, 1), np.int64)))
+
+
+def test_index_select_zero_d_index_keeps_the_dim():
+    a = np.arange(12.0).reshape(3, 4)
+    out = t64(a, False).index_select(1, pydl.tensor(2))
+    assert out.shape == (3, 1)
+    assert_close(out, a[:, [2]])
+    with pytest.raises(IndexError, match="vector"):
+        t64(a).index_select(0, pydl.tensor([[0]]))

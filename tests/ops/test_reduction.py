@@ -152,3 +152,37 @@ def test_cumsum_and_bool_sum():
     assert_close(pydl.cumsum(t64(a, False), 1), a.cumsum(1))
     assert gradcheck(lambda t: pydl.cumsum(t, 0), [t64(a)])
     assert pydl.tensor([True, False, True]).sum().item() == 2
+
+
+@pytest.mark.parametrize("name", ["amax", "amin", "argmax", "argmin", "max", "min"])
+def test_reduction_along_a_non_empty_dim_of_an_empty_tensor_is_empty(name):
+    def values(out):
+        return out.values if name in ("max", "min") else out
+
+    x = pydl.zeros(0, 3)
+    assert values(getattr(pydl, name)(x, dim=1)).shape == (0,)
+    assert values(getattr(pydl, name)(pydl.zeros(2, 0, 3), dim=-1, keepdim=True)).shape == \
+        (2, 0, 1)
+    with pytest.raises(IndexError, match="dim 0 to have non-zero size"):
+        getattr(pydl, name)(x, dim=0)
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_std_of_integers_raise(name):
+    with pytest.raises(RuntimeError, match="only support floating point"):
+        getattr(pydl, name)(pydl.tensor([1, 2, 4]))
+
+
+def test_cumsum_of_zero_d_is_zero_d():
+    x = t64(3.0)
+    y = pydl.cumsum(x, 0)
+    assert y.shape == () and y.item() == 3.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_std_of_a_constant_slice_has_zero_gradient():
+    x = t64([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])
+    pydl.std(x, 1).sum().backward()
+    assert_close(x.grad[0], [0.0, 0.0, 0.0])
+    assert np.isfinite(x.grad.numpy()).all()
