@@ -90,24 +90,67 @@ CONV1D = {
     "unbatched": ((3, 7), (2, 3, 3), dict(padding=1)),
     "ones": ((1, 1, 1), (1, 1, 1), {}),
 }
+# id -> (x shape, w shape, keyword arguments); w is (C_in, C_out / groups, *kernel)
+CONV_T2D = {
+    "plain": ((2, 3, 4, 4), (3, 2, 3, 3), {}),
+    "stride2_pad1_outpad1": ((2, 2, 3, 4), (2, 3, 3, 3),
+                             dict(stride=2, padding=1, output_padding=1)),
+    "groups_dilation_tuples": ((1, 4, 3, 3), (4, 1, 2, 3),
+                               dict(groups=2, stride=(1, 2), dilation=(2, 1),
+                                    output_padding=(1, 1))),
+    # output_padding >= stride (allowed below dilation): the gradient crops conv's output
+    "outpad_over_stride": ((2, 2, 3, 4), (2, 2, 2, 2), dict(dilation=2, output_padding=1)),
+    "unbatched": ((3, 4, 4), (3, 2, 3, 3), dict(stride=2)),
+    "ones": ((1, 1, 1, 1), (1, 1, 1, 1), {}),
+}
+CONV_T1D = {
+    "plain": ((2, 3, 5), (3, 2, 3), {}),
+    "stride_pad_outpad": ((2, 2, 4), (2, 3, 3), dict(stride=3, padding=1, output_padding=2)),
+    "groups": ((1, 4, 5), (4, 3, 2), dict(groups=2, dilation=2)),
+    "outpad_over_stride": ((2, 2, 4), (2, 3, 3), dict(padding=1, dilation=2, output_padding=1)),
+    "unbatched": ((3, 5), (3, 2, 2), dict(stride=2)),
+}
+# "op-case" -> (op, x shape, w shape, keyword arguments)
+CONV = {f"{op.__name__}-{name}": (op, xs, ws, kw)
+        for op, table in ((F.conv2d, CONV2D), (F.conv1d, CONV1D), (F.conv_transpose2d, CONV_T2D),
+                          (F.conv_transpose1d, CONV_T1D))
+        for name, (xs, ws, kw) in table.items()}
+
+
+def conv_inputs(rng, op, xs, ws, kw, bias=True):
+    """x, w and (with bias) b for op: b has the output channels (w.shape[0] for conv,
+    w.shape[1] * groups for the transposed one)."""
+    ins = [randn(rng, *xs), randn(rng, *ws)]
+    if bias:
+        transposed = "transpose" in op.__name__
+        ins.append(randn(rng, ws[1] * kw.get("groups", 1) if transposed else ws[0]))
+    return ins
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("name", list(CONV2D))
-def test_conv2d_gradgradcheck(name, bias):
-    xs, ws, kw = CONV2D[name]
-    rng = np.random.default_rng(0)
-    args = [randn(rng, *xs), randn(rng, *ws)] + ([randn(rng, ws[0])] if bias else [])
-    assert gradgradcheck(lambda x, w, *b: F.conv2d(x, w, *b, **kw), args)
+@pytest.mark.parametrize("name", list(CONV))
+def test_conv_gradgradcheck(name, bias):
+    op, xs, ws, kw = CONV[name]
+    ins = conv_inputs(np.random.default_rng(0), op, xs, ws, kw, bias)
+    assert gradgradcheck(lambda x, w, *b: op(x, w, *b, **kw), ins)
 
 
-@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("name", list(CONV1D))
-def test_conv1d_gradgradcheck(name, bias):
-    xs, ws, kw = CONV1D[name]
-    rng = np.random.default_rng(1)
-    args = [randn(rng, *xs), randn(rng, *ws)] + ([randn(rng, ws[0])] if bias else [])
-    assert gradgradcheck(lambda x, w, *b: F.conv1d(x, w, *b, **kw), args)
+@pytest.mark.parametrize("name", list(CONV))
+def test_conv_gradients_under_create_graph_equal_first_order(name):
+    """The recorded ops (create_graph) and the first-order kernels (the fused dx/dw/db call)
+    give the same first derivatives."""
+    op, xs, ws, kw = CONV[name]
+    rng = np.random.default_rng(16)
+    ins = conv_inputs(rng, op, xs, ws, kw)
+    y = op(*ins, **kw)
+    v = t64(rng.standard_normal(y.shape), grad=False)
+    recorded = grad(y, ins, v, create_graph=True)
+    plain = grad(op(*ins, **kw), ins, v)
+    # dx and dw depend on w and x; db = sum(v) on nothing that requires grad.
+    assert [g.requires_grad for g in recorded] == [True, True, False]
+    for a, b in zip(recorded, plain):
+        assert not b.requires_grad
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-12)
 
 
 def test_conv_gradgradcheck_noncontiguous_input_and_weight():
@@ -148,48 +191,6 @@ def test_conv_module_padding_same_with_mode_gradgradcheck(nd):
     rng = np.random.default_rng(5)
     x = randn(rng, *((1, 2, 6) if nd == 1 else (1, 2, 5, 6)))
     assert gradgradcheck(lambda x, w: m(x), (x, m.weight))
-
-
-# id -> (x shape, w shape, keyword arguments); w is (C_in, C_out / groups, *kernel)
-CONV_T2D = {
-    "plain": ((2, 3, 4, 4), (3, 2, 3, 3), {}),
-    "stride2_pad1_outpad1": ((2, 2, 3, 4), (2, 3, 3, 3),
-                             dict(stride=2, padding=1, output_padding=1)),
-    "groups_dilation_tuples": ((1, 4, 3, 3), (4, 1, 2, 3),
-                               dict(groups=2, stride=(1, 2), dilation=(2, 1),
-                                    output_padding=(1, 1))),
-    # output_padding >= stride (allowed below dilation): the gradient crops conv's output
-    "outpad_over_stride": ((2, 2, 3, 4), (2, 2, 2, 2), dict(dilation=2, output_padding=1)),
-    "unbatched": ((3, 4, 4), (3, 2, 3, 3), dict(stride=2)),
-    "ones": ((1, 1, 1, 1), (1, 1, 1, 1), {}),
-}
-CONV_T1D = {
-    "plain": ((2, 3, 5), (3, 2, 3), {}),
-    "stride_pad_outpad": ((2, 2, 4), (2, 3, 3), dict(stride=3, padding=1, output_padding=2)),
-    "groups": ((1, 4, 5), (4, 3, 2), dict(groups=2, dilation=2)),
-    "outpad_over_stride": ((2, 2, 4), (2, 3, 3), dict(padding=1, dilation=2, output_padding=1)),
-    "unbatched": ((3, 5), (3, 2, 2), dict(stride=2)),
-}
-
-
-@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("name", list(CONV_T2D))
-def test_conv_transpose2d_gradgradcheck(name, bias):
-    xs, ws, kw = CONV_T2D[name]
-    rng = np.random.default_rng(6)
-    groups = kw.get("groups", 1)
-    args = [randn(rng, *xs), randn(rng, *ws)] + ([randn(rng, ws[1] * groups)] if bias else [])
-    assert gradgradcheck(lambda x, w, *b: F.conv_transpose2d(x, w, *b, **kw), args)
-
-
-@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("name", list(CONV_T1D))
-def test_conv_transpose1d_gradgradcheck(name, bias):
-    xs, ws, kw = CONV_T1D[name]
-    rng = np.random.default_rng(7)
-    groups = kw.get("groups", 1)
-    args = [randn(rng, *xs), randn(rng, *ws)] + ([randn(rng, ws[1] * groups)] if bias else [])
-    assert gradgradcheck(lambda x, w, *b: F.conv_transpose1d(x, w, *b, **kw), args)
 
 
 def test_conv_transpose_gradgradcheck_noncontiguous():
@@ -243,34 +244,6 @@ def test_conv_double_backward_records_the_backward_ops():
     assert gx1.grad_fn is None and gw1.grad_fn is None
     np.testing.assert_allclose(gx.data, gx1.data, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gw.data, gw1.data, rtol=1e-12, atol=1e-12)
-
-
-FIRST_ORDER_CASES = (
-    [(F.conv2d, xs, ws, kw) for xs, ws, kw in CONV2D.values()]
-    + [(F.conv1d, xs, ws, kw) for xs, ws, kw in CONV1D.values()]
-    + [(F.conv_transpose2d, xs, ws, kw) for xs, ws, kw in CONV_T2D.values()]
-    + [(F.conv_transpose1d, xs, ws, kw) for xs, ws, kw in CONV_T1D.values()])
-
-
-@pytest.mark.parametrize("case", FIRST_ORDER_CASES,
-                         ids=lambda c: f"{c[0].__name__}-x{'x'.join(map(str, c[1]))}")
-def test_conv_gradients_under_create_graph_equal_first_order(case):
-    """The recorded ops (create_graph) and the first-order kernels (the fused dx/dw/db call)
-    give the same first derivatives."""
-    fn, xs, ws, kw = case
-    rng = np.random.default_rng(16)
-    groups = kw.get("groups", 1)
-    nb = ws[1] * groups if "transpose" in fn.__name__ else ws[0]
-    ins = [randn(rng, *xs), randn(rng, *ws), randn(rng, nb)]
-    y = fn(*ins, **kw)
-    v = t64(rng.standard_normal(y.shape), grad=False)
-    recorded = grad(y, ins, v, create_graph=True)
-    plain = grad(fn(*ins, **kw), ins, v)
-    # dx and dw depend on w and x; db = sum(v) on nothing that requires grad.
-    assert [g.requires_grad for g in recorded] == [True, True, False]
-    for a, b in zip(recorded, plain):
-        assert not b.requires_grad
-        np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-12)
 
 
 class _CountingKernels:
