@@ -553,6 +553,8 @@ def _to_array(data, dtype=None) -> np.ndarray:
     if dtype is not None:
         return arr.astype(dtype, copy=False)
     kind = arr.dtype.kind
+    if isinstance(data, np.generic):
+        return arr  # a NumPy scalar keeps its dtype, as torch.tensor(np.float64(1)) does
     if kind == "f":
         if not isinstance(data, np.ndarray):
             return arr.astype(_dtypes.get_default_dtype(), copy=False)

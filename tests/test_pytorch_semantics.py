@@ -95,3 +95,15 @@ def test_user_defined_optimizer_then_scheduler_gives_no_false_warning():
     sched2 = pydl.optim.lr_scheduler.StepLR(opt2, step_size=1)
     with pytest.warns(UserWarning, match="before `optimizer.step"):
         sched2.step()  # the genuine mistake is still reported
+
+
+def test_gradient_of_a_zero_dim_input_reached_twice_is_an_array():
+    x = pydl.tensor(2.0, dtype=pydl.float64, requires_grad=True)
+    (g,) = pydl.autograd.grad(x * x, x)  # two paths into x: the engine adds 0-d gradients
+    assert isinstance(g.numpy(), np.ndarray) and float(g) == 4.0
+
+
+def test_numpy_scalars_keep_their_dtype():
+    assert pydl.tensor(np.float64(1.5)).dtype == pydl.float64
+    assert pydl.tensor(np.int32(3)).dtype == pydl.int32
+    assert pydl.tensor(1.5).dtype == pydl.float32

@@ -32,6 +32,13 @@ def _as_array(r):
     return r.data if isinstance(r, Tensor) else np.asarray(r)
 
 
+def _add(a, b):
+    """Two gradients for one place (arrays, or Tensors under create_graph). NumPy returns a
+    scalar for 0-d + 0-d; gradients stay arrays."""
+    r = a + b
+    return np.asarray(r) if isinstance(r, np.generic) else r
+
+
 def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
     from pydl.tensor import Tensor
 
@@ -134,7 +141,7 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
     def deliver_leaf(leaf, g):
         k = leaf_slot.get(id(leaf))
         if k is not None:
-            captured[k] = g if captured[k] is None else captured[k] + g
+            captured[k] = g if captured[k] is None else _add(captured[k], g)
             if not accumulate:
                 return
         elif capture is not None and not accumulate:
@@ -151,7 +158,7 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
             slot = pending[node] = [None] * node.n_outputs
             start_nodes.append(node)
         i = t._out_index
-        slot[i] = g if slot[i] is None else slot[i] + g
+        slot[i] = g if slot[i] is None else _add(slot[i], g)
 
     # Count incoming edges of every reachable node (and keep an order for the pruning below).
     deps: Dict[Function, int] = {}
@@ -221,7 +228,7 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                     slot = pending.get(parent)
                     if slot is None:
                         slot = pending[parent] = [None] * parent.n_outputs
-                    slot[idx] = g if slot[idx] is None else slot[idx] + g
+                    slot[idx] = g if slot[idx] is None else _add(slot[idx], g)
                 deps[parent] -= 1
                 if deps[parent] == 0:
                     if parent in pending:
