@@ -43,9 +43,10 @@
 // Measured on ResNet's 64x64 3x3 layer (one core, CPU time): im2col + GEMM ~90 GF/s, direct ~107,
 // Winograd 145-160 GF/s effective (direct-convolution FLOPs over time; the AVX2 FMA peak of a
 // core is ~130-145 GF/s).
-// Threads: work items (image, group, tile) go to one slot per thread, each with its own scratch
-// and partial sums, in blocks taken from a shared counter (run_slots); with a single item the
-// GEMM itself runs on all threads.
+// Threads: work items (image, group, tile) go to one slot per thread, each with its own scratch,
+// in blocks taken from a shared counter (run_slots); weight-gradient blocks keep partial sums of
+// their own, added in block order (reduction_blocks), so the result is the same every run. With
+// a single item the GEMM itself runs on all threads.
 #include "conv.h"
 
 #include <algorithm>
@@ -130,6 +131,63 @@ void run_slots(int64_t items, int64_t slots, Fn&& fn, int64_t block = 0) {
 }
 
 int64_t slot_count(int64_t items) { return std::max<int64_t>(1, std::min<int64_t>(num_threads(), items)); }
+
+// The weight gradient (and the bias gradient of the row-flat pass) is a sum over images. run_slots
+// hands blocks of images to whichever thread asks first, so summing per thread would group the
+// images differently from run to run (2-3 different results in 10 identical calls on 2 threads).
+// Instead every block adds into partial sums of its own, and the partials are added in block
+// order: bitwise the same result from run to run. The split follows the thread count (about
+// four blocks per thread, as run_slots' default) except under deterministic_algorithms(), where
+// it is a fixed number of blocks, so the result is the same for any thread count.
+constexpr int64_t kDeterministicBlocks = 8;
+// Partial sums beyond one set per thread stay under this (huge layers on many threads).
+constexpr int64_t kMaxPartialBytes = int64_t(64) << 20;
+
+struct ReductionBlocks {
+  int64_t block, count;  // items per block (a multiple of `multiple`), blocks
+};
+
+ReductionBlocks reduction_blocks(int64_t items, int64_t slots, int64_t multiple,
+                                 int64_t partial_bytes) {
+  multiple = std::max<int64_t>(1, multiple);
+  const int64_t by_memory = kMaxPartialBytes / std::max<int64_t>(1, partial_bytes);
+  int64_t target = deterministic_algorithms()
+                       ? std::max<int64_t>(1, std::min(kDeterministicBlocks, by_memory))
+                       : std::max(slots, std::min(4 * slots, by_memory));
+  int64_t block = (items + target - 1) / target;
+  block = (block + multiple - 1) / multiple * multiple;
+  block = std::max<int64_t>(block, 1);
+  return {block, std::max<int64_t>(1, (items + block - 1) / block)};
+}
+
+// Partial sums of `count` blocks, `size` elements each: block 0 writes the output itself.
+template <typename T>
+class BlockPartials {
+ public:
+  BlockPartials(T* out, int64_t size, int64_t count)
+      : out_(out), size_(size), count_(count), rest_((count - 1) * size) {}
+  T* block(int64_t b) { return b == 0 ? out_ : rest_.data() + (b - 1) * size_; }
+  // out += block 1 + block 2 + ... in that order, element by element.
+  void add_up() {
+    if (count_ <= 1) return;
+    auto add = [&](int64_t e0, int64_t e1) {
+      for (int64_t b = 1; b < count_; ++b) {
+        const T* part = rest_.data() + (b - 1) * size_;
+        for (int64_t e = e0; e < e1; ++e) out_[e] += part[e];
+      }
+    };
+    // Few elements (one layer's weights): summed here rather than waking the pool again.
+    if (size_ * (count_ - 1) < 16384)
+      add(0, size_);
+    else
+      parallel_for(size_, 4096, add);
+  }
+
+ private:
+  T* out_;
+  int64_t size_, count_;
+  std::vector<T> rest_;
+};
 
 // col[row][q] = x_g[c, ih, iw] for rows (c, r, s), q = p - p0 over output pixels p in [p0, p1).
 // x_g points at channel 0 of the group in image n.
@@ -489,9 +547,9 @@ int64_t weight_chunk(int64_t x_image_floats, int64_t dy_image_floats) {
 }
 
 // dw[k][c][r][s] = sum over images and output pixels of dy[n][k][oh][ow] * x_pad[n][c][oh+r][ow+s].
-// Images are split into one range per thread, each with its own lane accumulators (8 per tap);
-// a range is walked in chunks of images whose x and dy fit in L1 together, and the lanes are
-// summed into dw once at the end.
+// Images are split into blocks (reduction_blocks), each thread with its own lane accumulators
+// (8 per tap); a block is walked in chunks of images whose x and dy fit in L1 together, and its
+// lanes are summed into the block's partials, which are added in block order at the end.
 void direct_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W, P = s.OH * s.OW;
   const int64_t RS = s.R * s.S, w_size = s.K * Cg * RS, group_taps = Kg * Cg * RS;
@@ -506,14 +564,14 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
   const int64_t slots = slot_count(s.N);
   std::vector<float> scratch(slots * (x_floats + dy_floats));
   std::vector<float> lanes(slots * group_taps * 8);
-  std::vector<float> partial((slots - 1) * w_size);
-  std::fill(dw, dw + w_size, 0.0f);
-  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
+  const ReductionBlocks rb = reduction_blocks(s.N, slots, chunk, w_size * sizeof(float));
+  BlockPartials<float> partials(dw, w_size, rb.count);
   run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
     float* xbuf = scratch.data() + slot * (x_floats + dy_floats);
     float* dybuf = xbuf + x_floats;
     float* lane = lanes.data() + slot * group_taps * 8;
-    float* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
+    float* acc = partials.block(n0 / rb.block);
+    std::fill(acc, acc + w_size, 0.0f);
     for (int64_t g = 0; g < G; ++g) {
       std::fill(lane, lane + group_taps * 8, 0.0f);
       for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
@@ -541,15 +599,8 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
       }
       conv_detail::sum_lanes_avx2(lane, group_taps, acc + g * group_taps);
     }
-  }, block);
-  if (slots > 1) {
-    parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
-      for (int64_t sl = 1; sl < slots; ++sl) {
-        const float* part = partial.data() + (sl - 1) * w_size;
-        for (int64_t e = e0; e < e1; ++e) dw[e] += part[e];
-      }
-    });
-  }
+  }, rb.block);
+  partials.add_up();
 }
 
 // ---- row-flat path (AVX-512, float32): stride 1 down the rows, no column matrix ---------------
@@ -768,8 +819,8 @@ int64_t rowflat_weight_chunk(const RowflatLayout& l) {
   return std::max<int64_t>(1, std::min(kRowflatMaxChunk, kRowflatChunkFloats / l.x_image));
 }
 
-// Weight gradient of the images a thread takes, chunk by chunk, in lanes (16 partial sums per
-// tap, all groups) that are summed once, after the thread's last block.
+// Weight gradient of a block of images, chunk by chunk, in lanes (16 partial sums per tap, all
+// groups) that are summed once per block into that block's partials (reduction_blocks).
 class RowflatBackwardWeight {
  public:
   explicit RowflatBackwardWeight(const Conv2dShape& s)
@@ -862,45 +913,40 @@ void rowflat_backward(const Conv2dShape& s, const float* x, const float* dy, con
   const int64_t w_floats = dw ? bwd_w.scratch_floats() : 0;
   const int64_t slots = slot_count(s.N), per_slot = round16(in_floats + w_floats);
   float* scratch = reusable_scratch(slots * per_slot);  // written before read
-  std::vector<float> partial(dw ? (slots - 1) * w_size : 0);
-  std::vector<double> bias_acc(dbias ? slots * s.K : 0);
-  if (dw) std::fill(dw, dw + w_size, 0.0f);
-  // Blocks of whole weight chunks, about four per thread, from a shared counter (a late pool
-  // worker takes fewer); each thread sums its weight lanes once, after its last block.
-  const int64_t chunk = bwd_w.chunk();
-  const int64_t block = std::max(chunk, (s.N / (4 * slots)) / chunk * chunk);
+  // Blocks of whole weight chunks; each block sums its weight lanes (and bias sums) into partials
+  // of its own, added in block order afterwards (reduction_blocks: the same result every run).
+  const ReductionBlocks rb =
+      reduction_blocks(s.N, slots, bwd_w.chunk(), (dw ? w_size : 0) * sizeof(float));
+  BlockPartials<float> w_partials(dw, dw ? w_size : 0, dw ? rb.count : 1);
+  std::vector<double> bias_acc(dbias ? rb.count * s.K : 0);
   std::atomic<int64_t> next{0};
   parallel_for(slots, 1, [&](int64_t s0, int64_t s1) {
     for (int64_t slot = s0; slot < s1; ++slot) {
       float* buf = scratch + slot * per_slot;
-      bool first = true;
       for (;;) {
-        const int64_t n0 = next.fetch_add(block);
+        const int64_t n0 = next.fetch_add(rb.block);
         if (n0 >= s.N) break;
-        const int64_t n1 = std::min(s.N, n0 + block);
-        if (dw) bwd_w.images(x, dy, n0, n1, buf + in_floats, first);
-        first = false;
+        const int64_t n1 = std::min(s.N, n0 + rb.block), b = n0 / rb.block;
+        if (dw) {
+          bwd_w.images(x, dy, n0, n1, buf + in_floats, true);
+          float* acc = w_partials.block(b);
+          std::fill(acc, acc + w_size, 0.0f);
+          bwd_w.finish(buf + in_floats, acc);
+        }
         for (int64_t n = n0; n < n1; ++n) {
           if (dx)
             for (int64_t g = 0; g < s.groups; ++g) bwd_in->image(dy, dx, n, g, buf);
-          if (dbias) add_bias_grad_image(s, dy, n, bias_acc.data() + slot * s.K);
+          if (dbias) add_bias_grad_image(s, dy, n, bias_acc.data() + b * s.K);
         }
       }
-      if (dw && !first)
-        bwd_w.finish(buf + in_floats, slot == 0 ? dw : partial.data() + (slot - 1) * w_size);
     }
   });
-  // Few floats (one layer's weights): summed here rather than waking the pool again.
-  for (int64_t sl = 1; sl < slots; ++sl) {
-    if (dw) {
-      const float* part = partial.data() + (sl - 1) * w_size;
-      for (int64_t e = 0; e < w_size; ++e) dw[e] += part[e];
-    }
-    if (dbias)
-      for (int64_t k = 0; k < s.K; ++k) bias_acc[k] += bias_acc[sl * s.K + k];
-  }
-  if (dbias)
+  if (dw) w_partials.add_up();
+  if (dbias) {
+    for (int64_t b = 1; b < rb.count; ++b)
+      for (int64_t k = 0; k < s.K; ++k) bias_acc[k] += bias_acc[b * s.K + k];
     for (int64_t k = 0; k < s.K; ++k) dbias[k] = float(bias_acc[k]);
+  }
 }
 
 int64_t rowflat_scratch_floats(const Conv2dShape& s, Pass pass) {
@@ -911,7 +957,8 @@ int64_t rowflat_scratch_floats(const Conv2dShape& s, Pass pass) {
   const int64_t w_size = s.K * s.Cg() * s.R * s.S;
   return slot_count(s.N) * (rowflat_weight_chunk(l) * l.x_image + w_size * 17 + l.dy_image +
                             l.dx_image) +
-         (slot_count(s.N) - 1) * w_size;
+         (reduction_blocks(s.N, slot_count(s.N), rowflat_weight_chunk(l), w_size * 4).count - 1) *
+             w_size;
 }
 #else
 template <typename T>
@@ -1104,9 +1151,10 @@ void winograd_backward_weight(const Conv2dShape& s, const float* x, const float*
   const int64_t m_size = 16 * Kg * Cg;
   const int64_t slots = slot_count(s.N);
   std::vector<float> scratch(slots * per_slot);
-  std::vector<float> m(slots * m_size);
+  std::vector<float> m(m_size);
+  const ReductionBlocks rb = reduction_blocks(s.N, slots, 1, m_size * sizeof(float));
   for (int64_t g = 0; g < G; ++g) {
-    std::fill(m.begin(), m.end(), 0.0f);
+    BlockPartials<float> partials(m.data(), m_size, rb.count);
     run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
       float* xe = scratch.data() + slot * per_slot;
       float* xo = xe + Cg * hp * half;
@@ -1115,7 +1163,8 @@ void winograd_backward_weight(const Conv2dShape& s, const float* x, const float*
       float* row = dd + Kg * hq * half;
       float* v = row + row_floats;
       float* u = v + 16 * v_xi + 8;
-      float* ms = m.data() + slot * m_size;
+      float* ms = partials.block(n0 / rb.block);
+      std::fill(ms, ms + m_size, 0.0f);
       for (int64_t n = n0; n < n1; ++n) {
         pad_split_planes(x + (n * s.C + g * Cg) * s.H * s.W, Cg, s.H, s.W, s.pad_h, s.pad_w, hp,
                          half, row, xe, xo);
@@ -1135,9 +1184,8 @@ void winograd_backward_weight(const Conv2dShape& s, const float* x, const float*
                   ms + xi * Kg * Cg, Cg);
         }
       }
-    });
-    for (int64_t sl = 1; sl < slots; ++sl)
-      for (int64_t e = 0; e < m_size; ++e) m[e] += m[sl * m_size + e];
+    }, rb.block);
+    partials.add_up();
     float* dwg = dw + g * Kg * Cg * 9;
     for (int64_t kc = 0; kc < Kg * Cg; ++kc) {
       float q[4][4], r3[3][4];
@@ -1401,12 +1449,12 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
   const int64_t items = s.N * G * n_tiles, slots = slot_count(items);
   std::vector<T> buffer(pointwise ? 0 : slots * rows * tile);
-  // Slot 0 accumulates into dw itself; the others into private copies summed at the end.
-  std::vector<T> partial((slots - 1) * w_size);
-  std::fill(dw, dw + w_size, T(0));
+  const ReductionBlocks rb = reduction_blocks(items, slots, 1, w_size * sizeof(T));
+  BlockPartials<T> partials(dw, w_size, rb.count);
   run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
     T* col = buffer.data() + slot * rows * tile;
-    T* acc = slot == 0 ? dw : partial.data() + (slot - 1) * w_size;
+    T* acc = partials.block(i0 / rb.block);
+    std::fill(acc, acc + w_size, T(0));
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i % n_tiles, g = (i / n_tiles) % G, n = i / (n_tiles * G);
       const int64_t p0 = t * tile, p1 = std::min(P, p0 + tile);
@@ -1422,15 +1470,8 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
       gemm(false, true, Kg, rows, p1 - p0, T(1), dy + (n * s.K + g * Kg) * P + p0, P, b, ldb,
            T(1), acc + g * Kg * rows, rows);
     }
-  });
-  if (slots > 1) {
-    parallel_for(w_size, 4096, [&](int64_t e0, int64_t e1) {
-      for (int64_t sl = 1; sl < slots; ++sl) {
-        const T* part = partial.data() + (sl - 1) * w_size;
-        for (int64_t e = e0; e < e1; ++e) dw[e] += part[e];
-      }
-    });
-  }
+  }, rb.block);
+  partials.add_up();
 }
 
 template <typename T>

@@ -207,6 +207,15 @@ void set_num_threads(int n) {
 
 bool in_parallel_region() { return tls_in_parallel; }
 
+namespace {
+std::atomic<bool> deterministic_setting{false};
+}  // namespace
+
+bool deterministic_algorithms() { return deterministic_setting.load(std::memory_order_relaxed); }
+void set_deterministic_algorithms(bool on) {
+  deterministic_setting.store(on, std::memory_order_relaxed);
+}
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);

@@ -20,6 +20,14 @@ void set_num_threads(int n);
 // True while the calling thread is executing a chunk of some parallel_for.
 bool in_parallel_region();
 
+// pydl.use_deterministic_algorithms: while set, kernels that add up partial results of several
+// threads (reductions, the conv weight gradient) split their work into pieces chosen without
+// looking at num_threads(), so their results are bitwise the same for any thread count. Unset,
+// they are still bitwise the same from run to run for a fixed thread count (partials are added
+// in a fixed order), only the split follows the thread count.
+bool deterministic_algorithms();
+void set_deterministic_algorithms(bool on);
+
 // Splits [0, n) into at most num_threads() contiguous chunks of at least `grain` items each and
 // calls fn(begin, end) on each chunk, on the pool and the calling thread. Returns when all chunks
 // are done. The first exception a chunk throws is rethrown here after the others finish.

@@ -6,7 +6,8 @@
     y.backward()          # x.grad now holds dy/dx
 """
 from pydl import _C
-from pydl._config import __version__, get_num_threads, set_num_threads, show_config
+from pydl._config import (__version__, are_deterministic_algorithms_enabled, get_num_threads,
+                          set_num_threads, show_config, use_deterministic_algorithms)
 from pydl import cuda
 from pydl.dtypes import (bool_, double, float, float16, float32, float64, get_default_dtype, half,
                          int, int32, int64, is_floating_point, long, promote_types, result_type,

@@ -19,6 +19,25 @@ def set_num_threads(n: int) -> None:
     _C.set_num_threads(n)
 
 
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Make every kernel that adds up partial results of several threads (reductions, softmax
+    sums, the convolution weight gradient) split its work independently of the thread count, so
+    results are bitwise the same for any ``set_num_threads`` (as ``torch.use_deterministic_algorithms``).
+
+    Without it results are still bitwise the same from run to run for a fixed thread count: the
+    partials are always added in a fixed order; only the split follows the threads. pydl has no
+    operation without a deterministic implementation, so ``warn_only`` changes nothing.
+    """
+    if not isinstance(mode, bool):
+        raise TypeError(f"use_deterministic_algorithms: mode must be a bool, got {mode!r}")
+    _C.set_deterministic_algorithms(mode)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    """Whether ``use_deterministic_algorithms(True)`` is in effect."""
+    return _C.deterministic_algorithms()
+
+
 def cuda_module():
     """The compiled CUDA module, or None when it was not built."""
     try:

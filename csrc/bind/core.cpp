@@ -97,6 +97,10 @@ void bind_core(py::module_& m) {
         "reference)");
   m.def("num_threads", &num_threads, "Threads the kernels use");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the kernels use");
+  m.def("deterministic_algorithms", &deterministic_algorithms,
+        "Whether kernels split reductions independently of the thread count");
+  m.def("set_deterministic_algorithms", &set_deterministic_algorithms, py::arg("on"),
+        "Split reductions independently of the thread count (pydl.use_deterministic_algorithms)");
 }
 
 }  // namespace pydl::bind
