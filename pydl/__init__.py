@@ -32,6 +32,12 @@ from pydl.ops.shape import (broadcast_to, cat, chunk, concatenate, expand, flatt
 from pydl.ops.indexing import gather, index_select, masked_fill
 from pydl.ops.matmul import bmm, dot, matmul, mm
 from pydl.ops.activation import log_softmax, softmax
+from pydl.ops.sorting import argsort, msort, sort, topk, unique
+from pydl.ops.scatter import scatter, scatter_add
+from pydl.ops.einsum import einsum
+from pydl.ops.special import addcdiv, addcmul, erfinv
+from pydl.ops.bitwise import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+                              bitwise_right_shift, bitwise_xor)
 
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402

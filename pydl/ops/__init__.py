@@ -24,8 +24,6 @@ _methods = {
     "__matmul__": _m.matmul, "__rmatmul__": _reflected(_m.matmul),
     "__eq__": _e.eq, "__ne__": _e.ne, "__lt__": _e.lt, "__le__": _e.le,
     "__gt__": _e.gt, "__ge__": _e.ge,
-    "__and__": _e.logical_and, "__or__": _e.logical_or, "__xor__": _e.logical_xor,
-    "__invert__": _e.logical_not,
     "__getitem__": _i.getitem,
     "add": _e.add, "sub": _e.sub, "mul": _e.mul, "div": _e.div, "pow": _e.pow, "neg": _e.neg,
     "exp": _e.exp, "log": _e.log, "sqrt": _e.sqrt, "rsqrt": _e.rsqrt, "abs": _e.abs,
@@ -56,6 +54,25 @@ _methods = {
     "matmul": _m.matmul, "mm": _m.mm, "bmm": _m.bmm, "dot": _m.dot,
 }
 for _name, _fn in _methods.items():
+    setattr(Tensor, _name, _fn)
+
+# Sorting, scatter, einsum, special functions, bitwise ops (issue #20): each family's module
+# names its Tensor methods; ``& | ^ ~`` are bitwise on integers and logical on bools.
+from pydl.ops import bitwise, einsum, scatter, sorting, special  # noqa: E402
+
+for _name, _fn in bitwise.methods.items():
+    setattr(Tensor, _name, _fn)
+_methods_issue20 = {
+    "sort": sorting.sort, "argsort": sorting.argsort, "topk": sorting.topk,
+    "unique": sorting.unique, "msort": sorting.msort,
+    "scatter": scatter.scatter, "scatter_": scatter.scatter_,
+    "scatter_add": scatter.scatter_add, "scatter_add_": scatter.scatter_add_,
+    "masked_fill_": scatter.masked_fill_,
+    "erfinv": special.erfinv, "erfinv_": lambda self: self._inplace(special.erfinv),
+    "addcmul": special.addcmul, "addcmul_": special.addcmul_,
+    "addcdiv": special.addcdiv, "addcdiv_": special.addcdiv_,
+}
+for _name, _fn in _methods_issue20.items():
     setattr(Tensor, _name, _fn)
 Tensor.T = property(_s.T)
 Tensor.mT = property(_s.mT)

@@ -1,0 +1,144 @@
+"""Special functions and fused multiply-adds: ``erfinv``, ``addcmul``/``addcmul_``,
+``addcdiv``/``addcdiv_`` (torch's names and ``value=`` keyword).
+
+erfinv(x) is the y with erf(y) = x on (-1, 1) (+-inf at +-1, NaN outside). NumPy has no erf, so
+it is computed in float64 from the C library's erf/erfc (``math.erf``, correct to about 1 ulp)
+by Halley's method from Winitzki's closed-form guess (relative error < 2e-3, so three cubically
+convergent steps reach float64 precision). Steps solve erfc(y) = 1 - |x| for |x| > 1/2, where
+1 - |x| is exact and erf(y) near 1 would cancel. float32 inputs are computed in float64 and
+rounded once.
+
+    d/dx erfinv(x) = sqrt(pi)/2 * exp(erfinv(x)^2)      (the output is saved: NB y, not x)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pydl.autograd.function import Function
+from pydl.device import array_module
+from pydl.tensor import Tensor
+
+_erf_ufunc = np.frompyfunc(math.erf, 1, 1)
+_erfc_ufunc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def erf_float64(x: np.ndarray) -> np.ndarray:
+    """erf of a float64 NumPy array through the C library's erf."""
+    return _erf_ufunc(x).astype(np.float64) if x.size else x.copy()
+
+
+def erfc_float64(x: np.ndarray) -> np.ndarray:
+    return _erfc_ufunc(x).astype(np.float64) if x.size else x.copy()
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_WINITZKI_A = 0.147
+
+
+def erfinv_float64(x: np.ndarray) -> np.ndarray:
+    """erfinv of a float64 array (NumPy): Winitzki's guess + 3 Halley steps on erf or erfc."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.full(x.shape, np.nan)
+    ax = np.abs(x)
+    inside = ax < 1
+    out[ax == 1] = np.copysign(np.inf, x[ax == 1])
+    if not inside.any():
+        return out
+    xi = x[inside]
+    a = np.abs(xi)
+    one_minus = 1.0 - a  # exact for a >= 1/2 (Sterbenz)
+    log_term = np.log(one_minus * (1.0 + a))  # log(1 - x^2), no cancellation
+    t = 2.0 / (math.pi * _WINITZKI_A) + 0.5 * log_term
+    y = np.sqrt(np.sqrt(t * t - log_term / _WINITZKI_A) - t)
+    tail = a > 0.5
+    for _ in range(3):
+        # f(y) = erf(y) - a, written as (1 - a) - erfc(y) in the tail.
+        f = np.empty_like(y)
+        f[~tail] = erf_float64(y[~tail]) - a[~tail]
+        f[tail] = one_minus[tail] - erfc_float64(y[tail])
+        fp = _TWO_OVER_SQRT_PI * np.exp(-y * y)
+        # Halley: f'' = -2 y f', so y -= f / (f' - f f'' / (2 f')) = f / (f' + y f).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = f / (fp + y * f)
+        y = y - np.where(np.isfinite(step), step, 0.0)
+    out[inside] = np.copysign(y, xi)
+    return out
+
+
+def _float_dtype(x):
+    from pydl import dtypes as _dtypes
+
+    return x.dtype if x.dtype.kind == "f" else _dtypes.get_default_dtype()
+
+
+class Erfinv(Function):
+    def forward(self, x):
+        xp = array_module(x)
+        dtype = _float_dtype(x)
+        if xp is np:
+            y = erfinv_float64(x.astype(np.float64)).astype(dtype, copy=False)
+        else:
+            from cupyx.scipy.special import erfinv as _cupy_erfinv
+
+            y = _cupy_erfinv(x.astype(dtype))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, g):
+        from pydl.ops.elementwise import Exp
+
+        (y,) = self.saved_tensors
+        return g * (math.sqrt(math.pi) / 2) * Exp.call(y * y)
+
+
+def erfinv(input):
+    """The inverse error function (torch.erfinv): erf(erfinv(x)) = x for x in (-1, 1)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"erfinv(): argument 'input' must be a Tensor, got "
+                        f"{type(input).__name__}")
+    return Erfinv.apply(input)
+
+
+# -- addcmul / addcdiv --------------------------------------------------------------------------
+def _check_value(name, value, *tensors):
+    if isinstance(value, Tensor):
+        raise TypeError(f"{name}(): argument 'value' must be a Number, not Tensor")
+    if isinstance(value, float) and all(t.dtype.kind in "iub" for t in tensors
+                                        if isinstance(t, Tensor)):
+        raise RuntimeError(f"{name}(): for integral input tensors, argument 'value' must not "
+                           f"be a floating point number")
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2 (torch.addcmul), broadcasting the three."""
+    from pydl.ops.elementwise import add, mul
+
+    _check_value("addcmul", value, input, tensor1, tensor2)
+    prod = mul(tensor1, tensor2)
+    return add(input, prod if value == 1 else mul(prod, value))
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2 (torch.addcdiv); integer tensor1 and tensor2 are
+    refused, as PyTorch refuses them (the division would truncate)."""
+    from pydl.ops.elementwise import add, div, mul
+
+    _check_value("addcdiv", value, input, tensor1, tensor2)
+    for t in (tensor1, tensor2):
+        if isinstance(t, Tensor) and t.dtype.kind in "iub":
+            raise RuntimeError("Integer division with addcdiv is no longer supported, and in a "
+                               "future release addcdiv will perform a true division of tensor1 "
+                               "and tensor2. Use torch.addcmul(input, tensor1, 1 / tensor2) for "
+                               "the floor-free form.")
+    quot = div(tensor1, tensor2)
+    return add(input, quot if value == 1 else mul(quot, value))
+
+
+def addcmul_(input, tensor1, tensor2, *, value=1):
+    return input._inplace(lambda s, a, b: addcmul(s, a, b, value=value), tensor1, tensor2)
+
+
+def addcdiv_(input, tensor1, tensor2, *, value=1):
+    return input._inplace(lambda s, a, b: addcdiv(s, a, b, value=value), tensor1, tensor2)

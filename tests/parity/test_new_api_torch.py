@@ -1,0 +1,152 @@
+"""Issue #20's new API against PyTorch: sort/topk/unique, scatter, one_hot, einsum, erfinv,
+addcmul/addcdiv, bitwise ops (values and first/second derivatives, float64, rtol 1e-7)."""
+import numpy as np
+import pytest
+
+import pydl
+import pydl.nn.functional as F
+
+torch = pytest.importorskip("torch")
+
+rng = np.random.default_rng(2020)
+
+
+def both(a, grad=True):
+    a = np.asarray(a)
+    p = pydl.tensor(a.copy(), requires_grad=grad and a.dtype.kind == "f")
+    t = torch.tensor(a.copy(), requires_grad=grad and a.dtype.kind == "f")
+    return p, t
+
+
+def close(p, t, rtol=1e-7, atol=1e-9):
+    tv = t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    np.testing.assert_allclose(np.asarray(p.detach().numpy() if hasattr(p, "numpy") else p), tv,
+                               rtol=rtol, atol=atol)
+
+
+def double_backward(fp, ft, arrays):
+    """Values and d/dx of (d f/dx . v): the same in pydl and torch."""
+    ps, ts = zip(*(both(a) for a in arrays))
+    yp, yt = fp(*ps), ft(*ts)
+    close(yp, yt)
+    v = rng.standard_normal(tuple(yt.shape))
+    gp = pydl.autograd.grad(yp, ps, pydl.tensor(v), create_graph=True)
+    gt = torch.autograd.grad(yt, ts, torch.tensor(v), create_graph=True)
+    for a, b in zip(gp, gt):
+        close(a, b)
+    w = [rng.standard_normal(a.shape) for a in arrays]
+    sp = sum((g * pydl.tensor(wi)).sum() for g, wi in zip(gp, w))
+    st = sum((g * torch.tensor(wi)).sum() for g, wi in zip(gt, w))
+    assert sp.requires_grad == st.requires_grad
+    if not st.requires_grad:  # f linear: no second derivative in either
+        return
+    hp = pydl.autograd.grad(sp, ps, allow_unused=True)
+    ht = torch.autograd.grad(st, ts, allow_unused=True)
+    for a, b, x in zip(hp, ht, arrays):
+        close(a if a is not None else np.zeros(x.shape), b if b is not None else np.zeros(x.shape))
+
+
+@pytest.mark.parametrize("dim,descending", [(0, False), (1, True), (-1, False)])
+def test_sort_argsort_topk(dim, descending):
+    a = rng.standard_normal((4, 6))
+    p, t = both(a)
+    vp, ip = pydl.sort(p, dim, descending)
+    vt, it = torch.sort(t, dim, descending)
+    close(vp, vt)
+    assert ip.tolist() == it.tolist()
+    assert pydl.argsort(p, dim, descending).tolist() == torch.argsort(t, dim, descending).tolist()
+    tp, tt = p.topk(3, dim=1, largest=not descending), t.topk(3, dim=1, largest=not descending)
+    close(tp.values, tt.values)
+    assert tp.indices.tolist() == tt.indices.tolist()
+    double_backward(lambda x: pydl.sort(x, dim, descending).values ** 3,
+                    lambda x: torch.sort(x, dim, descending).values ** 3, [a])
+    ties = np.array([[1.0, 0.0, 1.0, 0.0, 2.0, np.nan]])
+    p, t = both(ties, False)
+    r_p = pydl.sort(p, 1, descending, stable=True)
+    r_t = torch.sort(t, dim=1, descending=descending, stable=True)
+    assert r_p.indices.tolist() == r_t.indices.tolist()
+
+
+def test_unique():
+    a = rng.integers(0, 5, (3, 7))
+    p, t = both(a)
+    for kw in ({}, {"return_inverse": True}, {"return_counts": True},
+               {"return_inverse": True, "return_counts": True}):
+        rp, rt = pydl.unique(p, **kw), torch.unique(t, **kw)
+        rp = rp if isinstance(rp, tuple) else (rp,)
+        rt = rt if isinstance(rt, tuple) else (rt,)
+        assert len(rp) == len(rt)
+        for x, y in zip(rp, rt):
+            assert x.tolist() == y.tolist()
+    rows = np.array([[1, 2], [0, 1], [1, 2]])
+    p, t = both(rows)
+    for x, y in zip(pydl.unique(p, dim=0, return_inverse=True, return_counts=True),
+                    torch.unique(t, dim=0, return_inverse=True, return_counts=True)):
+        assert x.tolist() == y.tolist()
+
+
+def test_scatter_scatter_add_one_hot():
+    # src the shape of index: torch's own double backward refuses a larger src
+    x, src = rng.standard_normal((3, 5)), rng.standard_normal((3, 2))
+    idx = np.stack([rng.permutation(5)[:2] for _ in range(3)])
+    double_backward(lambda a, s: a.scatter(1, pydl.tensor(idx), s) ** 2,
+                    lambda a, s: a.scatter(1, torch.tensor(idx), s) ** 2, [x, src])
+    rep = rng.integers(0, 3, (2, 5))
+    double_backward(lambda a, s: a.scatter_add(0, pydl.tensor(rep), s) ** 2,
+                    lambda a, s: a.scatter_add(0, torch.tensor(rep), s) ** 2,
+                    [x, rng.standard_normal((2, 5))])
+    close(pydl.tensor(x).scatter(1, pydl.tensor(idx), 3.5),
+          torch.tensor(x).scatter(1, torch.tensor(idx), 3.5))
+    labels = rng.integers(0, 4, (2, 3))
+    assert F.one_hot(pydl.tensor(labels)).tolist() == \
+        torch.nn.functional.one_hot(torch.tensor(labels)).tolist()
+    assert F.one_hot(pydl.tensor(labels), 6).tolist() == \
+        torch.nn.functional.one_hot(torch.tensor(labels), 6).tolist()
+
+
+def test_masked_fill_inplace():
+    a = rng.standard_normal((3, 4))
+    mask = rng.random((3, 4)) > 0.5
+    p, t = both(a, False)
+    p.masked_fill_(pydl.tensor(mask), -1.5)
+    t.masked_fill_(torch.tensor(mask), -1.5)
+    close(p, t)
+
+
+@pytest.mark.parametrize("eq,shapes", [
+    ("ij,jk->ik", [(3, 4), (4, 2)]), ("bij,bkj->bik", [(2, 3, 4), (2, 5, 4)]),
+    ("ii->i", [(3, 3)]), ("...ij,...jk", [(2, 3, 4), (4, 5)]), ("i,j->ij", [(3,), (4,)]),
+    ("ijk,jl,kl->il", [(2, 3, 4), (3, 5), (4, 5)]), ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("ij->", [(3, 4)]), ("iij,jk->ik", [(3, 3, 2), (2, 4)]),
+])
+def test_einsum(eq, shapes):
+    arrays = [rng.standard_normal(s) for s in shapes]
+    double_backward(lambda *xs: pydl.einsum(eq, *xs), lambda *xs: torch.einsum(eq, *xs), arrays)
+
+
+def test_erfinv_addcmul_addcdiv():
+    x = rng.uniform(-0.999, 0.999, 50)
+    double_backward(pydl.erfinv, torch.erfinv, [x])
+    p, t = both(np.array([-1.0, 1.0, 0.0, 1 - 1e-15, -0.5]), False)
+    close(pydl.erfinv(p), torch.erfinv(t), rtol=1e-14)
+    a, b, c = rng.standard_normal((3, 1)), rng.standard_normal((4,)), rng.uniform(1, 2, (3, 4))
+    double_backward(lambda x, y, z: pydl.addcmul(x, y, z, value=0.3),
+                    lambda x, y, z: torch.addcmul(x, y, z, value=0.3), [a, b, c])
+    double_backward(lambda x, y, z: pydl.addcdiv(x, y, z, value=-2),
+                    lambda x, y, z: torch.addcdiv(x, y, z, value=-2), [a, b, c])
+
+
+def test_bitwise():
+    a, b = rng.integers(-100, 100, (3, 4)), rng.integers(-100, 100, (4,))
+    pa, ta = both(a)
+    pb, tb = both(b)
+    for fp, ft in [(lambda x, y: x & y, lambda x, y: x & y), (lambda x, y: x | y, None),
+                   (lambda x, y: x ^ y, None), (lambda x, y: ~x, None),
+                   (lambda x, y: x & 7, None), (lambda x, y: x << 3, None),
+                   (lambda x, y: x >> 2, None)]:
+        ft = ft or fp
+        rp, rt = fp(pa, pb), ft(ta, tb)
+        assert rp.tolist() == rt.tolist() and str(rt.dtype).endswith(str(rp.dtype))
+    bp, bt = both(np.array([True, False, True]))
+    assert (~bp).tolist() == (~bt).tolist()
+    assert (bp ^ True).tolist() == (bt ^ True).tolist()
