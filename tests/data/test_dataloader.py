@@ -153,8 +153,8 @@ def test_custom_collate_and_no_batching():
 
 def test_loader_argument_errors():
     ds, _, _ = _dataset(4)
-    with pytest.raises(ValueError, match="num_workers"):
-        DataLoader(ds, num_workers=2)
+    with pytest.raises(ValueError, match="num_workers option should be non-negative"):
+        DataLoader(ds, num_workers=-2)
     with pytest.raises(ValueError, match="mutually exclusive with shuffle"):
         DataLoader(ds, sampler=SequentialSampler(ds), shuffle=True)
     with pytest.raises(ValueError, match="batch_size should be a positive integer"):

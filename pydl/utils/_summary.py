@@ -1,4 +1,4 @@
-"""Utilities: ``summary(model, input_shape)``, a layer table with output shapes and parameter
+"""``pydl.utils.summary(model, input_shape)``, a layer table with output shapes and parameter
 counts (as the ``torchsummary`` / ``torchinfo`` packages print for PyTorch models)."""
 from __future__ import annotations
 
