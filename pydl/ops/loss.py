@@ -106,8 +106,10 @@ def _scale(g, reduction: str, denom):
     if reduction != "mean":
         return g
     with np.errstate(invalid="ignore", divide="ignore"):
-        if isinstance(g, Tensor) or isinstance(denom, Tensor):
+        if isinstance(denom, Tensor):
             return g / denom
+        if isinstance(g, Tensor):
+            return g / float(denom)  # a NumPy scalar operand would be saved as a float array
         return (g / denom).astype(g.dtype, copy=False)
 
 
