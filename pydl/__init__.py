@@ -16,6 +16,7 @@ from pydl.device import device
 from pydl.random import Generator, initial_seed, manual_seed, seed
 from pydl.tensor import Tensor
 from pydl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from pydl.autograd.inference_mode import inference_mode, is_inference_mode_enabled
 from pydl import autograd, ops
 from pydl.creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full,
                            full_like, linspace, normal, ones, ones_like, rand, rand_like, randint,
@@ -46,4 +47,5 @@ from pydl import linalg  # noqa: E402
 from pydl.serialization import load, save  # noqa: E402
 from pydl import data, models, train, utils  # noqa: E402
 from pydl import memory  # noqa: E402
+from pydl import accelerator, backends  # noqa: E402
 from pydl.dlpack import from_dlpack  # noqa: E402  (also attaches Tensor.__dlpack__)

@@ -149,6 +149,13 @@ class Tensor:
             extras.insert(0, f"size={self.shape}")
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
+    def __format__(self, format_spec: str) -> str:
+        # As torch: a 0-d tensor formats as its Python number (f"{loss:.4f}"); any other tensor
+        # formats as its repr, and a format spec for it is a TypeError.
+        if self.data.ndim == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise RuntimeError(
