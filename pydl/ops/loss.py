@@ -703,7 +703,8 @@ class CrossEntropy(Function):
             rw = v
         else:
             rw = weight[tc] if v is None else weight[tc] * v
-        zs = z - z.max(axis=1, keepdims=True) if m_rows and c else z.copy()
+        with np.errstate(invalid="ignore"):  # a +inf logit: inf - inf, NaN loss as PyTorch's
+            zs = z - z.max(axis=1, keepdims=True) if m_rows and c else z.copy()
         e = xp.exp(zs)
         s = e.sum(axis=1)
         with np.errstate(divide="ignore"):
@@ -803,7 +804,8 @@ class CrossEntropyProbs(Function):
         z = _rows(x)
         tr = _rows(target)
         m_rows, c = z.shape
-        zs = z - z.max(axis=1, keepdims=True) if m_rows and c else z.copy()
+        with np.errstate(invalid="ignore"):  # a +inf logit: inf - inf, NaN loss as PyTorch's
+            zs = z - z.max(axis=1, keepdims=True) if m_rows and c else z.copy()
         e = xp.exp(zs)
         s = e.sum(axis=1, keepdims=True)
         logp = zs - xp.log(s)

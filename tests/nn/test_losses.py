@@ -216,6 +216,21 @@ def test_cross_entropy_large_logits_are_exact(ce_path):
         assert_close(xt.grad, expected_grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [pydl.float32, pydl.float64])
+def test_cross_entropy_inf_logit_gives_nan(ce_path, dtype, request):
+    """A row holding a +inf logit has loss NaN in PyTorch (the max shift gives inf - inf); the
+    array path agrees. The C++ kernel does not yet (issue #13): its row shift treats a
+    non-finite max as 0, so that row's loss is inf, or on AVX2 in float32 a finite ~88 (the
+    vector exp clamps its argument). The fix belongs in csrc/loss_rows.inl."""
+    if ce_path.startswith("kernel"):
+        request.applymarker(pytest.mark.xfail(
+            reason="kernel rows: non-finite max shifted as 0 (csrc/loss_rows.inl)", strict=True))
+    x = np.array([[1.0, np.inf, 2.0], [1.0, 2.0, 3.0]])
+    out = F.cross_entropy(pydl.tensor(x, dtype=dtype), pydl.tensor(np.array([0, 1])),
+                          reduction="none")
+    assert np.isnan(out.data[0]) and np.isfinite(out.data[1])
+
+
 def test_cross_entropy_float32_matches_float64_reference(ce_path, rng):
     x = rng.standard_normal((37, 19)) * 3
     target = rng.integers(0, 19, 37)

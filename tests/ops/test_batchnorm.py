@@ -117,6 +117,24 @@ def test_batch_norm_noncontiguous_input():
     assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (t(x[:2, :, :2], True),))
 
 
+def test_batch_norm_inf_input_running_statistics():
+    """As PyTorch (issue #13): a +-inf in a channel makes its batch mean +-inf and its variance
+    NaN (inf - inf), the running statistics follow, and that channel's outputs are NaN; the
+    other channels are untouched."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 5))
+    x[1, 0, 2], x[2, 1, 1] = np.inf, -np.inf
+    rm, rv = t(np.zeros(3)), t(np.ones(3))
+    with np.errstate(invalid="ignore"):
+        y = F.batch_norm(t(x), rm, rv, training=True).numpy()
+    mean, var = batch_stats(x[:, 2:])
+    np.testing.assert_array_equal(rm.numpy()[:2], [np.inf, -np.inf])
+    assert np.isnan(rv.numpy()[:2]).all() and np.isnan(y[:, :2]).all()
+    np.testing.assert_allclose(rm.numpy()[2], 0.1 * mean[0], rtol=1e-12)
+    np.testing.assert_allclose(rv.numpy()[2], 0.9 + 0.1 * var[0] * 20 / 19, rtol=1e-12)
+    assert np.isfinite(y[:, 2]).all()
+
+
 def test_batch_norm_errors():
     x = pydl.randn(4, 3, 5)
     with pytest.raises(ValueError, match="more than 1 value per channel"):
