@@ -250,8 +250,9 @@ class Lstsq(Function):
         batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
         m, n = A.shape[-2], A.shape[-1]
         k = B.shape[-1]
-        As = np.broadcast_to(A, batch + (m, n)).reshape((-1, m, n))
-        Bs = np.broadcast_to(B, batch + (m, k)).reshape((-1, m, k))
+        count = int(np.prod(batch))  # explicit: reshape(-1, m, 0) cannot infer it
+        As = np.broadcast_to(A, batch + (m, n)).reshape((count, m, n))
+        Bs = np.broadcast_to(B, batch + (m, k)).reshape((count, m, k))
         X = np.empty((As.shape[0], n, k), dtype=A.dtype)
         rank = np.empty(As.shape[0], dtype=np.int64)
         sv = np.empty((As.shape[0], min(m, n)), dtype=A.dtype)
