@@ -21,8 +21,12 @@
 namespace pydl {
 namespace {
 
+using optim_kernels::AdadeltaCoeffs;
 using optim_kernels::AdagradCoeffs;
+using optim_kernels::AdamaxCoeffs;
 using optim_kernels::AdamCoeffs;
+using optim_kernels::NadamCoeffs;
+using optim_kernels::RadamCoeffs;
 using optim_kernels::LerpCoeffs;
 using optim_kernels::RmspropCoeffs;
 using optim_kernels::Scalar;
@@ -130,6 +134,40 @@ void adam_segment(bool simd, const AdamCoeffs<T>& c, T* p, const T* g, T* m, T* 
   if (simd) return optim_avx2::adam_segment(c, p, g, m, v, vmax, n);
 #endif
   optim_kernels::adam_segment<Scalar<T>>(c, p, g, m, v, vmax, n);
+}
+
+template <typename T>
+void adadelta_segment(bool simd, const AdadeltaCoeffs<T>& c, T* p, const T* g, T* sq, T* acc,
+                      int64_t n) {
+#if defined(PYDL_HAVE_AVX2_KERNELS)
+  if (simd) return optim_avx2::adadelta_segment(c, p, g, sq, acc, n);
+#endif
+  optim_kernels::adadelta_segment<Scalar<T>>(c, p, g, sq, acc, n);
+}
+
+template <typename T>
+void adamax_segment(bool simd, const AdamaxCoeffs<T>& c, T* p, const T* g, T* m, T* u,
+                    int64_t n) {
+#if defined(PYDL_HAVE_AVX2_KERNELS)
+  if (simd) return optim_avx2::adamax_segment(c, p, g, m, u, n);
+#endif
+  optim_kernels::adamax_segment<Scalar<T>>(c, p, g, m, u, n);
+}
+
+template <typename T>
+void nadam_segment(bool simd, const NadamCoeffs<T>& c, T* p, const T* g, T* m, T* v, int64_t n) {
+#if defined(PYDL_HAVE_AVX2_KERNELS)
+  if (simd) return optim_avx2::nadam_segment(c, p, g, m, v, n);
+#endif
+  optim_kernels::nadam_segment<Scalar<T>>(c, p, g, m, v, n);
+}
+
+template <typename T>
+void radam_segment(bool simd, const RadamCoeffs<T>& c, T* p, const T* g, T* m, T* v, int64_t n) {
+#if defined(PYDL_HAVE_AVX2_KERNELS)
+  if (simd) return optim_avx2::radam_segment(c, p, g, m, v, n);
+#endif
+  optim_kernels::radam_segment<Scalar<T>>(c, p, g, m, v, n);
 }
 
 template <typename T>
@@ -373,6 +411,150 @@ void adam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& g
   });
 }
 
+void check_steps(const char* op, const std::vector<double>& steps) {
+  for (size_t t = 0; t < steps.size(); ++t)
+    if (!(steps[t] >= 1))
+      throw std::invalid_argument(std::string(op) + ": steps[" + std::to_string(t) + "] is " +
+                                  std::to_string(steps[t]) +
+                                  "; the bias corrections need a step count >= 1");
+}
+
+template <typename T>
+void adadelta_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                       const std::vector<T*>& square_avgs, const std::vector<T*>& acc_deltas,
+                       const std::vector<int64_t>& sizes, const AdadeltaOptions& opt) {
+  const size_t n = sizes.size();
+  check_sizes("adadelta_step", sizes);
+  check_list("adadelta_step", "params", params.size(), n);
+  check_list("adadelta_step", "grads", grads.size(), n);
+  check_list("adadelta_step", "square_avgs", square_avgs.size(), n);
+  check_list("adadelta_step", "acc_deltas", acc_deltas.size(), n);
+  AdadeltaCoeffs<T> c;
+  c.sign = opt.maximize ? T(-1) : T(1);
+  c.weight_decay = static_cast<T>(opt.weight_decay);
+  c.rho = static_cast<T>(opt.rho);
+  c.one_minus_rho = static_cast<T>(1 - opt.rho);
+  c.eps = static_cast<T>(opt.eps);
+  c.neg_lr = static_cast<T>(-opt.lr);
+  c.has_weight_decay = opt.weight_decay != 0;
+  const bool simd = simd_enabled();
+  for_each_segment(sizes, [&](int64_t t, int64_t b, int64_t e) {
+    adadelta_segment(simd, c, params[t] + b, grads[t] + b, square_avgs[t] + b,
+                     acc_deltas[t] + b, e - b);
+  });
+}
+
+template <typename T>
+void adamax_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                     const std::vector<T*>& exp_avgs, const std::vector<T*>& exp_infs,
+                     const std::vector<double>& steps, const std::vector<int64_t>& sizes,
+                     const AdamaxOptions& opt) {
+  const size_t n = sizes.size();
+  check_sizes("adamax_step", sizes);
+  check_list("adamax_step", "params", params.size(), n);
+  check_list("adamax_step", "grads", grads.size(), n);
+  check_list("adamax_step", "exp_avgs", exp_avgs.size(), n);
+  check_list("adamax_step", "exp_infs", exp_infs.size(), n);
+  check_list("adamax_step", "steps", steps.size(), n);
+  check_steps("adamax_step", steps);
+  AdamaxCoeffs<T> base;
+  base.sign = opt.maximize ? T(-1) : T(1);
+  base.weight_decay = static_cast<T>(opt.weight_decay);
+  base.beta2 = static_cast<T>(opt.beta2);
+  base.eps = static_cast<T>(opt.eps);
+  base.exp_avg_lerp = lerp_coeffs<T>(1 - opt.beta1);
+  base.has_weight_decay = opt.weight_decay != 0;
+  const bool simd = simd_enabled();
+  for_each_segment(sizes, [&](int64_t t, int64_t b, int64_t e) {
+    AdamaxCoeffs<T> c = base;
+    c.neg_clr = static_cast<T>(-(opt.lr / (1 - std::pow(opt.beta1, steps[t]))));
+    adamax_segment(simd, c, params[t] + b, grads[t] + b, exp_avgs[t] + b, exp_infs[t] + b, e - b);
+  });
+}
+
+template <typename T>
+void nadam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                    const std::vector<T*>& exp_avgs, const std::vector<T*>& exp_avg_sqs,
+                    const std::vector<double>& steps, const std::vector<double>& mu_products,
+                    const std::vector<int64_t>& sizes, const NadamOptions& opt) {
+  const size_t n = sizes.size();
+  check_sizes("nadam_step", sizes);
+  check_list("nadam_step", "params", params.size(), n);
+  check_list("nadam_step", "grads", grads.size(), n);
+  check_list("nadam_step", "exp_avgs", exp_avgs.size(), n);
+  check_list("nadam_step", "exp_avg_sqs", exp_avg_sqs.size(), n);
+  check_list("nadam_step", "steps", steps.size(), n);
+  check_list("nadam_step", "mu_products", mu_products.size(), n);
+  check_steps("nadam_step", steps);
+  NadamCoeffs<T> base;
+  base.sign = opt.maximize ? T(-1) : T(1);
+  base.weight_decay = static_cast<T>(opt.weight_decay);
+  base.decay_factor = static_cast<T>(1 - opt.lr * opt.weight_decay);
+  base.beta2 = static_cast<T>(opt.beta2);
+  base.one_minus_beta2 = static_cast<T>(1 - opt.beta2);
+  base.eps = static_cast<T>(opt.eps);
+  base.exp_avg_lerp = lerp_coeffs<T>(1 - opt.beta1);
+  base.has_weight_decay = opt.weight_decay != 0;
+  base.decoupled = opt.decoupled_weight_decay;
+  const bool simd = simd_enabled();
+  for_each_segment(sizes, [&](int64_t t, int64_t b, int64_t e) {
+    NadamCoeffs<T> c = base;
+    const double step = steps[t];
+    const double mu = opt.beta1 * (1 - 0.5 * std::pow(0.96, step * opt.momentum_decay));
+    const double mu_next =
+        opt.beta1 * (1 - 0.5 * std::pow(0.96, (step + 1) * opt.momentum_decay));
+    const double mu_product = mu_products[t];
+    c.inv_bias_correction2 = static_cast<T>(1.0 / (1 - std::pow(opt.beta2, step)));
+    c.neg_grad_factor = static_cast<T>(-opt.lr * (1 - mu) / (1 - mu_product));
+    c.neg_avg_factor = static_cast<T>(-opt.lr * mu_next / (1 - mu_product * mu_next));
+    nadam_segment(simd, c, params[t] + b, grads[t] + b, exp_avgs[t] + b, exp_avg_sqs[t] + b,
+                  e - b);
+  });
+}
+
+template <typename T>
+void radam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                    const std::vector<T*>& exp_avgs, const std::vector<T*>& exp_avg_sqs,
+                    const std::vector<double>& steps, const std::vector<int64_t>& sizes,
+                    const RadamOptions& opt) {
+  const size_t n = sizes.size();
+  check_sizes("radam_step", sizes);
+  check_list("radam_step", "params", params.size(), n);
+  check_list("radam_step", "grads", grads.size(), n);
+  check_list("radam_step", "exp_avgs", exp_avgs.size(), n);
+  check_list("radam_step", "exp_avg_sqs", exp_avg_sqs.size(), n);
+  check_list("radam_step", "steps", steps.size(), n);
+  check_steps("radam_step", steps);
+  RadamCoeffs<T> base;
+  base.sign = opt.maximize ? T(-1) : T(1);
+  base.weight_decay = static_cast<T>(opt.weight_decay);
+  base.decay_factor = static_cast<T>(1 - opt.lr * opt.weight_decay);
+  base.beta2 = static_cast<T>(opt.beta2);
+  base.one_minus_beta2 = static_cast<T>(1 - opt.beta2);
+  base.eps = static_cast<T>(opt.eps);
+  base.exp_avg_lerp = lerp_coeffs<T>(1 - opt.beta1);
+  base.has_weight_decay = opt.weight_decay != 0;
+  base.decoupled = opt.decoupled_weight_decay;
+  const bool simd = simd_enabled();
+  const double rho_inf = 2 / (1 - opt.beta2) - 1;
+  for_each_segment(sizes, [&](int64_t t, int64_t b, int64_t e) {
+    RadamCoeffs<T> c = base;
+    const double step = steps[t];
+    const double bias_correction1 = 1 - std::pow(opt.beta1, step);
+    const double bias_correction2 = 1 - std::pow(opt.beta2, step);
+    const double rho_t = rho_inf - 2 * step * std::pow(opt.beta2, step) / bias_correction2;
+    c.lr_over_bc1 = static_cast<T>(opt.lr / bias_correction1);
+    c.rectify = rho_t > 5.0;
+    c.sqrt_bc2 = static_cast<T>(std::sqrt(bias_correction2));
+    const double rect = c.rectify ? std::sqrt((rho_t - 4) * (rho_t - 2) * rho_inf /
+                                              ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+                                  : 1.0;
+    c.neg_rect = static_cast<T>(-rect);
+    radam_segment(simd, c, params[t] + b, grads[t] + b, exp_avgs[t] + b, exp_avg_sqs[t] + b,
+                  e - b);
+  });
+}
+
 // ---- gradient utilities ---------------------------------------------------------------------
 
 template <typename T>
@@ -472,6 +654,21 @@ void lerp_cpu(const std::vector<T*>& targets, const std::vector<const T*>& sourc
                                  const std::vector<T*>&, const std::vector<T*>&,               \
                                  const std::vector<T*>&, const std::vector<double>&,           \
                                  const std::vector<int64_t>&, const AdamOptions&);             \
+  template void adadelta_step_cpu<T>(const std::vector<T*>&, const std::vector<const T*>&,     \
+                                     const std::vector<T*>&, const std::vector<T*>&,           \
+                                     const std::vector<int64_t>&, const AdadeltaOptions&);     \
+  template void adamax_step_cpu<T>(const std::vector<T*>&, const std::vector<const T*>&,       \
+                                   const std::vector<T*>&, const std::vector<T*>&,             \
+                                   const std::vector<double>&, const std::vector<int64_t>&,    \
+                                   const AdamaxOptions&);                                      \
+  template void nadam_step_cpu<T>(const std::vector<T*>&, const std::vector<const T*>&,        \
+                                  const std::vector<T*>&, const std::vector<T*>&,              \
+                                  const std::vector<double>&, const std::vector<double>&,      \
+                                  const std::vector<int64_t>&, const NadamOptions&);           \
+  template void radam_step_cpu<T>(const std::vector<T*>&, const std::vector<const T*>&,        \
+                                  const std::vector<T*>&, const std::vector<T*>&,              \
+                                  const std::vector<double>&, const std::vector<int64_t>&,     \
+                                  const RadamOptions&);                                        \
   template std::vector<double> tensor_norms_cpu<T>(const std::vector<const T*>&,               \
                                                    const std::vector<int64_t>&, double);       \
   template void scale_cpu<T>(const std::vector<T*>&, const std::vector<int64_t>&, double);     \

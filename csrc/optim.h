@@ -76,6 +76,66 @@ void adam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& g
                    const std::vector<T*>& max_exp_avg_sqs, const std::vector<double>& steps,
                    const std::vector<int64_t>& sizes, const AdamOptions& opt);
 
+struct AdadeltaOptions {
+  double lr = 1.0, rho = 0.9, eps = 1e-6, weight_decay = 0;
+  bool maximize = false;
+};
+
+// Adadelta (Zeiler): g <- (maximize ? -g : g) + weight_decay * p; sq <- rho sq + (1 - rho) g*g;
+// delta = sqrt(acc + eps) / sqrt(sq + eps) * g; acc <- rho acc + (1 - rho) delta*delta;
+// p <- p - lr delta.
+template <typename T>
+void adadelta_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                       const std::vector<T*>& square_avgs, const std::vector<T*>& acc_deltas,
+                       const std::vector<int64_t>& sizes, const AdadeltaOptions& opt);
+
+struct AdamaxOptions {
+  double lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool maximize = false;
+};
+
+// Adamax (Adam's infinity-norm variant): g <- (maximize ? -g : g) + weight_decay * p;
+// m <- lerp(m, g, 1 - beta1); u <- max(beta2 u, |g| + eps);
+// p <- p - (lr / (1 - beta1^t)) m / u, t = steps[i] (after this step's increment).
+template <typename T>
+void adamax_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                     const std::vector<T*>& exp_avgs, const std::vector<T*>& exp_infs,
+                     const std::vector<double>& steps, const std::vector<int64_t>& sizes,
+                     const AdamaxOptions& opt);
+
+struct NadamOptions {
+  double lr = 2e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0,
+         momentum_decay = 4e-3;
+  bool maximize = false, decoupled_weight_decay = false;
+};
+
+// NAdam (Dozat; PyTorch's form with the momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2)):
+// g <- maximize ? -g : g; decoupled: p <- p (1 - lr wd), else g <- g + wd p;
+// m <- lerp(m, g, 1 - beta1); v <- beta2 v + (1 - beta2) g*g; d = sqrt(v / (1 - beta2^t)) + eps;
+// p <- p - lr (1 - mu_t) / (1 - P_t) g / d;  p <- p - lr mu_{t+1} / (1 - P_t mu_{t+1}) m / d,
+// with P_t = mu_products[i] = mu_1 ... mu_t (this step's product) and t = steps[i].
+template <typename T>
+void nadam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                    const std::vector<T*>& exp_avgs, const std::vector<T*>& exp_avg_sqs,
+                    const std::vector<double>& steps, const std::vector<double>& mu_products,
+                    const std::vector<int64_t>& sizes, const NadamOptions& opt);
+
+struct RadamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool maximize = false, decoupled_weight_decay = false;
+};
+
+// RAdam (Liu et al.): g, weight decay as NAdam; m <- lerp(m, g, 1 - beta1);
+// v <- beta2 v + (1 - beta2) g*g; rho_inf = 2 / (1 - beta2) - 1,
+// rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t). rho_t > 5: p <- p - lr m / (1 - beta1^t) *
+// sqrt(1 - beta2^t) / (sqrt(v) + eps) * r_t, r_t = sqrt((rho_t-4)(rho_t-2) rho_inf /
+// ((rho_inf-4)(rho_inf-2) rho_t)); else p <- p - lr m / (1 - beta1^t) (SGD with momentum).
+template <typename T>
+void radam_step_cpu(const std::vector<T*>& params, const std::vector<const T*>& grads,
+                    const std::vector<T*>& exp_avgs, const std::vector<T*>& exp_avg_sqs,
+                    const std::vector<double>& steps, const std::vector<int64_t>& sizes,
+                    const RadamOptions& opt);
+
 // Per-tensor vector norms (accumulated in double): norm_type 2 and 1 as usual, +inf the largest
 // |x|, -inf the smallest, 0 the count of non-zeros, any other p > 0 (sum |x|^p)^(1/p). NaN
 // propagates. An empty tensor has norm 0 (inf-norm 0, -inf-norm +inf as in torch). Throws

@@ -113,6 +113,19 @@ namespace k = optim_kernels;
                     int64_t n) {                                                              \
     k::adam_segment<k::Vec<T>::type>(c, p, g, m, v, vmax, n);                                 \
   }                                                                                           \
+  void adadelta_segment(const AdadeltaCoeffs<T>& c, T* p, const T* g, T* sq, T* acc,         \
+                        int64_t n) {                                                          \
+    k::adadelta_segment<k::Vec<T>::type>(c, p, g, sq, acc, n);                                \
+  }                                                                                           \
+  void adamax_segment(const AdamaxCoeffs<T>& c, T* p, const T* g, T* m, T* u, int64_t n) {    \
+    k::adamax_segment<k::Vec<T>::type>(c, p, g, m, u, n);                                     \
+  }                                                                                           \
+  void nadam_segment(const NadamCoeffs<T>& c, T* p, const T* g, T* m, T* v, int64_t n) {      \
+    k::nadam_segment<k::Vec<T>::type>(c, p, g, m, v, n);                                      \
+  }                                                                                           \
+  void radam_segment(const RadamCoeffs<T>& c, T* p, const T* g, T* m, T* v, int64_t n) {      \
+    k::radam_segment<k::Vec<T>::type>(c, p, g, m, v, n);                                      \
+  }                                                                                           \
   void scale_segment(T factor, T* x, int64_t n) {                                             \
     k::scale_segment<k::Vec<T>::type>(factor, x, n);                                          \
   }                                                                                           \

@@ -50,6 +50,37 @@ struct AdamCoeffs {
   bool has_weight_decay, decoupled, amsgrad;
 };
 
+template <typename T>
+struct AdadeltaCoeffs {
+  T sign, weight_decay, rho, one_minus_rho, eps, neg_lr;
+  bool has_weight_decay;
+};
+
+template <typename T>
+struct AdamaxCoeffs {
+  T sign, weight_decay, beta2, eps, neg_clr;
+  LerpCoeffs<T> exp_avg_lerp;
+  bool has_weight_decay;
+};
+
+// NAdam and RAdam share the moment updates; neg_a and neg_b are the per-tensor step factors
+// (NAdam: of g/d and m/d; RAdam: lr / bias_correction1 and the rectified factor).
+template <typename T>
+struct NadamCoeffs {
+  T sign, weight_decay, decay_factor, beta2, one_minus_beta2, eps, inv_bias_correction2,
+      neg_grad_factor, neg_avg_factor;
+  LerpCoeffs<T> exp_avg_lerp;
+  bool has_weight_decay, decoupled;
+};
+
+template <typename T>
+struct RadamCoeffs {
+  T sign, weight_decay, decay_factor, beta2, one_minus_beta2, eps, lr_over_bc1, sqrt_bc2,
+      neg_rect;
+  LerpCoeffs<T> exp_avg_lerp;
+  bool has_weight_decay, decoupled, rectify;
+};
+
 namespace {
 
 inline float scalar_sqrt(float x) {
@@ -177,6 +208,69 @@ inline void adam_block(const AdamCoeffs<T>& c, T* p, const T* g, T* m, T* v, T* 
 }
 
 template <typename V, typename T>
+inline void adadelta_block(const AdadeltaCoeffs<T>& c, T* p, const T* g, T* sq, T* acc,
+                           int64_t i) {
+  V pv = V::load(p + i);
+  V gv = V::load(g + i) * V::set1(c.sign);
+  if (c.has_weight_decay) gv = fmadd(V::set1(c.weight_decay), pv, gv);
+  V sqv = fmadd(V::set1(c.one_minus_rho), gv * gv, V::load(sq + i) * V::set1(c.rho));
+  V accv = V::load(acc + i);
+  V eps = V::set1(c.eps);
+  V delta = sqrt_v(accv + eps) / sqrt_v(sqv + eps) * gv;
+  sqv.store(sq + i);
+  fmadd(V::set1(c.one_minus_rho), delta * delta, accv * V::set1(c.rho)).store(acc + i);
+  fmadd(V::set1(c.neg_lr), delta, pv).store(p + i);
+}
+
+template <typename V, typename T>
+inline void adamax_block(const AdamaxCoeffs<T>& c, T* p, const T* g, T* m, T* u, int64_t i) {
+  V pv = V::load(p + i);
+  V gv = V::load(g + i) * V::set1(c.sign);
+  if (c.has_weight_decay) gv = fmadd(V::set1(c.weight_decay), pv, gv);
+  V mv = lerp_v(V::load(m + i), gv, c.exp_avg_lerp);
+  V abs_g = max_v(gv, V::set1(T(0)) - gv);
+  // max_v returns its second argument when either is NaN: a NaN gradient propagates (amax).
+  V uv = max_v(V::load(u + i) * V::set1(c.beta2), abs_g + V::set1(c.eps));
+  mv.store(m + i);
+  uv.store(u + i);
+  fmadd(V::set1(c.neg_clr), mv / uv, pv).store(p + i);
+}
+
+template <typename V, typename T>
+inline void nadam_block(const NadamCoeffs<T>& c, T* p, const T* g, T* m, T* v, int64_t i) {
+  V pv = V::load(p + i);
+  V gv = V::load(g + i) * V::set1(c.sign);
+  if (c.has_weight_decay) {
+    if (c.decoupled) pv = pv * V::set1(c.decay_factor);
+    else gv = fmadd(V::set1(c.weight_decay), pv, gv);
+  }
+  V mv = lerp_v(V::load(m + i), gv, c.exp_avg_lerp);
+  V vv = fmadd(V::set1(c.one_minus_beta2), gv * gv, V::load(v + i) * V::set1(c.beta2));
+  mv.store(m + i);
+  vv.store(v + i);
+  V denom = sqrt_v(vv * V::set1(c.inv_bias_correction2)) + V::set1(c.eps);
+  pv = fmadd(V::set1(c.neg_grad_factor), gv / denom, pv);  // two addcdiv_, in PyTorch's order
+  fmadd(V::set1(c.neg_avg_factor), mv / denom, pv).store(p + i);
+}
+
+template <typename V, typename T>
+inline void radam_block(const RadamCoeffs<T>& c, T* p, const T* g, T* m, T* v, int64_t i) {
+  V pv = V::load(p + i);
+  V gv = V::load(g + i) * V::set1(c.sign);
+  if (c.has_weight_decay) {
+    if (c.decoupled) pv = pv * V::set1(c.decay_factor);
+    else gv = fmadd(V::set1(c.weight_decay), pv, gv);
+  }
+  V mv = lerp_v(V::load(m + i), gv, c.exp_avg_lerp);
+  V vv = fmadd(V::set1(c.one_minus_beta2), gv * gv, V::load(v + i) * V::set1(c.beta2));
+  mv.store(m + i);
+  vv.store(v + i);
+  V step = mv * V::set1(c.lr_over_bc1);
+  if (c.rectify) step = step * (V::set1(c.sqrt_bc2) / (sqrt_v(vv) + V::set1(c.eps)));
+  fmadd(V::set1(c.neg_rect), step, pv).store(p + i);
+}
+
+template <typename V, typename T>
 inline void scale_block(T factor, T* x, int64_t i) {
   (V::load(x + i) * V::set1(factor)).store(x + i);
 }
@@ -226,6 +320,39 @@ void adam_segment(const AdamCoeffs<T>& coeffs, T* p, const T* g, T* m, T* v, T* 
 }
 
 template <typename V, typename T>
+void adadelta_segment(const AdadeltaCoeffs<T>& coeffs, T* p, const T* g, T* sq, T* acc,
+                      int64_t n) {
+  const AdadeltaCoeffs<T> c = coeffs;
+  int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) adadelta_block<V>(c, p, g, sq, acc, i);
+  for (; i < n; ++i) adadelta_block<Scalar<T>>(c, p, g, sq, acc, i);
+}
+
+template <typename V, typename T>
+void adamax_segment(const AdamaxCoeffs<T>& coeffs, T* p, const T* g, T* m, T* u, int64_t n) {
+  const AdamaxCoeffs<T> c = coeffs;
+  int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) adamax_block<V>(c, p, g, m, u, i);
+  for (; i < n; ++i) adamax_block<Scalar<T>>(c, p, g, m, u, i);
+}
+
+template <typename V, typename T>
+void nadam_segment(const NadamCoeffs<T>& coeffs, T* p, const T* g, T* m, T* v, int64_t n) {
+  const NadamCoeffs<T> c = coeffs;
+  int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) nadam_block<V>(c, p, g, m, v, i);
+  for (; i < n; ++i) nadam_block<Scalar<T>>(c, p, g, m, v, i);
+}
+
+template <typename V, typename T>
+void radam_segment(const RadamCoeffs<T>& coeffs, T* p, const T* g, T* m, T* v, int64_t n) {
+  const RadamCoeffs<T> c = coeffs;
+  int64_t i = 0;
+  for (; i + V::width <= n; i += V::width) radam_block<V>(c, p, g, m, v, i);
+  for (; i < n; ++i) radam_block<Scalar<T>>(c, p, g, m, v, i);
+}
+
+template <typename V, typename T>
 void scale_segment(T factor, T* x, int64_t n) {
   int64_t i = 0;
   for (; i + V::width <= n; i += V::width) scale_block<V>(factor, x, i);
@@ -265,6 +392,26 @@ void adam_segment(const AdamCoeffs<float>& c, float* p, const float* g, float* m
                   float* vmax, int64_t n);
 void adam_segment(const AdamCoeffs<double>& c, double* p, const double* g, double* m, double* v,
                   double* vmax, int64_t n);
+using optim_kernels::AdadeltaCoeffs;
+using optim_kernels::AdamaxCoeffs;
+using optim_kernels::NadamCoeffs;
+using optim_kernels::RadamCoeffs;
+void adadelta_segment(const AdadeltaCoeffs<float>& c, float* p, const float* g, float* sq,
+                      float* acc, int64_t n);
+void adadelta_segment(const AdadeltaCoeffs<double>& c, double* p, const double* g, double* sq,
+                      double* acc, int64_t n);
+void adamax_segment(const AdamaxCoeffs<float>& c, float* p, const float* g, float* m, float* u,
+                    int64_t n);
+void adamax_segment(const AdamaxCoeffs<double>& c, double* p, const double* g, double* m,
+                    double* u, int64_t n);
+void nadam_segment(const NadamCoeffs<float>& c, float* p, const float* g, float* m, float* v,
+                   int64_t n);
+void nadam_segment(const NadamCoeffs<double>& c, double* p, const double* g, double* m,
+                   double* v, int64_t n);
+void radam_segment(const RadamCoeffs<float>& c, float* p, const float* g, float* m, float* v,
+                   int64_t n);
+void radam_segment(const RadamCoeffs<double>& c, double* p, const double* g, double* m,
+                   double* v, int64_t n);
 void scale_segment(float factor, float* x, int64_t n);
 void scale_segment(double factor, double* x, int64_t n);
 void lerp_segment(const LerpCoeffs<float>& c, float* a, const float* b, int64_t n);

@@ -1,4 +1,5 @@
-// Fused optimizer steps and gradient utilities: pydl._C.{sgd,adagrad,rmsprop,adam}_step,
+// Fused optimizer steps and gradient utilities:
+// pydl._C.{sgd,adagrad,rmsprop,adam,adadelta,adamax,nadam,radam}_step,
 // tensor_norms, scale_, clamp_, lerp_.
 //
 // Every function takes lists of NumPy arrays (one entry per parameter) and updates them in
@@ -291,6 +292,134 @@ void adam_step(const py::sequence& params, const py::sequence& grads,
   else run(double{});
 }
 
+void adadelta_step(const py::sequence& params, const py::sequence& grads,
+                   const py::sequence& square_avgs, const py::sequence& acc_deltas, double lr,
+                   double rho, double eps, double weight_decay, bool maximize) {
+  const char* op = "adadelta_step";
+  Dtype dt = Dtype::kFloat32;
+  ArrayList p = leading_list(op, "params", params, true, &dt);
+  ArrayList g = matching_list(op, "grads", grads, "params", p, false);
+  ArrayList sq = matching_list(op, "square_avgs", square_avgs, "params", p, true);
+  ArrayList acc = matching_list(op, "acc_deltas", acc_deltas, "params", p, true);
+  AdadeltaOptions opt;
+  opt.lr = lr;
+  opt.rho = rho;
+  opt.eps = eps;
+  opt.weight_decay = weight_decay;
+  opt.maximize = maximize;
+  const std::vector<int64_t> sizes = sizes_of(p);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    auto pp = mutable_ptrs<T>(p);
+    auto gp = const_ptrs<T>(g);
+    auto sqp = mutable_ptrs<T>(sq);
+    auto ap = mutable_ptrs<T>(acc);
+    py::gil_scoped_release release;
+    adadelta_step_cpu<T>(pp, gp, sqp, ap, sizes, opt);
+  };
+  if (dt == Dtype::kFloat32) run(float{});
+  else run(double{});
+}
+
+void adamax_step(const py::sequence& params, const py::sequence& grads,
+                 const py::sequence& exp_avgs, const py::sequence& exp_infs,
+                 const py::sequence& steps, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, bool maximize) {
+  const char* op = "adamax_step";
+  Dtype dt = Dtype::kFloat32;
+  ArrayList p = leading_list(op, "params", params, true, &dt);
+  ArrayList g = matching_list(op, "grads", grads, "params", p, false);
+  ArrayList m = matching_list(op, "exp_avgs", exp_avgs, "params", p, true);
+  ArrayList u = matching_list(op, "exp_infs", exp_infs, "params", p, true);
+  std::vector<double> st = float_list(op, "steps", steps, p.arrays.size());
+  AdamaxOptions opt;
+  opt.lr = lr;
+  opt.beta1 = beta1;
+  opt.beta2 = beta2;
+  opt.eps = eps;
+  opt.weight_decay = weight_decay;
+  opt.maximize = maximize;
+  const std::vector<int64_t> sizes = sizes_of(p);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    auto pp = mutable_ptrs<T>(p);
+    auto gp = const_ptrs<T>(g);
+    auto mp = mutable_ptrs<T>(m);
+    auto up = mutable_ptrs<T>(u);
+    py::gil_scoped_release release;
+    adamax_step_cpu<T>(pp, gp, mp, up, st, sizes, opt);
+  };
+  if (dt == Dtype::kFloat32) run(float{});
+  else run(double{});
+}
+
+// NAdam (mu_products given) and RAdam share their arguments but for mu_products.
+void nadam_radam_step(bool nadam, const py::sequence& params, const py::sequence& grads,
+                      const py::sequence& exp_avgs, const py::sequence& exp_avg_sqs,
+                      const py::sequence& steps, const py::sequence* mu_products, double lr,
+                      double beta1, double beta2, double eps, double weight_decay,
+                      double momentum_decay, bool maximize, bool decoupled_weight_decay) {
+  const char* op = nadam ? "nadam_step" : "radam_step";
+  Dtype dt = Dtype::kFloat32;
+  ArrayList p = leading_list(op, "params", params, true, &dt);
+  ArrayList g = matching_list(op, "grads", grads, "params", p, false);
+  ArrayList m = matching_list(op, "exp_avgs", exp_avgs, "params", p, true);
+  ArrayList v = matching_list(op, "exp_avg_sqs", exp_avg_sqs, "params", p, true);
+  std::vector<double> st = float_list(op, "steps", steps, p.arrays.size());
+  std::vector<double> mus;
+  if (nadam) mus = float_list(op, "mu_products", *mu_products, p.arrays.size());
+  const std::vector<int64_t> sizes = sizes_of(p);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    auto pp = mutable_ptrs<T>(p);
+    auto gp = const_ptrs<T>(g);
+    auto mp = mutable_ptrs<T>(m);
+    auto vp = mutable_ptrs<T>(v);
+    py::gil_scoped_release release;
+    if (nadam) {
+      NadamOptions opt;
+      opt.lr = lr;
+      opt.beta1 = beta1;
+      opt.beta2 = beta2;
+      opt.eps = eps;
+      opt.weight_decay = weight_decay;
+      opt.momentum_decay = momentum_decay;
+      opt.maximize = maximize;
+      opt.decoupled_weight_decay = decoupled_weight_decay;
+      nadam_step_cpu<T>(pp, gp, mp, vp, st, mus, sizes, opt);
+    } else {
+      RadamOptions opt;
+      opt.lr = lr;
+      opt.beta1 = beta1;
+      opt.beta2 = beta2;
+      opt.eps = eps;
+      opt.weight_decay = weight_decay;
+      opt.maximize = maximize;
+      opt.decoupled_weight_decay = decoupled_weight_decay;
+      radam_step_cpu<T>(pp, gp, mp, vp, st, sizes, opt);
+    }
+  };
+  if (dt == Dtype::kFloat32) run(float{});
+  else run(double{});
+}
+
+void nadam_step(const py::sequence& params, const py::sequence& grads,
+                const py::sequence& exp_avgs, const py::sequence& exp_avg_sqs,
+                const py::sequence& steps, const py::sequence& mu_products, double lr,
+                double beta1, double beta2, double eps, double weight_decay,
+                double momentum_decay, bool maximize, bool decoupled_weight_decay) {
+  nadam_radam_step(true, params, grads, exp_avgs, exp_avg_sqs, steps, &mu_products, lr, beta1,
+                   beta2, eps, weight_decay, momentum_decay, maximize, decoupled_weight_decay);
+}
+
+void radam_step(const py::sequence& params, const py::sequence& grads,
+                const py::sequence& exp_avgs, const py::sequence& exp_avg_sqs,
+                const py::sequence& steps, double lr, double beta1, double beta2, double eps,
+                double weight_decay, bool maximize, bool decoupled_weight_decay) {
+  nadam_radam_step(false, params, grads, exp_avgs, exp_avg_sqs, steps, nullptr, lr, beta1, beta2,
+                   eps, weight_decay, 0.0, maximize, decoupled_weight_decay);
+}
+
 // ---- gradient utilities ------------------------------------------------------------------------
 
 std::vector<double> tensor_norms(const py::sequence& tensors, double norm_type) {
@@ -374,6 +503,25 @@ void bind_optim(py::module_& m) {
         py::arg("weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
         py::arg("decoupled_weight_decay"),
         "Fused Adam/AdamW step; steps[i] is parameter i's step count after this step.");
+  m.def("adadelta_step", &adadelta_step, py::arg("params"), py::arg("grads"),
+        py::arg("square_avgs"), py::arg("acc_deltas"), py::kw_only(), py::arg("lr"),
+        py::arg("rho"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
+        "Fused Adadelta step over lists of arrays, in place.");
+  m.def("adamax_step", &adamax_step, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_infs"), py::arg("steps"), py::kw_only(), py::arg("lr"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"),
+        "Fused Adamax step; steps[i] is parameter i's step count after this step.");
+  m.def("nadam_step", &nadam_step, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_avg_sqs"), py::arg("steps"), py::arg("mu_products"), py::kw_only(),
+        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("momentum_decay"), py::arg("maximize"),
+        py::arg("decoupled_weight_decay"),
+        "Fused NAdam step; mu_products[i] is mu_1...mu_t including this step's mu_t.");
+  m.def("radam_step", &radam_step, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_avg_sqs"), py::arg("steps"), py::kw_only(), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+        py::arg("maximize"), py::arg("decoupled_weight_decay"),
+        "Fused RAdam step; steps[i] is parameter i's step count after this step.");
   m.def("tensor_norms", &tensor_norms, py::arg("tensors"), py::arg("norm_type"),
         "Per-array vector norms (double accumulation) as a list of floats.");
   m.def("scale_", &scale_, py::arg("tensors"), py::arg("factor"), "x *= factor for every array");

@@ -150,3 +150,56 @@ def test_bitwise():
     bp, bt = both(np.array([True, False, True]))
     assert (~bp).tolist() == (~bt).tolist()
     assert (bp ^ True).tolist() == (bt ^ True).tolist()
+
+
+# -- optimizers --------------------------------------------------------------------------------
+NEW_OPTIMIZERS = [
+    ("Adadelta", {}), ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=0.1, maximize=True)),
+    ("Adamax", {}), ("Adamax", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.05)),
+    ("NAdam", {}), ("NAdam", dict(lr=0.01, weight_decay=0.1, momentum_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", {}), ("RAdam", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.2, decoupled_weight_decay=True)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name,kwargs", NEW_OPTIMIZERS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(NEW_OPTIMIZERS)])
+def test_new_optimizers_same_trajectory_as_torch(name, kwargs, dtype):
+    from pydl import nn, optim
+
+    r = np.random.default_rng(0)
+    shapes = [(3, 5), (7,), (1,), (2, 3, 4)]
+    init = [r.standard_normal(s).astype(dtype) for s in shapes]
+    mine = [nn.Parameter(pydl.tensor(a.copy())) for a in init]
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    opt = getattr(optim, name)(mine, **kwargs)
+    old = torch.get_default_dtype()
+    # torch keeps NAdam's mu_product in the default dtype: float64 for the float64 comparison.
+    torch.set_default_dtype(torch.float64 if dtype == np.float64 else torch.float32)
+    try:
+        topt = getattr(torch.optim, name)(theirs, **kwargs)
+        for step in range(30):
+            for m, t in zip(mine, theirs):
+                g = r.standard_normal(m.shape).astype(dtype)
+                m.grad = pydl.tensor(g)
+                t.grad = torch.from_numpy(g.copy())
+            if step % 7 == 3:
+                mine[1].grad = theirs[1].grad = None
+            opt.step()
+            topt.step()
+    finally:
+        torch.set_default_dtype(old)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    for m, t in zip(mine, theirs):
+        np.testing.assert_allclose(m.data, t.detach().numpy(), **tol)
+    ms, ts = opt.state_dict()["state"], topt.state_dict()["state"]
+    assert sorted(ms) == sorted(ts)
+    for i in ts:
+        assert sorted(ms[i]) == sorted(ts[i])
+        for key, value in ts[i].items():
+            if key in ("step", "mu_product"):
+                assert float(ms[i][key]) == pytest.approx(float(value), rel=1e-6)
+            else:
+                np.testing.assert_allclose(ms[i][key].data, value.numpy(), **tol)
