@@ -1,4 +1,12 @@
-"""``pydl.save`` / ``pydl.load``: checkpoints in the safetensors format.
+"""``pydl.save`` / ``pydl.load``: checkpoints in the safetensors format, and PyTorch's own
+``.pt`` / ``.pth`` format (``pydl/serialization_pt.py``).
+
+``pydl.save(obj, "x.pt")`` (or ``.pth``) writes torch.save's zip format, which
+``torch.load(path, weights_only=True)`` reads; any other name gets safetensors (below).
+``pydl.load`` tells the formats apart by their first bytes, and reads a torch.save file with
+``torch.load(weights_only=True)`` semantics: tensors, OrderedDict, dicts, lists, tuples and
+primitive types only, never code. Neither format can hold a whole ``Module``: saving one raises
+an error that points to ``state_dict()``.
 
 What can be saved: nested dicts, lists and tuples whose leaves are pydl Tensors, NumPy arrays,
 ints, floats, bools, strings and None -- model, optimizer and scheduler state dicts, training
@@ -61,6 +69,12 @@ class _Encoder:
         return {"name": name, "crc32": zlib.crc32(arr.data.cast("B") if arr.size else b"")}
 
     def encode(self, obj, path=()):
+        from pydl.nn.module import Module
+
+        if isinstance(obj, Module):
+            from pydl.serialization_pt import module_error
+
+            raise TypeError(module_error(obj))
         if isinstance(obj, Tensor):
             node = self._store(obj.numpy_view(), path)
             node["kind"] = "tensor"
@@ -139,9 +153,20 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 def save(obj, f) -> None:
     """Save ``obj`` (a state dict or any nesting of dicts/lists/tuples of tensors, arrays,
-    numbers, strings) to ``f``, a path or a writable binary file object, in the safetensors
-    format. Writing to a path is atomic: the previous file stays intact if saving fails."""
-    data = _to_bytes(obj)  # everything that can fail on bad input fails before any write
+    numbers, strings) to ``f``, a path or a writable binary file object.
+
+    A name ending in ``.pt`` or ``.pth`` gets PyTorch's zip format (``torch.load(f,
+    weights_only=True)`` reads it; NumPy arrays are refused there, as torch refuses them), any
+    other name safetensors. Writing to a path is atomic: the previous file stays intact if
+    saving fails. A ``Module`` raises ``TypeError``: save ``model.state_dict()``."""
+    from pydl import serialization_pt
+    from pydl.nn.module import Module
+
+    if isinstance(obj, Module):
+        raise TypeError(serialization_pt.module_error(obj))
+    # everything that can fail on bad input fails before any write
+    data = serialization_pt.dumps_torch_zip(obj) if serialization_pt.is_pt_name(f) else \
+        _to_bytes(obj)
     if hasattr(f, "write"):
         f.write(data)
         return
@@ -152,9 +177,11 @@ def save(obj, f) -> None:
 
 def _describe(raw: bytes) -> str:
     if raw[:2] == b"PK":
-        return "it is a zip archive (a torch.save / NumPy .npz file?)"
+        return "it is a zip archive (a NumPy .npz file?)"
     if raw[:1] == b"\x80":
-        return "it looks like a pickle; pydl never unpickles"
+        return ("it looks like a bare pickle (torch.save's legacy format before PyTorch 1.6, "
+                "or pickle.dump); pydl reads torch.save's zip format only: re-save it with a "
+                "recent PyTorch")
     if raw[:4] == b"\x89PNG":
         return "it is a PNG image"
     return f"it starts with bytes {raw[:8].hex()}"
@@ -222,23 +249,41 @@ class _Decoder:
                               f"{kind!r})")
 
 
-def load(f, map_location: Optional[Any] = None):
-    """Load what ``pydl.save`` wrote to ``f`` (a path or a readable binary file object).
+def load(f, map_location: Optional[Any] = None, *, weights_only: Optional[bool] = None,
+         mmap: Optional[bool] = None):
+    """Load what ``pydl.save`` or ``torch.save`` wrote to ``f`` (a path or a readable binary
+    file object).
 
-    Tensors come back as pydl Tensors (on ``map_location`` when given, e.g. ``"cpu"``), NumPy
-    arrays as arrays, tuples as tuples, dict keys with their types. A plain safetensors file
-    from another program loads as a flat ``{name: Tensor}`` dict. A file that is not safetensors,
-    is truncated, or whose bytes changed raises ``CheckpointError`` (a ``ValueError``).
+    Tensors come back as pydl Tensors (on ``map_location`` when given, e.g. ``"cpu"``; a dict
+    maps the file's locations, as torch's), NumPy arrays as arrays, tuples as tuples, dict keys
+    with their types. A plain safetensors file from another program loads as a flat
+    ``{name: Tensor}`` dict. A torch.save file loads as ``torch.load(f, weights_only=True)``
+    would: an allowlist of globals (tensors, parameters, OrderedDict, devices, dtypes), nothing
+    else -- ``weights_only=False`` is refused, pydl never unpickles code. A file that is
+    neither format, is truncated, or whose bytes changed raises ``CheckpointError`` (a
+    ``ValueError``). ``mmap`` is accepted and ignored (the file is read into memory).
     """
     import safetensors
     import safetensors.numpy
 
+    from pydl import serialization_pt
+
+    if weights_only is False:
+        raise ValueError("pydl.load: weights_only=False is not supported: pydl never unpickles "
+                         "code or arbitrary objects; it loads tensors, dicts, lists, tuples and "
+                         "primitive types (torch.load(weights_only=True) semantics)")
+    if map_location is not None and callable(map_location) and \
+            not isinstance(map_location, (str, dict)):
+        raise TypeError("pydl.load: map_location must be a device, a string or a dict; "
+                        "functions are not supported")
     if hasattr(f, "read"):
         raw, where = f.read(), repr(getattr(f, "name", "<file object>"))
     else:
         where = os.fspath(f)
         with open(where, "rb") as fh:
             raw = fh.read()
+    if serialization_pt.is_torch_zip(raw):
+        return serialization_pt.load_torch_zip(raw, where, map_location)
     header = _parse_header(raw, where)
     try:
         arrays = safetensors.numpy.load(raw)
