@@ -203,3 +203,54 @@ def test_new_optimizers_same_trajectory_as_torch(name, kwargs, dtype):
                 assert float(ms[i][key]) == pytest.approx(float(value), rel=1e-6)
             else:
                 np.testing.assert_allclose(ms[i][key].data, value.numpy(), **tol)
+
+
+# -- schedulers ---------------------------------------------------------------------------------
+def _sched_pair(make, opt_name="SGD", opt_kwargs=None, groups=2, n=40):
+    from pydl import nn, optim
+
+    opt_kwargs = opt_kwargs or dict(lr=0.1, momentum=0.9)
+    mine = getattr(optim, opt_name)([{"params": [nn.Parameter(pydl.zeros(2))], "lr": 0.1 * (k + 1)}
+                                     for k in range(groups)], **opt_kwargs)
+    theirs = getattr(torch.optim, opt_name)(
+        [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.1 * (k + 1)}
+         for k in range(groups)], **opt_kwargs)
+    sm, st = make(optim.lr_scheduler, mine), make(torch.optim.lr_scheduler, theirs)
+    for _ in range(n):
+        for o in (mine, theirs):
+            o.step()
+        sm.step()
+        st.step()
+        for gm, gt in zip(mine.param_groups, theirs.param_groups):
+            assert gm["lr"] == pytest.approx(gt["lr"], rel=1e-12, abs=1e-15)
+            for key in ("momentum", "betas"):
+                if key in gt:
+                    assert gm[key] == pytest.approx(gt[key], rel=1e-12)
+        assert sm.get_last_lr() == pytest.approx(st.get_last_lr(), rel=1e-12, abs=1e-15)
+
+
+SCHEDULES = [
+    ("poly", lambda S, o: S.PolynomialLR(o, total_iters=7, power=2.0)),
+    ("sgdr", lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001)),
+    ("sgdr1", lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=4)),
+    ("cyclic", lambda S, o: S.CyclicLR(o, 0.01, [0.2, 0.3], step_size_up=4, step_size_down=3)),
+    ("cyclic2", lambda S, o: S.CyclicLR(o, 0.01, 0.2, step_size_up=3, mode="triangular2")),
+    ("cyclic_exp", lambda S, o: S.CyclicLR(o, 0.01, 0.2, step_size_up=5, mode="exp_range",
+                                           gamma=0.95)),
+    ("onecycle", lambda S, o: S.OneCycleLR(o, [1.0, 2.0], total_steps=41)),
+    ("onecycle3", lambda S, o: S.OneCycleLR(o, 1.0, epochs=5, steps_per_epoch=9,
+                                            anneal_strategy="linear", three_phase=True)),
+    ("sequential", lambda S, o: S.SequentialLR(o, [S.LinearLR(o, 0.1, total_iters=5),
+                                                   S.ExponentialLR(o, 0.9),
+                                                   S.CosineAnnealingLR(o, 10)],
+                                               milestones=[6, 20])),
+    ("chained", lambda S, o: S.ChainedScheduler([S.ConstantLR(o, 0.5, total_iters=4),
+                                                 S.ExponentialLR(o, 0.95)])),
+]
+
+
+@pytest.mark.parametrize("name,make", SCHEDULES, ids=[n for n, _ in SCHEDULES])
+def test_new_schedulers_same_lr_sequence_as_torch(name, make):
+    _sched_pair(make)
+    if name.startswith(("cyclic", "onecycle")):
+        _sched_pair(make, "Adam", dict(lr=0.1))  # beta1 cycles instead of momentum
