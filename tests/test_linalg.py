@@ -592,3 +592,57 @@ def test_vector_norm_ord_must_be_a_number():
 def test_linalg_error_is_a_runtime_error_and_exported():
     assert issubclass(LA.LinAlgError, RuntimeError)
     assert pydl.linalg is LA
+
+
+# -- float32, non-contiguous and zero-size inputs through backward --------------------------------
+OPS = {
+    "solve": lambda a: LA.solve(a, a[..., :1] * 2 + 1),
+    "inv": LA.inv,
+    "cholesky": lambda a: LA.cholesky(a @ a.mT + pydl.tensor(np.eye(a.shape[-1], dtype=a.dtype))),
+    "eigh": lambda a: LA.eigh(sym(a)).eigenvalues,
+    "svdvals": LA.svdvals,
+    "pinv": LA.pinv,
+    "lstsq": lambda a: LA.lstsq(a, a[..., :1] + 1).solution,
+    "vector_norm": lambda a: LA.vector_norm(a, 3, dim=-1),
+    "matrix_norm": lambda a: LA.matrix_norm(a, "nuc"),
+}
+
+
+def _grad_of(op, a):
+    x = pydl.tensor(a, requires_grad=True)
+    out = OPS[op](x)
+    (out * pydl.tensor(np.linspace(-1, 1, out.numel()).reshape(out.shape).astype(a.dtype))
+     ).sum().backward()
+    return x.grad
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_float32_gradients_match_float64(op):
+    A = well_conditioned(np.random.default_rng(27), (2, 4, 4))
+    g32, g64 = _grad_of(op, A.astype(np.float32)), _grad_of(op, A)
+    assert g32.dtype == np.float32
+    assert_close(g32, g64.numpy(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_noncontiguous_input_gradients(op):
+    A = well_conditioned(np.random.default_rng(28), (2, 4, 4))
+    x = pydl.tensor(np.ascontiguousarray(mT(A)), requires_grad=True)
+    out = OPS[op](x.mT)  # a transposed (non-contiguous) view goes in
+    out.sum().backward()
+    assert_close(x.grad.mT, _grad_of_sum(op, A), rtol=1e-10, atol=1e-10)
+
+
+def _grad_of_sum(op, a):
+    x = pydl.tensor(a, requires_grad=True)
+    OPS[op](x).sum().backward()
+    return x.grad.numpy()
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_zero_batch_backward_and_double_backward(op):
+    x = t(np.zeros((0, 3, 3)), grad=True)
+    out = OPS[op](x)
+    assert out.shape[0] == 0
+    (g,) = grad(out.sum(), x, create_graph=True, allow_unused=True)
+    assert g is None or g.shape == (0, 3, 3)
