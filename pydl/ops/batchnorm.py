@@ -24,6 +24,7 @@ from pydl.ops.conv import _check_tensor
 from pydl.ops.elementwise import Rsqrt, zeros_like
 from pydl.ops.reduction import Mean, Sum
 from pydl.ops.shape import Expand, Reshape
+from pydl.tensor import Tensor
 
 
 class BatchNorm(Function):
@@ -55,9 +56,14 @@ class BatchNorm(Function):
     def backward(self, gy, _gmean, _gvar):
         x, weight = self.saved_tensors
         need = self.needs_input_grad[:3]
-        grads = BatchNormBackward.call(gy, x, weight, self.mean, self.invstd, self.training,
-                                       self.eps, need)
-        gx, gw, gb = _spread(grads, need)
+        if isinstance(gy, Tensor):
+            # create_graph: the gradients as a recorded op, differentiable again
+            gx, gw, gb = _spread(BatchNormBackward.apply(gy, x, weight, self.mean, self.invstd,
+                                                         self.training, self.eps, need), need)
+        else:
+            # first order: the same kernel without building a node (what .call would do)
+            gx, gw, gb = _batch_norm_grads(gy, x, weight, self.mean, self.invstd, self.training,
+                                           need)
         return gx, gw, gb, None, None, None, None
 
     def _forward_cuda(self, k, x, weight, bias, training, eps, running_mean, running_var):
@@ -104,35 +110,9 @@ class BatchNormBackward(Function):
     def forward(self, gy, x, weight, mean, invstd, training, eps, need):
         self.save_for_backward(gy, x, weight)
         self.stats, self.training, self.eps, self.need = (mean, invstd), training, eps, need
-        k = device_kernels(gy)
-        if k is not None:
-            grads = self._forward_cuda(k, gy, x, weight, mean, invstd, training, need)
-        else:
-            grads = _C.batch_norm_backward(np.ascontiguousarray(gy), np.ascontiguousarray(x),
-                                           mean, invstd, weight, training, *need)
+        grads = _batch_norm_grads(gy, x, weight, mean, invstd, training, need)
         # Only the requested gradients are outputs (an op's outputs are arrays, never None).
         return tuple(grads) if all(need) else tuple(g for g, n in zip(grads, need) if n)
-
-    @staticmethod
-    def _forward_cuda(k, gy, x, weight, mean, invstd, training, need):
-        need_dx, need_dw, need_db = need
-        if training:
-            return k.batch_norm_backward_train(x, gy, weight, mean, invstd,
-                                               (need_dx, need_dw and weight is not None,
-                                                need_db))
-        # Eval mode: the statistics are constants, so every gradient is elementwise work plus a
-        # per-channel sum (no dedicated kernel; the array module runs it on the device).
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        axes = (0,) + tuple(range(2, x.ndim))
-        invstd = invstd.reshape(shape)
-        gx = gw = gb = None
-        if need_dx:
-            gx = gy * invstd if weight is None else gy * (weight.reshape(shape) * invstd)
-        if need_dw:
-            gw = (gy * ((x - mean.reshape(shape)) * invstd)).sum(axis=axes)
-        if need_db:
-            gb = gy.sum(axis=axes)
-        return gx, gw, gb
 
     def backward(self, *ggs):
         gy, x, weight = self.saved_tensors
@@ -201,6 +181,31 @@ class BatchNormBackward(Function):
         if need_w and dw is None:
             dw = zeros_like(weight)
         return dgy, dx, dw, None, None, None, None, None
+
+
+def _batch_norm_grads(gy, x, weight, mean, invstd, training, need):
+    """(dx, dgamma, dbeta) from the fused kernel, None where ``need`` says not needed."""
+    k = device_kernels(gy)
+    if k is None:
+        return _C.batch_norm_backward(np.ascontiguousarray(gy), np.ascontiguousarray(x), mean,
+                                      invstd, weight, training, *need)
+    need_dx, need_dw, need_db = need
+    if training:  # CUDA: pydl._C_cuda's kernels
+        return k.batch_norm_backward_train(x, gy, weight, mean, invstd,
+                                           (need_dx, need_dw and weight is not None, need_db))
+    # Eval mode: the statistics are constants, so every gradient is elementwise work plus a
+    # per-channel sum (no dedicated kernel; the array module runs it on the device).
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    invstd = invstd.reshape(shape)
+    gx = gw = gb = None
+    if need_dx:
+        gx = gy * invstd if weight is None else gy * (weight.reshape(shape) * invstd)
+    if need_dw:
+        gw = (gy * ((x - mean.reshape(shape)) * invstd)).sum(axis=axes)
+    if need_db:
+        gb = gy.sum(axis=axes)
+    return gx, gw, gb
 
 
 def _spread(values, need):

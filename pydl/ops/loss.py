@@ -601,11 +601,12 @@ class _ClassTargets:
     class weights, ignore_index and smoothing eps, plus what forward kept for the gradient:
     the kernel's per-row statistics, or (array path) the softmax and the row weights."""
 
-    def __init__(self, t, weight, ignore_index, eps, stats=None, probs=None, tc=None, v=None,
-                 rw=None, w_total=None):
+    __slots__ = ("t", "weight", "ignore_index", "eps", "stats", "probs", "tc", "v", "rw",
+                 "w_total")
+
+    def __init__(self, t, weight, ignore_index, eps, stats):
         self.t, self.weight, self.ignore_index, self.eps = t, weight, ignore_index, eps
-        self.stats = stats
-        self.probs, self.tc, self.v, self.rw, self.w_total = probs, tc, v, rw, w_total
+        self.stats = stats  # None on the array path, which sets probs, tc, v, rw, w_total
 
     def mix(self, m, c, dtype):
         """The target distribution each row's loss is measured against, unnormalised: loss_i =
@@ -654,17 +655,14 @@ class CrossEntropy(Function):
         x, _target = self.saved_tensors  # the target only for its version check
         shape, reduction, denom = self.meta
         coef = _flat(_scale(g, reduction, denom))
-        # First order: the (M, C) logits forward already made; create_graph: the same rows as
-        # a function of the input tensor.
-        z = _rows(x) if isinstance(x, Tensor) else self.rows
-        dz = CrossEntropyBackward.call(coef, z, self.targets)
+        if isinstance(x, Tensor):
+            # create_graph: the gradient as a recorded op of the input's rows
+            dz = CrossEntropyBackward.apply(coef, _rows(x), self.targets)
+        else:
+            # first order: the same formula on the (M, C) logits forward made (what .call would
+            # do, without building a node on the hot path)
+            dz = _cross_entropy_grad(coef, self.rows, self.targets)
         return _unrows(dz, shape), None, None, None, None, None
-
-    def _keep(self, x, target, z, targets, shape, reduction, denom):
-        if self.needs_input_grad and self.needs_input_grad[0]:
-            self.save_for_backward(x, target)
-            self.rows, self.targets = z, targets
-            self.meta = (shape, reduction, denom)
 
     # -- C++ kernel path ---------------------------------------------------------------------
     def _forward_kernel(self, x, z, t, target, weight, ignore_index, eps, reduction):
@@ -678,8 +676,10 @@ class CrossEntropy(Function):
             out = np.asarray(loss_sum, dtype=z.dtype)
         else:
             out = np.asarray(loss_sum / weight_sum if weight_sum else np.nan, dtype=z.dtype)
-        self._keep(x, target, z, _ClassTargets(t, weight, ignore_index, eps, stats=stats),
-                   x.shape, reduction, weight_sum)
+        if self.needs_input_grad and self.needs_input_grad[0]:
+            self.save_for_backward(x, target)
+            self.rows, self.targets = z, _ClassTargets(t, weight, ignore_index, eps, stats)
+            self.meta = (x.shape, reduction, weight_sum)
         return out
 
     # -- array-module path (NumPy or CuPy) ---------------------------------------------------
@@ -725,9 +725,12 @@ class CrossEntropy(Function):
             out = out.reshape(target.shape)
         if self.needs_input_grad and self.needs_input_grad[0]:
             e /= s[:, None]  # softmax, kept for backward
-            self._keep(x, target, z, _ClassTargets(t, weight, ignore_index, eps, probs=e, tc=tc,
-                                                   v=v, rw=rw, w_total=w_total),
-                       x.shape, reduction, denom)
+            targets = _ClassTargets(t, weight, ignore_index, eps, None)
+            targets.probs, targets.tc, targets.v, targets.rw, targets.w_total = e, tc, v, rw, \
+                w_total
+            self.save_for_backward(x, target)
+            self.rows, self.targets = z, targets
+            self.meta = (x.shape, reduction, denom)
         return out
 
 
@@ -746,31 +749,7 @@ class CrossEntropyBackward(Function):
     def forward(self, coef, z, targets):
         self.targets = targets
         self.save_for_backward(coef, z)
-        if targets.stats is not None:
-            return _C.cross_entropy_backward(np.ascontiguousarray(z), targets.stats, targets.t,
-                                             targets.weight, targets.ignore_index, targets.eps,
-                                             coef)
-        return self._forward_arrays(coef, targets)
-
-    @staticmethod
-    def _forward_arrays(coef, targets):
-        p, tc, v, rw = targets.probs, targets.tc, targets.v, targets.rw
-        weight, w_total, eps = targets.weight, targets.w_total, targets.eps
-        xp = array_module(p)
-        m_rows, c = p.shape
-        cw = coef if rw is None else coef * rw      # coef_i v_i w_y
-        b = (1 - eps) * cw if eps else cw           # one-hot coefficient
-        if eps:
-            cv = coef if v is None else coef * v    # coef_i v_i
-            a = b + (eps * w_total / c) * cv        # softmax coefficient
-        else:
-            a = b
-        grad = p * a[:, None]
-        grad[xp.arange(m_rows), tc] -= b
-        if eps:
-            sc = (eps / c) * cv[:, None]
-            grad -= sc if weight is None else sc * weight
-        return grad.astype(p.dtype, copy=False)
+        return _cross_entropy_grad(coef, z, targets)
 
     def backward(self, gg):
         coef, z = self.saved_tensors
@@ -788,6 +767,31 @@ class CrossEntropyBackward(Function):
             col = Reshape.call(coef, (coef.shape[0], 1), False) * a_sum
             gz = col * p * (gg - Sum.call(gg * p, (1,), True))
         return gcoef, gz, None
+
+
+def _cross_entropy_grad(coef, z, targets):
+    """dz = coef_i (A_i softmax(z_i) - a_i) on arrays: the fused kernel (softmax from z and the
+    forward's row statistics), or on the array path from the softmax forward kept."""
+    if targets.stats is not None:
+        return _C.cross_entropy_backward(np.ascontiguousarray(z), targets.stats, targets.t,
+                                         targets.weight, targets.ignore_index, targets.eps, coef)
+    p, tc, v, rw = targets.probs, targets.tc, targets.v, targets.rw
+    weight, w_total, eps = targets.weight, targets.w_total, targets.eps
+    xp = array_module(p)
+    m_rows, c = p.shape
+    cw = coef if rw is None else coef * rw      # coef_i v_i w_y
+    b = (1 - eps) * cw if eps else cw           # one-hot coefficient
+    if eps:
+        cv = coef if v is None else coef * v    # coef_i v_i
+        a = b + (eps * w_total / c) * cv        # softmax coefficient
+    else:
+        a = b
+    grad = p * a[:, None]
+    grad[xp.arange(m_rows), tc] -= b
+    if eps:
+        sc = (eps / c) * cv[:, None]
+        grad -= sc if weight is None else sc * weight
+    return grad.astype(p.dtype, copy=False)
 
 
 class CrossEntropyProbs(Function):
