@@ -11,4 +11,5 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind::bind_loss(m);
   pydl::bind::bind_optim(m);
   pydl::bind::bind_memory(m);
+  pydl::bind::bind_group_norm(m);
 }

@@ -254,3 +254,19 @@ def test_new_schedulers_same_lr_sequence_as_torch(name, make):
     _sched_pair(make)
     if name.startswith(("cyclic", "onecycle")):
         _sched_pair(make, "Adam", dict(lr=0.1))  # beta1 cycles instead of momentum
+
+
+# -- layers -------------------------------------------------------------------------------------
+def test_layer_norm_group_norm_double_backward():
+    x, w, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    double_backward(lambda x, w, b: F.layer_norm(x, (4, 5), w, b, eps=1e-3) ** 2,
+                    lambda x, w, b: torch.nn.functional.layer_norm(x, (4, 5), w, b, eps=1e-3) ** 2,
+                    [x, w, b])
+    x, w, b = rng.standard_normal((2, 6, 3, 2)), rng.standard_normal(6), rng.standard_normal(6)
+    double_backward(lambda x, w, b: F.group_norm(x, 3, w, b) ** 2,
+                    lambda x, w, b: torch.nn.functional.group_norm(x, 3, w, b) ** 2, [x, w, b])
+    xf = rng.standard_normal((4, 8, 5)).astype(np.float32)
+    close(pydl.nn.GroupNorm(2, 8)(pydl.tensor(xf)), torch.nn.GroupNorm(2, 8)(torch.tensor(xf)),
+          rtol=1e-5, atol=1e-5)
+    close(pydl.nn.LayerNorm(5)(pydl.tensor(xf)), torch.nn.LayerNorm(5)(torch.tensor(xf)),
+          rtol=1e-5, atol=1e-5)
