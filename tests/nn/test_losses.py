@@ -217,14 +217,11 @@ def test_cross_entropy_large_logits_are_exact(ce_path):
 
 
 @pytest.mark.parametrize("dtype", [pydl.float32, pydl.float64])
-def test_cross_entropy_inf_logit_gives_nan(ce_path, dtype, request):
-    """A row holding a +inf logit has loss NaN in PyTorch (the max shift gives inf - inf); the
-    array path agrees. The C++ kernel does not yet (issue #13): its row shift treats a
-    non-finite max as 0, so that row's loss is inf, or on AVX2 in float32 a finite ~88 (the
-    vector exp clamps its argument). The fix belongs in csrc/loss_rows.inl."""
-    if ce_path.startswith("kernel"):
-        request.applymarker(pytest.mark.xfail(
-            reason="kernel rows: non-finite max shifted as 0 (csrc/loss_rows.inl)", strict=True))
+def test_cross_entropy_inf_logit_gives_nan(ce_path, dtype):
+    """A row holding a +inf logit has loss NaN in PyTorch (softmax inf / inf) whatever its
+    target, on every path: the array path's max shift gives inf - inf, the kernel's row
+    statistics mark the row (issue #13; shifting by 0 instead gave inf, or on AVX2 in float32
+    a finite ~88 from the saturating vector exp). Other rows are unaffected."""
     x = np.array([[1.0, np.inf, 2.0], [1.0, 2.0, 3.0]])
     out = F.cross_entropy(pydl.tensor(x, dtype=dtype), pydl.tensor(np.array([0, 1])),
                           reduction="none")
