@@ -1,12 +1,14 @@
 """``pydl.nn``: modules, layers, losses, initialisation (as ``torch.nn``)."""
 from pydl.nn import functional, init  # noqa: F401
-from pydl.nn.containers import ModuleDict, ModuleList, Sequential  # noqa: F401
+from pydl.nn.containers import (ModuleDict, ModuleList, ParameterDict,  # noqa: F401
+                                 ParameterList, Sequential)
 from pydl.nn.module import Module, Parameter  # noqa: F401
 from pydl.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
 from pydl.nn.pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d,  # noqa: F401
                              AvgPool2d, MaxPool1d, MaxPool2d)
 from pydl.nn.batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
 from pydl.nn.normalization import GroupNorm, LayerNorm  # noqa: F401
+from pydl.nn.upsampling import Upsample  # noqa: F401
 from pydl.nn.activation import (ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU,  # noqa: F401
                                 Sigmoid, SiLU, Softmax, Softplus, Tanh)
 from pydl.nn.dropout import Dropout, Dropout2d  # noqa: F401

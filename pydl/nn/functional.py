@@ -22,3 +22,4 @@ from pydl.ops.loss import (binary_cross_entropy,  # noqa: F401,E402
                            l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from pydl.ops.scatter import one_hot  # noqa: F401,E402
 from pydl.ops.normalization import group_norm, layer_norm  # noqa: F401,E402
+from pydl.ops.interpolate import interpolate, upsample  # noqa: F401,E402

@@ -270,3 +270,36 @@ def test_layer_norm_group_norm_double_backward():
           rtol=1e-5, atol=1e-5)
     close(pydl.nn.LayerNorm(5)(pydl.tensor(xf)), torch.nn.LayerNorm(5)(torch.tensor(xf)),
           rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,kw", [
+    ((2, 3, 5, 7), dict(scale_factor=2)), ((1, 2, 4, 3), dict(size=(7, 5))),
+    ((2, 1, 9, 6), dict(scale_factor=0.4)), ((1, 2, 5), dict(size=11)),
+    ((2, 2, 4, 5), dict(scale_factor=1.7, mode="bilinear")),
+    ((1, 3, 5, 4), dict(size=(8, 3), mode="bilinear", align_corners=True)),
+    ((2, 2, 7), dict(scale_factor=2.5, mode="linear")),
+    ((1, 2, 6, 6), dict(scale_factor=(1.5, 0.7), mode="bilinear", recompute_scale_factor=True)),
+])
+def test_interpolate(shape, kw):
+    x = rng.standard_normal(shape)
+    double_backward(lambda t: F.interpolate(t, **kw) ** 2,
+                    lambda t: torch.nn.functional.interpolate(t, **kw) ** 2, [x])
+
+
+def test_parameter_containers_state_dict_names():
+    class Mine(pydl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pl = pydl.nn.ParameterList([pydl.nn.Parameter(pydl.ones(2)) for _ in range(2)])
+            self.pd = pydl.nn.ParameterDict({"w": pydl.nn.Parameter(pydl.ones(3))})
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pl = torch.nn.ParameterList([torch.nn.Parameter(torch.ones(2))
+                                              for _ in range(2)])
+            self.pd = torch.nn.ParameterDict({"w": torch.nn.Parameter(torch.ones(3))})
+
+    assert list(Mine().state_dict()) == list(Theirs().state_dict())
+    assert [n for n, _ in Mine().named_parameters()] == \
+        [n for n, _ in Theirs().named_parameters()]
