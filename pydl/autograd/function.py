@@ -105,7 +105,9 @@ class Function:
             elif src >= 0:
                 parent = self.parents[src] if self.parents else None
                 if parent is None:
-                    out.append(Tensor._wrap(arr))
+                    # A NumPy scalar stays a number: a Tensor must hold an array.
+                    out.append(arr if isinstance(arr, np.generic) or not hasattr(arr, "dtype")
+                               else Tensor._wrap(arr))
                 elif isinstance(parent[0], Function):
                     out.append(Tensor._wrap(arr, parent[0], parent[1]))
                 else:
@@ -234,6 +236,12 @@ class Function:
                             versions.append((t._vc, t._vc[0], arr.shape))
                             src = ~i
                             break
+                    else:
+                        # A non-Tensor argument (an array or NumPy scalar operand): a constant.
+                        for k, r in enumerate(raw):
+                            if inputs[k] is None and r is arr and arr is not None:
+                                src = k
+                                break
                 srcs.append(src)
             node._saved_versions = tuple(versions)
             node._saved_src = tuple(srcs)

@@ -209,3 +209,11 @@ def test_grad_mode_is_thread_local():
     t.join()
     assert seen == {"main": True, "worker": False}
     assert y.requires_grad and y.grad_fn is not None
+
+
+def test_numpy_scalar_operand_is_a_constant_under_create_graph():
+    from pydl.ops.elementwise import Div
+
+    x = t64([1.0, 2.0], requires_grad=True)
+    assert gradgradcheck(lambda t: Div.apply(t * t, np.float64(3.0)), (x,))
+    assert gradgradcheck(lambda t: Div.apply(np.float64(3.0), t * t), (x,))
