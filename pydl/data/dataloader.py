@@ -335,7 +335,7 @@ class _MultiProcessIter:
         if self._shutdown:
             raise StopIteration
         while True:
-            if not self._outstanding and not self._buffer:
+            if not self._outstanding and not self._buffer and not self._put_task():
                 if not self._loader.persistent_workers:
                     self._shutdown_workers()
                 raise StopIteration

@@ -72,6 +72,12 @@ def test_samples_without_batch_path_collate_as_in_main_process():
         assert a["y"].tolist() == b["y"].tolist()
 
 
+def test_prefetch_factor_zero_still_loads_every_batch():
+    got = [b["y"].tolist() for b in DataLoader(H.Samples(7), batch_size=2, num_workers=2,
+                                               prefetch_factor=0)]
+    assert got == [[0, 1], [2, 3], [4, 5], [6]]
+
+
 def test_batch_size_none_yields_single_samples():
     ds = H.Samples(5)
     got = list(DataLoader(ds, batch_size=None, num_workers=2))

@@ -7,6 +7,9 @@ pytorch/examples scripts import from torchvision, over pydl, never downloading a
   ``TORCHVISION_STANDIN_MNIST=TRAIN,TEST`` makes smaller sets for fast tests.
 * ``transforms``: ``Compose``, ``ToTensor``, ``Normalize``, ``Lambda`` (pydl's own transforms).
 * ``utils.save_image`` / ``utils.make_grid``: torchvision's grid layout, written as PNG.
+
+``TORCHVISION_STANDIN_BACKEND=torch`` gives torch tensors instead (the same pixels), so that
+tests/parity can run the upstream scripts with PyTorch on the same data.
 """
 from torchvision_standin import datasets, transforms, utils
 
