@@ -126,6 +126,27 @@ void row_grad_input(const T* dy, const T* x, int64_t n, T mdy, T mean, T k, T a,
   for (int64_t l = 0; l < n; ++l) dx[l] = (dy[l] - mdy - (x[l] - mean) * k) * a;
 }
 
+// The fast sums subtract the shift and add in T (float lanes, flushed into double per block),
+// so a finite channel with values near the float limit (3e38) overflows there: x - shift or
+// (x - shift)^2 becomes inf, and inf - inf NaN in the variance, where PyTorch keeps a finite
+// mean. Sums that come out non-finite are therefore redone here entirely in double (no finite
+// float difference or square overflows double), which costs one more pass over the channel only
+// when it happens (or when the channel really holds inf or NaN, which stay).
+template <typename T>
+void channel_sums_double(const T* x, int64_t N, int64_t C, int64_t L, int64_t c, T shift,
+                         double* s1, double* s2) {
+  if (std::isfinite(*s1) && std::isfinite(*s2)) return;
+  double d1 = 0, d2 = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = x + (n * C + c) * L;
+    for (int64_t l = 0; l < L; ++l) {
+      const double d = double(row[l]) - double(shift);
+      d1 += d, d2 += d * d;
+    }
+  }
+  *s1 = d1, *s2 = d2;
+}
+
 // Per-channel statistics from shifted sums over M values.
 template <typename T>
 void finish_stats(double shift, double s1, double s2, int64_t M, double eps, T* mean, T* var,
@@ -277,6 +298,7 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
         const T shift = M > 0 ? x[c * L] : T(0);
         double s1 = 0, s2 = 0;
         for (int64_t n = 0; n < N; ++n) row_shifted_sums(x + (n * C + c) * L, L, shift, &s1, &s2);
+        channel_sums_double(x, N, C, L, c, shift, &s1, &s2);
         finish_stats(double(shift), s1, s2, M, eps, mean + c, var + c, invstd + c);
         const T scale = (gamma ? gamma[c] : T(1)) * invstd[c];
         const T bias = (beta ? beta[c] : T(0)) - mean[c] * scale;
@@ -292,6 +314,7 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
     if (M > 0) std::copy(x, x + C, shift.begin());  // the first row
     all_rows_sums<T>(nullptr, x, N, C, shift.data(), s1.data(), s2.data());
     for (int64_t c = 0; c < C; ++c) {
+      channel_sums_double(x, N, C, int64_t(1), c, shift[c], &s1[c], &s2[c]);
       finish_stats(double(shift[c]), s1[c], s2[c], M, eps, mean + c, var + c, invstd + c);
       scale[c] = (gamma ? gamma[c] : T(1)) * invstd[c];
       bias[c] = (beta ? beta[c] : T(0)) - mean[c] * scale[c];
@@ -312,6 +335,7 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
     for (int64_t n = 0; n < N; ++n)
       channel_sums(x + (n * C + c0) * L, L, nc, shift.data(), s1.data(), s2.data());
     for (int64_t c = c0; c < c1; ++c) {
+      channel_sums_double(x, N, C, L, c, shift[c - c0], &s1[c - c0], &s2[c - c0]);
       finish_stats(double(shift[c - c0]), s1[c - c0], s2[c - c0], M, eps, mean + c, var + c,
                    invstd + c);
       scale[c - c0] = (gamma ? gamma[c] : T(1)) * invstd[c];

@@ -986,6 +986,36 @@ bool use_winograd(const Conv2dShape& s, Pass pass) {
   return s.OW >= kWinogradMinWidth && s.OH >= 2;  // forward and weight: tiles of the output
 }
 
+// Whether none of a[0..n) is inf or NaN (exponent bits all ones), in one read.
+bool all_finite(const float* a, int64_t n) {
+  if (n <= 0) return true;
+  std::atomic<bool> finite{true};
+  parallel_for(n, 1 << 16, [&](int64_t i0, int64_t i1) {
+    uint32_t bad = 0;  // integer test: vectorises without -ffast-math, no FP exceptions
+    for (int64_t i = i0; i < i1; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, a + i, sizeof bits);
+      bad |= uint32_t((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad) finite.store(false, std::memory_order_relaxed);
+  });
+  return finite.load();
+}
+
+// Winograd's transforms add and subtract neighbouring inputs (B^T d B) and products (A^T m A),
+// so one inf in a tile turns into inf - inf = NaN in outputs that a direct convolution (and
+// PyTorch) gives as +-inf. Tensors holding inf or NaN therefore take the next path down; the scan
+// reads each tensor once, about 1% of a convolution large enough for Winograd (>= 288 FLOPs per
+// input element).
+template <typename T>
+bool take_winograd(const Conv2dShape& s, Pass pass, const T* a, int64_t na, const T* b,
+                   int64_t nb) {
+  if (!use_winograd<T>(s, pass)) return false;
+  if constexpr (std::is_same<T, float>::value)
+    return all_finite(a, na) && all_finite(b, nb);
+  return true;
+}
+
 // U[xi][k][c] = (G g G^T)[xi] for the 3x3 kernel g = w[k * w_k + c * w_c + ...] (flipped for
 // the backward-input correlation), G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
 std::vector<float> winograd_weights(const float* w, int64_t Kout, int64_t Cin, int64_t w_k,
@@ -1320,7 +1350,9 @@ void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* b
   if (s.N == 0 || s.K == 0 || P == 0) return;
   if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
   if constexpr (std::is_same<T, float>::value) {
-    if (use_winograd<T>(s, Pass::kForward)) return winograd_forward(s, x, w, bias, y);
+    if (take_winograd(s, Pass::kForward, x, s.N * s.C * s.H * s.W, w,
+                      s.K * s.Cg() * s.R * s.S))
+      return winograd_forward(s, x, w, bias, y);
 #ifdef PYDL_HAVE_AVX512_KERNELS
     if (use_rowflat<T>(s, Pass::kForward)) return rowflat_forward(s, x, w, bias, y);
 #endif
@@ -1368,7 +1400,8 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
   }
   if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
   if constexpr (std::is_same<T, float>::value) {
-    if (use_winograd<T>(s, Pass::kBackwardInput)) return winograd_backward_input(s, dy, w, dx);
+    if (take_winograd(s, Pass::kBackwardInput, dy, s.N * s.K * P, w, s.K * s.Cg() * s.R * s.S))
+      return winograd_backward_input(s, dy, w, dx);
 #ifdef PYDL_HAVE_AVX512_KERNELS
     if (use_rowflat<T>(s, Pass::kBackwardInput)) return rowflat_backward_input(s, dy, w, dx);
 #endif
@@ -1410,7 +1443,8 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
 #ifdef PYDL_HAVE_AVX512_KERNELS
   if constexpr (std::is_same<T, float>::value) {
     // The row-flat pass sums the bias gradient on its way through dy.
-    if (s.N > 0 && P > 0 && w_size > 0 && !use_winograd<T>(s, Pass::kBackwardWeight) &&
+    if (s.N > 0 && P > 0 && w_size > 0 &&
+        !take_winograd(s, Pass::kBackwardWeight, x, s.N * s.C * HW, dy, s.N * s.K * P) &&
         use_rowflat<T>(s, Pass::kBackwardWeight))
       return rowflat_backward(s, x, dy, nullptr, nullptr, dw, dbias);
   }
@@ -1442,7 +1476,8 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
   }
   if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
   if constexpr (std::is_same<T, float>::value) {
-    if (use_winograd<T>(s, Pass::kBackwardWeight)) return winograd_backward_weight(s, x, dy, dw);
+    if (take_winograd(s, Pass::kBackwardWeight, x, s.N * s.C * HW, dy, s.N * s.K * P))
+      return winograd_backward_weight(s, x, dy, dw);
     if (use_direct<T>(s, Pass::kBackwardWeight)) return direct_backward_weight(s, x, dy, dw);
   }
   const bool pointwise = is_pointwise(s);

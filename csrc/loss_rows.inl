@@ -159,11 +159,15 @@ int64_t ce_forward_rows(const T* z, const int64_t* target, const T* weight, int6
                         double* stats, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     const T* zi = z + i * c;
-    T shift = row_max(zi, c);
-    // A row of -inf (or with +inf) has no finite shift; shifting by 0 then gives nan, as
-    // PyTorch does.
-    if (!std::isfinite(shift)) shift = T(0);
-    const double log_s = std::log(row_sum_exp(zi, c, shift));
+    const T max = row_max(zi, c);
+    // A row of -inf has no finite shift; shifting by 0 gives log_s = -inf and a NaN loss, as
+    // PyTorch's. A row holding +inf has softmax inf / inf: PyTorch gives NaN for its loss and
+    // gradient whatever the target, so log_s is NaN (shifting by 0 would give +-inf or, with
+    // the AVX2 exponential that saturates at e^88, a finite loss).
+    const T shift = std::isfinite(max) ? max : T(0);
+    const double log_s = max == std::numeric_limits<T>::infinity()
+                             ? std::numeric_limits<double>::quiet_NaN()
+                             : std::log(row_sum_exp(zi, c, shift));
     stats[2 * i] = double(shift);
     stats[2 * i + 1] = log_s;
     const int64_t t = target[i];
