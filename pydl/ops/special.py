@@ -26,11 +26,11 @@ _erfc_ufunc = np.frompyfunc(math.erfc, 1, 1)
 
 def erf_float64(x: np.ndarray) -> np.ndarray:
     """erf of a float64 NumPy array through the C library's erf."""
-    return _erf_ufunc(x).astype(np.float64) if x.size else x.copy()
+    return np.asarray(_erf_ufunc(x)).astype(np.float64) if x.size else x.copy()
 
 
 def erfc_float64(x: np.ndarray) -> np.ndarray:
-    return _erfc_ufunc(x).astype(np.float64) if x.size else x.copy()
+    return np.asarray(_erfc_ufunc(x)).astype(np.float64) if x.size else x.copy()
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -142,3 +142,77 @@ def addcmul_(input, tensor1, tensor2, *, value=1):
 
 def addcdiv_(input, tensor1, tensor2, *, value=1):
     return input._inplace(lambda s, a, b: addcdiv(s, a, b, value=value), tensor1, tensor2)
+
+
+# -- log1p, expm1, erf ----------------------------------------------------------------------------
+# NumPy-backed stand-ins until the C++ elementwise engine provides them (pydl/ops/elementwise.py):
+# pydl/__init__.py and pydl/ops/__init__.py take these only where no other definition exists.
+class Log1p(Function):
+    """log(1 + x), accurate for small x; d/dx = 1 / (1 + x) (the input is saved)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return array_module(x).log1p(x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return g / (1 + x)
+
+
+class Expm1(Function):
+    """e^x - 1, accurate for small x; d/dx = e^x = y + 1 (NB: the output is saved)."""
+
+    def forward(self, x):
+        from pydl.ops.elementwise import _saved_array
+
+        y = _saved_array(array_module(x).expm1(x))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        return g * (y + 1)
+
+
+class Erf(Function):
+    """erf(x) = 2/sqrt(pi) int_0^x e^(-t^2) dt (the C library's erf, float64); d/dx =
+    2/sqrt(pi) e^(-x^2)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        xp = array_module(x)
+        if xp is np:
+            return erf_float64(x.astype(np.float64)).astype(x.dtype, copy=False)
+        from cupyx.scipy.special import erf as _cupy_erf
+
+        return _cupy_erf(x)
+
+    def backward(self, g):
+        from pydl.ops.elementwise import Exp
+
+        (x,) = self.saved_tensors
+        return g * _TWO_OVER_SQRT_PI * Exp.call(-(x * x))
+
+
+def _unary_float(cls, input, name):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be a Tensor, got "
+                        f"{type(input).__name__}")
+    if input.dtype.kind != "f":
+        input = input.to(_float_dtype(input.data))
+    return cls.apply(input)
+
+
+def log1p(input):
+    """log(1 + x) (torch.log1p)."""
+    return _unary_float(Log1p, input, "log1p")
+
+
+def expm1(input):
+    """e^x - 1 (torch.expm1)."""
+    return _unary_float(Expm1, input, "expm1")
+
+
+def erf(input):
+    """The error function (torch.erf)."""
+    return _unary_float(Erf, input, "erf")

@@ -166,3 +166,29 @@ def test_bitwise_refuses_floats():
         ~pydl.tensor([1.0])
     with pytest.raises(RuntimeError, match="float operand"):
         pydl.tensor([1]) | 1.5
+
+
+# -- log1p / expm1 / erf (NumPy-backed stand-ins, or the elementwise engine's once it has them) --
+@pytest.mark.parametrize("name", ["log1p", "expm1", "erf"])
+@pytest.mark.parametrize("shape", [(7,), (1,), (3, 5), (), (0, 2)], ids=str)
+def test_log1p_expm1_erf(name, shape):
+    lo = -0.9 if name == "log1p" else -3.0
+    a = rng.uniform(lo, 3.0, shape)
+    ref = {"log1p": lambda v: math.log1p(v), "expm1": lambda v: math.expm1(v),
+           "erf": lambda v: math.erf(v)}[name]
+    out = getattr(pydl, name)(t64(a, False))
+    assert_close(out, np.vectorize(ref, otypes=[float])(a) if a.size else a, rtol=1e-14,
+                 atol=1e-300)
+    assert_close(getattr(t64(a, False), name)(), out.numpy())
+    if a.size:
+        assert gradcheck(getattr(pydl, name), [t64(a)])
+        assert gradgradcheck(getattr(pydl, name), [t64(a)])
+
+
+def test_log1p_expm1_erf_small_values_dtypes():
+    tiny = pydl.tensor(np.array([1e-17, -1e-20]))
+    assert pydl.log1p(tiny).tolist() == [1e-17, -1e-20]  # log(1 + x) would give 0
+    assert pydl.expm1(tiny).tolist() == [1e-17, -1e-20]
+    assert pydl.erf(pydl.tensor([0.5])).dtype == np.float32
+    assert pydl.log1p(pydl.tensor([0, 1])).dtype == np.float32
+    assert pydl.erf(pydl.tensor([float("inf"), -float("inf")])).tolist() == [1.0, -1.0]

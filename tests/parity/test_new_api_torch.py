@@ -303,3 +303,9 @@ def test_parameter_containers_state_dict_names():
     assert list(Mine().state_dict()) == list(Theirs().state_dict())
     assert [n for n, _ in Mine().named_parameters()] == \
         [n for n, _ in Theirs().named_parameters()]
+
+
+@pytest.mark.parametrize("name", ["log1p", "expm1", "erf"])
+def test_log1p_expm1_erf(name):
+    x = rng.uniform(-0.9, 2.0, (4, 5))
+    double_backward(getattr(pydl, name), getattr(torch, name), [x])
