@@ -126,7 +126,8 @@ def test_pydl_model_and_optimizer_state_into_torch(tmp_path):
 def test_nested_values_round_trip_through_torch(tmp_path):
     obj = {"a": [pydl.ones(2), (pydl.zeros(1, dtype=pydl.int64), "s")], "n": None,
            "f": 0.25, "i": -(2 ** 40), "b": True, "bytes": b"\x00\x01", "set": {3},
-           "dtype": pydl.float16, "device": pydl.device("cpu"), 5: {"deep": {"er": pydl.tensor(1.5)}},
+           "dtype": pydl.float16, "device": pydl.device("cpu"),
+           5: {"deep": {"er": pydl.tensor(1.5)}},
            "grad": pydl.ones(2, requires_grad=True),
            "param": pydl.nn.Parameter(pydl.ones(1)), "od": collections.OrderedDict(z=1, a=2)}
     pydl.save(obj, tmp_path / "n.pt")
