@@ -19,8 +19,8 @@ lists, dicts, sets) and resolves only this allowlist of globals -- ``collections
 and ``Counter``, torch's tensor and parameter rebuild functions, the storage classes,
 ``torch.device``, ``torch.Size`` and the dtypes, ``_codecs.encode`` (bytes),
 ``builtins.set/frozenset/complex``. Any other global, or an opcode that builds arbitrary
-objects, raises ``UnpicklingError`` naming it; no code from the file ever runs. Storages are bounds-checked
-against every tensor's offset, sizes and strides before a view is made.
+objects, raises ``UnpicklingError`` naming it; no code from the file ever runs. Storages are
+bounds-checked against every tensor's offset, sizes and strides before a view is made.
 
 Writing emits the same opcodes by hand (pydl cannot import ``torch._utils`` to let ``pickle``
 find those globals), with records aligned to 64 bytes as torch aligns them, so that
