@@ -109,3 +109,18 @@ class InitRecorder(Dataset):
 
 def failing_init(worker_id):
     raise RuntimeError(f"init of worker {worker_id} failed")
+
+
+class Kernels(Dataset):
+    """Each sample runs pydl's threaded C++ kernels (GEMM, conv) inside the worker."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        import pydl.nn.functional as F
+
+        a = pydl.ones(256, 256)
+        x = pydl.ones(1, 3, 32, 32)
+        w = pydl.ones(8, 3, 3, 3)
+        return {"mm": (a @ a)[0, 0].item(), "conv": F.conv2d(x, w)[0, 0, 5, 5].item()}

@@ -78,6 +78,23 @@ def test_prefetch_factor_zero_still_loads_every_batch():
     assert got == [[0, 1], [2, 3], [4, 5], [6]]
 
 
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_workers_run_threaded_kernels_after_the_parent_started_its_pool(context):
+    # The parent's kernel thread pool is running; a forked worker inherits it without its
+    # threads and must still finish every kernel call (the caller runs all chunks itself).
+    before = pydl.get_num_threads()
+    pydl.set_num_threads(2)
+    try:
+        big = pydl.ones(512, 512)
+        assert (big @ big)[0, 0].item() == 512.0
+        got = list(DataLoader(H.Kernels(), batch_size=2, num_workers=2, timeout=60,
+                              multiprocessing_context=context))
+    finally:
+        pydl.set_num_threads(before)
+    for b in got:
+        assert b["mm"].tolist() == [256.0, 256.0] and b["conv"].tolist() == [27.0, 27.0]
+
+
 def test_batch_size_none_yields_single_samples():
     ds = H.Samples(5)
     got = list(DataLoader(ds, batch_size=None, num_workers=2))
