@@ -6,6 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -76,11 +77,17 @@ def test_mypy_sees_the_compiled_module(tmp_path):
                    "n: int = _C.num_threads()\n"
                    "p: str = _C.simd_path()\n"
                    "bad: int = _C.simd_path()\n")
+    env = dict(os.environ)
     root = os.path.dirname(PKG)
+    installed = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
+    if os.path.realpath(root) not in installed:
+        # an in-place build (PYTHONPATH=.): mypy does not read PYTHONPATH, and refuses a
+        # site-packages folder in MYPYPATH, where an installed pydl is found as a PEP 561 package
+        env["MYPYPATH"] = root
     res = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent",
                           "--ignore-missing-imports", "--no-incremental", str(src)],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                         env={**os.environ, "MYPYPATH": root})
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
     # exactly the one wrong line is reported: mypy read the stub's types
-    assert "use_c.py:4: error: Incompatible types in assignment" in res.stdout, res.stdout
+    assert "use_c.py:4: error: Incompatible types in assignment" in res.stdout, \
+        res.stdout + res.stderr
     assert res.stdout.count("error:") == 1, res.stdout
