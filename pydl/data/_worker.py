@@ -48,6 +48,14 @@ def get_worker_info() -> Optional[WorkerInfo]:
     return _worker_info
 
 
+class IterableEnd:
+    """A worker's answer to a task once its copy of an iterable dataset is exhausted."""
+
+
+class ResetIterator:
+    """Sent to persistent workers at a new epoch: restart the iterable dataset's iterator."""
+
+
 class ExceptionWrapper:
     """An exception raised in a worker, carried to the main process as its type and traceback
     text (tracebacks themselves do not pickle)."""
@@ -167,6 +175,10 @@ def worker_loop(dataset, index_queue, data_queue, fetch, auto_collation, collate
                 continue
             if item is None:
                 break
+            if isinstance(item, ResetIterator):
+                if hasattr(fetch, "reset"):
+                    fetch.reset()
+                continue
             task, indices = item
             if init_error is not None:
                 data_queue.put(_dumps(task, worker_id, init_error))

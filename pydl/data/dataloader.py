@@ -24,7 +24,9 @@ import numpy as np
 
 from pydl import random as _random
 from pydl.data import _worker
-from pydl.data._worker import ExceptionWrapper, WorkerInfo, get_worker_info
+from pydl.data._worker import (ExceptionWrapper, IterableEnd, ResetIterator, WorkerInfo,
+                               get_worker_info)
+from pydl.data.dataset import IterableDataset
 from pydl.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 from pydl.tensor import Tensor
 
@@ -136,9 +138,22 @@ class DataLoader:
         if multiprocessing_context is not None and num_workers == 0:
             raise ValueError("multiprocessing_context can only be used with multi-process "
                              "loading (num_workers > 0), but got num_workers=0")
-        if sampler is not None and shuffle:
+        self._iterable = isinstance(dataset, IterableDataset)
+        if self._iterable:
+            for name, value in (("shuffle", shuffle), ("sampler", sampler),
+                                ("batch_sampler", batch_sampler)):
+                if value not in (None, False):
+                    raise ValueError(f"DataLoader with IterableDataset: expected unspecified "
+                                     f"{name} option, but got {name}={value!r}")
+            if batch_size is None and drop_last:
+                raise ValueError("batch_size=None option disables auto-batching and is "
+                                 "mutually exclusive with drop_last")
+            sampler = _InfiniteConstantSampler()
+            batch_sampler = _IterableBatches(batch_size, drop_last) \
+                if batch_size is not None else None
+        elif sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
-        if batch_sampler is not None:
+        elif batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
                 raise ValueError("batch_sampler option is mutually exclusive with batch_size, "
                                  "shuffle, sampler, and drop_last")
@@ -176,12 +191,20 @@ class DataLoader:
         self._iterator = None  # the persistent workers' iterator
 
     def __len__(self) -> int:
+        if self._iterable:  # as PyTorch: from len(dataset) when the dataset has one
+            n = len(self.dataset)
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         return len(self.sampler)
 
     def _index_iter(self):
-        """One epoch of what a worker fetches: index batches, or single indices."""
+        """One epoch of what a worker fetches: index batches, or single indices (for an
+        iterable dataset: endless batch sizes; the workers' iterators end the epoch)."""
+        if self._iterable:
+            return itertools.repeat(self.batch_size)
         if not self._auto_collation:
             return iter(self.sampler)
         if isinstance(self.batch_sampler, BatchSampler):
@@ -203,6 +226,14 @@ class DataLoader:
         return _MultiProcessIter(self, base_seed)
 
     def _single_process_batches(self, indices_iter):
+        if self._iterable:
+            fetch = _IterableFetch(self.drop_last)
+            while True:
+                batch = fetch(self.dataset, next(indices_iter), self._auto_collation,
+                              self.collate_fn)
+                if isinstance(batch, IterableEnd):
+                    return
+                yield batch
         fast = self._auto_collation and self.collate_fn is default_collate and \
             hasattr(self.dataset, "_get_batch")
         for indices in indices_iter:
@@ -225,6 +256,61 @@ def _fetch(dataset, indices, auto_collation: bool, collate_fn):
         if batch is not None:
             return batch
     return collate_fn([dataset[int(i)] for i in indices])
+
+
+class _InfiniteConstantSampler(Sampler):
+    """The sampler of an iterable dataset: no indices, the dataset decides."""
+
+    def __iter__(self):
+        return itertools.repeat(None)
+
+
+class _IterableBatches:
+    """Stands in for the batch sampler of an iterable dataset (auto-collation on)."""
+
+    def __init__(self, batch_size: int, drop_last: bool):
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise ValueError("batch_size should be a positive integer value, but got "
+                             f"batch_size={batch_size!r}")
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+
+
+class _IterableFetch:
+    """Fetches from an iterable dataset: ``batch_size`` samples from one iterator kept across
+    calls (``None``: one sample, uncollated). A short last batch is kept unless
+    ``drop_last``; after the end every call answers ``IterableEnd``."""
+
+    def __init__(self, drop_last: bool):
+        self.drop_last = drop_last
+        self.reset()
+
+    def reset(self) -> None:
+        self.it = None
+        self.ended = False
+
+    def __call__(self, dataset, batch_size, auto_collation: bool, collate_fn):
+        if self.ended:
+            return IterableEnd()
+        if self.it is None:
+            self.it = iter(dataset)
+        if batch_size is None:
+            try:
+                return collate_fn(next(self.it))
+            except StopIteration:
+                self.ended = True
+                return IterableEnd()
+        samples = []
+        for _ in range(batch_size):
+            try:
+                samples.append(next(self.it))
+            except StopIteration:
+                self.ended = True
+                break
+        if not samples or (self.ended and self.drop_last):
+            self.ended = True
+            return IterableEnd()
+        return collate_fn(samples)
 
 
 def _mp_context(spec):
@@ -278,7 +364,9 @@ class _MultiProcessIter:
                 index_queue = ctx.Queue()
                 index_queue.cancel_join_thread()  # never block exit on tasks nobody will take
                 w = ctx.Process(target=_worker.worker_loop, name=f"pydl DataLoader worker {wid}",
-                                args=(loader.dataset, index_queue, self._data_queue, _fetch,
+                                args=(loader.dataset, index_queue, self._data_queue,
+                                      _IterableFetch(loader.drop_last) if loader._iterable
+                                      else _fetch,
                                       loader._auto_collation, loader.collate_fn,
                                       loader.worker_init_fn, base_seed, wid,
                                       loader.num_workers, os.getpid(), forked),
@@ -305,7 +393,11 @@ class _MultiProcessIter:
         self._buffer = {}             # results that came before their turn
         self._index_iter = loader._index_iter()
         self._worker_cycle = itertools.cycle(range(loader.num_workers))
+        self._active = set(range(loader.num_workers))  # workers whose dataset is not exhausted
         self._exhausted = False
+        if loader._iterable and self._next_task > 0:  # a new epoch of persistent workers
+            for q in self._index_queues:
+                q.put(ResetIterator())
         for _ in range(loader.prefetch_factor * loader.num_workers):
             if not self._put_task():
                 break
@@ -318,7 +410,12 @@ class _MultiProcessIter:
         except StopIteration:
             self._exhausted = True
             return False
+        if not self._active:
+            self._exhausted = True
+            return False
         wid = next(self._worker_cycle)
+        while wid not in self._active:
+            wid = next(self._worker_cycle)
         task = self._next_task
         self._next_task += 1
         self._outstanding[task] = wid
@@ -332,6 +429,12 @@ class _MultiProcessIter:
         return len(self._loader)
 
     def __next__(self):
+        while True:
+            batch = self._next_result()
+            if not isinstance(batch, IterableEnd):  # else: that worker's dataset copy ended
+                return batch
+
+    def _next_result(self):
         if self._shutdown:
             raise StopIteration
         while True:
@@ -350,8 +453,12 @@ class _MultiProcessIter:
             if task < self._epoch_start or task not in self._outstanding:
                 continue  # left over from an abandoned epoch
             del self._outstanding[task]
+            if isinstance(batch, IterableEnd):
+                self._active.discard(wid)
             self._buffer[task] = batch
         self._rcvd = task + 1 if self._loader.in_order else self._rcvd
+        if isinstance(batch, IterableEnd):
+            return batch
         self._put_task()
         if isinstance(batch, ExceptionWrapper):
             self._shutdown_workers()

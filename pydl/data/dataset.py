@@ -1,5 +1,5 @@
-"""Datasets: ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split`` (as
-``torch.utils.data``), and ``KFold`` index splitting for k-fold cross-validation (as
+"""Datasets: ``Dataset``, ``IterableDataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``,
+``ChainDataset``, ``random_split`` (as ``torch.utils.data``), and ``KFold`` index splitting for k-fold cross-validation (as
 scikit-learn's ``KFold``).
 
 A map-style dataset is anything with ``__getitem__(i)`` and ``__len__()``. Datasets that can
@@ -27,6 +27,36 @@ class Dataset:
 
     def __add__(self, other: "Dataset") -> "ConcatDataset":
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """Base class of iterable-style datasets (as ``torch.utils.data.IterableDataset``): samples
+    come from ``__iter__``, in the dataset's own order (a stream, a generator, a file read
+    sequentially). A ``DataLoader`` with ``num_workers=N`` iterates one copy per worker, so a
+    dataset that should not be read N times shards itself with ``get_worker_info()``."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __add__(self, other: "IterableDataset") -> "ChainDataset":
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset only supports IterableDataset, got "
+                                f"{type(d).__name__}")
+            yield from d
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
 
 
 class TensorDataset(Dataset):

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 import pydl
-from pydl.data import Dataset, get_worker_info
+from pydl.data import Dataset, IterableDataset, get_worker_info
 
 
 class Samples(Dataset):
@@ -124,3 +124,20 @@ class Kernels(Dataset):
         x = pydl.ones(1, 3, 32, 32)
         w = pydl.ones(8, 3, 3, 3)
         return {"mm": (a @ a)[0, 0].item(), "conv": F.conv2d(x, w)[0, 0, 5, 5].item()}
+
+
+class Stream(IterableDataset):
+    """0..n-1; with workers, each worker yields its share (i % num_workers == id) unless
+    `shard` is False (then every worker yields everything, as PyTorch warns)."""
+
+    def __init__(self, n, shard=True):
+        self.n, self.shard = n, shard
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        info = get_worker_info()
+        for i in range(self.n):
+            if not self.shard or info is None or i % info.num_workers == info.id:
+                yield {"i": i, "worker": -1 if info is None else info.id}

@@ -95,6 +95,56 @@ def test_workers_run_threaded_kernels_after_the_parent_started_its_pool(context)
         assert b["mm"].tolist() == [256.0, 256.0] and b["conv"].tolist() == [27.0, 27.0]
 
 
+@pytest.mark.parametrize("num_workers", [0, 1, 2, 3])
+@pytest.mark.parametrize("batch_size,drop_last", [(2, False), (2, True), (None, False)])
+def test_iterable_dataset_sharded_by_worker_info(num_workers, batch_size, drop_last):
+    ds = H.Stream(11)
+    loader = DataLoader(ds, batch_size=batch_size, drop_last=drop_last, num_workers=num_workers)
+    seen = []
+    for b in loader:
+        if batch_size is None:
+            seen.append(b["i"])
+        else:
+            assert len(b["i"]) == 2 or not drop_last
+            assert len(set(b["worker"].tolist())) == 1  # a batch comes from one worker
+            seen.extend(b["i"].tolist())
+    if num_workers <= 1:
+        expected = list(range(11)) if not drop_last else list(range(10))
+        assert seen == expected
+    else:
+        per = [[i for i in range(11) if i % num_workers == w] for w in range(num_workers)]
+        if drop_last:
+            per = [p[:len(p) - len(p) % 2] for p in per]
+        assert sorted(seen) == sorted(i for p in per for i in p)
+        if batch_size == 2 and not drop_last and num_workers == 2:
+            # batches alternate between the workers while both have data, as PyTorch's
+            assert seen[:4] == [0, 2, 1, 3]
+    assert len(loader) == (11 if batch_size is None else 5 if drop_last else 6)
+
+
+def test_iterable_dataset_with_persistent_workers_restarts_each_epoch():
+    loader = DataLoader(H.Stream(7), batch_size=2, num_workers=2, persistent_workers=True)
+    first = sorted(i for b in loader for i in b["i"].tolist())
+    for k, _ in enumerate(loader):
+        if k == 0:
+            break
+    again = sorted(i for b in loader for i in b["i"].tolist())
+    assert first == again == list(range(7))
+    del loader
+
+
+def test_iterable_dataset_argument_errors():
+    with pytest.raises(ValueError, match="expected unspecified shuffle option"):
+        DataLoader(H.Stream(3), shuffle=True)
+    with pytest.raises(ValueError, match="expected unspecified sampler option"):
+        DataLoader(H.Stream(3), sampler=[0, 1])
+    with pytest.raises(ValueError, match="expected unspecified batch_sampler option"):
+        DataLoader(H.Stream(3), batch_sampler=[[0]])
+    chained = H.Stream(2, shard=False) + H.Stream(3, shard=False)
+    assert [b["i"] for b in DataLoader(chained, batch_size=None)] == [0, 1, 0, 1, 2]
+    assert len(chained) == 5
+
+
 def test_batch_size_none_yields_single_samples():
     ds = H.Samples(5)
     got = list(DataLoader(ds, batch_size=None, num_workers=2))

@@ -91,3 +91,41 @@ def test_same_batches_as_torch_for_a_sequential_loader():
     assert len(t) == len(p) == 3
     for a, b in zip(t, p):
         np.testing.assert_array_equal(a, b)
+
+
+class _TorchStream(torch.utils.data.IterableDataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        for i in range(self.n):
+            if info is None or i % info.num_workers == info.id:
+                yield i
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 2])
+@pytest.mark.parametrize("batch_size,drop_last", [(2, False), (3, True), (None, False)])
+def test_iterable_dataset_batches_in_torchs_order(num_workers, batch_size, drop_last):
+    t_loader = torch.utils.data.DataLoader(_TorchStream(11), batch_size=batch_size,
+                                           drop_last=drop_last, num_workers=num_workers)
+    p_loader = pydl.data.DataLoader(H.Stream(11), batch_size=batch_size, drop_last=drop_last,
+                                    num_workers=num_workers)
+    t = [b.tolist() if hasattr(b, "tolist") else b for b in t_loader]
+    p = [b["i"].tolist() if hasattr(b["i"], "tolist") else b["i"] for b in p_loader]
+    assert p == t
+    assert len(p_loader) == len(t_loader)
+
+
+@pytest.mark.parametrize("kwargs", [dict(shuffle=True), dict(sampler=[0, 1]),
+                                    dict(batch_sampler=[[0]]),
+                                    dict(batch_size=None, drop_last=True)])
+def test_iterable_dataset_argument_errors_match_torch(kwargs):
+    with pytest.raises(Exception) as t_err:
+        torch.utils.data.DataLoader(_TorchStream(3), **kwargs)
+    with pytest.raises(Exception) as p_err:
+        pydl.data.DataLoader(H.Stream(3), **kwargs)
+    assert type(p_err.value) is type(t_err.value)
