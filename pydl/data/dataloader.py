@@ -77,7 +77,10 @@ class DataLoader:
     """Mini-batches of ``dataset``.
 
     Args (as ``torch.utils.data.DataLoader``):
-        dataset: a map-style dataset (``__getitem__`` and ``__len__``).
+        dataset: a map-style dataset (``__getitem__`` and ``__len__``), or an
+            ``IterableDataset`` (``__iter__``; no sampler or shuffle: each worker iterates its
+            own copy, so shard it with ``get_worker_info()``, and batches come round-robin from
+            the workers until every copy is exhausted).
         batch_size: samples per batch (None: yield single samples, uncollated).
         shuffle: a new random order every epoch, drawn from ``generator`` (default: pydl's
             global generator, so ``pydl.manual_seed`` makes the sequence of epochs reproducible).
