@@ -169,7 +169,8 @@ class RAdam(Optimizer):
         g     <- g + weight_decay * theta   (theta <- theta (1 - lr wd) if decoupled_weight_decay)
         m     <- beta1 * m + (1 - beta1) * g;   v <- beta2 * v + (1 - beta2) * g * g
         rho_inf = 2 / (1 - beta2) - 1;   rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
-        rho_t > 5:  theta <- theta - lr m / (1 - beta1^t) * sqrt(1 - beta2^t) / (sqrt(v) + eps) * r_t,
+        rho_t > 5:  theta <- theta - lr m / (1 - beta1^t) * sqrt(1 - beta2^t) / (sqrt(v) + eps)
+                             * r_t,
                     r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
         else:       theta <- theta - lr m / (1 - beta1^t)     (the variance is not yet tractable)
 

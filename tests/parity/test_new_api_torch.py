@@ -116,7 +116,8 @@ def test_masked_fill_inplace():
 @pytest.mark.parametrize("eq,shapes", [
     ("ij,jk->ik", [(3, 4), (4, 2)]), ("bij,bkj->bik", [(2, 3, 4), (2, 5, 4)]),
     ("ii->i", [(3, 3)]), ("...ij,...jk", [(2, 3, 4), (4, 5)]), ("i,j->ij", [(3,), (4,)]),
-    ("ijk,jl,kl->il", [(2, 3, 4), (3, 5), (4, 5)]), ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("ijk,jl,kl->il", [(2, 3, 4), (3, 5), (4, 5)]),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
     ("ij->", [(3, 4)]), ("iij,jk->ik", [(3, 3, 2), (2, 4)]),
 ])
 def test_einsum(eq, shapes):
@@ -258,7 +259,8 @@ def test_new_schedulers_same_lr_sequence_as_torch(name, make):
 
 # -- layers -------------------------------------------------------------------------------------
 def test_layer_norm_group_norm_double_backward():
-    x, w, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    x, w = rng.standard_normal((3, 4, 5)), rng.standard_normal((4, 5))
+    b = rng.standard_normal((4, 5))
     double_backward(lambda x, w, b: F.layer_norm(x, (4, 5), w, b, eps=1e-3) ** 2,
                     lambda x, w, b: torch.nn.functional.layer_norm(x, (4, 5), w, b, eps=1e-3) ** 2,
                     [x, w, b])
