@@ -410,10 +410,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace, rest: List[str]) -> int:
+def cmd_bench(argv: List[str]) -> int:
+    """``pydl bench ARGS``: ARGS go to the benchmark runner untouched (its own parser knows
+    --json FILE and the rest; parsing them here would take FILE for a suite name)."""
     from pydl import bench
 
-    return bench.main(list(args.suites) + rest, prog="pydl bench")
+    return bench.main(list(argv), prog="pydl bench")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -426,6 +428,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                          "other options (--quick, --json, --plot, ...) are "
                                          "passed on")
     bench.add_argument("suites", nargs="*", help="suites to run (default: all)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        return cmd_bench(argv[1:])
     args, rest = parser.parse_known_args(argv)
     if args.command != "bench" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -433,7 +438,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cmd_train(args)
     if args.command == "info":
         return cmd_info(args)
-    return cmd_bench(args, rest)
+    return cmd_bench(list(args.suites) + rest)  # not reached: handled above
 
 
 if __name__ == "__main__":

@@ -166,6 +166,16 @@ def test_bench_dispatches_to_benchmarks():
         cli.main(["bench", "no-such-suite"])
 
 
+def test_bench_passes_its_arguments_through_untouched(monkeypatch):
+    from pydl import bench
+
+    seen = {}
+    monkeypatch.setattr(bench, "main", lambda argv, prog: seen.update(argv=argv, prog=prog) or 0)
+    argv = ["gemm", "--json", "out.json", "--quick", "--plot", "p.png", "conv"]
+    assert cli.main(["bench"] + argv) == 0
+    assert seen == {"argv": argv, "prog": "pydl bench"}
+
+
 def test_bench_suites_come_from_the_pydl_under_test():
     # Installed: pydl/benchmarks inside the package (the wheel maps the top-level benchmarks/
     # there); in-place developer build: the checkout's benchmarks/ beside pydl/.
