@@ -51,7 +51,9 @@ def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor
     elif isinstance(data, np.ndarray):
         arr = data.copy()
     else:
-        arr = _to_array(data)
+        # The requested dtype goes in at conversion: Python floats must not pass through the
+        # default float32 first (1e-17 would come back as 9.99999984e-18 in float64).
+        arr = _to_array(data, _dtypes.as_dtype(dtype) if dtype is not None else None)
     return _finish(arr, dtype, device, requires_grad)
 
 

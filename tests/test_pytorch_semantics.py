@@ -107,3 +107,9 @@ def test_numpy_scalars_keep_their_dtype():
     assert pydl.tensor(np.float64(1.5)).dtype == pydl.float64
     assert pydl.tensor(np.int32(3)).dtype == pydl.int32
     assert pydl.tensor(1.5).dtype == pydl.float32
+
+
+def test_tensor_from_a_list_with_a_dtype_converts_once():
+    assert pydl.tensor([1e-17], dtype=pydl.float64).item() == 1e-17  # not via float32
+    assert pydl.tensor([[0.1, 0.2]], dtype=pydl.float64).tolist() == [[0.1, 0.2]]
+    assert pydl.tensor([1.5]).dtype == pydl.float32
