@@ -24,7 +24,12 @@ double fma_loop_portable(int64_t iters, bool f64) {
     T acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     const T a = T(0.999999), b = T(1e-7);
     for (int64_t i = 0; i < iters; ++i)
-      for (int j = 0; j < 8; ++j) acc[j] = acc[j] * a + b;
+      for (int j = 0; j < 8; ++j) {
+        acc[j] = acc[j] * a + b;
+#if defined(__GNUC__) || defined(__clang__)
+        __asm__ volatile("" : "+g"(acc[j]));  // keeps clang from deleting the loop
+#endif
+      }
     T s = 0;
     for (T v : acc) s += v;
     sink.store(double(s), std::memory_order_relaxed);

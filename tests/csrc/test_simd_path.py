@@ -114,6 +114,15 @@ def test_fma_loop_and_parallel_copy():
         flops = _C.fma_loop(1000, dtype)
         assert flops > 0 and flops % (2 * 1000 * lanes) == 0
     assert _C.fma_loop(0) == 0
+    # The loop must really run: the implied rate stays below what any core can do (a clang build
+    # once deleted the loop and claimed 10^13 GFLOP/s). 320 GFLOP/s is 2 AVX-512 FMA units at
+    # 5 GHz in float32.
+    import time
+
+    start = time.perf_counter()
+    flops = _C.fma_loop(2_000_000, "float32")
+    rate = flops / (time.perf_counter() - start)
+    assert rate / _C.num_threads() < 320e9, f"fma_loop claims {rate / 1e9:.0f} GFLOP/s"
     with pytest.raises(ValueError, match="dtype must be"):
         _C.fma_loop(10, "int8")
     with pytest.raises(ValueError, match="iters must be"):
