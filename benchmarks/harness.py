@@ -339,11 +339,12 @@ class Suite:
             flops: Optional[float] = None, nbytes: Optional[float] = None,
             x: Optional[float] = None, series: Optional[str] = None,
             rounds: Optional[int] = None, dtype: str = "float32", **extra) -> Result:
-        """Time ``pydl`` against each peer callable (None values are skipped). ``dtype`` names
+        """Time ``pydl`` against each peer callable (None or False values are skipped: suites
+        write ``torch is not None and fn``). ``dtype`` names
         the precision whose peak bounds a FLOP-counting case."""
         contenders = {"pydl": pydl}
         for peer, fn in peers.items():
-            if fn is None or (self.peers is not None and peer not in self.peers):
+            if not callable(fn) or (self.peers is not None and peer not in self.peers):
                 continue
             contenders[peer] = fn
         times = time_side_by_side(contenders, rounds=rounds or self.rounds, min_time=self.min_time,
