@@ -3,14 +3,15 @@
 Fashion-MNIST / CIFAR-10 readers). ``pydl.utils.data`` is this same package under PyTorch's
 path."""
 from pydl.data import datasets, transforms
-from pydl.data.dataloader import DataLoader, WorkerInfo, default_collate, get_worker_info
+from pydl.data.dataloader import (DataLoader, WorkerInfo, default_collate, default_convert,
+                                   get_worker_info)
 from pydl.data.dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, KFold,
-                               Subset, TensorDataset, random_split)
+                               StackDataset, Subset, TensorDataset, random_split)
 from pydl.data.sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler,
-                               SubsetRandomSampler)
+                               SubsetRandomSampler, WeightedRandomSampler)
 
 __all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
            "IterableDataset", "KFold", "RandomSampler",
-           "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
-           "WorkerInfo", "datasets", "default_collate", "get_worker_info", "random_split",
-           "transforms"]
+           "Sampler", "SequentialSampler", "StackDataset", "Subset", "SubsetRandomSampler",
+           "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "datasets", "default_collate",
+           "default_convert", "get_worker_info", "random_split", "transforms"]

@@ -73,6 +73,27 @@ def default_collate(batch):
                     f"dicts or lists; found {type(elem).__name__}")
 
 
+def default_convert(data):
+    """NumPy arrays (of numbers) to Tensors, recursively through mappings, namedtuples and
+    sequences; everything else unchanged (as ``torch.utils.data.default_convert``, the collate
+    function of ``batch_size=None`` loaders in PyTorch)."""
+    if isinstance(data, np.ndarray):
+        return Tensor(data) if data.dtype.kind in "biuf" else data
+    if isinstance(data, np.generic) and data.dtype.kind in "biuf":
+        return Tensor(np.asarray(data))
+    if isinstance(data, collections.abc.Mapping):
+        converted = {k: default_convert(v) for k, v in data.items()}
+        try:
+            return type(data)(converted)
+        except TypeError:  # a mapping type that cannot be built from a dict
+            return converted
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, (list, tuple)):
+        return type(data)(default_convert(d) for d in data)
+    return data
+
+
 class DataLoader:
     """Mini-batches of ``dataset``.
 
@@ -539,4 +560,5 @@ def _identity(x):
     return x
 
 
-__all__ = ["DataLoader", "WorkerInfo", "default_collate", "get_worker_info", "Sampler"]
+__all__ = ["DataLoader", "WorkerInfo", "default_collate", "default_convert", "get_worker_info",
+           "Sampler"]

@@ -1,6 +1,6 @@
-"""Datasets: ``Dataset``, ``IterableDataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``,
-``ChainDataset``, ``random_split`` (as ``torch.utils.data``), and ``KFold`` index splitting for k-fold cross-validation (as
-scikit-learn's ``KFold``).
+"""Datasets: ``Dataset``, ``IterableDataset``, ``TensorDataset``, ``StackDataset``, ``Subset``,
+``ConcatDataset``, ``ChainDataset``, ``random_split`` (as ``torch.utils.data``), and ``KFold``
+index splitting for k-fold cross-validation (as scikit-learn's ``KFold``).
 
 A map-style dataset is anything with ``__getitem__(i)`` and ``__len__()``. Datasets that can
 return a whole collated batch at once define ``_get_batch(indices)``; ``DataLoader`` uses it
@@ -83,6 +83,33 @@ class TensorDataset(Dataset):
 
     def _get_batch(self, indices: np.ndarray):
         return [Tensor(t.data[indices]) for t in self.tensors]
+
+
+class StackDataset(Dataset):
+    """Several datasets of one length side by side (as ``torch.utils.data.StackDataset``):
+    ``StackDataset(a, b)[i] == (a[i], b[i])``, ``StackDataset(x=a, y=b)[i] == {"x": a[i],
+    "y": b[i]}``."""
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via "
+                             "``kwargs``) like input/output, but both types are given.")
+        self.datasets = args if args else kwargs
+        parts = list(self.datasets) if args else list(kwargs.values())
+        if not parts:
+            raise ValueError("At least one dataset should be passed")
+        lengths = {len(d) for d in parts}
+        if len(lengths) != 1:
+            raise ValueError("Size mismatch between datasets")
+        self._length = lengths.pop()
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __len__(self) -> int:
+        return self._length
 
 
 class Subset(Dataset):

@@ -92,6 +92,54 @@ class SubsetRandomSampler(Sampler):
         return iter(self._index_array().tolist())
 
 
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probabilities proportional to ``weights`` (with
+    replacement by default), as ``torch.utils.data.WeightedRandomSampler``: the usual way to
+    oversample rare classes. Draws come from ``generator`` or pydl's global generator."""
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator=None):
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or \
+                num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples!r}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"replacement should be a boolean value, but got "
+                             f"replacement={replacement!r}")
+        w = np.asarray(getattr(weights, "numpy", lambda: weights)(), dtype=np.float64)
+        if w.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape "
+                             f"{tuple(w.shape)}")
+        if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+            raise RuntimeError("invalid multinomial distribution (weights must be finite, "
+                               "non-negative and not all zero)")
+        if not replacement and num_samples > len(w):
+            raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                               "replacement")
+        self.weights = w
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _index_array(self) -> np.ndarray:
+        rng = _random.generator(self.generator)
+        w = self.weights
+        if self.replacement:
+            return rng.choice(len(w), size=self.num_samples, p=w / w.sum()).astype(np.int64)
+        # Without replacement: successive weighted draws are the order of E_i / w_i for
+        # E_i ~ Exp(1); zero weights come last, in random order, as torch.multinomial's do.
+        with np.errstate(divide="ignore"):
+            keys = np.where(w > 0, rng.exponential(size=len(w)) / w, np.inf)
+        order = np.lexsort((rng.random(len(w)), keys))
+        return order[:self.num_samples].astype(np.int64)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._index_array().tolist())
+
+
 class BatchSampler(Sampler):
     """Groups another sampler's indices into lists of ``batch_size`` (the last one shorter
     unless ``drop_last``)."""

@@ -129,3 +129,47 @@ def test_iterable_dataset_argument_errors_match_torch(kwargs):
     with pytest.raises(Exception) as p_err:
         pydl.data.DataLoader(H.Stream(3), **kwargs)
     assert type(p_err.value) is type(t_err.value)
+
+
+def test_every_public_torch_utils_data_name_but_datapipes_and_distributed_exists():
+    import pydl.utils.data as pud
+    import torch.utils.data as tud
+
+    skipped = {"DistributedSampler"}  # with pydl.distributed, not here
+    missing = [n for n in tud.__all__ if not n.startswith("_") and "DataPipe" not in n and
+               "datapipe" not in n and "validation" not in n and n not in skipped and
+               n not in ("DataChunk", "non_deterministic", "guaranteed_datapipes_determinism")
+               and not hasattr(pud, n)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(weights=[1.0], num_samples=0), dict(weights=[1.0], num_samples=2, replacement=1),
+    dict(weights=[[1.0]], num_samples=1), dict(weights=[1.0, -1.0], num_samples=1),
+    dict(weights=[1.0, 0.0], num_samples=3, replacement=False)])
+def test_weighted_sampler_errors_match_torch(kwargs):
+    def outcome(lib, weights, **kw):
+        try:
+            list(lib.utils.data.WeightedRandomSampler(
+                lib.tensor(weights, dtype=lib.float64), **kw))
+        except Exception as e:
+            return type(e)
+        return None
+    assert outcome(pydl, **kwargs) is outcome(torch, **kwargs) is not None
+
+
+def test_weighted_sampler_without_replacement_uses_zero_weights_last_as_torch():
+    for lib in (torch, pydl):
+        got = list(lib.utils.data.WeightedRandomSampler(lib.tensor([1.0, 0.0, 0.0]), 3,
+                                                        replacement=False))
+        assert got[0] == 0 and sorted(got) == [0, 1, 2]
+
+
+def test_stack_dataset_and_default_convert_match_torch():
+    a = [1, 2, 3]
+    assert pydl.utils.data.StackDataset(a, a)[1] == torch.utils.data.StackDataset(a, a)[1]
+    assert pydl.utils.data.StackDataset(x=a)[2] == torch.utils.data.StackDataset(x=a)[2]
+    data = {"arr": np.arange(3), "s": "x", "l": [np.ones(2), 3]}
+    p, t = pydl.utils.data.default_convert(data), torch.utils.data.default_convert(data)
+    assert p["arr"].tolist() == t["arr"].tolist() and str(p["arr"].dtype) == "int64"
+    assert p["s"] == t["s"] and p["l"][1] == t["l"][1] and p["l"][0].tolist() == t["l"][0].tolist()
