@@ -6,7 +6,11 @@ from __future__ import annotations
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['adagrad_step', 'adam_step', 'adaptive_avg_pool2d_backward', 'adaptive_avg_pool2d_forward', 'available_simd_paths', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward_eval', 'batch_norm_forward_train', 'clamp_', 'compiler', 'conv2d_backward', 'conv2d_backward_input', 'conv2d_backward_weight', 'conv2d_column_buffer_bytes', 'conv2d_forward', 'cpu_features', 'cpu_supports_avx2_fma', 'cpu_supports_avx512', 'cross_entropy_backward', 'cross_entropy_forward', 'fma_loop', 'gelu_backward', 'gelu_forward', 'gemm', 'host_cache_reset_peak', 'host_cache_set_limit', 'host_cache_stats', 'host_empty', 'host_empty_cache', 'lerp_', 'matmul', 'max_pool2d_backward', 'max_pool2d_backward_taps', 'max_pool2d_forward', 'num_threads', 'owns_host_block', 'parallel_copy', 'rmsprop_step', 'scale_', 'set_num_threads', 'set_simd_path', 'sgd_step', 'simd_path', 'tensor_norms']
+__all__: list[str] = ['adadelta_step', 'adagrad_step', 'adam_step', 'adamax_step', 'adaptive_avg_pool2d_backward', 'adaptive_avg_pool2d_forward', 'available_simd_paths', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward_eval', 'batch_norm_forward_train', 'clamp_', 'compiler', 'conv2d_backward', 'conv2d_backward_input', 'conv2d_backward_weight', 'conv2d_column_buffer_bytes', 'conv2d_forward', 'cpu_features', 'cpu_supports_avx2_fma', 'cpu_supports_avx512', 'cross_entropy_backward', 'cross_entropy_forward', 'deterministic_algorithms', 'fma_loop', 'gelu_backward', 'gelu_forward', 'gemm', 'group_norm_backward', 'group_norm_forward', 'host_cache_reset_peak', 'host_cache_set_limit', 'host_cache_stats', 'host_empty', 'host_empty_cache', 'lerp_', 'matmul', 'max_pool2d_backward', 'max_pool2d_backward_taps', 'max_pool2d_forward', 'nadam_step', 'num_threads', 'owns_host_block', 'parallel_copy', 'radam_step', 'rmsprop_step', 'scale_', 'set_deterministic_algorithms', 'set_num_threads', 'set_simd_path', 'sgd_step', 'simd_path', 'tensor_norms']
+def adadelta_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, square_avgs: collections.abc.Sequence, acc_deltas: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    Fused Adadelta step over lists of arrays, in place.
+    """
 def adagrad_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, state_sums: collections.abc.Sequence, steps: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, lr_decay: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
     """
     Fused AdaGrad step; steps[i] is parameter i's step count after this step.
@@ -14,6 +18,10 @@ def adagrad_step(params: collections.abc.Sequence, grads: collections.abc.Sequen
 def adam_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, exp_avgs: collections.abc.Sequence, exp_avg_sqs: collections.abc.Sequence, max_exp_avg_sqs: collections.abc.Sequence, steps: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, amsgrad: bool, maximize: bool, decoupled_weight_decay: bool) -> None:
     """
     Fused Adam/AdamW step; steps[i] is parameter i's step count after this step.
+    """
+def adamax_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, exp_avgs: collections.abc.Sequence, exp_infs: collections.abc.Sequence, steps: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
+    """
+    Fused Adamax step; steps[i] is parameter i's step count after this step.
     """
 def adaptive_avg_pool2d_backward(grad_output: numpy.ndarray, input_hw: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"]) -> numpy.ndarray:
     """
@@ -91,6 +99,10 @@ def cross_entropy_forward(logits: numpy.ndarray, target: numpy.ndarray, weight: 
     """
     Fused log-softmax + NLL over rows of (m, c) logits: returns (per-row loss, per-row (max, log-sum-exp of the shifted row) as float64 (m, 2), sum of losses, sum of counted target weights)
     """
+def deterministic_algorithms() -> bool:
+    """
+    Whether kernels split reductions independently of the thread count
+    """
 def fma_loop(iters: typing.SupportsInt | typing.SupportsIndex, dtype: str = 'float32') -> float:
     """
     Run `iters` iterations of an FMA loop on every kernel thread on the current SIMD path and return the floating-point operations done (peak FLOP/s = result / call time)
@@ -106,6 +118,14 @@ def gelu_forward(x: numpy.ndarray) -> numpy.ndarray:
 def gemm(a: typing.Any, b: typing.Any, c: typing.Any = None, alpha: typing.SupportsFloat | typing.SupportsIndex = 1.0, beta: typing.SupportsFloat | typing.SupportsIndex = 0.0, trans_a: bool = False, trans_b: bool = False) -> numpy.ndarray:
     """
     C = alpha * op(a) @ op(b) + beta * c for 2-D float32/float64 arrays, op = identity or transpose (trans_a, trans_b). With c given (writable, shape (m, n), unit stride along its rows) it is updated in place and returned; with c=None a new (m, n) array is returned and beta is ignored. Strided and transposed views are read without copying.
+    """
+def group_norm_backward(grad_output: numpy.ndarray, x: numpy.ndarray, mean: numpy.ndarray, rstd: numpy.ndarray, weight: numpy.ndarray | None, N: typing.SupportsInt | typing.SupportsIndex, G: typing.SupportsInt | typing.SupportsIndex, K: typing.SupportsInt | typing.SupportsIndex, L: typing.SupportsInt | typing.SupportsIndex, need_dx: bool, need_dweight: bool, need_dbias: bool) -> tuple:
+    """
+    (dx, dweight, dbias) of layer/group norm; None where not needed
+    """
+def group_norm_forward(x: numpy.ndarray, weight: numpy.ndarray | None, bias: numpy.ndarray | None, N: typing.SupportsInt | typing.SupportsIndex, G: typing.SupportsInt | typing.SupportsIndex, K: typing.SupportsInt | typing.SupportsIndex, L: typing.SupportsInt | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+    """
+    (y, mean, rstd) of layer/group norm over x viewed as (N, G, K, L); weight/bias (G*K,)
     """
 def host_cache_reset_peak() -> None:
     """
@@ -147,6 +167,10 @@ def max_pool2d_forward(input: numpy.ndarray, kernel_size: typing.Annotated[colle
     """
     Max pooling over the last two axes: returns (output, argmax), the argmax as int64 flat indices ih*W+iw (indices='int64'), uint8 window taps r*kW+t for max_pool2d_backward_taps (indices='taps', 255 = empty window) or None (indices='none')
     """
+def nadam_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, exp_avgs: collections.abc.Sequence, exp_avg_sqs: collections.abc.Sequence, steps: collections.abc.Sequence, mu_products: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, momentum_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool, decoupled_weight_decay: bool) -> None:
+    """
+    Fused NAdam step; mu_products[i] is mu_1...mu_t including this step's mu_t.
+    """
 def num_threads() -> int:
     """
     Threads the kernels use
@@ -159,6 +183,10 @@ def parallel_copy(dst: numpy.ndarray, src: numpy.ndarray) -> None:
     """
     Copy the bytes of C-contiguous src into dst with every kernel thread (memory bandwidth reference)
     """
+def radam_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, exp_avgs: collections.abc.Sequence, exp_avg_sqs: collections.abc.Sequence, steps: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, beta1: typing.SupportsFloat | typing.SupportsIndex, beta2: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool, decoupled_weight_decay: bool) -> None:
+    """
+    Fused RAdam step; steps[i] is parameter i's step count after this step.
+    """
 def rmsprop_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, square_avgs: collections.abc.Sequence, grad_avgs: collections.abc.Sequence, momentum_buffers: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, centered: bool, maximize: bool) -> None:
     """
     Fused RMSprop step; grad_avgs used when centered, momentum_buffers when momentum > 0.
@@ -166,6 +194,10 @@ def rmsprop_step(params: collections.abc.Sequence, grads: collections.abc.Sequen
 def scale_(tensors: collections.abc.Sequence, factor: typing.SupportsFloat | typing.SupportsIndex) -> None:
     """
     x *= factor for every array
+    """
+def set_deterministic_algorithms(on: bool) -> None:
+    """
+    Split reductions independently of the thread count (pydl.use_deterministic_algorithms)
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
