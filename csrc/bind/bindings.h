@@ -15,5 +15,6 @@ void bind_loss(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
 void bind_memory(pybind11::module_& m);
 void bind_group_norm(pybind11::module_& m);
+void bind_elementwise(pybind11::module_& m);
 
 }  // namespace pydl::bind

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind::bind_optim(m);
   pydl::bind::bind_memory(m);
   pydl::bind::bind_group_norm(m);
+  pydl::bind::bind_elementwise(m);
 }
