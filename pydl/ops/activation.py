@@ -32,7 +32,7 @@ from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module, to_device_array
 from pydl.ops import elementwise as _elementwise
-from pydl.ops.elementwise import Exp, Sigmoid, Tanh, Where, raw
+from pydl.ops.elementwise import _EW, Exp, Sigmoid, Tanh, Where, _native1, _native_fused, raw
 from pydl.ops.elementwise import sigmoid, tanh  # noqa: F401  (re-exported with the family)
 from pydl.ops.reduction import Sum
 from pydl.tensor import Tensor, _wrap_dim
@@ -76,7 +76,10 @@ class Hardtanh(Function):
     lo or hi exactly where x <= lo or x >= hi. The mask is constant, so d2y/dx2 = 0."""
 
     def forward(self, x, lo, hi):
-        y = _elementwise._saved_array(array_module(x).clip(x, lo, hi))
+        if _native1(x):
+            y = _EW.hardtanh(x, lo, hi)
+        else:
+            y = _elementwise._saved_array(array_module(x).clip(x, lo, hi))
         self.save_for_backward(y)
         self.bounds = (lo, hi)
         return y
@@ -84,6 +87,8 @@ class Hardtanh(Function):
     def backward(self, g):
         y = raw(self.saved_tensors[0])
         lo, hi = self.bounds
+        if _native_fused(g, y):  # first order: one pass, 0 (not g * 0) outside, as PyTorch
+            return _EW.hardtanh_backward(g, y, lo, hi), None, None
         return g * ((y != lo) & (y != hi)), None, None
 
 
@@ -106,14 +111,21 @@ class LeakyReLU(Function):
     """y = x for x > 0, slope * x otherwise; dy/dx = 1 or slope (slope at x == 0, as PyTorch)."""
 
     def forward(self, x, slope):
+        self.slope = slope
+        if _native1(x):
+            self.save_for_backward(x)
+            return _EW.leaky_relu(x, slope)
         pos = x > 0
         self.save_for_backward(pos)
-        self.slope = slope
         return array_module(x).where(pos, x, x * x.dtype.type(slope))
 
     def backward(self, g):
-        pos = raw(self.saved_tensors[0])  # a bool mask: a constant under create_graph
-        return Where.call(pos, g, g * self.slope), None
+        s = raw(self.saved_tensors[0])  # x (native forward) or the bool mask x > 0
+        if s.dtype.char != "?":
+            if _native_fused(g, s):  # first order: x > 0 ? g : g * slope in one pass
+                return _EW.leaky_relu_backward(g, s, self.slope), None
+            s = s > 0
+        return Where.call(s, g, g * self.slope), None  # the mask is a constant
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -137,7 +149,10 @@ class ELU(Function):
     def forward(self, x, alpha):
         xp = array_module(x)
         a = x.dtype.type(alpha)
-        y = xp.where(x > 0, x, a * xp.expm1(xp.minimum(x, 0)))
+        if _native1(x):
+            y = _EW.elu(x, alpha)
+        else:
+            y = xp.where(x > 0, x, a * xp.expm1(xp.minimum(x, 0)))
         self.alpha = a
         self.save_for_backward(y if alpha > 0 else x)
         return y
@@ -145,6 +160,8 @@ class ELU(Function):
     def backward(self, g):
         (s,) = self.saved_tensors
         a = float(self.alpha)
+        if a > 0 and _native_fused(g, s):  # first order: y <= 0 ? g (y + alpha) : g, one pass
+            return _EW.elu_backward(g, s, a), None
         negative = raw(s) <= 0
         if a > 0:
             return Where.call(negative, g * (s + a), g), None
@@ -168,22 +185,29 @@ class Softplus(Function):
     Computed as (max(bx, 0) + log1p(e^-|bx|)) / beta, which never overflows; where
     beta * x > threshold y = x (PyTorch's switch to the linear asymptote). dy/dx = sigmoid(bx)
     there-below, 1 above; d2y/dx2 = beta sigmoid(bx) (1 - sigmoid(bx)), through Sigmoid's own
-    backward. Saves x (bx is recomputed: a saved intermediate could not join the graph)."""
+    backward. Saves x (bx and the branch mask are recomputed: a saved intermediate could not
+    join the graph)."""
 
     def forward(self, x, beta, threshold):
+        self.beta, self.threshold = beta, threshold
+        if _native1(x):
+            self.save_for_backward(x)
+            return _EW.softplus(x, beta, threshold)
         xp = array_module(x)
         bx = x * x.dtype.type(beta)
         linear = bx > threshold
         y = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / x.dtype.type(beta)
         y = xp.where(linear, x, y)
-        self.save_for_backward(x, linear)
-        self.beta = beta
+        self.save_for_backward(x)
         return y
 
     def backward(self, g):
-        x, linear = self.saved_tensors
+        (x,) = self.saved_tensors
+        if _native_fused(g, x):  # first order: one fused pass
+            return _EW.softplus_backward(g, x, self.beta, self.threshold), None, None
         bx = x if self.beta == 1 else x * float(self.beta)
-        return Where.call(raw(linear), g, g * Sigmoid.call(bx)), None, None
+        linear = raw(bx) > self.threshold  # the branch mask is a constant
+        return Where.call(linear, g, g * Sigmoid.call(bx)), None, None
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -202,7 +226,7 @@ def _gelu_kernels(x):
     """(forward, backward) for the exact GELU on this array's device."""
     if isinstance(x, np.ndarray):
         if x.dtype in (np.float32, np.float64):
-            return _C.gelu_forward, _C.gelu_backward
+            return _EW.gelu, _EW.gelu_backward
         # float16: compute in float32, hand back the input's dtype.
         dt = x.dtype
         return (lambda x: _C.gelu_forward(x.astype(np.float32)).astype(dt),
@@ -236,6 +260,8 @@ class GELU(Function):
         if approximate == "none":
             fwd, _ = _gelu_kernels(x)
             return fwd(x)
+        if _native1(x):
+            return _EW.gelu_tanh(x)
         xp = array_module(x)
         c, k = x.dtype.type(_SQRT_2_OVER_PI), x.dtype.type(_GELU_TANH_C)
         return 0.5 * x * (1 + xp.tanh(c * (x + k * x * x * x)))
@@ -244,6 +270,8 @@ class GELU(Function):
         (x,) = self.saved_tensors
         if self.approximate == "none":
             return GELUBackward.call(g, x), None
+        if _native_fused(g, x):  # first order: one fused pass
+            return _EW.gelu_tanh_backward(g, x), None
         c, k = _SQRT_2_OVER_PI, _GELU_TANH_C
         x2 = x * x
         t = Tanh.call(c * (x + k * x2 * x))
@@ -288,19 +316,29 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 class SiLU(Function):
     """y = x sigmoid(x) (swish); dy/dx = s (1 + x (1 - s)) with s = sigmoid(x).
 
-    Only x is saved for the graph. The forward's s is kept as a plain attribute for first order
-    (saves recomputing a sigmoid); under create_graph s is recomputed as a Sigmoid node, whose
-    backward then supplies the s' = s (1 - s) of the second derivative."""
+    Only x is saved for the graph. On the native engine forward and first-order backward are
+    one fused pass each (the backward recomputes s: cheaper than storing and rereading it);
+    otherwise the forward's s is kept as a plain attribute for first order. Under create_graph
+    s is recomputed as a Sigmoid node, whose backward then supplies the s' = s (1 - s) of the
+    second derivative."""
 
     def forward(self, x):
-        s = _elementwise._sigmoid(x)
         self.save_for_backward(x)
+        if _native1(x):  # one pass; backward recomputes s in its own fused pass
+            self.sig = None
+            return _EW.silu(x)
+        s = _elementwise._sigmoid(x)
         self.sig = s
         return x * s
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        s = Sigmoid.call(x) if isinstance(x, Tensor) else self.sig
+        if isinstance(x, Tensor):
+            s = Sigmoid.call(x)
+        elif self.sig is None and _native_fused(g, x):
+            return _EW.silu_backward(g, x)
+        else:
+            s = self.sig if self.sig is not None else Sigmoid.call(x)
         return g * s * (1 + x * (1 - s))
 
     def release(self) -> None:
