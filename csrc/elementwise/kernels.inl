@@ -142,11 +142,20 @@ struct ErfOp {
   }
 };
 
-// Phi(x), the standard normal CDF (exact GELU).
+// Phi(x), the standard normal CDF (exact GELU), and e^(-x^2/2) alongside when asked for.
 template <class V>
 inline V phi_cdf(V x) {
   if constexpr (std::is_same_v<elem_t<V>, float>) return normal_cdf(x);
   else return lanewise(x, [](double v) { return 0.5 * std::erfc(-v * 0.70710678118654752440); });
+}
+template <class V>
+inline V phi_cdf(V x, V& e_half_x2) {
+  if constexpr (std::is_same_v<elem_t<V>, float>) {
+    return normal_cdf(x, e_half_x2);
+  } else {
+    e_half_x2 = exp(vset<V>(-0.5) * x * x);
+    return phi_cdf(x);
+  }
 }
 
 template <class V> struct ReluOp {
@@ -242,8 +251,9 @@ template <class V> struct TanhBackwardOp {
 };
 template <class V> struct GeluBackwardOp {
   V operator()(V g, V x) const {
-    const V pdf = exp(vset<V>(-0.5) * x * x) * vset<V>(0.39894228040143267794);
-    return g * fma(x, pdf, phi_cdf(x));
+    V e;
+    const V cdf = phi_cdf(x, e);
+    return g * fma(x, e * vset<V>(0.39894228040143267794), cdf);
   }
 };
 template <class V> struct GeluTanhBackwardOp {

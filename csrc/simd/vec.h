@@ -101,6 +101,7 @@ template <class T> inline ScalarMask<T> operator!=(SV<T> a, SV<T> b) { return {a
 template <class T> inline ScalarMask<T> isnan(SV<T> a) { return {a.v != a.v}; }
 template <class T> inline SV<T> select(ScalarMask<T> m, SV<T> a, SV<T> b) { return {m.m ? a.v : b.v}; }
 template <class T> inline bool any(ScalarMask<T> m) { return m.m; }
+template <class T> inline bool all(ScalarMask<T> m) { return m.m; }
 template <class T> inline ScalarMask<T> operator&(ScalarMask<T> a, ScalarMask<T> b) { return {a.m && b.m}; }
 template <class T> inline ScalarMask<T> operator|(ScalarMask<T> a, ScalarMask<T> b) { return {a.m || b.m}; }
 template <class T> inline ScalarMask<T> operator!(ScalarMask<T> a) { return {!a.m}; }
@@ -183,6 +184,7 @@ using VD4 = Vec<double, AVX2>;
   inline VT::Mask isnan(VT a) { return {_mm256_cmp_##S(a.v, a.v, _CMP_UNORD_Q)}; }               \
   inline VT select(VT::Mask m, VT a, VT b) { return {_mm256_blendv_##S(b.v, a.v, m.m)}; }        \
   inline bool any(VT::Mask m) { return _mm256_movemask_##S(m.m) != 0; }                          \
+  inline bool all(VT::Mask m) { return _mm256_movemask_##S(m.m) == (1 << VT::size) - 1; }       \
   inline VT::Mask operator&(VT::Mask a, VT::Mask b) { return {_mm256_and_##S(a.m, b.m)}; }       \
   inline VT::Mask operator|(VT::Mask a, VT::Mask b) { return {_mm256_or_##S(a.m, b.m)}; }        \
   inline VT::Mask operator!(VT::Mask a) {                                                         \
@@ -290,6 +292,7 @@ using VD8 = Vec<double, AVX512>;
   inline VT::Mask isnan(VT a) { return {_mm512_cmp_##S##_mask(a.v, a.v, _CMP_UNORD_Q)}; }        \
   inline VT select(VT::Mask m, VT a, VT b) { return {_mm512_mask_blend_##S(m.m, b.v, a.v)}; }    \
   inline bool any(VT::Mask m) { return m.m != 0; }                                                \
+  inline bool all(VT::Mask m) { return MT(~m.m) == 0; }                                           \
   inline VT::Mask operator&(VT::Mask a, VT::Mask b) { return {MT(a.m & b.m)}; }                   \
   inline VT::Mask operator|(VT::Mask a, VT::Mask b) { return {MT(a.m | b.m)}; }                   \
   inline VT::Mask operator!(VT::Mask a) { return {MT(~a.m)}; }                                    \

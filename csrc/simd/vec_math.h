@@ -370,7 +370,14 @@ inline V erf_small(V z) {
 // to the squaring (for the normal CDF the caller forms x^2 / 2 from x itself, since rounding
 // z = x / sqrt(2) first would cost a relative 2^-23 z^2 in the exponent, 1e-5 at x = -12).
 template <class V>
+inline V erfc_tail(V az, V e_minus_az2);
+template <class V>
 inline V erfc_large(V az, V sq_hi, V sq_lo) {
+  return erfc_tail(az, exp(-sq_hi) * (vset<V>(1.0) - sq_lo));  // e^(-hi - lo), lo tiny
+}
+// erfc(az) = e^(-az^2) R(1/az), az >= 0.875, given e^(-az^2).
+template <class V>
+inline V erfc_tail(V az, V e_minus_az2) {
   // R(u) = erfc(z) e^(z^2), u = 1/z, as a polynomial in s = (u - 0.6190476) / 0.5238095.
   static constexpr float c[] = {5.6488199922128091e-06f, -7.3844298192902907e-06f,
                                 -1.660098833163803e-05f, 3.9133358763339748e-05f,
@@ -382,9 +389,7 @@ inline V erfc_large(V az, V sq_hi, V sq_lo) {
                                 0.30367137641171427f};
   const V u = vset<V>(1.0) / az;
   const V s = fma(u, vset<V>(1.0 / 0.5238095238095237), vset<V>(-0.6190476190476191 / 0.5238095238095237));
-  const V R = horner(s, c);
-  const V e = exp(-sq_hi) * (vset<V>(1.0) - sq_lo);  // e^(-hi - lo), lo tiny
-  return e * R;
+  return e_minus_az2 * horner(s, c);
 }
 }  // namespace detail
 
@@ -399,9 +404,11 @@ inline V erf(V x) {
 }
 
 // The standard normal CDF Phi(x) = erfc(-x / sqrt(2)) / 2 (float lanes), without the
-// cancellation of (1 + erf(z)) / 2 for negative x.
+// cancellation of (1 + erf(z)) / 2 for negative x; also sets e_half_x2 = e^(-x^2/2), which
+// the GELU backward needs for the density (computed once for both). The polynomial of a
+// branch no lane of the vector takes is skipped (most of a standard-normal input is small).
 template <class V>
-inline V normal_cdf(V x) {
+inline V normal_cdf(V x, V& e_half_x2) {
   using T = elem_t<V>;
   const V half = vset<V>(0.5);
   const V xc = min(max(x, vset<V>(-18.4)), vset<V>(18.4));  // e^(-x^2/2) is 0 in float beyond
@@ -409,11 +416,21 @@ inline V normal_cdf(V x) {
   const V az = abs(z);
   const V x2 = xc * xc;
   const V sq_hi = half * x2, sq_lo = half * fma(xc, xc, -x2);  // z^2 = x^2 / 2, exactly
-  const V tail = half * detail::erfc_large(max(az, vset<V>(0.875)), sq_hi, sq_lo);
-  const V mid = fma(half, detail::erf_small(z), half);
-  V y = select(z > V::set1(T(0)), vset<V>(1.0) - tail, tail);
-  y = select(az < vset<V>(0.875), mid, y);
+  e_half_x2 = exp(-sq_hi) * (vset<V>(1.0) - sq_lo);
+  const auto small = az < vset<V>(0.875);
+  V y = V::set1(T(0));
+  if (!all(small)) {
+    const V tail = half * detail::erfc_tail(max(az, vset<V>(0.875)), e_half_x2);
+    y = select(z > V::set1(T(0)), vset<V>(1.0) - tail, tail);
+  }
+  if (any(small)) y = select(small, fma(half, detail::erf_small(z), half), y);
   return select(isnan(x), x, y);
+}
+
+template <class V>
+inline V normal_cdf(V x) {
+  V e;
+  return normal_cdf(x, e);
 }
 
 }  // namespace pydl::simd::PYDL_SIMD_NS

@@ -59,11 +59,11 @@ ULP_BOUND_F32 = {
     "log": 1.0,      # 0.77
     "log1p": 1.0,    # 0.80
     "expm1": 1.5,    # 1.20
-    "sin": 2.0,      # 1.73
-    "cos": 2.0,      # 1.93
+    "sin": 1.0,      # 0.76 (remainder carried as r + lo)
+    "cos": 1.0,      # 0.72
     "tanh": 2.0,     # 1.46
     "sigmoid": 1.5,  # 1.33
-    "erf": 1.5,      # ~1
+    "erf": 1.5,      # 0.96
     "sqrt": 0.5,
     "rsqrt": 1.5,    # 1.43: 1 / sqrt(x), two roundings
 }
@@ -141,6 +141,7 @@ def test_gelu_and_normal_cdf_tails_float32(simd):
     ref = UNARY_REF["gelu"](x.astype(np.float64))
     keep = np.abs(ref) > 1e-37  # beyond, float32 denormals
     rel = np.abs(y[keep] - ref[keep]) / np.abs(ref[keep])
+    # measured 7e-7 (11 ulp at x = -12, from rounding 1/|z| in the tail fit's variable)
     assert rel.max() < 2e-6
 
 
