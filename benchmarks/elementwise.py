@@ -65,3 +65,86 @@ def run(suite):
     ]
     for name, fp, fn, ft, bytes_per_elem in cases:
         suite.add(name, pydl=fp, peers={"numpy": fn, "torch": ft}, nbytes=n * bytes_per_elem)
+
+    _issue13_rows(suite, torch, rng)
+
+
+def _issue13_rows(suite, torch, rng):
+    """The elementwise rows of issue #13's table (float32, 4096x1024 = 16 MiB per array, and the
+    conv-shaped channel broadcast), forward and forward+backward, on pydl's native elementwise
+    engine (csrc/elementwise/) against NumPy and PyTorch. Bytes: arrays read + written once."""
+    import math
+
+    shape = (4096, 1024)
+    n = shape[0] * shape[1]
+    a_np = rng.standard_normal(shape).astype(np.float32)
+    b_np = rng.standard_normal(shape).astype(np.float32)
+    a, b = pydl.from_numpy(a_np), pydl.from_numpy(b_np)
+    ta = tb = None
+    if torch is not None:
+        ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+    t = ta is not None
+
+    def np_sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    c = math.sqrt(2 / math.pi)
+
+    def np_gelu_tanh(x):
+        return 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x * x * x)))
+
+    suite.add("add 4096x1024", pydl=lambda: a + b, peers={"numpy": lambda: a_np + b_np,
+              "torch": t and (lambda: ta + tb)}, nbytes=12 * n)
+    m_np = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
+    s_np = rng.standard_normal((1, 64, 1, 1)).astype(np.float32)
+    m, s = pydl.from_numpy(m_np), pydl.from_numpy(s_np)
+    tm = torch.from_numpy(m_np) if t else None
+    tsc = torch.from_numpy(s_np) if t else None
+    suite.add("mul broadcast (32,64,32,32)*(1,64,1,1)", pydl=lambda: m * s,
+              peers={"numpy": lambda: m_np * s_np, "torch": t and (lambda: tm * tsc)},
+              nbytes=8 * m_np.size)
+    suite.add("mul by scalar 4096x1024", pydl=lambda: a * 2.0,
+              peers={"numpy": lambda: a_np * np.float32(2.0), "torch": t and (lambda: ta * 2.0)},
+              nbytes=8 * n)
+    unary = [
+        ("sigmoid", lambda: a.sigmoid(), lambda: np_sigmoid(a_np), t and (lambda: ta.sigmoid())),
+        ("tanh", lambda: a.tanh(), lambda: np.tanh(a_np), t and (lambda: ta.tanh())),
+        ("exp", lambda: a.exp(), lambda: np.exp(a_np), t and (lambda: ta.exp())),
+        ("gelu", lambda: pydl.nn.functional.gelu(a), None,
+         t and (lambda: torch.nn.functional.gelu(ta))),
+        ("gelu tanh", lambda: pydl.nn.functional.gelu(a, approximate="tanh"),
+         lambda: np_gelu_tanh(a_np),
+         t and (lambda: torch.nn.functional.gelu(ta, approximate="tanh"))),
+        ("silu", lambda: pydl.nn.functional.silu(a), lambda: a_np * np_sigmoid(a_np),
+         t and (lambda: torch.nn.functional.silu(ta))),
+        ("relu", lambda: a.relu(), lambda: np.maximum(a_np, 0), t and (lambda: ta.relu())),
+    ]
+    for name, fp, fn, ft in unary:
+        suite.add(f"{name} 4096x1024", pydl=fp, peers={"numpy": fn, "torch": ft}, nbytes=8 * n)
+
+    # forward + backward: y = f(x); y.backward(g). Bytes: x read, y written (forward); g and
+    # the saved operand read, x.grad written (backward) = 20 bytes per element.
+    g_np = rng.standard_normal(shape).astype(np.float32)
+    g = pydl.from_numpy(g_np)
+    xg = pydl.from_numpy(a_np.copy()).requires_grad_()
+    txg = torch.from_numpy(a_np.copy()).requires_grad_() if t else None
+    tg = torch.from_numpy(g_np) if t else None
+    F = pydl.nn.functional
+    fwd_bwd = [
+        ("sigmoid", lambda x: x.sigmoid(), lambda x: x.sigmoid()),
+        ("tanh", lambda x: x.tanh(), lambda x: x.tanh()),
+        ("relu", lambda x: x.relu(), lambda x: x.relu()),
+        ("gelu", lambda x: F.gelu(x), lambda x: torch.nn.functional.gelu(x)),
+        ("silu", lambda x: F.silu(x), lambda x: torch.nn.functional.silu(x)),
+    ]
+    for name, fp, ft in fwd_bwd:
+        def run_pydl(fp=fp):
+            xg.grad = None
+            fp(xg).backward(g)
+
+        def run_torch(ft=ft):
+            txg.grad = None
+            ft(txg).backward(tg)
+
+        suite.add(f"{name} fwd+bwd 4096x1024", pydl=run_pydl,
+                  peers={"torch": t and run_torch}, nbytes=20 * n)
