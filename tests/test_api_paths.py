@@ -1,6 +1,7 @@
 """PyTorch's module paths (issue #20): pydl.utils.data, pydl.accelerator, pydl.backends,
 pydl.inference_mode, and Tensor.__format__."""
 import importlib
+import os
 import subprocess
 import sys
 
@@ -30,13 +31,18 @@ def test_utils_data_is_pydl_data_not_a_copy():
             importlib.import_module(f"pydl.data.{name}")
 
 
-def test_utils_data_path_in_a_fresh_interpreter():
+def test_utils_data_path_in_a_fresh_interpreter(tmp_path):
     # `import torch.utils.data` as a script's first line, with pydl in torch's place
     code = ("import pydl.utils.data.dataloader as m, pydl.data.dataloader as n, sys; "
             "assert m is n, (m, n); "
             "assert sum(1 for k in sys.modules if k.endswith('dataloader')) == 2; "
             "from pydl.utils import summary, ModelSummary, LayerInfo; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # The pydl under test (installed wheel or in-place build), run from outside the checkout so
+    # that a source tree without a compiled _C in the working directory cannot shadow it.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 

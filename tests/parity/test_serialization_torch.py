@@ -2,6 +2,7 @@
 pydl, files pydl.save writes load with torch.load(weights_only=True); pydl never imports torch
 for either (checked in a fresh interpreter)."""
 import collections
+import os
 import subprocess
 import sys
 
@@ -179,7 +180,12 @@ def test_pydl_reads_and_writes_pt_without_importing_torch(tmp_path):
     code = (f"import sys, pydl; d = pydl.load({str(tmp_path / 'in.pt')!r}); "
             f"pydl.save(d, {str(tmp_path / 'out.pt')!r}); "
             f"assert 'torch' not in sys.modules, 'torch imported'; print(d['w'].tolist())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # The pydl under test, from outside the checkout (a source tree without a compiled _C in
+    # the working directory would shadow an installed pydl).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[1.0, 1.0, 1.0]"
     assert torch.load(tmp_path / "out.pt", weights_only=True)["w"].tolist() == [1.0] * 3
