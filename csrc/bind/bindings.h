@@ -14,6 +14,7 @@ void bind_activation(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
 void bind_memory(pybind11::module_& m);
+void bind_reduce(pybind11::module_& m);
 void bind_group_norm(pybind11::module_& m);
 void bind_elementwise(pybind11::module_& m);
 

@@ -11,6 +11,7 @@ PYBIND11_MODULE(_C, m) {
   pydl::bind::bind_loss(m);
   pydl::bind::bind_optim(m);
   pydl::bind::bind_memory(m);
+  pydl::bind::bind_reduce(m);
   pydl::bind::bind_group_norm(m);
   pydl::bind::bind_elementwise(m);
 }

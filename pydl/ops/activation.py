@@ -31,6 +31,7 @@ from pydl import random as _random
 from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module, to_device_array
+from pydl.ops import _native_reduce as _nr
 from pydl.ops import elementwise as _elementwise
 from pydl.ops.elementwise import _EW, Exp, Sigmoid, Tanh, Where, _native1, _native_fused, raw
 from pydl.ops.elementwise import sigmoid, tanh  # noqa: F401  (re-exported with the family)
@@ -364,13 +365,10 @@ def _softmax_dim(name: str, ndim: int, dim) -> int:
 def _shifted(x, axis):
     """x - max(x) along axis (the max-shift that keeps exp from overflowing: softmax and
     log-softmax are unchanged by subtracting a per-row constant)."""
-    xp = array_module(x)
-    m = x.max(axis=axis, keepdims=True)
-    # A row of all -inf would give -inf - -inf = nan; shift it by 0 instead (PyTorch's output
-    # for such a row is nan for softmax and -inf for log-softmax either way).
-    if not xp.isfinite(m).all():
-        m = xp.where(xp.isfinite(m), m, 0)
-    return x - m
+    # No guard for non-finite maxima: a row holding +inf (inf - inf) or of all -inf (-inf - -inf)
+    # becomes NaN, and so does its whole softmax and log-softmax, as in PyTorch.
+    with np.errstate(invalid="ignore"):
+        return x - x.max(axis=axis, keepdims=True)
 
 
 class Softmax(Function):
@@ -385,9 +383,13 @@ class Softmax(Function):
             self.save_for_backward(x)
             self.axis = axis
             return x.copy()
-        e = _shifted(x, axis)
-        array_module(x).exp(e, out=e)
-        e /= e.sum(axis=axis, keepdims=True)
+        if _nr.usable(x):
+            e = _nr.softmax(x, axis, False)  # max, sum of exp, scale: one pass per row in cache
+        else:
+            e = _shifted(x, axis)
+            array_module(x).exp(e, out=e)
+            with np.errstate(invalid="ignore"):
+                e /= e.sum(axis=axis, keepdims=True)
         self.save_for_backward(e)
         self.axis = axis
         return e
@@ -409,9 +411,13 @@ class LogSoftmax(Function):
         if x.size == 0:
             self.save_for_backward(x)
             return x.copy()
+        if _nr.usable(x):
+            z = _nr.softmax(x, axis, True)
+            self.save_for_backward(z)
+            return z
         xp = array_module(x)
         z = _shifted(x, axis)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             z -= xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
         self.save_for_backward(z)
         return z

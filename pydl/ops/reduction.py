@@ -13,6 +13,7 @@ import numpy as np
 
 from pydl.autograd.function import Function
 from pydl.device import array_module
+from pydl.ops import _native_reduce as _nr
 from pydl.tensor import Tensor
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
@@ -60,6 +61,8 @@ def _broadcast_back(g, shape):
 class Sum(Function):
     def forward(self, x, axes, keepdim, dtype=None):
         self.meta = (x.shape, axes, keepdim)
+        if dtype is None and _nr.usable(x):
+            return _nr.reduce_sum(x, axes, keepdim)
         return x.sum(axis=axes, keepdims=keepdim, dtype=dtype)
 
     def backward(self, g):
@@ -72,6 +75,10 @@ class Mean(Function):
     def forward(self, x, axes, keepdim):
         self.meta = (x.shape, axes, keepdim)
         self.count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        if _nr.usable(x) and self.count:
+            y = _nr.reduce_sum(x, axes, keepdim)
+            y /= x.dtype.type(self.count)
+            return y
         return x.mean(axis=axes, keepdims=keepdim)
 
     def backward(self, g):
@@ -83,8 +90,14 @@ class Mean(Function):
 def _var(x, axes, keepdim, correction):
     """sum((x - mean)^2) / max(N - correction, 0), and that denominator."""
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    centered = x - x.mean(axis=axes, keepdims=True)
     denom = _bi.max(n - correction, 0)
+    if _nr.usable(x) and n:
+        # Two passes over x, nothing materialised: the mean, then sum((x - mean)^2) in double.
+        mean = _nr.reduce_sum(x, axes, False) / x.dtype.type(n)
+        sq = _nr.reduce_sum(x, axes, keepdim, _nr.SQ_DIFF, mean)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(sq / x.dtype.type(denom), dtype=x.dtype), denom
+    centered = x - x.mean(axis=axes, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         v = (centered * centered).sum(axis=axes, keepdims=keepdim) / denom
     return array_module(x).asarray(v).astype(x.dtype, copy=False), denom
@@ -165,9 +178,14 @@ class MaxMin(Function):
     def forward(self, x, dim, keepdim, is_max):
         xp = array_module(x)
         _check_reduced_sizes(x, (dim,), "max" if is_max else "min", False)
-        idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim)
-        idx_k = xp.expand_dims(idx, dim)
-        values = xp.take_along_axis(x, idx_k, axis=dim)
+        if _nr.usable(x):
+            values, idx = _nr.reduce_ext(x, (dim,), True, _nr.MAX if is_max else _nr.MIN, True)
+            idx_k = idx
+            idx = idx.squeeze(dim)
+        else:
+            idx = (xp.argmax if is_max else xp.argmin)(x, axis=dim)
+            idx_k = xp.expand_dims(idx, dim)
+            values = xp.take_along_axis(x, idx_k, axis=dim)
         self.meta = (x.shape, dim, keepdim)
         self.save_for_backward(idx_k)
         if not keepdim:
@@ -194,7 +212,10 @@ class AMaxMin(Function):
     def forward(self, x, axes, keepdim, is_max, name, all_dims):
         xp = array_module(x)
         _check_reduced_sizes(x, axes, name, all_dims)
-        y = xp.asarray((xp.max if is_max else xp.min)(x, axis=axes, keepdims=keepdim))
+        if _nr.usable(x):
+            y = _nr.reduce_ext(x, axes, keepdim, _nr.MAX if is_max else _nr.MIN)[0]
+        else:
+            y = xp.asarray((xp.max if is_max else xp.min)(x, axis=axes, keepdims=keepdim))
         self.save_for_backward(x, y)  # y is the output itself (asarray: not a NumPy scalar)
         self.meta = (axes, keepdim)
         return y
@@ -284,6 +305,18 @@ class LogSumExp(Function):
 
     def forward(self, x, axes, keepdim):
         xp = array_module(x)
+        if _nr.usable(x) and _bi.all(x.shape[a] for a in axes):
+            # max, then sum exp(x - max) in one fused pass (no exp(x - m) array).
+            m = _nr.reduce_ext(x, axes, False)[0]
+            m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
+            s = _nr.reduce_sum(x, axes, False, _nr.EXP_DIFF, m)
+            with np.errstate(divide="ignore"):
+                y = np.asarray(np.log(s) + m, dtype=x.dtype)
+            if keepdim:
+                y = y.reshape([1 if i in axes else d for i, d in enumerate(x.shape)])
+            self.save_for_backward(x, y)
+            self.meta = (axes, keepdim)
+            return y
         m = xp.max(x, axis=axes, keepdims=True) if x.size else xp.zeros((1,) * x.ndim, x.dtype)
         m = xp.where(xp.isfinite(m), m, 0)
         s = xp.exp(x - m).sum(axis=axes, keepdims=True)
@@ -315,6 +348,18 @@ class Norm(Function):
 
     def forward(self, x, p, axes, keepdim):
         xp = array_module(x)
+        if p in (1, 2, np.inf) and _nr.usable(x) and (p != np.inf or _bi.all(
+                x.shape[ax] for ax in axes)):
+            if p == 2:
+                y = np.sqrt(_nr.reduce_sum(x, axes, keepdim, _nr.SQ_DIFF))
+            elif p == 1:
+                y = _nr.reduce_sum(x, axes, keepdim, _nr.ABS)
+            else:
+                y = _nr.reduce_ext(x, axes, keepdim, _nr.MAX_ABS)[0]
+            y = np.asarray(y, dtype=x.dtype)
+            self.save_for_backward(x, y)
+            self.meta = (p, axes, keepdim)
+            return y
         a = xp.abs(x)
         if p == 2:
             y = xp.sqrt((x * x).sum(axis=axes, keepdims=keepdim))
@@ -447,7 +492,12 @@ def _arg(input, dim, keepdim, fn):
         if input.data.size == 0:
             raise IndexError(f"arg{fn}(): Expected reduction dim to be specified for "
                              f"input.numel() == 0 (input shape {input.shape}).")
-        out = f(input.data.reshape(-1))
+        data = input.data
+        if _nr.usable(data) and data.flags.c_contiguous:
+            out = _nr.reduce_ext(data, tuple(range(data.ndim)), False,
+                                 _nr.MAX if fn == "max" else _nr.MIN, True)[1]
+        else:
+            out = f(data.reshape(-1))
         if keepdim:
             out = out.reshape((1,) * input.ndim)
         return Tensor._wrap(xp.asarray(out, dtype=np.int64))
@@ -457,6 +507,9 @@ def _arg(input, dim, keepdim, fn):
     if input.shape[d] == 0:
         raise IndexError(f"arg{fn}(): Expected reduction dim {d} to have non-zero size "
                          f"(input shape {input.shape}).")
+    if _nr.usable(input.data):
+        return Tensor._wrap(_nr.reduce_ext(input.data, (d,), keepdim,
+                                           _nr.MAX if fn == "max" else _nr.MIN, True)[1])
     return Tensor._wrap(f(input.data, axis=d, keepdims=keepdim).astype(np.int64))
 
 

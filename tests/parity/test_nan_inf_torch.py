@@ -118,3 +118,14 @@ def test_winograd_conv_inf_where_torch(simd_path, case):
         yt.backward(torch.tensor(g))
         _same(xp.grad.numpy(), xt.grad.numpy(), atol=1e-4)
         _same(wp.grad.numpy(), wt.grad.numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reps", [1, 2000])  # small: NumPy path; large: csrc/reduce kernel
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_softmax_inf_rows_all_nan(simd_path, dtype, reps, dim):
+    z = np.tile(LOGITS.astype(dtype), (reps, 1))
+    if dim == 0:
+        z = np.ascontiguousarray(z.T)
+    for fp, ft in ((F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)):
+        _same(fp(pydl.tensor(z), dim=dim).numpy(), ft(torch.tensor(z), dim).numpy())

@@ -1,0 +1,29 @@
+#pragma once
+// The per-ISA row kernels of csrc/reduce/ (kernels.inl), as a table of function pointers that
+// reduce.cpp picks once per call from the SIMD path (portable, AVX2+FMA, AVX-512).
+#include <cstdint>
+
+#include "reduce/reduce.h"
+
+namespace pydl::reduce {
+
+template <typename T>
+struct RowKernels {
+  double (*sum[4])(const T* x, int64_t n, double centre);           // by SumOp
+  void (*add[4])(const T* x, int64_t n, const T* centre, T* acc);   // acc[j] += term(x[j])
+  T (*ext)(const T* x, int64_t n, ExtOp op);
+  void (*softmax)(const T* x, int64_t n, bool log, T* y);
+};
+
+template <typename T>
+const RowKernels<T>& row_kernels_portable();
+#ifdef PYDL_HAVE_AVX2_KERNELS
+template <typename T>
+const RowKernels<T>& row_kernels_avx2();
+#endif
+#ifdef PYDL_HAVE_AVX512_KERNELS
+template <typename T>
+const RowKernels<T>& row_kernels_avx512();
+#endif
+
+}  // namespace pydl::reduce
