@@ -92,6 +92,8 @@ template <class T> inline SV<T> sqrt(SV<T> a) { return {std::sqrt(a.v)}; }
 template <class T> inline SV<T> abs(SV<T> a) { return {std::fabs(a.v)}; }
 template <class T> inline SV<T> round_int(SV<T> a) { return {std::nearbyint(a.v)}; }
 template <class T> inline SV<T> floor(SV<T> a) { return {std::floor(a.v)}; }
+// ~1/a to at least 11 bits (exact here); for correction terms, never for results.
+template <class T> inline SV<T> rcp_approx(SV<T> a) { return {T(1) / a.v}; }
 template <class T> inline ScalarMask<T> operator<(SV<T> a, SV<T> b) { return {a.v < b.v}; }
 template <class T> inline ScalarMask<T> operator<=(SV<T> a, SV<T> b) { return {a.v <= b.v}; }
 template <class T> inline ScalarMask<T> operator>(SV<T> a, SV<T> b) { return {a.v > b.v}; }
@@ -199,6 +201,9 @@ PYDL_AVX2_COMMON(VD4, pd)
 #undef PYDL_AVX2_COMMON
 
 inline float first(VF8 a) { return _mm256_cvtss_f32(a.v); }
+// ~1/a to 11+ bits, for correction terms only (AVX2 has no double rcp: the float one, widened).
+inline VF8 rcp_approx(VF8 a) { return {_mm256_rcp_ps(a.v)}; }
+inline VD4 rcp_approx(VD4 a) { return {_mm256_cvtps_pd(_mm_rcp_ps(_mm256_cvtpd_ps(a.v)))}; }
 inline double first(VD4 a) { return _mm256_cvtsd_f64(a.v); }
 inline VF8 pow2i(VF8 k) {
   const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(k.v), _mm256_set1_epi32(127));
@@ -309,6 +314,9 @@ PYDL_AVX512_COMMON(VF16, ps, __mmask16)
 PYDL_AVX512_COMMON(VD8, pd, __mmask8)
 #undef PYDL_AVX512_COMMON
 inline float first(VF16 a) { return _mm512_cvtss_f32(a.v); }
+// ~1/a to 14 bits, for correction terms only.
+inline VF16 rcp_approx(VF16 a) { return {_mm512_rcp14_ps(a.v)}; }
+inline VD8 rcp_approx(VD8 a) { return {_mm512_rcp14_pd(a.v)}; }
 inline double first(VD8 a) { return _mm512_cvtsd_f64(a.v); }
 #endif  // AVX-512
 
