@@ -3,10 +3,11 @@
 pydl CPU kernels
 """
 from __future__ import annotations
+import types
 import collections.abc
 import numpy
 import typing
-__all__: list[str] = ['adadelta_step', 'adagrad_step', 'adam_step', 'adamax_step', 'adaptive_avg_pool2d_backward', 'adaptive_avg_pool2d_forward', 'available_simd_paths', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward_eval', 'batch_norm_forward_train', 'clamp_', 'compiler', 'conv2d_backward', 'conv2d_backward_input', 'conv2d_backward_weight', 'conv2d_column_buffer_bytes', 'conv2d_forward', 'cpu_features', 'cpu_supports_avx2_fma', 'cpu_supports_avx512', 'cross_entropy_backward', 'cross_entropy_forward', 'deterministic_algorithms', 'fma_loop', 'gelu_backward', 'gelu_forward', 'gemm', 'group_norm_backward', 'group_norm_forward', 'host_cache_reset_peak', 'host_cache_set_limit', 'host_cache_stats', 'host_empty', 'host_empty_cache', 'lerp_', 'matmul', 'max_pool2d_backward', 'max_pool2d_backward_taps', 'max_pool2d_forward', 'nadam_step', 'num_threads', 'owns_host_block', 'parallel_copy', 'radam_step', 'rmsprop_step', 'scale_', 'set_deterministic_algorithms', 'set_num_threads', 'set_simd_path', 'sgd_step', 'simd_path', 'tensor_norms']
+__all__: list[str] = ['adadelta_step', 'adagrad_step', 'adam_step', 'adamax_step', 'adaptive_avg_pool2d_backward', 'adaptive_avg_pool2d_forward', 'available_simd_paths', 'avg_pool2d_backward', 'avg_pool2d_forward', 'batch_norm_backward', 'batch_norm_forward_eval', 'batch_norm_forward_train', 'clamp_', 'compiler', 'conv2d_backward', 'conv2d_backward_input', 'conv2d_backward_weight', 'conv2d_column_buffer_bytes', 'conv2d_forward', 'copy_strided', 'cpu_features', 'cpu_supports_avx2_fma', 'cpu_supports_avx512', 'cross_entropy_backward', 'cross_entropy_forward', 'deterministic_algorithms', 'elementwise', 'fma_loop', 'gelu_backward', 'gelu_forward', 'gemm', 'group_norm_backward', 'group_norm_forward', 'host_cache_reset_peak', 'host_cache_set_limit', 'host_cache_stats', 'host_empty', 'host_empty_cache', 'lerp_', 'matmul', 'max_pool2d_backward', 'max_pool2d_backward_taps', 'max_pool2d_forward', 'nadam_step', 'num_threads', 'owns_host_block', 'parallel_copy', 'radam_step', 'reduce_ext', 'reduce_sum', 'rmsprop_step', 'scale_', 'set_deterministic_algorithms', 'set_num_threads', 'set_simd_path', 'sgd_step', 'simd_path', 'softmax_rows', 'tensor_norms']
 def adadelta_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, square_avgs: collections.abc.Sequence, acc_deltas: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, rho: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, maximize: bool) -> None:
     """
     Fused Adadelta step over lists of arrays, in place.
@@ -78,6 +79,10 @@ def conv2d_column_buffer_bytes(input_shape: typing.Annotated[collections.abc.Seq
 def conv2d_forward(input: numpy.ndarray, weight: numpy.ndarray, bias: numpy.ndarray | None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], groups: typing.SupportsInt | typing.SupportsIndex) -> numpy.ndarray:
     """
     Cross-correlation y = conv(x (N,C,H,W), w (K,C/groups,R,S)) + bias; returns (N,K,OH,OW)
+    """
+def copy_strided(x: numpy.ndarray) -> numpy.ndarray:
+    """
+    A C-contiguous copy of a strided array (item size 1, 4 or 8), transposing through cache-sized tiles
     """
 def cpu_features() -> dict:
     """
@@ -187,6 +192,14 @@ def radam_step(params: collections.abc.Sequence, grads: collections.abc.Sequence
     """
     Fused RAdam step; steps[i] is parameter i's step count after this step.
     """
+def reduce_ext(x: numpy.ndarray, axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], op: typing.SupportsInt | typing.SupportsIndex = 0, index: bool = False) -> tuple:
+    """
+    (values, indices or None): max (op 0), min (1) or max |x| (2) over `axes`, NaN propagating; indices of the first extreme along the reduced axes (row-major for a C-contiguous x).
+    """
+def reduce_sum(x: numpy.ndarray, axes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], op: typing.SupportsInt | typing.SupportsIndex = 0, centre: typing.Any = None) -> numpy.ndarray:
+    """
+    Sum over `axes` of a strided float array of x (op 0), (x - centre)^2 (1), |x| (2) or exp(x - centre) (3); centre holds one value per output. Bitwise the same for any thread count.
+    """
 def rmsprop_step(params: collections.abc.Sequence, grads: collections.abc.Sequence, square_avgs: collections.abc.Sequence, grad_avgs: collections.abc.Sequence, momentum_buffers: collections.abc.Sequence, *, lr: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, eps: typing.SupportsFloat | typing.SupportsIndex, weight_decay: typing.SupportsFloat | typing.SupportsIndex, momentum: typing.SupportsFloat | typing.SupportsIndex, centered: bool, maximize: bool) -> None:
     """
     Fused RMSprop step; grad_avgs used when centered, momentum_buffers when momentum > 0.
@@ -215,8 +228,13 @@ def simd_path() -> str:
     """
     The SIMD path kernels use now: 'avx512', 'avx2+fma' or 'portable'
     """
+def softmax_rows(x: numpy.ndarray, log: bool = False) -> numpy.ndarray:
+    """
+    softmax (log_softmax when log) along the last axis of a C-contiguous float array
+    """
 def tensor_norms(tensors: collections.abc.Sequence, norm_type: typing.SupportsFloat | typing.SupportsIndex) -> list[float]:
     """
     Per-array vector norms (double accumulation) as a list of floats.
     """
 compiler: str = 'GNU 12.2.0'
+elementwise: types.ModuleType
