@@ -204,7 +204,7 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                 if k is not None:
                     captured[k] = gouts[i]
         if useful is not None and node not in useful:
-            _release_edges(node, deps, pending, ready, retain_graph)
+            _skip(node, deps, pending, ready, retain_graph)  # owes its parents their edges
             continue
         gins = node.backward(*gouts)
         if type(gins) is not tuple:
@@ -269,22 +269,6 @@ def _nodes_leading_to(order, deps, leaf_slot, node_slot) -> set:
                 reaches.add(n)
                 break
     return useful
-
-
-def _release_edges(node, deps, pending, ready, retain_graph) -> None:
-    """A node that runs no backward still owes its parents their edge counts."""
-    if not retain_graph:
-        node.release()
-    for p in node.parents:
-        if p is None or not isinstance(p[0], Function):
-            continue
-        parent = p[0]
-        deps[parent] -= 1
-        if deps[parent] == 0:
-            if parent in pending:
-                ready.append(parent)
-            else:
-                _skip(parent, deps, pending, ready, retain_graph)
 
 
 def _skip(node, deps, pending, ready, retain_graph) -> None:

@@ -104,6 +104,18 @@ def _default_v(outputs, fn: str):
     return tuple(Tensor._wrap(np.ones(o.shape, dtype=o.dtype)) for o in outputs)
 
 
+def _inputs_and_v(inputs, v, create_graph: bool, fn: str):
+    """(inputs is a tuple, prepared inputs, v as a tuple matching them) for jvp/vhp/hvp."""
+    in_tuple, ins = _as_tuple(inputs, "inputs", fn)
+    ins = _prepare_inputs(ins, create_graph)
+    if v is None:
+        vs = _default_v(ins, fn)
+    else:
+        _, vs = _as_tuple(v, "v", fn)
+        _check_v(vs, ins, fn, "input")
+    return in_tuple, ins, vs
+
+
 def _call(func, inputs, fn: str):
     with grad_mode.enable_grad():
         out = func(*inputs)
@@ -131,13 +143,7 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), J v): the Jacobian-vector product by the double-vjp trick."""
     from pydl.tensor import Tensor
 
-    in_tuple, ins = _as_tuple(inputs, "inputs", "jvp")
-    ins = _prepare_inputs(ins, create_graph)
-    if v is None:
-        vs = _default_v(ins, "jvp")
-    else:
-        _, vs = _as_tuple(v, "v", "jvp")
-        _check_v(vs, ins, "jvp", "input")
+    in_tuple, ins, vs = _inputs_and_v(inputs, v, create_graph, "jvp")
     out_tuple, outs = _call(func, ins, "jvp")
     with grad_mode.enable_grad():
         # w^T J as a function of a dummy w; its derivative w.r.t. w in direction v is J v.
@@ -223,13 +229,7 @@ def hessian(func, inputs, create_graph: bool = False, strict: bool = False,
 
 def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), v^T H): the gradient of (dL/dx . v), two backward passes."""
-    in_tuple, ins = _as_tuple(inputs, "inputs", "vhp")
-    ins = _prepare_inputs(ins, create_graph)
-    if v is None:
-        vs = _default_v(ins, "vhp")
-    else:
-        _, vs = _as_tuple(v, "v", "vhp")
-        _check_v(vs, ins, "vhp", "input")
+    in_tuple, ins, vs = _inputs_and_v(inputs, v, create_graph, "vhp")
     _, outs = _call(func, ins, "vhp")
     _check_scalar(outs, "vhp")
     with grad_mode.enable_grad():
@@ -245,13 +245,7 @@ def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), H v) by the double-vjp trick on the gradient (as PyTorch computes it)."""
     from pydl.tensor import Tensor
 
-    in_tuple, ins = _as_tuple(inputs, "inputs", "hvp")
-    ins = _prepare_inputs(ins, create_graph)
-    if v is None:
-        vs = _default_v(ins, "hvp")
-    else:
-        _, vs = _as_tuple(v, "v", "hvp")
-        _check_v(vs, ins, "hvp", "input")
+    in_tuple, ins, vs = _inputs_and_v(inputs, v, create_graph, "hvp")
     _, outs = _call(func, ins, "hvp")
     _check_scalar(outs, "hvp")
     with grad_mode.enable_grad():
