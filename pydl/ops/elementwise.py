@@ -33,24 +33,24 @@ _NATIVE_MIN_SAME_SHAPE = 1 << 16
 
 def _native1(x) -> bool:
     """True when unary kernel ``x`` should run on the native engine."""
-    return type(x) is np.ndarray and x.dtype.char in "fd" and x.size >= _NATIVE_MIN
+    return type(x) is np.ndarray and x.size >= _NATIVE_MIN and x.dtype.char in "fd"
 
 
 def _native2(a, b) -> bool:
     """True when a binary kernel on ``a`` and ``b`` (arrays of one float dtype, or an array
-    and a Python number) should run on the native engine."""
+    and a Python number) should run on the native engine. Sizes are tested first: most calls
+    on small tensors stop there, and this runs on every op."""
     if type(a) is np.ndarray:
-        if a.dtype.char not in "fd":
-            return False
         if type(b) is np.ndarray:
-            if b.dtype.char != a.dtype.char:
+            n, m = a.size, b.size
+            if n < _NATIVE_MIN and m < _NATIVE_MIN:
                 return False
-            if a.shape == b.shape:
-                return a.size >= _NATIVE_MIN_SAME_SHAPE
-            return max(a.size, b.size) >= _NATIVE_MIN
-        return type(b) in (float, int) and a.size >= _NATIVE_MIN
-    return (type(b) is np.ndarray and type(a) in (float, int) and b.dtype.char in "fd"
-            and b.size >= _NATIVE_MIN)
+            if a.shape == b.shape and n < _NATIVE_MIN_SAME_SHAPE:
+                return False
+            return a.dtype.char in "fd" and b.dtype.char == a.dtype.char
+        return a.size >= _NATIVE_MIN and type(b) in (float, int) and a.dtype.char in "fd"
+    return (type(b) is np.ndarray and b.size >= _NATIVE_MIN and type(a) in (float, int)
+            and b.dtype.char in "fd")
 
 
 def _native_fused(g, s) -> bool:
