@@ -25,6 +25,22 @@ def _cpu_only(name, batch):
                                   "its fused step runs on CPU parameters")
 
 
+def _group_states(opt, name, batch, buffers, **scalars):
+    """The per-parameter state of one fused step (CPU only), made on first use as torch makes
+    it: ``step`` 0, the named scalars, and a zero buffer for each name in ``buffers``."""
+    _cpu_only(name, batch)
+    states = []
+    for p in batch.params:
+        state = opt.state[p]
+        if len(state) == 0:
+            state["step"] = 0.0
+            state.update(scalars)
+            for key in buffers:
+                state[key] = opt._zeros_state(p)
+        states.append(state)
+    return states
+
+
 class Adadelta(Optimizer):
     r"""Adadelta (Zeiler, 2012), as ``torch.optim.Adadelta``::
 
@@ -47,15 +63,7 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def _step_group(self, group, batch):
-        _cpu_only("Adadelta", batch)
-        states = []
-        for p in batch.params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = 0.0
-                state["square_avg"] = self._zeros_state(p)
-                state["acc_delta"] = self._zeros_state(p)
-            states.append(state)
+        states = _group_states(self, "Adadelta", batch, ("square_avg", "acc_delta"))
         _C.adadelta_step(batch.arrays, batch.grads, [s["square_avg"].data for s in states],
                          [s["acc_delta"].data for s in states], lr=_as_float(group["lr"]),
                          rho=float(group["rho"]), eps=float(group["eps"]),
@@ -87,16 +95,8 @@ class Adamax(Optimizer):
         super().__init__(params, defaults)
 
     def _step_group(self, group, batch):
-        _cpu_only("Adamax", batch)
         beta1, beta2 = group["betas"]
-        states = []
-        for p in batch.params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = 0.0
-                state["exp_avg"] = self._zeros_state(p)
-                state["exp_inf"] = self._zeros_state(p)
-            states.append(state)
+        states = _group_states(self, "Adamax", batch, ("exp_avg", "exp_inf"))
         steps = [s["step"] + 1 for s in states]
         _C.adamax_step(batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
                        [s["exp_inf"].data for s in states], steps, lr=_as_float(group["lr"]),
@@ -135,18 +135,9 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _step_group(self, group, batch):
-        _cpu_only("NAdam", batch)
         beta1, beta2 = group["betas"]
         psi = float(group["momentum_decay"])
-        states = []
-        for p in batch.params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = 0.0
-                state["mu_product"] = 1.0
-                state["exp_avg"] = self._zeros_state(p)
-                state["exp_avg_sq"] = self._zeros_state(p)
-            states.append(state)
+        states = _group_states(self, "NAdam", batch, ("exp_avg", "exp_avg_sq"), mu_product=1.0)
         steps = [s["step"] + 1 for s in states]
         b1 = _as_float(beta1)
         mu_products = [float(s["mu_product"]) * b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
@@ -188,16 +179,8 @@ class RAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _step_group(self, group, batch):
-        _cpu_only("RAdam", batch)
         beta1, beta2 = group["betas"]
-        states = []
-        for p in batch.params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = 0.0
-                state["exp_avg"] = self._zeros_state(p)
-                state["exp_avg_sq"] = self._zeros_state(p)
-            states.append(state)
+        states = _group_states(self, "RAdam", batch, ("exp_avg", "exp_avg_sq"))
         steps = [s["step"] + 1 for s in states]
         _C.radam_step(batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
                       [s["exp_avg_sq"].data for s in states], steps,
