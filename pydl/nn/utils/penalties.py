@@ -105,3 +105,60 @@ def l1_penalty(params_or_module: Union["Module", Iterable[Tensor], Tensor],  # n
     if not weights:
         return Tensor._wrap(np.asarray(0.0, dtype=np.float32))
     return _L1Penalty.apply(float(alpha), *weights)
+
+
+def _paired(a, b, include_bias: bool):
+    """(name, tensor_a, tensor_b) triples: two Modules' parameters matched by name (they must
+    have the same names and shapes), or two iterables of tensors zipped in order."""
+    from pydl.nn.module import Module
+
+    if isinstance(a, Module) != isinstance(b, Module):
+        raise TypeError("soft_sharing_penalty: give two Modules or two iterables of tensors, got "
+                        f"{type(a).__name__} and {type(b).__name__}")
+    if isinstance(a, Module):
+        pa = {n: p for n, p in a.named_parameters()
+              if include_bias or n.rsplit(".", 1)[-1] != "bias"}
+        pb = {n: p for n, p in b.named_parameters()
+              if include_bias or n.rsplit(".", 1)[-1] != "bias"}
+        if pa.keys() != pb.keys():
+            only_a = sorted(pa.keys() - pb.keys())
+            only_b = sorted(pb.keys() - pa.keys())
+            raise ValueError(f"soft_sharing_penalty: the modules' parameters differ by name: only "
+                             f"in the first {only_a}, only in the second {only_b}")
+        pairs = [(n, pa[n], pb[n]) for n in pa]
+    else:
+        ta = [a] if isinstance(a, Tensor) else list(a)
+        tb = [b] if isinstance(b, Tensor) else list(b)
+        if len(ta) != len(tb):
+            raise ValueError(f"soft_sharing_penalty: {len(ta)} tensors against {len(tb)}")
+        pairs = [(str(i), x, y) for i, (x, y) in enumerate(zip(ta, tb))]
+    for name, x, y in pairs:
+        if tuple(x.shape) != tuple(y.shape):
+            raise ValueError(f"soft_sharing_penalty: parameter {name!r} has shape "
+                             f"{tuple(x.shape)} in the first and {tuple(y.shape)} in the second")
+    return pairs
+
+
+def soft_sharing_penalty(a, b, alpha: float = 1.0, include_bias: bool = True) -> Tensor:
+    r"""Soft parameter sharing (course notes 11.3): :math:`\alpha\,\|\theta_A - \theta_B\|_2^2`,
+    the squared distance between two models' parameters, as a differentiable 0-d Tensor.
+
+    Added to the sum of two models' losses it pulls the models towards each other instead of
+    forcing them equal (hard sharing: one Parameter in both, ``pydl.nn.TiedLinear``). The
+    gradient is :math:`2\alpha(\theta_A - \theta_B)` for A and its negative for B.
+
+    Args:
+        a, b: two Modules with the same parameter names and shapes (matched by name), or two
+            sequences of tensors of equal shapes (matched by position).
+        alpha: the penalty weight.
+        include_bias: also pull biases together (default; set False to tie only weights).
+    """
+    pairs = _paired(a, b, include_bias)
+    if not pairs:
+        return Tensor._wrap(np.asarray(0.0, dtype=np.float32))
+    total = None
+    for _, x, y in pairs:
+        d = x - y
+        term = (d * d).sum()
+        total = term if total is None else total + term
+    return total * float(alpha)
