@@ -1,4 +1,5 @@
-"""Reference models: ``MLP``, ``LeNet5``, ``SmallVGG``, ``Autoencoder``, ``ConvAutoencoder``.
+"""Reference models: ``MLP``, ``LeNet5``, ``SmallVGG``, ``Autoencoder``, ``ConvAutoencoder``;
+the autoencoder regularisers and greedy pre-training of ``pydl.models.autoencoders``.
 
 Each is an ordinary ``pydl.nn.Module`` built from pydl layers, so ``state_dict`` keys, ``repr``
 and parameter counts read as in PyTorch (the same definitions in PyTorch give the same keys and
@@ -6,9 +7,11 @@ shapes).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
+import pydl
 from pydl import nn
+from pydl.tensor import Tensor
 
 _ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU",
                 "leaky_relu": "LeakyReLU", "elu": "ELU", "silu": "SiLU", "softplus": "Softplus"}
@@ -143,23 +146,69 @@ class SmallVGG(nn.Module):
         return self.classifier(self.features(x))
 
 
+class AutoencoderLoss(NamedTuple):
+    """What ``Autoencoder.loss`` returns: ``total = reconstruction + penalty`` (a Tensor to
+    call ``backward()`` on) and its two parts (Tensors, for reporting)."""
+    total: Tensor
+    reconstruction: Tensor
+    penalty: Tensor
+
+
 class Autoencoder(nn.Module):
     """A fully connected autoencoder: ``encoder = MLP(sizes)`` maps an input of ``sizes[0]``
     features to a code of ``sizes[-1]``, ``decoder = MLP(reversed(sizes))`` maps it back,
     followed by ``output_activation`` (``"sigmoid"`` for data in [0, 1], None for none).
     ``forward(x)`` returns the reconstruction in ``x``'s shape; train it with a loss between
-    ``forward(x)`` and ``x`` (e.g. ``nn.MSELoss``).
+    ``forward(x)`` and ``x`` (e.g. ``nn.MSELoss``), or with ``loss(x, ...)``, which adds the
+    regularisers of lecture notes 21.
+
+    A code smaller than the input makes it undercomplete, a larger one overcomplete (``kind``);
+    an overcomplete one needs a regulariser not to learn the identity.
+
+    Args:
+        sizes: layer widths, input first, code last: ``[64, 32, 8]``.
+        activation: hidden activation (as ``MLP``); ``output_activation``: after the decoder.
+        code_activation: an activation after the encoder's last Linear (default None: a linear
+            code). ``"sigmoid"`` gives codes in (0, 1), which ``kl_sparsity`` and binary codes
+            need.
+        code_noise: std of Gaussian noise (``nn.GaussianNoise``, training mode only) added
+            before ``code_activation``: with a sigmoid, the decoder can only use what survives
+            the noise, which drives the code units towards 0 and 1 (semantic hashing,
+            Salakhutdinov & Hinton, 2009); ``binary_code`` thresholds them at 0.5.
+        corruption: a module applied to the input before encoding in training mode, such as
+            ``nn.GaussianNoise(0.3)`` or ``nn.MaskingNoise(0.25)``: a denoising autoencoder.
+            ``forward`` and ``loss`` reconstruct from the corrupted input while ``loss``
+            compares with the clean one. Evaluation mode leaves the input alone.
     """
 
     def __init__(self, sizes: Sequence[int], activation: Union[str, Callable] = "relu",
-                 output_activation: Union[str, Callable, None] = "sigmoid"):
+                 output_activation: Union[str, Callable, None] = "sigmoid",
+                 code_activation: Union[str, Callable, None] = None,
+                 code_noise: float = 0.0, corruption: Optional[nn.Module] = None):
         super().__init__()
         sizes = list(sizes)
         self.encoder = MLP(sizes, activation)
+        if code_noise:
+            self.encoder.append(nn.GaussianNoise(code_noise))
+        if code_activation is not None:
+            self.encoder.append(_activation(code_activation))
         decoder = MLP(sizes[::-1], activation)
         if output_activation is not None:
             decoder.append(_activation(output_activation))
         self.decoder = decoder
+        if corruption is not None and not isinstance(corruption, nn.Module):
+            raise TypeError(f"Autoencoder: corruption must be a Module such as "
+                            f"nn.MaskingNoise(0.25), got {type(corruption).__name__}")
+        self.corruption = corruption
+        self.sizes = sizes
+
+    @property
+    def kind(self) -> str:
+        """``"undercomplete"``, ``"complete"`` or ``"overcomplete"``: code size against input
+        size."""
+        code, inputs = self.sizes[-1], self.sizes[0]
+        return "undercomplete" if code < inputs else "complete" if code == inputs else \
+            "overcomplete"
 
     def encode(self, x):
         return self.encoder(x)
@@ -167,8 +216,59 @@ class Autoencoder(nn.Module):
     def decode(self, z):
         return self.decoder(z)
 
-    def forward(self, x):
-        return self.decoder(self.encoder(x)).reshape(x.shape)
+    def binary_code(self, x) -> Tensor:
+        """The code thresholded at 0.5 (a bool Tensor (N, code size)), computed without noise
+        or corruption: for codes in (0, 1), the keys of a ``pydl.retrieval.HammingIndex``."""
+        was_training = self.training
+        self.eval()
+        try:
+            with pydl.no_grad():
+                return self.encoder(x) > 0.5
+        finally:
+            self.train(was_training)
+
+    def forward(self, x, return_code: bool = False):
+        """The reconstruction of ``x`` (its shape); with ``return_code``, (reconstruction,
+        code). In training mode the encoder sees ``corruption(x)``."""
+        source = self.corruption(x) if self.corruption is not None else x
+        code = self.encoder(source)
+        out = self.decoder(code).reshape(x.shape)
+        return (out, code) if return_code else out
+
+    def loss(self, x, *, l1: float = 0.0, sparsity: float = 0.0, rho: float = 0.05,
+             contractive: float = 0.0, criterion: Union[str, Callable] = "mse"
+             ) -> AutoencoderLoss:
+        """L(x, r) + Omega(h) for a batch ``x`` (lecture notes 21): the reconstruction loss
+        against the clean ``x`` plus ``l1 * l1_sparsity(h) + sparsity * kl_sparsity(h, rho)
+        + contractive * contractive_penalty(h, x_encoded)`` (see pydl.models.autoencoders).
+
+        ``criterion``: ``"mse"`` (mean squared error), ``"bce"`` (binary cross-entropy, for a
+        sigmoid output and data in [0, 1]) or a callable (reconstruction, target) -> loss.
+        The contractive term differentiates the code with respect to the (corrupted) input
+        with ``create_graph=True``: one extra backward per code unit."""
+        for name, value in (("l1", l1), ("sparsity", sparsity), ("contractive", contractive)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Autoencoder.loss: {name} must be a non-negative weight, "
+                                 f"got {value!r}")
+        if isinstance(criterion, str):
+            if criterion not in ("mse", "bce"):
+                raise ValueError(f"Autoencoder.loss: criterion must be 'mse', 'bce' or a "
+                                 f"callable, got {criterion!r}")
+            criterion = (nn.functional.mse_loss if criterion == "mse"
+                         else nn.functional.binary_cross_entropy)
+        source = self.corruption(x) if self.corruption is not None else x
+        if contractive and not source.requires_grad:
+            source = source.detach().requires_grad_()
+        code = self.encoder(source)
+        reconstruction = criterion(self.decoder(code).reshape(x.shape), x)
+        penalty = reconstruction * 0.0
+        if l1:
+            penalty = penalty + l1 * _ae.l1_sparsity(code)
+        if sparsity:
+            penalty = penalty + sparsity * _ae.kl_sparsity(code, rho)
+        if contractive:
+            penalty = penalty + contractive * _ae.contractive_penalty(code, source)
+        return AutoencoderLoss(reconstruction + penalty, reconstruction, penalty)
 
 
 class ConvAutoencoder(nn.Module):
@@ -208,4 +308,12 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-__all__ = ["MLP", "LeNet5", "SmallVGG", "Autoencoder", "ConvAutoencoder"]
+# after the classes above: autoencoders.py does not import them, Autoencoder.loss uses it
+from pydl.models import autoencoders as _ae  # noqa: E402
+from pydl.models.autoencoders import (StraightThroughBinarize,  # noqa: E402
+                                      contractive_penalty, greedy_layerwise_pretrain,
+                                      kl_sparsity, l1_sparsity, sigmoid_contractive_penalty)
+
+__all__ = ["MLP", "LeNet5", "SmallVGG", "Autoencoder", "AutoencoderLoss", "ConvAutoencoder",
+           "l1_sparsity", "kl_sparsity", "contractive_penalty", "sigmoid_contractive_penalty",
+           "StraightThroughBinarize", "greedy_layerwise_pretrain"]

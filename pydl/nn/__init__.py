@@ -15,7 +15,8 @@ from pydl.nn.dropout import Dropout, Dropout2d  # noqa: F401
 from pydl.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten  # noqa: F401
 from pydl.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss,  # noqa: F401
                           KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
-from pydl.nn.noise import GaussianNoise, add_weight_noise, remove_weight_noise  # noqa: F401
+from pydl.nn.noise import (GaussianNoise, MaskingNoise, add_weight_noise,  # noqa: F401
+                           remove_weight_noise)
 from pydl.nn.sparse import Embedding  # noqa: F401
 from pydl.nn.tied import TiedLinear, shared_parameters  # noqa: F401
 from pydl.nn import utils  # noqa: F401,E402

@@ -8,6 +8,10 @@ active only in training mode. Not part of torch.nn; pydl's own, in PyTorch's sty
   gradient reaches the clean parameter (d(w + eps)/dw = 1), so optimizers, ``state_dict`` and
   ``parameters()`` keep seeing the unperturbed Parameter. Evaluation mode uses the clean
   weight. ``remove_weight_noise`` undoes it.
+* ``MaskingNoise(p)``: the masking corruption of denoising autoencoders (Vincent et al., 2008):
+  each input element is set to 0 with probability ``p`` while training, the others kept as
+  they are. Unlike ``Dropout`` the survivors are not rescaled by 1 / (1 - p): the corrupted
+  input is meant to look like the data with pixels missing, not to keep its expectation.
 
 How weight noise is applied: the module's ``forward`` is wrapped (an instance attribute) so
 that, for the duration of one call, the named entry of ``module._parameters`` holds the noisy
@@ -18,11 +22,17 @@ changing the parameter's name in the state_dict.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from pydl import random as _random
+from pydl.device import to_device_array
 from pydl.nn.module import Module
 from pydl.ops.activation import gaussian_noise
+from pydl.ops.elementwise import mul
 from pydl.tensor import Tensor
 
-__all__ = ["GaussianNoise", "add_weight_noise", "remove_weight_noise"]
+__all__ = ["GaussianNoise", "MaskingNoise", "masking_noise", "add_weight_noise",
+           "remove_weight_noise"]
 
 
 def _check_std(std) -> float:
@@ -47,6 +57,46 @@ class GaussianNoise(Module):
 
     def extra_repr(self) -> str:
         return f"std={self.std}"
+
+
+def masking_noise(input: Tensor, p: float = 0.25, training: bool = True) -> Tensor:
+    """Masking corruption: each element of ``input`` is zeroed with probability ``p`` (one
+    Bernoulli draw per element from pydl's global generator) while training; the identity in
+    evaluation. The mask is a constant for autograd: dy/dx = mask. Not a PyTorch function."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"masking_noise: expected a Tensor, got {type(input).__name__}")
+    p = _check_p(p, "masking_noise")
+    if not training or p == 0.0:
+        return input
+    keep = _random.generator().random(input.shape) >= p
+    keep = keep.astype(input._data.dtype)
+    if not isinstance(input._data, np.ndarray):
+        keep = to_device_array(keep, input.device)
+    return mul(input, Tensor._wrap(keep))
+
+
+def _check_p(p, name: str) -> float:
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+class MaskingNoise(Module):
+    """y = x * m, m_i ~ Bernoulli(1 - p) independently, in training mode; y = x in evaluation.
+
+    The corruption process of a denoising autoencoder with "masking noise": a fraction ``p``
+    of the input's elements is set to zero and the network is trained to restore them (its
+    loss compares the reconstruction with the clean input)."""
+
+    def __init__(self, p: float = 0.25):
+        super().__init__()
+        self.p = _check_p(p, "MaskingNoise")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return masking_noise(input, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class _WeightNoiseForward:
