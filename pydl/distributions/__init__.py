@@ -9,7 +9,7 @@ forms registered with ``register_kl``. Draws come from pydl's generator, so
 ``pydl.manual_seed`` reproduces them. Everything is built from differentiable pydl ops, so
 gradients reach the parameters through ``rsample``, ``log_prob``, ``entropy`` and the KLs.
 
-``entropy``, ``cross_entropy`` and ``kl`` (``pydl.distributions.information``) are the lecture
+``entropy``, ``cross_entropy`` and ``relative_entropy`` (the KL divergence; ``pydl.distributions.information``) are the lecture
 notes' 2.13-2.15 on probability tensors (or on distributions).
 """
 from pydl.distributions import constraints
@@ -19,7 +19,7 @@ from pydl.distributions.distribution import Distribution
 from pydl.distributions.independent import Independent
 from pydl.distributions.kl import kl_divergence, register_kl
 from pydl.distributions.normal import Normal
-from pydl.distributions.information import cross_entropy, entropy, kl
+from pydl.distributions.information import cross_entropy, entropy, relative_entropy
 
 __all__ = ["Bernoulli", "Categorical", "Distribution", "Independent", "Normal", "constraints",
-           "cross_entropy", "entropy", "kl", "kl_divergence", "register_kl"]
+           "cross_entropy", "entropy", "kl_divergence", "register_kl", "relative_entropy"]

@@ -102,7 +102,8 @@ class _IntegerInterval(Constraint):
 
     def check(self, value):
         arr = value._data
-        whole = Tensor._wrap(array_module(arr).floor(arr) == arr)  # no grad through a test
+        xp = array_module(arr)
+        whole = Tensor._wrap(xp.asarray(xp.floor(arr) == arr))  # a test: no gradient needed
         return pydl.logical_and(whole, pydl.logical_and(value >= self.lower_bound,
                                                         value <= self.upper_bound))
 

@@ -2,7 +2,9 @@
 
 * Shannon entropy (2.13): H(p) = -sum_x p(x) log p(x) = E[-log p(X)].
 * Cross-entropy (2.14): H(p, q) = -sum_x p(x) log q(x) = E_p[-log q(X)].
-* KL divergence (2.15): D_KL(p || q) = H(p, q) - H(p) = sum_x p(x) log(p(x)/q(x)).
+* KL divergence (2.15), ``relative_entropy``: D_KL(p || q) = H(p, q) - H(p) =
+  sum_x p(x) log(p(x)/q(x)). (Not named ``kl``: ``pydl.distributions.kl`` is the module of
+  ``kl_divergence``, as in torch.)
 
 Each takes either probability tensors (``p``, ``q``: non-negative, summing to 1 over ``dim``;
 the sum runs over ``dim``, the rest is a batch) or ``pydl.distributions`` objects (then the
@@ -23,7 +25,7 @@ from pydl.distributions.distribution import Distribution
 from pydl.distributions.kl import kl_divergence
 from pydl.tensor import Tensor
 
-__all__ = ["entropy", "cross_entropy", "kl"]
+__all__ = ["entropy", "cross_entropy", "relative_entropy"]
 
 
 def _unit(value: Tensor, base: Optional[float]) -> Tensor:
@@ -47,10 +49,14 @@ def _check_probs(name: str, p) -> Tensor:
 
 
 def _xlogy(x: Tensor, y: Tensor) -> Tensor:
-    """x log y with 0 log y = 0 (also for y = 0), and a zero gradient there."""
-    zero = x == 0
-    safe_y = pydl.where(zero, pydl.ones_like(y), y)
-    return pydl.where(zero, pydl.zeros_like(x * safe_y), x * pydl.log(safe_y))
+    """x log y with 0 log y = 0 (also for y = 0, with a zero gradient there) and x log 0 = -inf
+    for x > 0; no log of 0 is evaluated (which would warn)."""
+    zero_x, zero_y = x == 0, y == 0
+    safe_y = pydl.where(pydl.logical_or(zero_x, zero_y), pydl.ones_like(y), y)
+    out = x * pydl.log(safe_y)
+    out = pydl.where(pydl.logical_and(zero_y, pydl.logical_not(zero_x)),
+                     pydl.full_like(out, float("-inf")), out)
+    return pydl.where(zero_x, pydl.zeros_like(out), out)
 
 
 def entropy(p, dim: int = -1, base: Optional[float] = None) -> Tensor:
@@ -77,12 +83,13 @@ def cross_entropy(p, q, dim: int = -1, base: Optional[float] = None) -> Tensor:
     return _unit(-_xlogy(p, q).sum(dim), base)
 
 
-def kl(p, q, dim: int = -1, base: Optional[float] = None) -> Tensor:
-    """D_KL(p || q) = sum_x p(x) log(p(x)/q(x)) = H(p, q) - H(p) over ``dim`` (lecture notes
+def relative_entropy(p, q, dim: int = -1, base: Optional[float] = None) -> Tensor:
+    """The Kullback-Leibler divergence (relative entropy)
+    D_KL(p || q) = sum_x p(x) log(p(x)/q(x)) = H(p, q) - H(p) over ``dim`` (lecture notes
     2.15), or ``kl_divergence(p, q)`` for two Distributions. Not symmetric in p and q."""
     if isinstance(p, Distribution) or isinstance(q, Distribution):
         if not (isinstance(p, Distribution) and isinstance(q, Distribution)):
-            raise TypeError("kl: give two Distributions or two probability tensors, "
+            raise TypeError("relative_entropy: give two Distributions or two probability tensors, "
                             f"got {type(p).__name__} and {type(q).__name__}")
         return _unit(kl_divergence(p, q), base)
     p, q = _check_probs("p", p), _check_probs("q", q)
