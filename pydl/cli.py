@@ -3,6 +3,7 @@
     pydl train [--model lenet] [--data digits] [--epochs N] [--optimizer adam] [--lr LR]
                [--batch-size B] [--seed S] [--device cpu] [--out runs/NAME]
     pydl train --resume runs/NAME [--epochs N]
+    pydl train --init-from runs/NAME [--freeze features] [--classes 5-9] ...
     pydl info
     pydl bench [suite ...] [--quick] ...
 
@@ -14,6 +15,15 @@ exactly), ``model.safetensors`` (the evaluated weights: ``model.load_state_dict(
 ``history.json``, ``results.json`` and ``curves.png`` (loss and accuracy per epoch; needs
 matplotlib, the ``plot`` extra). The defaults train LeNet-5 on the bundled 8x8 digits to about
 98% test accuracy.
+
+Transfer learning (``pydl.transfer``): ``--init-from runs/NAME`` starts from that run's
+``model.safetensors``, loading every tensor whose name and shape match (a head for a different
+number of classes stays newly initialised); ``--reinit classifier.5`` leaves those modules out
+of the loading (a new head of the same shape); ``--freeze features`` keeps the parameters under
+that module-name prefix fixed (``requires_grad_(False)``; the optimizer gets only the trainable
+ones); ``--classes 0-4`` (or ``5,6,7,8,9``) trains and tests on those classes only, relabelled
+0..k-1 in the order given. ``examples/transfer.py`` pre-trains on digits 0-4 and fine-tunes on
+5-9 this way.
 """
 from __future__ import annotations
 
@@ -36,6 +46,7 @@ DEFAULTS: Dict[str, Any] = {
     "label_smoothing": 0.1,
     "val_fraction": 0.1, "patience": None, "dropout": 0.0, "hidden": 128, "subset": None,
     "seed": 0, "device": "cpu", "out": None,
+    "init_from": None, "reinit": None, "freeze": None, "classes": None,
 }
 # Options that may change when resuming (the rest must match the checkpoint's run).
 RESUMABLE = {"epochs", "device", "out"}
@@ -105,10 +116,75 @@ def build_scheduler(cfg: Dict[str, Any], optimizer):
     return None
 
 
+def parse_classes(text: str) -> List[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"5,7,9"`` -> [5, 7, 9]; ranges and lists mix."""
+    out: List[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise SystemExit(f"pydl train: --classes takes class numbers and ranges such as 0-4 or "
+                         f"5,6,7, got {text!r}") from None
+    if len(set(out)) != len(out) or len(out) < 2 or min(out) < 0:
+        raise SystemExit(f"pydl train: --classes needs at least two distinct non-negative "
+                         f"classes, got {text!r}")
+    return out
+
+
+def keep_classes(ds, classes: List[int]) -> None:
+    """Keep only the samples of ``classes`` in an in-memory image dataset, relabelled
+    0..k-1 in the order given."""
+    targets = np.asarray(ds.targets)
+    missing = [c for c in classes if not np.any(targets == c)]
+    if missing:
+        raise SystemExit(f"pydl train: --classes {missing} do not occur in the data set")
+    keep = np.isin(targets, classes)
+    relabel = np.full(int(max(targets.max(), max(classes))) + 1, -1, dtype=np.int64)
+    relabel[classes] = np.arange(len(classes))
+    ds.data = ds.data[keep]
+    ds.targets = relabel[targets[keep]]
+
+
+def init_from_run(model, source: str, reinit=()):
+    """Load the weights of the run in folder ``source`` (its ``model.safetensors``; or a weights
+    file given directly) into ``model``, wherever name and shape match and the name is not under
+    a ``reinit`` prefix; print what happened."""
+    import pydl
+    from pydl.transfer import load_matching
+
+    path = os.path.join(source, "model.safetensors") if os.path.isdir(source) else source
+    if not os.path.isfile(path):
+        raise SystemExit(f"pydl train: --init-from: no weights at {path} (give a `pydl train` "
+                         f"output folder or a state-dict file)")
+    try:
+        state = pydl.load(path)
+    except ValueError as e:
+        raise SystemExit(f"pydl train: --init-from: cannot read {path}: {e}") from None
+    if isinstance(state, dict) and state.get("format") == "pydl-train-run":
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise SystemExit(f"pydl train: --init-from: {path} does not hold a state dict")
+    report = load_matching(model, state, exclude=reinit)
+    if not report.loaded:
+        raise SystemExit(f"pydl train: --init-from: no tensor of {path} matches the model "
+                         f"(different --model?)")
+    new = report.missing  # (shape-mismatched and reinit keys are among them)
+    print(f"initialised from {path}: {len(report.loaded)} tensors loaded"
+          + (f"; newly initialised: {', '.join(new)}" if new else ""), flush=True)
+    return report
+
+
 class _Run:
     """Everything a training run needs, built deterministically from its configuration."""
 
-    def __init__(self, cfg: Dict[str, Any]):
+    def __init__(self, cfg: Dict[str, Any], init_weights: bool = True):
         import pydl
         from pydl import nn
         from pydl.data import DataLoader, Subset, random_split
@@ -117,6 +193,9 @@ class _Run:
         self.cfg = cfg
         pydl.manual_seed(cfg["seed"])
         train_set, test_set = load_data(cfg)
+        if cfg["classes"] is not None:
+            for ds in (train_set, test_set):
+                keep_classes(ds, cfg["classes"])
         if cfg["subset"] is not None:
             train_set = Subset(train_set, range(min(cfg["subset"], len(train_set))))
             test_set = Subset(test_set, range(min(cfg["subset"], len(test_set))))
@@ -145,9 +224,22 @@ class _Run:
         self.sizes = (len(train_set), len(val_set) if val_set is not None else 0, len(test_set))
 
         self.model = build_model(cfg, image_shape, num_classes)
+        self.init_report = None
+        if cfg["init_from"] is not None and init_weights:  # (a resumed run has its own weights)
+            self.init_report = init_from_run(self.model, cfg["init_from"], cfg["reinit"] or ())
+        self.frozen = []
+        if cfg["freeze"]:
+            from pydl.transfer import freeze
+
+            try:
+                self.frozen = freeze(self.model, cfg["freeze"])
+            except ValueError as e:
+                raise SystemExit(f"pydl train: --freeze: {e}") from None
         if cfg["device"] != "cpu":  # before the optimizer sees the parameters
             self.model.to(cfg["device"])
-        self.optimizer = build_optimizer(cfg, self.model.parameters())
+        # Only trainable parameters reach the optimizer: frozen ones get no step and no decay.
+        self.optimizer = build_optimizer(
+            cfg, [p for p in self.model.parameters() if p.requires_grad])
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.stopper = None
@@ -281,6 +373,18 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", help=f"cpu or cuda (default {d['device']})")
     p.add_argument("--out", help="output folder (default runs/<model>-<data>-seed<seed>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="start from the weights of an earlier run (transfer learning): tensors "
+                        "whose name and shape match are loaded, the rest (a new head) stay "
+                        "initialised")
+    p.add_argument("--reinit", metavar="PREFIX[,PREFIX]",
+                   help="with --init-from: do not load these modules, e.g. classifier.5 for a "
+                        "new head of the same shape")
+    p.add_argument("--freeze", metavar="PREFIX[,PREFIX]",
+                   help="keep the parameters under these module names fixed, e.g. features")
+    p.add_argument("--classes", metavar="LIST",
+                   help="train and test on these classes only, e.g. 0-4 or 5,6,7,8,9 "
+                        "(relabelled 0..k-1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -312,6 +416,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pydl.train import History, evaluate, fit
 
     given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k, None) is not None}
+    if "classes" in given:
+        given["classes"] = parse_classes(given["classes"])
+    for key in ("freeze", "reinit"):
+        if key in given:
+            given[key] = [p.strip() for p in given[key].split(",") if p.strip()]
     ckpt = None
     if args.resume:
         path = os.path.join(args.resume, CHECKPOINT)
@@ -342,7 +451,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     os.makedirs(out, exist_ok=True)
 
     start = time.perf_counter()
-    run = _Run(cfg)
+    run = _Run(cfg, init_weights=ckpt is None)
     history = History()
     epochs_done = 0
     if ckpt is not None:
@@ -361,6 +470,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     n_train, n_val, n_test = run.sizes
     n_params = sum(p.numel() for p in run.model.parameters())
+    if run.frozen:
+        n_frozen = sum(p.numel() for p in run.model.parameters() if not p.requires_grad)
+        print(f"frozen: {len(run.frozen)} tensors under {', '.join(cfg['freeze'])} "
+              f"({n_frozen:,} of {n_params:,} parameters)", flush=True)
     print(f"pydl train: {cfg['model']} ({n_params:,} parameters) on {cfg['data']} "
           f"({n_train} train, {n_val} val, {n_test} test), {cfg['optimizer']} lr {cfg['lr']}, "
           f"batch {cfg['batch_size']}, {cfg['epochs']} epochs, seed {cfg['seed']}, "
