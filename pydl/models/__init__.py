@@ -317,3 +317,6 @@ from pydl.models.autoencoders import (StraightThroughBinarize,  # noqa: E402
 __all__ = ["MLP", "LeNet5", "SmallVGG", "Autoencoder", "AutoencoderLoss", "ConvAutoencoder",
            "l1_sparsity", "kl_sparsity", "contractive_penalty", "sigmoid_contractive_penalty",
            "StraightThroughBinarize", "greedy_layerwise_pretrain"]
+
+from pydl.models.vae import ELBO, VAE  # noqa: E402  (distributions and VAE, issue 15)
+__all__ += ["VAE", "ELBO"]
