@@ -250,6 +250,19 @@ class Tensor:
             self._hooks.append(hook)
         return hook
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` after a backward pass has accumulated this leaf's ``.grad``
+        (once per backward, after every gradient that backward sends it). Returns a handle with
+        ``remove()``, as torch's."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from pydl.autograd.engine import add_post_accumulate_hook
+
+        return _HookHandle(add_post_accumulate_hook(self, hook), hook)
+
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
                  inputs=None):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad
@@ -597,3 +610,14 @@ def _nested_tensors_to_arrays(data):
 from pydl.autograd import function as _function  # noqa: E402
 
 _function.Tensor = Tensor
+
+
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)

@@ -17,6 +17,7 @@ accumulated into ``.grad``; only the part of the graph that leads to them runs.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -24,6 +25,23 @@ import numpy as np
 from pydl import _C
 from pydl.autograd import grad_mode
 from pydl.autograd.function import Function
+
+
+# Tensor.register_post_accumulate_grad_hook: leaf -> hooks, called as hook(leaf) once per backward
+# after the leaf's .grad has received every gradient that backward sends it (data-parallel
+# training starts a bucket's all-reduce from there). Kept outside Tensor so that leaves without
+# such hooks cost nothing; keyed by id (Tensor's == is elementwise), the entry dropped when the
+# leaf dies.
+post_accumulate_hooks: Dict[int, list] = {}
+
+
+def add_post_accumulate_hook(leaf, hook) -> list:
+    hooks = post_accumulate_hooks.get(id(leaf))
+    if hooks is None:
+        hooks = post_accumulate_hooks[id(leaf)] = []
+        weakref.finalize(leaf, post_accumulate_hooks.pop, id(leaf), None)
+    hooks.append(hook)
+    return hooks
 
 
 def _as_array(r):
@@ -125,6 +143,8 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
     from pydl.tensor import Tensor
 
     owned: set = set()
+    # Leaves with post-accumulate hooks: id -> [edges still to come, leaf, got a gradient].
+    post: Optional[Dict[int, list]] = {} if post_accumulate_hooks and accumulate else None
     pending: Dict[Function, List[Optional[np.ndarray]]] = {}
     start_nodes = []
     leaf_slot: Dict[int, int] = {}
@@ -147,10 +167,16 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
         elif capture is not None and not accumulate:
             return
         _accumulate_leaf(leaf, g, owned, create_graph)
+        if post is not None:
+            entry = post.get(id(leaf))
+            if entry is not None:
+                entry[2] = True
 
+    root_leaves = []
     for t, g in zip(roots, grads):
         if t.grad_fn is None:
             deliver_leaf(t, g if create_graph else g.copy())
+            root_leaves.append(t)
             continue
         node = t.grad_fn
         slot = pending.get(node)
@@ -177,6 +203,13 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                 if parent not in seen:
                     seen.add(parent)
                     stack.append(parent)
+            elif post is not None and id(parent) in post_accumulate_hooks:
+                _post_count(post, parent)
+    if post is not None:
+        for t in root_leaves:
+            if id(t) in post_accumulate_hooks:
+                _post_count(post, t)
+                _post_edge_done(post, t)
 
     useful = None
     if capture is not None and not accumulate:
@@ -204,7 +237,7 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                 if k is not None:
                     captured[k] = gouts[i]
         if useful is not None and node not in useful:
-            _skip(node, deps, pending, ready, retain_graph)  # owes its parents their edges
+            _skip(node, deps, pending, ready, retain_graph, post)  # owes its parents edges
             continue
         gins = node.backward(*gouts)
         if type(gins) is not tuple:
@@ -236,10 +269,31 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                     else:
                         # Nothing flowed into this node: its subgraph gets no gradient, but the
                         # edges it owes must still be released.
-                        _skip(parent, deps, pending, ready, retain_graph)
-            elif g is not None:
-                deliver_leaf(parent, g)
+                        _skip(parent, deps, pending, ready, retain_graph, post)
+            else:
+                if g is not None:
+                    deliver_leaf(parent, g)
+                if post is not None and id(parent) in post:
+                    _post_edge_done(post, parent)
     return captured if capture is not None else None
+
+
+def _post_count(post: Dict[int, list], leaf) -> None:
+    entry = post.get(id(leaf))
+    if entry is None:
+        post[id(leaf)] = [1, leaf, False]
+    else:
+        entry[0] += 1
+
+
+def _post_edge_done(post: Dict[int, list], leaf) -> None:
+    """One edge into ``leaf`` is done; after the last, run its post-accumulate hooks (if a
+    gradient arrived at all, as torch runs them only when AccumulateGrad runs)."""
+    entry = post[id(leaf)]
+    entry[0] -= 1
+    if entry[0] == 0 and entry[2]:
+        for hook in list(post_accumulate_hooks.get(id(leaf), ())):
+            hook(leaf)
 
 
 def _nodes_leading_to(order, deps, leaf_slot, node_slot) -> set:
@@ -271,14 +325,18 @@ def _nodes_leading_to(order, deps, leaf_slot, node_slot) -> set:
     return useful
 
 
-def _skip(node, deps, pending, ready, retain_graph) -> None:
+def _skip(node, deps, pending, ready, retain_graph, post=None) -> None:
     stack = [node]
     while stack:
         n = stack.pop()
         if not retain_graph:
             n.release()
         for p in n.parents:
-            if p is None or not isinstance(p[0], Function):
+            if p is None:
+                continue
+            if not isinstance(p[0], Function):
+                if post is not None and id(p[0]) in post:
+                    _post_edge_done(post, p[0])
                 continue
             parent = p[0]
             deps[parent] -= 1
