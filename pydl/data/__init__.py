@@ -7,10 +7,12 @@ from pydl.data.dataloader import (DataLoader, WorkerInfo, default_collate, defau
                                    get_worker_info)
 from pydl.data.dataset import (ChainDataset, ConcatDataset, Dataset, IterableDataset, KFold,
                                StackDataset, Subset, TensorDataset, random_split)
+from pydl.data.distributed import DistributedSampler
 from pydl.data.sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler,
                                SubsetRandomSampler, WeightedRandomSampler)
 
 __all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
+           "DistributedSampler",
            "IterableDataset", "KFold", "RandomSampler",
            "Sampler", "SequentialSampler", "StackDataset", "Subset", "SubsetRandomSampler",
            "TensorDataset", "WeightedRandomSampler", "WorkerInfo", "datasets", "default_collate",

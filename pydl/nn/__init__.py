@@ -20,4 +20,5 @@ from pydl.nn.noise import (GaussianNoise, MaskingNoise, add_weight_noise,  # noq
 from pydl.nn.sparse import Embedding  # noqa: F401
 from pydl.nn.tied import TiedLinear, shared_parameters  # noqa: F401
 from pydl.nn import utils  # noqa: F401,E402
+from pydl.nn.sync_batchnorm import SyncBatchNorm  # noqa: F401,E402
 from pydl.nn import parallel  # noqa: F401,E402

@@ -12,14 +12,15 @@ from __future__ import annotations
 import sys
 
 from pydl import data
-from pydl.data import _worker, dataloader, dataset, datasets, sampler, transforms
+from pydl.data import (_worker, dataloader, dataset, datasets, distributed, sampler,
+                       transforms)
 from pydl.utils._summary import LayerInfo, ModelSummary, _parents_first, summary
 
 # Alias the package and each of its submodules under PyTorch's path. Registering every submodule
 # matters: otherwise ``import pydl.utils.data.dataloader`` would find pydl/data/dataloader.py
 # through the alias's __path__ and execute it a second time as a new module.
 sys.modules[__name__ + ".data"] = data
-for _mod in (_worker, dataloader, dataset, datasets, sampler, transforms):
+for _mod in (_worker, dataloader, dataset, datasets, distributed, sampler, transforms):
     sys.modules[__name__ + ".data." + _mod.__name__.rsplit(".", 1)[1]] = _mod
 del _mod
 
