@@ -67,7 +67,7 @@ def test_round_trip_nested_structures(tmp_path):
     expected["arrays"] = [np.ascontiguousarray(a) if a.ndim else a for a in obj["arrays"]]
     _assert_same(expected, out)
     # loaded arrays are writable and own their memory
-    out["model"]["conv.bias"].data[0] = 1.0
+    out["model"]["conv.bias"]._data[0] = 1.0
     assert out["arrays"][1].flags.writeable
 
 
@@ -192,8 +192,36 @@ def test_flipped_data_byte_fails_checksum(tmp_path):
     corrupt = bytearray(raw)
     corrupt[-5] ^= 0xFF
     path.write_bytes(bytes(corrupt))
-    with pytest.raises(CheckpointError, match="CRC-32"):
-        pydl.load(path)
+    for mmap in (False, True):
+        with pytest.raises(CheckpointError, match="checksum"):
+            pydl.load(path, mmap=mmap)
+
+
+def _split(raw):
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + n]), raw[8 + n:]
+
+
+def _join(header, data, resign=True):
+    """A file from a header dict and data bytes; ``resign`` recomputes pydl.digest, so that
+    what is tested is the structural check behind the checksum (a forged file)."""
+    import hashlib
+
+    from pydl.serialization import _digest
+
+    meta = header.get("__metadata__", {})
+    if resign and "pydl.digest" in meta:
+        specs, sha = {}, {}
+        for k, v in header.items():
+            if k != "__metadata__":
+                specs[k] = (v["dtype"], v["shape"])
+                b, e = v["data_offsets"]
+                sha[k] = hashlib.sha256(data[b:e]).digest()
+        meta["pydl.digest"] = _digest({k: v for k, v in meta.items() if k != "pydl.digest"},
+                                      specs, sha)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
 
 
 def test_corrupt_header_and_structure(tmp_path):
@@ -204,19 +232,336 @@ def test_corrupt_header_and_structure(tmp_path):
     path.write_bytes(raw[:8] + bytes(header) + raw[8 + n:])
     with pytest.raises(CheckpointError, match="header"):
         pydl.load(path)
-    meta = json.loads(raw[8:8 + n])
-    meta["__metadata__"]["tree"] = '{"kind": "what"}'
-    new_header = json.dumps(meta).encode()
-    new_header += b" " * (-len(new_header) % 8)
-    path.write_bytes(struct.pack("<Q", len(new_header)) + new_header + raw[8 + n:])
-    with pytest.raises(CheckpointError, match="structure"):
+    head, data = _split(raw)
+    path.write_bytes(_join(head, data))  # re-signing an unchanged header changes nothing
+    assert pydl.load(path)["meta"] == {"epoch": 3}
+    edits = [
+        (lambda h: h["__metadata__"].update({"pydl.tree": '{"kind": "what"}'}), "structure"),
+        (lambda h: h["__metadata__"].update({"pydl.version": "99"}), "version"),
+        (lambda h: h["__metadata__"].update({"pydl.tree": '{"kind": "dict", "items": [["a", '
+                                             '{"kind": "tensor", "name": "w"}], ["b", '
+                                             '{"kind": "tensor", "name": "w"}]]}'}),
+         "exactly once"),
+        (lambda h: h["__metadata__"].update({"pydl.tree": '{"kind": "dict", "items": []}'}),
+         "exactly once"),
+        (lambda h: h["__metadata__"].update({"pydl.tree": "[" * 400 + "]" * 400}), "nests"),
+        (lambda h: h["__metadata__"].pop("pydl.digest"), "digest is missing"),
+        (lambda h: h["w"].update({"dtype": "F8_E8M0"}), "F8_E8M0"),
+        (lambda h: h["w"].update({"shape": [-1]}), "shape"),
+        (lambda h: h["w"].update({"data_offsets": [0, 4]}), "span"),
+    ]
+    for edit, match in edits:
+        head, data = _split(raw)
+        edit(head)
+        path.write_bytes(_join(head, data))
+        with pytest.raises(CheckpointError, match=match):
+            pydl.load(path)
+    # without re-signing, any change to the header is caught by the checksum
+    head, data = _split(raw)
+    head["__metadata__"]["pydl.tree"] = head["__metadata__"]["pydl.tree"].replace("3", "4")
+    path.write_bytes(_join(head, data, resign=False))
+    with pytest.raises(CheckpointError, match="checksum"):
         pydl.load(path)
-    meta["__metadata__"]["format_version"] = "99"
-    new_header = json.dumps(meta).encode()
-    new_header += b" " * (-len(new_header) % 8)
-    path.write_bytes(struct.pack("<Q", len(new_header)) + new_header + raw[8 + n:])
-    with pytest.raises(CheckpointError, match="version"):
+
+
+def _raw_file(entries, data, metadata=None):
+    """A safetensors file from (name, dtype, shape, begin, end) entries, unchecked."""
+    header = {"__metadata__": metadata} if metadata is not None else {}
+    for name, dtype, shape, b, e in entries:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [b, e]}
+    return _join(header, data, resign=False)
+
+
+@pytest.mark.parametrize("entries,size,match", [
+    ([("a", "F32", [2], 0, 8), ("b", "F32", [2], 4, 12)], 12, "overlaps"),
+    ([("a", "F32", [2], 0, 8), ("b", "F32", [2], 0, 8)], 8, "overlaps"),
+    ([("a", "F32", [2], 0, 8), ("b", "F32", [2], 12, 20)], 20, "gap"),
+    ([("a", "F32", [2], 0, 8)], 16, "bytes no tensor accounts for"),
+    ([("a", "F32", [2], 0, 8)], 4, "truncated"),
+])
+def test_byte_ranges_must_tile_the_data(tmp_path, entries, size, match):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(_raw_file(entries, bytes(size)))
+    with pytest.raises(CheckpointError, match=match):
         pydl.load(path)
+
+
+def test_zero_size_tensors_may_share_an_offset(tmp_path):
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(_raw_file([("a", "F32", [0], 0, 0), ("b", "I64", [0, 2], 0, 0),
+                                ("c", "F32", [1], 0, 4)], np.float32(2).tobytes()))
+    out = pydl.load(path)
+    assert out["a"].shape == (0,) and out["b"].shape == (0, 2) and out["c"].tolist() == [2.0]
+
+
+def test_aliased_tensors_are_refused_before_any_data_is_read(tmp_path):
+    """One 8 MiB tensor referenced 4000 times: refused from the header alone."""
+    nbytes = 8 << 20
+    entries = [(f"t{i}", "F32", [nbytes // 4], 0, nbytes) for i in range(4000)]
+    path = tmp_path / "alias.safetensors"
+    with open(path, "wb") as f:
+        f.write(_raw_file(entries, b""))
+        f.truncate(f.tell() + nbytes)
+
+    class Counting(io.FileIO):
+        read_bytes = 0
+
+        def read(self, n=-1):
+            out = super().read(n)
+            Counting.read_bytes += len(out)
+            return out
+
+        def readinto(self, b):
+            k = super().readinto(b)
+            Counting.read_bytes += k
+            return k
+
+    header_size = path.stat().st_size - nbytes
+    with Counting(str(path), "rb") as f, pytest.raises(CheckpointError, match="overlaps"):
+        pydl.load(f)
+    assert Counting.read_bytes == header_size
+
+
+@pytest.mark.parametrize("n", [2 ** 63, 100_000_001, 10 ** 6])
+def test_header_length_beyond_bound_or_file_is_refused(tmp_path, n):
+    path = tmp_path / "big.safetensors"
+    path.write_bytes(struct.pack("<Q", n) + b"{}" + b" " * 6)
+    with pytest.raises(CheckpointError, match="header length"):
+        pydl.load(path)
+
+
+def test_sparse_4gib_junk_file_is_refused_from_its_first_bytes(tmp_path):
+    path = tmp_path / "junk.bin"
+    with open(path, "wb") as f:
+        f.write(b"\x7f" * 8)
+        f.truncate(4 << 30)  # sparse: no disk, and nothing beyond 8 bytes is read
+    with pytest.raises(CheckpointError, match="not a safetensors"):
+        pydl.load(path)
+
+
+def test_deep_or_duplicated_header_json_is_refused(tmp_path):
+    path = tmp_path / "deep.safetensors"
+    deep = b'{"__metadata__": {"x": "y"}, "a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    deep += b" " * (-len(deep) % 8)
+    path.write_bytes(struct.pack("<Q", len(deep)) + deep)
+    with pytest.raises(CheckpointError, match="nests"):
+        pydl.load(path)
+    dup = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, ' \
+          b'"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    path.write_bytes(struct.pack("<Q", len(dup)) + dup + bytes(4))
+    with pytest.raises(CheckpointError, match="twice"):
+        pydl.load(path)
+
+
+def test_save_refuses_nesting_deeper_than_load_reads(tmp_path):
+    obj = leaf = {}
+    for _ in range(150):
+        leaf["x"] = {}
+        leaf = leaf["x"]
+    with pytest.raises(ValueError, match="nests deeper than 100"):
+        pydl.save(obj, tmp_path / "deep.safetensors")
+    obj = leaf = []
+    for _ in range(99):
+        leaf.append([])
+        leaf = leaf[0]
+    pydl.save(obj, tmp_path / "ok.safetensors")
+    assert pydl.load(tmp_path / "ok.safetensors") == obj
+
+
+def test_legacy_format_1_files_still_load(tmp_path):
+    """Files from earlier pydl (format 1: a CRC-32 per tensor, no header digest)."""
+    import zlib
+
+    import safetensors.numpy
+
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    tree = {"kind": "dict", "items": [
+        ["w", {"name": "w", "crc32": zlib.crc32(w.tobytes()), "kind": "tensor"}],
+        [3, {"kind": "tuple", "items": [1.5, None, "s"]}]]}
+    meta = {"format": "pydl.checkpoint", "format_version": "1", "tree": json.dumps(tree)}
+    path = str(tmp_path / "v1.safetensors")
+    safetensors.numpy.save_file({"w": w}, path, metadata=meta)
+    out = pydl.load(path)
+    _assert_same({"w": pydl.tensor(w), 3: (1.5, None, "s")}, out)
+    raw = bytearray((tmp_path / "v1.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (tmp_path / "v1.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="CRC-32"):
+        pydl.load(path)
+
+
+def test_mmap_load_maps_the_file_copy_on_write(tmp_path):
+    path = tmp_path / "m.safetensors"
+    w = np.arange(1000, dtype=np.float64)
+    pydl.save({"w": pydl.tensor(w), "a": np.ones((3, 4), np.int16), "e": pydl.zeros(0)}, path)
+    before = path.read_bytes()
+    out = pydl.load(path, mmap=True)
+    assert not out["w"]._data.flags.owndata and out["w"]._data.flags.writeable
+    np.testing.assert_array_equal(out["w"].numpy(), w)
+    np.testing.assert_array_equal(out["a"], np.ones((3, 4), np.int16))
+    out["w"]._data[:] = -1  # private mapping: the file does not change
+    assert path.read_bytes() == before
+    _assert_same(pydl.load(path), pydl.load(path, mmap=False))
+    with open(path, "rb") as f, pytest.raises(ValueError, match="file path.*mmap"):
+        pydl.load(f, mmap=True)
+
+
+def test_load_reads_from_unseekable_streams(tmp_path):
+    obj = {"w": pydl.randn(5, 3), "n": 3}
+    buf = io.BytesIO()
+    pydl.save(obj, buf)
+
+    class Stream(io.RawIOBase):
+        def __init__(self, data):
+            self.data, self.pos = data, 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            k = min(len(b), len(self.data) - self.pos, 7)  # short reads
+            b[:k] = self.data[self.pos:self.pos + k]
+            self.pos += k
+            return k
+
+    _assert_same(obj, pydl.load(Stream(buf.getvalue())))
+    with pytest.raises(CheckpointError, match="follow"):
+        pydl.load(Stream(buf.getvalue() + b"x"))
+    with pytest.raises(CheckpointError, match="truncated"):
+        pydl.load(Stream(buf.getvalue()[:-1]))
+
+
+def _bf16_bits(x):
+    return (np.asarray(x, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def test_bf16_tensors_load_as_float32_with_a_warning(tmp_path):
+    values = np.array([1.0, -2.5, 3.140625, np.inf, 0.0, -0.0, 1e-40], np.float32)
+    bits = _bf16_bits(values)
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(_raw_file([("x", "BF16", [7], 0, 14), ("y", "F32", [1], 16, 20)]
+                               [:1], bits.tobytes()))
+    with pytest.warns(UserWarning, match="BF16.*float32"):
+        out = pydl.load(path)
+    assert out["x"].dtype == np.float32
+    np.testing.assert_array_equal(out["x"].numpy(), (bits.astype(np.uint32) << 16)
+                                  .view(np.float32))
+
+
+@pytest.mark.parametrize("dtype_name,code", [("bfloat16", "BF16"),
+                                             ("float8_e4m3fn", "F8_E4M3"),
+                                             ("float8_e5m2", "F8_E5M2")])
+def test_torch_low_precision_files_load(tmp_path, dtype_name, code):
+    torch = pytest.importorskip("torch")
+    import safetensors.torch
+
+    dtype = getattr(torch, dtype_name)
+    if code == "BF16":
+        src = torch.arange(65536, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    else:
+        src = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(dtype)
+    path = str(tmp_path / f"{code}.safetensors")
+    safetensors.torch.save_file({"x": src.reshape(-1, 4).contiguous(),
+                                 "f": torch.ones(2)}, path)
+    with pytest.warns(UserWarning, match=code):
+        out = pydl.load(path)
+    expected = src.float().reshape(-1, 4).numpy()
+    got = out["x"].numpy()
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(got[~np.isnan(got)], expected[~np.isnan(expected)])
+
+
+def test_interop_with_safetensors_numpy_both_ways(tmp_path):
+    import safetensors.numpy
+
+    rng = np.random.default_rng(1)
+    tensors = {"f64": rng.standard_normal((3, 5)), "f16": rng.standard_normal(7).astype(
+        np.float16), "i8": np.arange(-4, 4, dtype=np.int8), "u8": np.arange(9, dtype=np.uint8),
+        "b": np.array([True, False, True]), "i64": np.array(7), "empty": np.zeros((0, 2),
+                                                                               np.float32)}
+    path = str(tmp_path / "theirs.safetensors")
+    safetensors.numpy.save_file(tensors, path)
+    for mmap in (False, True):
+        out = pydl.load(path, mmap=mmap)
+        assert list(out) == list(safetensors.numpy.load_file(path))
+        for k, v in tensors.items():
+            assert out[k].dtype == v.dtype and out[k].shape == v.shape
+            np.testing.assert_array_equal(out[k].numpy(), v)
+    ours = str(tmp_path / "ours.safetensors")
+    pydl.save({k: pydl.Tensor(v) for k, v in tensors.items()}, ours)
+    back = safetensors.numpy.load_file(ours)
+    assert sorted(back) == sorted(tensors)
+    for k, v in tensors.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        np.testing.assert_array_equal(back[k], v)
+
+
+def test_interop_with_safetensors_torch_both_ways(tmp_path):
+    torch = pytest.importorskip("torch")
+    import safetensors.torch
+
+    from pydl import nn
+
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3),
+                             torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    path = str(tmp_path / "torch.safetensors")
+    safetensors.torch.save_file(tm.state_dict(), path)
+    sd = pydl.load(path)
+    pm = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Flatten(),
+                       nn.Linear(3 * 4 * 4, 5))
+    pm.load_state_dict(sd)
+    for (k, a), (k2, b) in zip(tm.state_dict().items(), pm.state_dict().items()):
+        assert k == k2
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    ours = str(tmp_path / "pydl.safetensors")
+    pydl.save(pm.state_dict(), ours)
+    back = safetensors.torch.load_file(ours)
+    tm2 = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3),
+                              torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
+    tm2.load_state_dict(back)
+    for (k, a), (_, b) in zip(tm.state_dict().items(), tm2.state_dict().items()):
+        assert a.dtype == b.dtype and torch.equal(a, b), k
+
+
+def test_save_writes_through_symlinks_and_keeps_the_mode(tmp_path):
+    real = tmp_path / "real" / "ck.safetensors"
+    real.parent.mkdir()
+    pydl.save({"v": 1}, real)
+    os.chmod(real, 0o600)
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(real)
+    pydl.save({"v": 2}, link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert pydl.load(real) == {"v": 2}
+    assert (real.stat().st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in real.parent.iterdir()) == ["ck.safetensors"]
+
+
+def test_stale_temporaries_of_dead_savers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from pydl.serialization import _HOST
+
+    path = tmp_path / "ck.safetensors"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale_dir = tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{dead.pid}-0a0b0c0d"
+    stale_dir.mkdir()
+    (stale_dir / ".tmpXYZ").write_bytes(b"x" * 100)
+    stale_file = tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{dead.pid}-1"
+    stale_file.write_bytes(b"y")
+    alive = tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{os.getpid()}-2"  # a save under way
+    alive.mkdir()
+    other_host = tmp_path / f".ck.safetensors.pydl-tmp-00000000-{dead.pid}-3"
+    other_host.mkdir()
+    other_name = tmp_path / f".other.pydl-tmp-{_HOST}-{dead.pid}-4"
+    other_name.mkdir()
+    pydl.save({"v": 1}, path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([path.name, alive.name, other_host.name, other_name.name])
 
 
 @pytest.mark.parametrize("content,match", [
