@@ -62,8 +62,9 @@ class VAE(nn.Module):
             feature, the reconstruction term is the squared error / (2 sigma^2) + log sigma +
             1/2 log 2 pi.
         gaussian_scale: the Gaussian decoder's sigma: a float fixes it; ``"learned"`` learns
-            one sigma per feature (``log_scale`` parameter), kept above ``min_scale`` so that
-            constant pixels cannot drive the likelihood to infinity.
+            one sigma per feature, sigma = softplus(``log_scale``) + ``min_scale`` (starting at
+            ``init_scale``): the floor keeps constant pixels from driving the likelihood to
+            infinity.
         activation: hidden activation name or module class (as ``pydl.models.MLP``).
 
     ``encode(x)`` is q(z|x) (an ``Independent(Normal)``, batch (N,), event (latent_dim,));
@@ -74,7 +75,7 @@ class VAE(nn.Module):
 
     def __init__(self, in_features: int, latent_dim: int = 2, hidden: Sequence[int] = (128,),
                  likelihood: str = "bernoulli", gaussian_scale: Union[float, str] = "learned",
-                 min_scale: float = 0.05, activation: Union[str, Callable] = "relu"):
+                 min_scale: float = 0.05, init_scale: float = 1.0, activation: Union[str, Callable] = "relu"):
         super().__init__()
         hidden = list(hidden)
         for name, v in (("in_features", in_features), ("latent_dim", latent_dim)):
@@ -93,12 +94,17 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(*_mlp([latent_dim] + hidden[::-1], activation),
                                      nn.Linear(hidden[0] if hidden else latent_dim, in_features))
         self.min_scale = float(min_scale)
-        self.log_scale, self.fixed_scale = None, None
+        self.fixed_scale = None
         if likelihood == "gaussian":
             if gaussian_scale == "learned":
                 if not self.min_scale >= 0:
                     raise ValueError(f"VAE: min_scale must be >= 0, got {min_scale!r}")
-                self.log_scale = nn.Parameter(pydl.zeros(in_features))
+                if not init_scale > self.min_scale:
+                    raise ValueError(f"VAE: init_scale ({init_scale!r}) must exceed min_scale "
+                                     f"({min_scale!r})")
+                # sigma = softplus(log_scale) + min_scale starts at init_scale
+                raw = math.log(math.expm1(init_scale - self.min_scale))
+                self.log_scale = nn.Parameter(pydl.full((in_features,), raw))
             elif isinstance(gaussian_scale, (int, float)) and not isinstance(gaussian_scale, bool) \
                     and gaussian_scale > 0:
                 self.fixed_scale = float(gaussian_scale)
@@ -119,7 +125,7 @@ class VAE(nn.Module):
                 (x.ndim == 1 and x.shape[0] != self.in_features):
             raise ValueError(f"VAE: expected inputs of shape (N, *) with {self.in_features} "
                              f"features per example, got shape {tuple(x.shape)}")
-        return x.reshape(len(x), -1) if x.ndim >= 2 else x.reshape(1, -1)
+        return x.reshape(x.shape[0] if x.ndim >= 2 else 1, self.in_features)
 
     def encode(self, x: Tensor) -> Independent:
         """q(z|x) = N(mu(x), diag exp(logvar(x))), batch (N,), event (latent_dim,)."""
@@ -131,7 +137,7 @@ class VAE(nn.Module):
         if self.fixed_scale is not None:
             return self.fixed_scale
         # softplus keeps sigma positive with a gradient everywhere; min_scale bounds it below
-        return nn.functional.softplus(self.log_scale + math.log(math.e - 1)) + self.min_scale
+        return nn.functional.softplus(self.log_scale) + self.min_scale
 
     def decode(self, z: Tensor) -> Independent:
         """p(x|z) over the flattened features: Bernoulli(logits) or Normal(mean, sigma)."""
