@@ -158,8 +158,8 @@ def figures(models: dict, Xte, yte, out: str, quick: bool) -> list:
             rows_img.append(np.concatenate([Xte[a][None], path_imgs, Xte[b][None]]))
         ax.imshow(grid(np.stack(rows_img), len(pairs), steps + 2), cmap="gray_r", vmin=0,
                   vmax=1)
-        ax.set_title(f"{name} VAE: interpolation\n(ends: the test digits {', '.join(f'{yte[a]}-{yte[b]}' for a, b in pairs)})",
-                     fontsize=9)
+        ends = ", ".join(f"{yte[a]}-{yte[b]}" for a, b in pairs)
+        ax.set_title(f"{name} VAE: interpolation\n(ends: the test digits {ends})", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     path = os.path.join(out, "interpolation.png")

@@ -9,8 +9,9 @@ forms registered with ``register_kl``. Draws come from pydl's generator, so
 ``pydl.manual_seed`` reproduces them. Everything is built from differentiable pydl ops, so
 gradients reach the parameters through ``rsample``, ``log_prob``, ``entropy`` and the KLs.
 
-``entropy``, ``cross_entropy`` and ``relative_entropy`` (the KL divergence; ``pydl.distributions.information``) are the lecture
-notes' 2.13-2.15 on probability tensors (or on distributions).
+``entropy``, ``cross_entropy`` and ``relative_entropy`` (the KL divergence), from
+``pydl.distributions.information``, are the lecture notes' 2.13-2.15 on probability tensors (or
+on distributions).
 """
 from pydl.distributions import constraints
 from pydl.distributions.bernoulli import Bernoulli

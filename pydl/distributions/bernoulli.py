@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
-
 import pydl
 import pydl.nn.functional as F
 from pydl.distributions import constraints
 from pydl.distributions.distribution import Distribution
 from pydl.distributions.utils import broadcast_all, lazy_property, logits_to_probs, probs_to_logits
-from pydl.tensor import Tensor
 
 __all__ = ["Bernoulli"]
 

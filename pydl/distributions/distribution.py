@@ -69,8 +69,9 @@ class Distribution:
                         isinstance(getattr(type(self), param, None), lazy_property):
                     continue  # the other parameterisation: not built, nothing to check
                 value = getattr(self, param)
-                valid = constraint.check(value)
-                if not bool(valid.all()):
+                with pydl.no_grad():  # a test of values: no graph to record
+                    valid = constraint.check(value).all()
+                if not bool(valid):
                     raise ValueError(
                         f"Expected parameter {param} ({type(value).__name__} of shape "
                         f"{tuple(value.shape)}) of distribution {self!r} to satisfy the "
@@ -179,8 +180,9 @@ class Distribution:
                           "validation. Please initialize the distribution with "
                           "`validate_args=False` to turn off validation.", stacklevel=2)
             return
-        valid = support.check(value)
-        if not bool(valid.all()):
+        with pydl.no_grad():
+            valid = support.check(value).all()
+        if not bool(valid):
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape "
                 f"{tuple(value.shape)}) to be within the support ({support!r}) of the "
@@ -191,8 +193,9 @@ class Distribution:
             names = [k for k in self.arg_constraints if k in self.__dict__]
         except NotImplementedError:
             names = []
-        args = ", ".join(f"{p}: {self.__dict__[p] if self.__dict__[p].numel() == 1 else tuple(self.__dict__[p].shape)}"
-                         for p in names)
+        shown = {p: self.__dict__[p] if self.__dict__[p].numel() == 1
+                 else tuple(self.__dict__[p].shape) for p in names}
+        args = ", ".join(f"{p}: {v}" for p, v in shown.items())
         return f"{self.__class__.__name__}({args})"
 
 

@@ -75,7 +75,8 @@ class VAE(nn.Module):
 
     def __init__(self, in_features: int, latent_dim: int = 2, hidden: Sequence[int] = (128,),
                  likelihood: str = "bernoulli", gaussian_scale: Union[float, str] = "learned",
-                 min_scale: float = 0.05, init_scale: float = 1.0, activation: Union[str, Callable] = "relu"):
+                 min_scale: float = 0.05, init_scale: float = 1.0,
+                 activation: Union[str, Callable] = "relu"):
         super().__init__()
         hidden = list(hidden)
         for name, v in (("in_features", in_features), ("latent_dim", latent_dim)):

@@ -168,8 +168,8 @@ def test_bernoulli_gradcheck(rng):
     logits = t64(rng.standard_normal(5), True)
     probs = t64(rng.uniform(0.1, 0.9, 5), True)
     x = t64([0.0, 1.0, 1.0, 0.0, 1.0])
-    gradcheck(lambda l: D.Bernoulli(logits=l).log_prob(x), (logits,))
-    gradcheck(lambda l: D.Bernoulli(logits=l).entropy(), (logits,))
+    gradcheck(lambda lg: D.Bernoulli(logits=lg).log_prob(x), (logits,))
+    gradcheck(lambda lg: D.Bernoulli(logits=lg).entropy(), (logits,))
     gradcheck(lambda p: D.Bernoulli(probs=p).log_prob(x), (probs,))
     gradcheck(lambda p: D.Bernoulli(probs=p).entropy(), (probs,))
 
@@ -226,8 +226,8 @@ def test_categorical_gradcheck(rng):
     logits = t64(rng.standard_normal((3, 4)), True)
     probs = t64(rng.uniform(0.1, 1, (3, 4)), True)
     x = pydl.tensor([0, 3, 2])
-    gradcheck(lambda l: D.Categorical(logits=l).log_prob(x), (logits,))
-    gradcheck(lambda l: D.Categorical(logits=l).entropy(), (logits,))
+    gradcheck(lambda lg: D.Categorical(logits=lg).log_prob(x), (logits,))
+    gradcheck(lambda lg: D.Categorical(logits=lg).entropy(), (logits,))
     gradcheck(lambda p: D.Categorical(probs=p).log_prob(x), (probs,))
     gradcheck(lambda p: D.Categorical(probs=p).entropy(), (probs,))
 
@@ -450,8 +450,8 @@ def test_information_helpers_closed_form(rng):
     np.testing.assert_allclose(npy(D.entropy(t64(p))), H, rtol=1e-12)
     np.testing.assert_allclose(npy(D.cross_entropy(t64(p), t64(q))), Hpq, rtol=1e-12)
     np.testing.assert_allclose(npy(D.relative_entropy(t64(p), t64(q))), Hpq - H, rtol=1e-10)
-    np.testing.assert_allclose(npy(D.relative_entropy(t64(p), t64(q), base=2)), (Hpq - H) / np.log(2),
-                               rtol=1e-10)
+    np.testing.assert_allclose(npy(D.relative_entropy(t64(p), t64(q), base=2)),
+                               (Hpq - H) / np.log(2), rtol=1e-10)
     # over another dim
     np.testing.assert_allclose(npy(D.entropy(t64(p.T), dim=0)), H, rtol=1e-12)
     # q = 0 where p > 0: infinite

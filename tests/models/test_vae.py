@@ -16,7 +16,10 @@ def npy(x):
 def _reference_elbo(model, x, eps):
     """Negative ELBO terms of a one-hidden-layer VAE, in NumPy (float64)."""
     W = {k: npy(v).astype(np.float64) for k, v in model.state_dict().items()}
-    lin = lambda h, name: h @ W[f"{name}.weight"].T + W[f"{name}.bias"]  # noqa: E731
+
+    def lin(h, name):
+        return h @ W[f"{name}.weight"].T + W[f"{name}.bias"]
+
     h = np.maximum(lin(x, "encoder.0"), 0)
     mu, logvar = lin(h, "to_loc"), lin(h, "to_logvar")
     z = mu + np.exp(0.5 * logvar) * eps  # eps: (S, N, L)
