@@ -117,7 +117,7 @@ def run(suite):
     if torch is not None:
         tmodel = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
                                      torch.nn.Linear(128, 10))
-        txb, tyb = torch.tensor(xb.data), torch.tensor(yb.data)
+        txb, tyb = torch.tensor(xb._data), torch.tensor(yb._data)
 
         def torch_mlp():
             tmodel.zero_grad()

@@ -19,7 +19,7 @@ def _is_numpy(x) -> bool:
 
 
 def _ptr(x) -> int:
-    return x.ctypes.data if _is_numpy(x) else x.data.ptr
+    return x.ctypes.data if _is_numpy(x) else x._data.ptr
 
 
 class CudaKernels:

@@ -75,7 +75,7 @@ class EarlyStopping:
             self.best_epoch = self.epoch
             self.num_bad_epochs = 0
             if self.restore_best_weights and model is not None:
-                self.best_state = {k: np.array(v.data, copy=True)
+                self.best_state = {k: np.array(v._data, copy=True)
                                    for k, v in model.state_dict().items()}
         else:
             self.num_bad_epochs += 1

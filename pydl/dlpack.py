@@ -61,7 +61,7 @@ def __dlpack__(self: Tensor, stream: Optional[Any] = None, *, max_version=None, 
         kwargs["dl_device"] = dl_device
     if copy is not None:
         kwargs["copy"] = copy
-    array = self.data
+    array = self._data
     if _is_numpy(array):
         if stream is not None:
             raise BufferError(f"__dlpack__: a CPU tensor takes no stream, got stream={stream!r}")
@@ -78,7 +78,7 @@ def __dlpack__(self: Tensor, stream: Optional[Any] = None, *, max_version=None, 
 
 def __dlpack_device__(self: Tensor) -> Tuple[int, int]:
     """``(device_type, device_id)`` in DLPack's codes: ``(1, 0)`` on CPU, ``(2, index)`` on CUDA."""
-    return tuple(int(v) for v in self.data.__dlpack_device__())
+    return tuple(int(v) for v in self._data.__dlpack_device__())
 
 
 Tensor.__dlpack__ = __dlpack__

@@ -1,6 +1,9 @@
 """``pydl.Tensor``: an ndarray plus the fields reverse-mode autograd needs.
 
-* ``data``: the array (NumPy on CPU, CuPy on CUDA). ``numpy()`` returns it without a copy.
+* ``_data``: the array (NumPy on CPU, CuPy on CUDA). ``numpy()`` returns it without a copy.
+  The public ``data`` is PyTorch's: a Tensor over the same memory, cut from the graph, whose
+  in-place writes autograd does not see (``param.data.add_(...)``); assigning a Tensor to it
+  swaps the memory a tensor holds.
 * ``requires_grad``, ``grad``, ``grad_fn`` (the ``Function`` node that made it, None for leaves).
 * ``_vc``: a one-element version counter, shared by a tensor and the views made from it, bumped
   by every in-place write so that backward can tell a saved tensor was overwritten.
@@ -23,7 +26,7 @@ class Tensor:
     # _base: for a view, the tensor whose memory it shares (None otherwise); _view_fn remakes the
     # view from the base and _view_vc is the version the view's grad_fn was derived at
     # (pydl.autograd.views).
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_out_index", "_vc", "_hooks",
+    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_out_index", "_vc", "_hooks",
                  "_base", "_view_fn", "_view_vc", "__weakref__")
 
     # Make NumPy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
@@ -32,14 +35,14 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         """Wrap ``data`` (ndarray or anything array-like). Prefer ``pydl.tensor``."""
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         if dtype is not None:
             dtype = _dtypes.as_dtype(dtype)
         if not isinstance(data, np.ndarray) and not _is_device_array(data):
             data = _to_array(data, dtype)
         elif dtype is not None and data.dtype != dtype:
             data = data.astype(dtype)
-        self.data = data
+        self._data = data
         self.grad = None
         self.grad_fn = None
         self._out_index = 0
@@ -54,7 +57,7 @@ class Tensor:
     def _wrap(cls, data, grad_fn=None, out_index: int = 0, vc=None) -> "Tensor":
         """Fast constructor for op results (no checks)."""
         t = object.__new__(Tensor)
-        t.data = data
+        t._data = data
         t.grad = None
         t.grad_fn = grad_fn
         t._out_index = out_index
@@ -67,19 +70,19 @@ class Tensor:
     # -- basic facts ------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> _device:
-        return device_of(self.data)
+        return device_of(self._data)
 
     @property
     def is_leaf(self) -> bool:
@@ -99,68 +102,68 @@ class Tensor:
 
     def size(self, dim: Optional[int] = None):
         if dim is None:
-            return self.data.shape
-        return self.data.shape[_wrap_dim(dim, self.data.ndim)]
+            return self._data.shape
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def element_size(self) -> int:
-        return self.data.itemsize
+        return self._data.itemsize
 
     def is_floating_point(self) -> bool:
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     def is_contiguous(self) -> bool:
-        return bool(self.data.flags.c_contiguous)
+        return bool(self._data.flags.c_contiguous)
 
     def stride(self, dim: Optional[int] = None):
-        s = tuple(x // self.data.itemsize for x in self.data.strides)
-        return s if dim is None else s[_wrap_dim(dim, self.data.ndim)]
+        s = tuple(x // self._data.itemsize for x in self._data.strides)
+        return s if dim is None else s[_wrap_dim(dim, self._data.ndim)]
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        for i in range(self.data.shape[0]):
+        for i in range(self._data.shape[0]):
             yield self[i]
 
     def __repr__(self) -> str:
         body = np.array2string(self.numpy_view(), separator=", ", precision=4, threshold=200,
                                edgeitems=3, prefix="tensor(")
         extras = []
-        if self.data.dtype not in (_dtypes.float32, _dtypes.int64, _dtypes.bool_) or \
-                self.data.size == 0:
-            extras.append(f"dtype=pydl.{self.data.dtype}")
+        if self._data.dtype not in (_dtypes.float32, _dtypes.int64, _dtypes.bool_) or \
+                self._data.size == 0:
+            extras.append(f"dtype=pydl.{self._data.dtype}")
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
             extras.append("requires_grad=True")
-        if self.data.size == 0:
+        if self._data.size == 0:
             extras.insert(0, f"size={self.shape}")
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     def __format__(self, format_spec: str) -> str:
         # As torch: a 0-d tensor formats as its Python number (f"{loss:.4f}"); any other tensor
         # formats as its repr, and a format spec for it is a TypeError.
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return self.item().__format__(format_spec)
         return object.__format__(self, format_spec)
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(
-                f"Boolean value of a tensor with {self.data.size} elements is ambiguous")
-        return bool(self.data.reshape(-1)[0])
+                f"Boolean value of a tensor with {self._data.size} elements is ambiguous")
+        return bool(self._data.reshape(-1)[0])
 
     def __float__(self) -> float:
         return float(self.item())
@@ -169,7 +172,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 
@@ -183,34 +186,51 @@ class Tensor:
     # -- conversion -----------------------------------------------------------------------------
     def numpy_view(self) -> np.ndarray:
         """The data as a NumPy array (a device-to-host copy for CUDA tensors)."""
-        if isinstance(self.data, np.ndarray):
-            return self.data
-        return self.data.get()
+        if isinstance(self._data, np.ndarray):
+            return self._data
+        return self._data.get()
 
     def numpy(self) -> np.ndarray:
         """The underlying NumPy array, shared (no copy). CPU tensors only, as in PyTorch."""
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on a Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        if isinstance(self.data, np.generic):
-            self.data = np.asarray(self.data)  # a NumPy scalar that slipped in is host memory too
-        if not isinstance(self.data, np.ndarray):
+        if isinstance(self._data, np.generic):
+            self._data = np.asarray(self._data)  # a NumPy scalar that slipped in is host memory too
+        if not isinstance(self._data, np.ndarray):
             raise TypeError(f"can't convert a {self.device} tensor to numpy. Use tensor.cpu() "
                             "first.")
-        return self.data
+        return self._data
 
     def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"item(): a Tensor with {self.data.size} elements (shape "
+        if self._data.size != 1:
+            raise ValueError(f"item(): a Tensor with {self._data.size} elements (shape "
                              f"{self.shape}) cannot be converted to a Python scalar")
         return self.numpy_view().reshape(-1)[0].item()
 
     def tolist(self):
         return self.numpy_view().tolist()
 
+    @property
+    def data(self) -> "Tensor":
+        """This tensor's memory as a new leaf that does not require grad, as ``torch``'s
+        ``.data``: unlike ``detach()`` it has its own version counter, so in-place writes
+        through it (``p.data.mul_(0.9)``) are invisible to autograd's saved-tensor check."""
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, but got "
+                            f"{type(value).__module__}.{type(value).__qualname__}")
+        if self.requires_grad and value._data.dtype.kind not in "fc":
+            raise RuntimeError(f"data set to a tensor of dtype {value._data.dtype} on a tensor "
+                               "that requires gradients (only floating point can)")
+        self._data = value._data
+
     def detach(self) -> "Tensor":
         """The same data (shared memory and version counter) cut from the graph."""
-        return Tensor._wrap(self.data, vc=self._vc)
+        return Tensor._wrap(self._data, vc=self._vc)
 
     def detach_(self) -> "Tensor":
         self.grad_fn = None
@@ -218,9 +238,9 @@ class Tensor:
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients, "
-                               f"got {self.data.dtype}")
+                               f"got {self._data.dtype}")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) is only allowed on leaf tensors; use "
                                "detach() to cut a computed tensor from the graph")
@@ -233,7 +253,7 @@ class Tensor:
             return
 
         def _store(g):
-            self.grad = g if self.grad is None else Tensor._wrap(self.grad.data + g.data)
+            self.grad = g if self.grad is None else Tensor._wrap(self.grad._data + g._data)
 
         self.register_hook(_store)
 
@@ -329,7 +349,7 @@ class Tensor:
         return _ops().elementwise.clone(self)
 
     def contiguous(self) -> "Tensor":
-        if self.data.flags.c_contiguous:
+        if self._data.flags.c_contiguous:
             return self
         return _ops().elementwise.clone(self)
 
@@ -386,13 +406,13 @@ class Tensor:
         if record:
             if self._base is not None and self._view_vc != self._vc[0]:
                 _views().refresh_view(self)
-            before = Tensor._wrap(self.data.copy(), self.grad_fn, self._out_index)
+            before = Tensor._wrap(self._data.copy(), self.grad_fn, self._out_index)
             before.requires_grad = self.requires_grad
             result = op(before, *args)
         else:
             with grad_mode.no_grad():
                 result = op(self, *args)
-        if not self.data.flags.writeable:
+        if not self._data.flags.writeable:
             raise RuntimeError(f"in-place operation on a read-only tensor of shape {self.shape} "
                                "(an expand()ed view?); clone() it first")
         if not _broadcasts_to(result.shape, self.shape):
@@ -402,8 +422,8 @@ class Tensor:
                                                                         self.dtype):
             raise RuntimeError(f"result type {_dtypes.torch_name(result.dtype)} can't be cast to "
                                f"the desired output type {_dtypes.torch_name(self.dtype)}")
-        xp = np if isinstance(self.data, np.ndarray) else _cupy()
-        xp.copyto(self.data, result.data, casting="unsafe")
+        xp = np if isinstance(self._data, np.ndarray) else _cupy()
+        xp.copyto(self._data, result._data, casting="unsafe")
         self._vc[0] += 1
         if record:
             if result.dtype != self.dtype:
@@ -462,9 +482,9 @@ class Tensor:
             value = value.item()
         if self._check_inplace() and self.requires_grad:
             return self._inplace(lambda s: _ops().elementwise.full_like_const(s, value))
-        if not self.data.flags.writeable:
+        if not self._data.flags.writeable:
             raise RuntimeError(f"in-place fill on a read-only tensor of shape {self.shape}")
-        self.data.fill(value)
+        self._data.fill(value)
         self._vc[0] += 1
         return self
 
@@ -496,10 +516,10 @@ class Tensor:
         if self.requires_grad and self.grad_fn is None and grad_mode._state.enabled:
             self._check_inplace()
         values = values.astype(self.dtype, copy=False)
-        if isinstance(self.data, np.ndarray):
-            self.data[...] = values
+        if isinstance(self._data, np.ndarray):
+            self._data[...] = values
         else:
-            self.data[...] = _cupy().asarray(values)
+            self._data[...] = _cupy().asarray(values)
         self._vc[0] += 1
         return self
 

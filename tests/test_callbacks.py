@@ -18,8 +18,8 @@ class Tiny(nn.Module):
 
 def set_weights(model, value):
     with pydl.no_grad():
-        model.weight.data[...] = value
-        model.steps.data[...] = int(value)
+        model.weight._data[...] = value
+        model.steps._data[...] = int(value)
 
 
 def run(stopper, metrics, model=None):
@@ -70,9 +70,9 @@ def test_restores_the_best_weights():
     model = Tiny()
     s = EarlyStopping(patience=2)
     assert run(s, [5.0, 3.0, 4.0, 4.0], model) == 3
-    np.testing.assert_array_equal(model.weight.data, 3.0)
+    np.testing.assert_array_equal(model.weight._data, 3.0)
     s.restore(model)
-    np.testing.assert_array_equal(model.weight.data, 1.0)
+    np.testing.assert_array_equal(model.weight._data, 1.0)
     assert int(model.steps.item()) == 1
 
 

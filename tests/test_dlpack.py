@@ -15,9 +15,9 @@ def _shares(a, b) -> bool:
 def test_numpy_from_pydl_shares_memory_both_ways(dtype, rng):
     t = pydl.tensor(rng.standard_normal((3, 5)).astype(dtype))
     a = np.from_dlpack(t)
-    assert a.dtype == dtype and a.shape == (3, 5) and _shares(a, t.data)
+    assert a.dtype == dtype and a.shape == (3, 5) and _shares(a, t._data)
     a[1, 2] = 1
-    assert t.data[1, 2] == 1
+    assert t._data[1, 2] == 1
     with pydl.no_grad():
         t.zero_()
     assert not a.any()
@@ -38,7 +38,7 @@ def test_pydl_from_numpy_shares_memory_and_is_a_fresh_leaf(rng):
 def test_non_contiguous_views_keep_their_strides(rng):
     a = rng.standard_normal((4, 6))
     t = pydl.from_dlpack(a.T)
-    assert t.shape == (6, 4) and _shares(t.data, a)
+    assert t.shape == (6, 4) and _shares(t._data, a)
     np.testing.assert_array_equal(t.numpy(), a.T)
     back = np.from_dlpack(pydl.from_numpy(a)[:, 1::2])
     np.testing.assert_array_equal(back, a[:, 1::2])
@@ -59,14 +59,14 @@ def test_export_of_a_tensor_that_requires_grad_is_refused():
     with pytest.raises(BufferError, match="require gradient"):
         np.from_dlpack(w)
     d = np.from_dlpack(w.detach())
-    assert _shares(d, w.data)
+    assert _shares(d, w._data)
 
 
 def test_copy_argument(rng):
     a = rng.standard_normal(5)
-    assert _shares(pydl.from_dlpack(a, copy=False).data, a)
+    assert _shares(pydl.from_dlpack(a, copy=False)._data, a)
     c = pydl.from_dlpack(a, copy=True)
-    assert not _shares(c.data, a)
+    assert not _shares(c._data, a)
     np.testing.assert_array_equal(c.numpy(), a)
     with pytest.raises(TypeError, match="copy must be"):
         pydl.from_dlpack(a, copy="yes")
@@ -84,7 +84,7 @@ def test_bad_inputs_are_clear_errors():
 def test_round_trip_through_pydl_keeps_memory(rng):
     t = pydl.tensor(rng.standard_normal(6).astype(np.float32))
     u = pydl.from_dlpack(t)
-    assert _shares(u.data, t.data) and u is not t and u._version == 0
+    assert _shares(u._data, t._data) and u is not t and u._version == 0
 
 
 # -- PyTorch ------------------------------------------------------------------------------------
@@ -99,17 +99,17 @@ def test_torch_from_pydl_shares_memory(torch, dtype, rng):
     t = pydl.tensor(rng.standard_normal((2, 3)).astype(dtype))
     x = torch.from_dlpack(t)
     assert str(x.dtype) == f"torch.{dtype}" and tuple(x.shape) == (2, 3)
-    assert x.data_ptr() == t.data.ctypes.data
+    assert x.data_ptr() == t._data.ctypes.data
     x[0, 1] = 1
-    assert t.data[0, 1] == 1
-    t.data[1, 2] = 0
+    assert t._data[0, 1] == 1
+    t._data[1, 2] = 0
     assert not bool(x[1, 2])
 
 
 def test_pydl_from_torch_shares_memory(torch):
     x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     t = pydl.from_dlpack(x)
-    assert t.data.ctypes.data == x.data_ptr() and t.shape == (3, 4)
+    assert t._data.ctypes.data == x.data_ptr() and t.shape == (3, 4)
     assert not t.requires_grad and t._version == 0
     t.fill_(-1.0)
     assert (x == -1).all()
@@ -124,19 +124,19 @@ def test_torch_rules_for_requires_grad(torch):
     x = torch.ones(3, requires_grad=True)
     with pytest.raises((BufferError, RuntimeError), match="require gradient"):
         pydl.from_dlpack(x)
-    assert pydl.from_dlpack(x.detach()).data.ctypes.data == x.data_ptr()
+    assert pydl.from_dlpack(x.detach())._data.ctypes.data == x.data_ptr()
     w = pydl.ones(3, requires_grad=True)
     with pytest.raises(BufferError, match="use tensor.detach"):
         torch.from_dlpack(w)
     y = torch.from_dlpack(w.detach())
-    assert not y.requires_grad and y.data_ptr() == w.data.ctypes.data
+    assert not y.requires_grad and y.data_ptr() == w._data.ctypes.data
 
 
 def test_a_legacy_capsule_is_accepted_once(torch):
     x = torch.arange(4, dtype=torch.float64)
     cap = torch.utils.dlpack.to_dlpack(x)
     t = pydl.from_dlpack(cap)
-    assert t.data.ctypes.data == x.data_ptr()
+    assert t._data.ctypes.data == x.data_ptr()
     with pytest.raises(ValueError, match="consumed only once"):
         pydl.from_dlpack(cap)
 
@@ -153,9 +153,9 @@ def test_cupy_both_ways_on_cuda():
     c = cupy.arange(6, dtype=cupy.float32)
     t = pydl.from_dlpack(c)
     assert t.device.type == "cuda" and t.__dlpack_device__()[0] == 2
-    assert t.data.data.ptr == c.data.ptr
+    assert t._data._data.ptr == c._data.ptr
     c[0] = 5
-    assert float(t.data[0].get()) == 5
+    assert float(t._data[0].get()) == 5
     back = cupy.from_dlpack(t)
     back[1] = -3
     assert float(c[1].get()) == -3
@@ -167,7 +167,7 @@ def test_torch_cuda_both_ways(torch):
         pytest.skip("PyTorch without CUDA")
     x = torch.zeros(4, device="cuda")
     t = pydl.from_dlpack(x)
-    assert t.device.type == "cuda" and t.data.data.ptr == x.data_ptr()
+    assert t.device.type == "cuda" and t._data._data.ptr == x.data_ptr()
     y = torch.from_dlpack(t)
     y[2] = 1.5
     torch.cuda.synchronize()

@@ -45,7 +45,7 @@ class PlainSGD:
     def step(self):
         with pydl.no_grad():
             for p in self.param_groups[0]["params"]:
-                p.data -= self.param_groups[0]["lr"] * p.grad.data
+                p._data -= self.param_groups[0]["lr"] * p.grad._data
 
 
 class HalveLR:

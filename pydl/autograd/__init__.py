@@ -29,13 +29,13 @@ def _make_grads(outputs, grad_outputs, create_graph: bool, caller: str):
             raise RuntimeError(f"element {k} of tensors does not require grad and does not have "
                                f"a grad_fn")
         if g is None:
-            if t.data.size != 1:
+            if t._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
                                    f"output {k} has shape {tuple(t.shape)}: pass a gradient of "
                                    f"that shape")
             g = np.ones(t.shape, dtype=t.dtype)
-            if not isinstance(t.data, np.ndarray):
-                g = _like_device(g, t.data)
+            if not isinstance(t._data, np.ndarray):
+                g = _like_device(g, t._data)
             if create_graph:
                 g = Tensor._wrap(g)
         else:
@@ -47,7 +47,7 @@ def _make_grads(outputs, grad_outputs, create_graph: bool, caller: str):
             if create_graph:
                 g = gt if gt.dtype == t.dtype else gt.to(t.dtype)
             else:
-                g = gt.data.astype(t.dtype, copy=False)
+                g = gt._data.astype(t.dtype, copy=False)
         roots.append(t)
         grads.append(g)
     return roots, grads
@@ -156,7 +156,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             if materialize_grads:
                 from pydl.device import array_module
 
-                g = Tensor._wrap(array_module(x.data).zeros_like(x.data))
+                g = Tensor._wrap(array_module(x._data).zeros_like(x._data))
             result.append(g)
             continue
         if not create_graph:
@@ -173,10 +173,10 @@ def _fit(g, x, create_graph):
     from pydl.tensor import Tensor
 
     if g.dtype != x.dtype:
-        g = g.to(x.dtype) if create_graph else Tensor._wrap(g.data.astype(x.dtype))
+        g = g.to(x.dtype) if create_graph else Tensor._wrap(g._data.astype(x.dtype))
     if g.shape != x.shape:
         g = Expand.apply(g, x.shape) if create_graph else \
-            Tensor._wrap(np.broadcast_to(g.data, x.shape).copy())
+            Tensor._wrap(np.broadcast_to(g._data, x.shape).copy())
     return g
 
 

@@ -47,7 +47,7 @@ def add_post_accumulate_hook(leaf, hook) -> list:
 def _as_array(r):
     from pydl.tensor import Tensor
 
-    return r.data if isinstance(r, Tensor) else np.asarray(r)
+    return r._data if isinstance(r, Tensor) else np.asarray(r)
 
 
 def _add(a, b):
@@ -68,10 +68,10 @@ def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
     if create_graph:
         _accumulate_leaf_tensor(leaf, g)
         return
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
-    if g.shape != leaf.data.shape:
-        g = np.broadcast_to(g, leaf.data.shape)
+    if g.dtype != leaf._data.dtype:
+        g = g.astype(leaf._data.dtype)
+    if g.shape != leaf._data.shape:
+        g = np.broadcast_to(g, leaf._data.shape)
     if leaf.grad is None:
         # The engine may hand the same array to several leaves (an add's two inputs) or it may be
         # a read-only broadcast view: copy unless this array is known to be ours alone (its own
@@ -81,12 +81,12 @@ def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
             g = g.copy()
         owned.add(id(g))
         leaf.grad = Tensor._wrap(g)
-    elif leaf.grad.grad_fn is None and leaf.grad.data.flags.writeable and \
-            leaf.grad.data.shape == g.shape:
-        np.add(leaf.grad.data, g, out=leaf.grad.data)
+    elif leaf.grad.grad_fn is None and leaf.grad._data.flags.writeable and \
+            leaf.grad._data.shape == g.shape:
+        np.add(leaf.grad._data, g, out=leaf.grad._data)
     else:
         # A .grad that carries a graph (from create_graph) is never written in place.
-        leaf.grad = Tensor._wrap(leaf.grad.data + g)
+        leaf.grad = Tensor._wrap(leaf.grad._data + g)
 
 
 def _accumulate_leaf_tensor(leaf, g) -> None:
@@ -94,13 +94,13 @@ def _accumulate_leaf_tensor(leaf, g) -> None:
     from pydl.ops.elementwise import Clone
     from pydl.ops.shape import Expand
 
-    if g.dtype != leaf.data.dtype:
-        g = g.to(leaf.data.dtype)
-    if g.shape != leaf.data.shape:
-        g = Expand.apply(g, leaf.data.shape)
+    if g.dtype != leaf._data.dtype:
+        g = g.to(leaf._data.dtype)
+    if g.shape != leaf._data.shape:
+        g = Expand.apply(g, leaf._data.shape)
     if leaf.grad is None:
         # .grad is the user's to change in place (zero_()): it must own its memory.
-        if not g.data.flags.writeable or not g.data.flags.owndata:
+        if not g._data.flags.writeable or not g._data.flags.owndata:
             g = Clone.apply(g)
         leaf.grad = g
     else:

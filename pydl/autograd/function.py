@@ -162,7 +162,7 @@ class Function:
             if isinstance(a, Tensor):
                 if a._base is not None and a._view_vc != a._vc[0]:
                     _views.refresh_view(a)  # its base was written in place since it was made
-                raw.append(a.data)
+                raw.append(a._data)
                 inputs.append(a)
                 if a.requires_grad:
                     requires = True
@@ -226,13 +226,13 @@ class Function:
             for arr in node._saved:
                 src = None
                 for k, t in enumerate(inputs):
-                    if t is not None and t.data is arr:
+                    if t is not None and t._data is arr:
                         versions.append((t._vc, t._vc[0], arr.shape))
                         src = k
                         break
                 else:
                     for i, t in enumerate(results):
-                        if t.data is arr:
+                        if t._data is arr:
                             versions.append((t._vc, t._vc[0], arr.shape))
                             src = ~i
                             break
@@ -264,7 +264,7 @@ def _share_version(result, inputs, cls, args, kwargs) -> None:
     remembers how it was made from the base (see pydl.autograd.views). View ops take the viewed
     tensor as their first argument."""
     base = inputs[0]
-    if base is not None and np.may_share_memory(result.data, base.data):
+    if base is not None and np.may_share_memory(result._data, base._data):
         result._vc = base._vc
         _views.record_view(result, base, cls, args[1:], kwargs)
 
@@ -277,7 +277,7 @@ def _check_one_device(op: str, inputs) -> None:
             continue
         if first is None:
             first = t
-        elif type(t.data) is not type(first.data):
+        elif type(t._data) is not type(first._data):
             raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found "
                                f"at least two devices, {first.device} and {t.device}")
 

@@ -54,7 +54,7 @@ def _finish(xs, create_graph: bool):
         return tuple(xs)
     from pydl.tensor import Tensor
 
-    return tuple(None if x is None else Tensor._wrap(x.data) for x in xs)
+    return tuple(None if x is None else Tensor._wrap(x._data) for x in xs)
 
 
 def _grads(outputs, inputs, grad_outputs, create_graph, strict, what, retain_graph=True):
@@ -79,7 +79,7 @@ def _grads(outputs, inputs, grad_outputs, create_graph, strict, what, retain_gra
                                    f"input {k}. This is not allowed in strict mode ({what}).")
             from pydl.device import array_module
 
-            g = Tensor._wrap(array_module(x.data).zeros_like(x.data))
+            g = Tensor._wrap(array_module(x._data).zeros_like(x._data))
         result.append(g)
     return tuple(result)
 
@@ -97,7 +97,7 @@ def _default_v(outputs, fn: str):
     from pydl.tensor import Tensor
 
     for o in outputs:
-        if o.data.size != 1:
+        if o._data.size != 1:
             raise RuntimeError(f"The vector v can only be None if the user-provided function "
                                f"returns a single Tensor with a single element ({fn}); got an "
                                f"output of shape {tuple(o.shape)}.")
@@ -180,7 +180,7 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
     table = []  # table[i][j]: d out_i / d in_j
     with grad_mode.enable_grad():
         for o in outs:
-            n = o.data.size
+            n = o._data.size
             rows = [[] for _ in ins]
             for r in range(n):
                 seed = np.zeros(o.shape, dtype=o.dtype)
@@ -191,7 +191,7 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
                 else:
                     gs = _grads([], ins, [], create_graph, strict, "jacobian")
                 for j, g in enumerate(gs):
-                    rows[j].append(g if create_graph else Tensor._wrap(g.data))
+                    rows[j].append(g if create_graph else Tensor._wrap(g._data))
             per_in = []
             for j, x in enumerate(ins):
                 if n == 0:
@@ -214,7 +214,7 @@ def hessian(func, inputs, create_graph: bool = False, strict: bool = False,
 
     def gradient(*xs):
         _, outs = _call(func, xs, "hessian")
-        if len(outs) != 1 or outs[0].data.size != 1:
+        if len(outs) != 1 or outs[0]._data.size != 1:
             raise RuntimeError(f"The function given to hessian should return a single Tensor "
                                f"with one element, got shape "
                                f"{tuple(outs[0].shape) if len(outs) == 1 else len(outs)}")
@@ -261,6 +261,6 @@ def hvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
 
 
 def _check_scalar(outs, fn: str) -> None:
-    if len(outs) != 1 or outs[0].data.size != 1:
+    if len(outs) != 1 or outs[0]._data.size != 1:
         raise RuntimeError(f"The function given to {fn} should return a single Tensor with a "
                            f"single element")

@@ -43,7 +43,7 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol:
                              "needs float64 inputs")
 
     outs = _outputs(fn, inputs)
-    sizes = [o.data.size for o in outs]
+    sizes = [o._data.size for o in outs]
     n_out = sum(sizes)
     rng = np.random.default_rng(seed)
     if n_out <= max_full_outputs:
@@ -52,7 +52,7 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol:
         directions = rng.standard_normal((16, n_out))
 
     # Analytic: row r of (directions @ J) for each input.
-    analytic = {i: np.zeros((len(directions), inputs[i].data.size)) for i in checked}
+    analytic = {i: np.zeros((len(directions), inputs[i]._data.size)) for i in checked}
     for r, v in enumerate(directions):
         for i in checked:
             inputs[i].grad = None
@@ -78,7 +78,7 @@ def gradcheck(fn: Callable, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol:
     worst_err = -1.0
     with grad_mode.no_grad():
         for i in checked:
-            x = inputs[i].data
+            x = inputs[i]._data
             if not x.flags.c_contiguous:
                 # Perturbing through a reshaped copy would not reach the input.
                 raise ValueError(f"gradcheck: input {i} must be contiguous")

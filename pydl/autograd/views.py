@@ -71,9 +71,9 @@ def rebase_after_write(view, value) -> None:
     from pydl.tensor import Tensor
 
     base = view._base
-    before = Tensor._wrap(base.data, base.grad_fn, base._out_index)
+    before = Tensor._wrap(base._data, base.grad_fn, base._out_index)
     before.requires_grad = base.requires_grad
-    after = CopySlices.apply(before, value, view._view_fn, base.data)
+    after = CopySlices.apply(before, value, view._view_fn, base._data)
     base.grad_fn, base._out_index, base.requires_grad = after.grad_fn, 0, True
     refresh_view(view)
 

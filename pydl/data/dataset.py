@@ -82,7 +82,7 @@ class TensorDataset(Dataset):
         return self.tensors[0].shape[0]
 
     def _get_batch(self, indices: np.ndarray):
-        return [Tensor(t.data[indices]) for t in self.tensors]
+        return [Tensor(t._data[indices]) for t in self.tensors]
 
 
 class StackDataset(Dataset):

@@ -24,7 +24,7 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def check_tensor(op: str, A, name: str = "A") -> Tensor:
     if not isinstance(A, Tensor):
         raise TypeError(f"{op}: expected {name} to be a Tensor, got {type(A).__name__}")
-    if not isinstance(A.data, np.ndarray):
+    if not isinstance(A._data, np.ndarray):
         raise NotImplementedError(f"{op}: pydl.linalg runs on CPU (NumPy's LAPACK); got a tensor "
                                   f"on {A.device}. Move it with .cpu() first")
     return A

@@ -111,7 +111,7 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None
     ord = float(ord)
     axes = normalize_dims(dim, x.ndim)
     if ord < 0 or ord == _INF:
-        empty = x.data.size == 0 if dim is None else any(x.shape[a] == 0 for a in axes)
+        empty = x._data.size == 0 if dim is None else any(x.shape[a] == 0 for a in axes)
         if empty:
             raise RuntimeError(f"{op} cannot compute the {ord} norm on an empty tensor because "
                                f"the operation does not have an identity (input shape "

@@ -343,7 +343,7 @@ def lstsq(A: Tensor, B: Tensor, rcond=None, *, driver=None) -> lstsq_result:
 
     residuals = None
     if m > n and driver != "gelsy":
-        if driver == "gels" or bool((rank.data == n).all()):
+        if driver == "gels" or bool((rank._data == n).all()):
             from pydl.ops.matmul import matmul
             from pydl.ops.reduction import sum as _sum
 

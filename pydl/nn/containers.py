@@ -150,7 +150,7 @@ def _as_parameter(value):
     if isinstance(value, Parameter) or value is None:
         return value
     if isinstance(value, Tensor):
-        return Parameter(value.data)
+        return Parameter(value._data)
     raise TypeError(f"ParameterList/ParameterDict hold Parameters or Tensors, got "
                     f"{type(value).__name__}")
 

@@ -60,7 +60,7 @@ def _fan(tensor: Tensor, mode: str) -> int:
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     from pydl.device import to_device_array
 
-    tensor.data[...] = to_device_array(values.astype(tensor.dtype, copy=False), tensor.device)
+    tensor._data[...] = to_device_array(values.astype(tensor.dtype, copy=False), tensor.device)
     tensor._bump_version()
     return tensor
 
@@ -89,7 +89,7 @@ def trunc_normal_(tensor: Tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=No
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor.data[...] = val
+    tensor._data[...] = val
     tensor._bump_version()
     return tensor
 
@@ -175,10 +175,10 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     trailing dims are flattened."""
     if tensor.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
-    if tensor.data.size == 0:
+    if tensor._data.size == 0:
         return tensor
     rows = tensor.shape[0]
-    cols = tensor.data.size // rows
+    cols = tensor._data.size // rows
     flat = _rng(generator).standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T

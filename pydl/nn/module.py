@@ -25,14 +25,14 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty(0, dtype=np.float32)
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
     def __reduce_ex__(self, proto):
-        return (Parameter, (Tensor._wrap(self.data), self.requires_grad))
+        return (Parameter, (Tensor._wrap(self._data), self.requires_grad))
 
 
 class _IncompatibleKeys(tuple):
@@ -260,7 +260,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every submodule (children first) and on self, e.g. for init."""
@@ -277,9 +277,9 @@ class Module:
                 for name, t in store.items():
                     if t is None:
                         continue
-                    t.data = fn(t.data)
+                    t._data = fn(t._data)
                     if t.grad is not None:
-                        t.grad.data = fn(t.grad.data)
+                        t.grad._data = fn(t.grad._data)
         return self
 
     def to(self, *args, **kwargs) -> "Module":

@@ -51,7 +51,7 @@ class Embedding(Module):
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:
-            data = _weight.data if isinstance(_weight, Tensor) else np.asarray(_weight)
+            data = _weight._data if isinstance(_weight, Tensor) else np.asarray(_weight)
             if data.shape != (num_embeddings, embedding_dim):
                 raise ValueError(f"Embedding: _weight shape {data.shape} does not match "
                                  f"({num_embeddings}, {embedding_dim})")
@@ -66,7 +66,7 @@ class Embedding(Module):
     def _fill_padding_idx_with_zero(self) -> None:
         if self.padding_idx is not None:
             with grad_mode.no_grad():
-                self.weight.data[self.padding_idx] = 0
+                self.weight._data[self.padding_idx] = 0
                 self.weight._bump_version()
 
     def forward(self, input: Tensor) -> Tensor:
@@ -91,7 +91,7 @@ class Embedding(Module):
                         sparse: bool = False) -> "Embedding":
         """An Embedding holding ``embeddings`` (2-D; shares its memory when it is a tensor),
         frozen (requires_grad=False) unless ``freeze=False``."""
-        data = embeddings.data if isinstance(embeddings, Tensor) else np.asarray(embeddings)
+        data = embeddings._data if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         if data.ndim != 2:
             raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
                              f"{data.shape}")

@@ -505,7 +505,7 @@ def _keep_mask(shape, p: float, dtype, like):
 
 
 def _apply_mask(input: Tensor, mask_shape, p: float, inplace: bool) -> Tensor:
-    mask = _keep_mask(mask_shape, p, input.dtype, input.data)
+    mask = _keep_mask(mask_shape, p, input.dtype, input._data)
     return _maybe_inplace(input, inplace, lambda x: MaskMul.apply(x, mask))
 
 
@@ -570,6 +570,6 @@ def gaussian_noise(input: Tensor, std: float = 0.1, training: bool = True) -> Te
     noise = _random.generator().standard_normal(input.shape, dtype=draw_dtype)
     noise *= std
     noise = noise.astype(input.dtype, copy=False)
-    if not isinstance(input.data, np.ndarray):
+    if not isinstance(input._data, np.ndarray):
         noise = to_device_array(noise, input.device)
     return _elementwise.add(input, Tensor._wrap(noise))

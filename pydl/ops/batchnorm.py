@@ -244,7 +244,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         _check_channel_tensor(t, name, C, input.dtype)
     if eps <= 0:
         raise ValueError(f"batch_norm: eps must be positive, got {eps}")
-    M = input.data.size // C if C else 0
+    M = input._data.size // C if C else 0
     if training:
         if M == 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
@@ -253,14 +253,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError("batch_norm: running_mean and running_var must be given in evaluation "
                          "mode (training=False)")
     y, mean, var = BatchNorm.apply(input, weight, bias, bool(training), float(eps),
-                                   None if running_mean is None else running_mean.data,
-                                   None if running_var is None else running_var.data)
+                                   None if running_mean is None else running_mean._data,
+                                   None if running_var is None else running_var._data)
     if training and M > 0:
-        unbiased = var.data * (M / (M - 1))
-        for stat, batch in ((running_mean, mean.data), (running_var, unbiased)):
+        unbiased = var._data * (M / (M - 1))
+        for stat, batch in ((running_mean, mean._data), (running_var, unbiased)):
             if stat is not None:
-                stat.data *= 1.0 - momentum
-                stat.data += (momentum * batch).astype(stat.dtype)
+                stat._data *= 1.0 - momentum
+                stat._data += (momentum * batch).astype(stat.dtype)
                 stat._bump_version()
     return y
 

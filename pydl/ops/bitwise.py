@@ -41,8 +41,8 @@ def _binary(ufunc_name, name):
         _check_integral(a, name)
         _check_integral(b, name)
         dtype = _dtypes.result_type(a, b)
-        ad = a.data if isinstance(a, Tensor) else a
-        bd = b.data if isinstance(b, Tensor) else b
+        ad = a._data if isinstance(a, Tensor) else a
+        bd = b._data if isinstance(b, Tensor) else b
         xp = array_module(ad) if isinstance(a, Tensor) else array_module(bd)
         if isinstance(a, Tensor) and ad.dtype != dtype:
             ad = ad.astype(dtype)
@@ -72,8 +72,8 @@ def bitwise_not(input):
         raise TypeError(f"bitwise_not(): argument 'input' must be a Tensor, got "
                         f"{type(input).__name__}")
     _check_integral(input, "bitwise_not")
-    xp = array_module(input.data)
-    return Tensor._wrap(xp.asarray(xp.invert(input.data)))
+    xp = array_module(input._data)
+    return Tensor._wrap(xp.asarray(xp.invert(input._data)))
 
 
 def _reflected(fn):

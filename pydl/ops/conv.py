@@ -53,7 +53,7 @@ def _tuple(value, n: int, name: str, op: str) -> tuple:
 def _check_tensor(t, name: str, op: str) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}: {name} must be a pydl.Tensor, got {type(t).__name__}")
-    if not isinstance(t.data, np.ndarray) and t.device.type != "cuda":
+    if not isinstance(t._data, np.ndarray) and t.device.type != "cuda":
         raise RuntimeError(f"{op}: only CPU and CUDA tensors are supported, {name} is on "
                            f"{t.device}")
     if t.dtype not in (np.float32, np.float64):

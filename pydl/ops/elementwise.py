@@ -103,7 +103,7 @@ def _saved_array(y):
 def raw(x):
     """The array behind a Tensor (or the array itself): for masks and other piecewise-constant
     factors of a formula, which carry no derivative."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def zeros_like(x):
@@ -118,7 +118,7 @@ def _shape(x):
 
 def _check_same_device(a, b, op: str) -> None:
     if isinstance(a, Tensor) and isinstance(b, Tensor) and \
-            type(a.data) is not type(b.data):
+            type(a._data) is not type(b._data):
         raise RuntimeError(f"{op}: expected all tensors on the same device, got {a.device} and "
                            f"{b.device}")
 
@@ -229,7 +229,7 @@ class Pow(Function):
 def _to_dtype(x, dtype):
     """A Tensor operand in the op's computation dtype; Python numbers stay numbers (NumPy takes
     them in the array's dtype, as PyTorch takes a wrapped number)."""
-    if isinstance(x, Tensor) and x.data.dtype != dtype:
+    if isinstance(x, Tensor) and x._data.dtype != dtype:
         return cast(x, dtype)
     return x
 
@@ -241,11 +241,11 @@ def promote_operands(a, b, true_divide: bool = False):
     float dtype, as torch.div does."""
     ta, tb = type(a) is Tensor, type(b) is Tensor
     # The common cases need no table: same-dtype tensors, a float tensor with a number.
-    if ta and tb and a.data.dtype == b.data.dtype:
-        dtype = a.data.dtype
-    elif ta and not tb and a.data.dtype.kind == "f" and type(b) in (float, int):
+    if ta and tb and a._data.dtype == b._data.dtype:
+        dtype = a._data.dtype
+    elif ta and not tb and a._data.dtype.kind == "f" and type(b) in (float, int):
         return a, b
-    elif tb and not ta and b.data.dtype.kind == "f" and type(a) in (float, int):
+    elif tb and not ta and b._data.dtype.kind == "f" and type(a) in (float, int):
         return a, b
     else:
         dtype = _dtypes.result_type(a, b)
@@ -455,7 +455,7 @@ class Clamp(Function):
 def _floating(x):
     """Integer and bool inputs of float-valued math (exp, log, sin...) are computed in the
     default dtype, as in PyTorch (NumPy would give float64)."""
-    if isinstance(x, Tensor) and x.data.dtype.kind in "biu":
+    if isinstance(x, Tensor) and x._data.dtype.kind in "biu":
         return cast(x, _dtypes.get_default_dtype())
     return x
 
@@ -583,7 +583,7 @@ def where(condition, input, other):
     """Pick ``input`` where ``condition`` holds, else ``other`` (broadcasting)."""
     condition = _operand(condition)
     if isinstance(condition, Tensor) and condition.dtype != np.bool_:
-        condition = Tensor._wrap(condition.data.astype(bool))
+        condition = Tensor._wrap(condition._data.astype(bool))
     input, other = _operand(input), _operand(other)
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         # Two Python numbers: the result still has PyTorch's dtype (a float is the default).
@@ -597,8 +597,8 @@ def _compare(ufunc_name, native=None):
     def op(a, b):
         a, b = _operand(a), _operand(b)
         _check_same_device(a, b, ufunc_name)
-        ad = a.data if isinstance(a, Tensor) else a
-        bd = b.data if isinstance(b, Tensor) else b
+        ad = a._data if isinstance(a, Tensor) else a
+        bd = b._data if isinstance(b, Tensor) else b
         if native is not None and _native2(ad, bd):
             return Tensor._wrap(native(ad, bd))
         xp = array_module(ad) if isinstance(a, Tensor) else array_module(bd)
@@ -621,28 +621,28 @@ logical_xor = _compare("logical_xor")
 
 
 def logical_not(x):
-    xp = array_module(x.data)
-    return Tensor._wrap(xp.asarray(xp.logical_not(x.data)))
+    xp = array_module(x._data)
+    return Tensor._wrap(xp.asarray(xp.logical_not(x._data)))
 
 
 def isnan(x):
-    xp = array_module(x.data)
-    return Tensor._wrap(xp.asarray(xp.isnan(x.data)))
+    xp = array_module(x._data)
+    return Tensor._wrap(xp.asarray(xp.isnan(x._data)))
 
 
 def isinf(x):
-    xp = array_module(x.data)
-    return Tensor._wrap(xp.asarray(xp.isinf(x.data)))
+    xp = array_module(x._data)
+    return Tensor._wrap(xp.asarray(xp.isinf(x._data)))
 
 
 def isfinite(x):
-    xp = array_module(x.data)
-    return Tensor._wrap(xp.asarray(xp.isfinite(x.data)))
+    xp = array_module(x._data)
+    return Tensor._wrap(xp.asarray(xp.isfinite(x._data)))
 
 
 def equal(a, b) -> bool:
     """True when both have the same shape and elements."""
-    return a.shape == b.shape and bool((a.data == b.data).all())
+    return a.shape == b.shape and bool((a._data == b._data).all())
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
@@ -708,7 +708,7 @@ def clone(x):
 def cast(x, dtype):
     if dtype.kind not in "fc" or x.dtype.kind not in "fc":
         # Casting to or from integers cuts the graph, as in PyTorch.
-        return Tensor._wrap(x.data.astype(dtype))
+        return Tensor._wrap(x._data.astype(dtype))
     return Cast.apply(x, dtype)
 
 

@@ -87,17 +87,17 @@ def _inverse_counts(idx, n, dtype, xp):
 def _renorm_rows_(weight: Tensor, idx, max_norm: float, norm_type: float) -> None:
     """Rescale in place (no autograd) the rows of ``weight`` read by ``idx`` whose p-norm
     exceeds ``max_norm`` to norm max_norm (PyTorch's embedding_renorm_, same 1e-7 guard)."""
-    xp = array_module(weight.data)
+    xp = array_module(weight._data)
     rows = xp.unique(idx.reshape(-1))
     if rows.size == 0:
         return
-    w = weight.data[rows]
+    w = weight._data[rows]
     norms = xp.linalg.norm(w, ord=norm_type, axis=1) if norm_type != np.inf else \
         xp.abs(w).max(axis=1)
     big = norms > max_norm
     if bool(big.any()):
         scale = (max_norm / (norms[big] + 1e-7)).astype(w.dtype)
-        weight.data[rows[big]] = w[big] * scale[:, None]
+        weight._data[rows[big]] = w[big] * scale[:, None]
         weight._bump_version()
 
 
@@ -129,7 +129,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx=None, max_norm=None,
             raise ValueError(f"embedding: padding_idx ({padding_idx}) must be within "
                              f"num_embeddings ({n})")
         padding_idx = int(padding_idx) % n
-    idx = input.data
+    idx = input._data
     if idx.size:
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= n:

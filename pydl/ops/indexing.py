@@ -31,7 +31,7 @@ def _convert_item(k, xp):
         if k.dtype.kind not in "iub":
             raise IndexError(f"tensors used as indices must be long, int or bool tensors, got "
                              f"{k.dtype}")
-        return k.data
+        return k._data
     if isinstance(k, list):
         arr = np.asarray(k)
         if arr.dtype.kind not in "iub":
@@ -97,7 +97,7 @@ class GetItemBackward(Function):
 
 
 def getitem(x, key):
-    return GetItem.apply(x, _convert_key(key, array_module(x.data)), *_index_tensors(key))
+    return GetItem.apply(x, _convert_key(key, array_module(x._data)), *_index_tensors(key))
 
 
 def _shape(v):
@@ -131,18 +131,18 @@ class IndexPut(Function):
 
 
 def index_put(x, key, value):
-    return IndexPut.apply(x, value, _convert_key(key, array_module(x.data)),
+    return IndexPut.apply(x, value, _convert_key(key, array_module(x._data)),
                           *_index_tensors(key))
 
 
 def setitem_nograd(x, key, value) -> None:
-    xp = array_module(x.data)
+    xp = array_module(x._data)
     key = _convert_key(key, xp)
     if isinstance(value, Tensor):
-        value = value.data
-    if not x.data.flags.writeable:
+        value = value._data
+    if not x._data.flags.writeable:
         raise RuntimeError(f"cannot assign into a read-only tensor of shape {x.shape}")
-    x.data[key] = value
+    x._data[key] = value
 
 
 def masked_fill(input, mask, value):

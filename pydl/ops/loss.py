@@ -116,7 +116,7 @@ def _scale(g, reduction: str, denom):
 def _flat(a):
     """``a`` (array or Tensor) as a 1-D vector (a 0-d value becomes shape (1,))."""
     if isinstance(a, Tensor):
-        return Reshape.apply(a, (a.data.size,), False)
+        return Reshape.apply(a, (a._data.size,), False)
     return a.reshape(-1)  # first order: no node, no Function.call on the hot path
 
 
@@ -406,13 +406,13 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, size_averag
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          f"size.")
     target = _same_dtype(target, input)
-    xd = input.data
+    xd = input._data
     if xd.size and not bool(((xd >= 0) & (xd <= 1)).all()):
         raise RuntimeError(f"{op}: all elements of input should be between 0 and 1 (input shape "
                            f"{input.shape}, min {float(xd.min())}, max {float(xd.max())})")
     if weight is not None:
         weight = _class_weight_like(weight, input, op)
-    return BinaryCrossEntropy.apply(input, target, weight, reduction, input.data.size, ())
+    return BinaryCrossEntropy.apply(input, target, weight, reduction, input._data.size, ())
 
 
 
@@ -500,7 +500,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
     if pos_weight is not None:
         pos_weight = _class_weight_like(pos_weight, input, op)
     return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction,
-                                              input.data.size)
+                                              input._data.size)
 
 
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -941,7 +941,7 @@ def _class_args(op, input, target, weight, ignore_index):
         if weight.requires_grad and grad_mode.is_grad_enabled():
             raise RuntimeError(f"{op}: the derivative for 'weight' is not implemented (as in "
                                "PyTorch); pass weight.detach()")
-        w = _same_dtype(weight, input).data
+        w = _same_dtype(weight, input)._data
     return input, target, w, c
 
 

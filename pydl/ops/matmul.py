@@ -94,7 +94,7 @@ def matmul(input, other):
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes "
                            f"{input.shape} and {other.shape}")
-    if type(input.data) is not type(other.data):
+    if type(input._data) is not type(other._data):
         raise RuntimeError(f"matmul: expected both tensors on the same device, got "
                            f"{input.device} and {other.device}")
     if input.dtype != other.dtype:

@@ -486,13 +486,13 @@ def amin(input, dim=None, keepdim=False):
 
 
 def _arg(input, dim, keepdim, fn):
-    xp = array_module(input.data)
+    xp = array_module(input._data)
     f = xp.argmax if fn == "max" else xp.argmin
     if dim is None:
-        if input.data.size == 0:
+        if input._data.size == 0:
             raise IndexError(f"arg{fn}(): Expected reduction dim to be specified for "
                              f"input.numel() == 0 (input shape {input.shape}).")
-        data = input.data
+        data = input._data
         if _nr.usable(data) and data.flags.c_contiguous:
             out = _nr.reduce_ext(data, tuple(range(data.ndim)), False,
                                  _nr.MAX if fn == "max" else _nr.MIN, True)[1]
@@ -507,10 +507,10 @@ def _arg(input, dim, keepdim, fn):
     if input.shape[d] == 0:
         raise IndexError(f"arg{fn}(): Expected reduction dim {d} to have non-zero size "
                          f"(input shape {input.shape}).")
-    if _nr.usable(input.data):
-        return Tensor._wrap(_nr.reduce_ext(input.data, (d,), keepdim,
+    if _nr.usable(input._data):
+        return Tensor._wrap(_nr.reduce_ext(input._data, (d,), keepdim,
                                            _nr.MAX if fn == "max" else _nr.MIN, True)[1])
-    return Tensor._wrap(f(input.data, axis=d, keepdims=keepdim).astype(np.int64))
+    return Tensor._wrap(f(input._data, axis=d, keepdims=keepdim).astype(np.int64))
 
 
 def argmax(input, dim=None, keepdim=False):
@@ -546,14 +546,14 @@ def norm(input, p="fro", dim=None, keepdim=False):
 
 def all(input, dim=None, keepdim=False):  # noqa: A001
     axes = None if dim is None else normalize_dims(dim, input.ndim)
-    xp = array_module(input.data)
-    return Tensor._wrap(xp.asarray(xp.all(input.data, axis=axes, keepdims=keepdim)))
+    xp = array_module(input._data)
+    return Tensor._wrap(xp.asarray(xp.all(input._data, axis=axes, keepdims=keepdim)))
 
 
 def any(input, dim=None, keepdim=False):  # noqa: A001
     axes = None if dim is None else normalize_dims(dim, input.ndim)
-    xp = array_module(input.data)
-    return Tensor._wrap(xp.asarray(xp.any(input.data, axis=axes, keepdims=keepdim)))
+    xp = array_module(input._data)
+    return Tensor._wrap(xp.asarray(xp.any(input._data, axis=axes, keepdims=keepdim)))
 
 
 def cumsum(input, dim):

@@ -62,7 +62,7 @@ def _check_scatter(name, input, dim, index, src):
     if not isinstance(index, Tensor):
         index = Tensor(np.asarray(index))
     if index.dtype != np.int64 and index.dtype.kind in "iu":
-        index = Tensor._wrap(index.data.astype(np.int64))
+        index = Tensor._wrap(index._data.astype(np.int64))
     if index.dtype.kind not in "iu":
         raise RuntimeError(f"{name}(): Expected dtype int64 for index, got {index.dtype}")
     d = _wrap_dim(dim, input.ndim)
@@ -88,7 +88,7 @@ def _check_scatter(name, input, dim, index, src):
             raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype (got "
                                f"{input.dtype} and {src.dtype})")
     if index.numel():
-        lo, hi = int(index.data.min()), int(index.data.max())
+        lo, hi = int(index._data.min()), int(index._data.max())
         size = xshape[d]
         if lo < 0 or hi >= size:
             bad = lo if lo < 0 else hi
@@ -226,7 +226,7 @@ def one_hot(tensor, num_classes: int = -1):
     if tensor.dtype.kind not in "iu":
         raise RuntimeError(f"one_hot is only applicable to index tensor of type LongTensor, got "
                            f"{tensor.dtype}")
-    x = tensor.data
+    x = tensor._data
     xp = array_module(x)
     if num_classes == -1:
         if x.size == 0:

@@ -58,14 +58,14 @@ class Reshape(Function):
 
 
 def reshape(input, *shape):
-    shape = _infer_shape(_size_args(shape), input.data.size, input.shape)
+    shape = _infer_shape(_size_args(shape), input._data.size, input.shape)
     if shape == input.shape:
         return input if not input.requires_grad else Reshape.apply(input, shape, False)
     return Reshape.apply(input, shape, False)
 
 
 def view(input, *shape):
-    shape = _infer_shape(_size_args(shape), input.data.size, input.shape)
+    shape = _infer_shape(_size_args(shape), input._data.size, input.shape)
     return Reshape.apply(input, shape, True)
 
 

@@ -46,7 +46,7 @@ def _check_sortable(input, name: str) -> None:
 
 def _gather_values(input, dim: int, idx):
     if input.ndim == 0:
-        return input.clone() if input.requires_grad else Tensor._wrap(input.data.copy())
+        return input.clone() if input.requires_grad else Tensor._wrap(input._data.copy())
     return Gather.apply(input, dim, Tensor._wrap(idx))
 
 
@@ -56,7 +56,7 @@ def sort(input, dim: int = -1, descending: bool = False, *, stable: bool = False
     value goes back to the index it came from."""
     _check_sortable(input, "sort")
     d = _wrap_dim(dim, input.ndim)
-    idx = _sort_indices(input.data, d, descending)
+    idx = _sort_indices(input._data, d, descending)
     return sort_result(_gather_values(input, d, idx), Tensor._wrap(idx))
 
 
@@ -64,7 +64,7 @@ def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False
     """The int64 indices that sort ``input`` along ``dim`` (torch.argsort)."""
     _check_sortable(input, "argsort")
     d = _wrap_dim(dim, input.ndim)
-    return Tensor._wrap(_sort_indices(input.data, d, descending))
+    return Tensor._wrap(_sort_indices(input._data, d, descending))
 
 
 def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
@@ -78,7 +78,7 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     if not 0 <= k <= n:
         raise RuntimeError(f"topk(): selected index k ({k}) out of range for dimension {d} of "
                            f"size {n} (input shape {input.shape})")
-    idx = _sort_indices(input.data, d, largest)
+    idx = _sort_indices(input._data, d, largest)
     if input.ndim:
         idx = idx[(slice(None),) * d + (slice(0, k),)]
         idx = array_module(idx).ascontiguousarray(idx)
@@ -99,7 +99,7 @@ def unique(input, sorted: bool = True, return_inverse: bool = False,  # noqa: A0
     if not isinstance(input, Tensor):
         raise TypeError(f"unique(): argument 'input' must be a Tensor, got "
                         f"{type(input).__name__}")
-    x = input.data
+    x = input._data
     xp = array_module(x)
     if dim is None:
         values, inverse, counts = xp.unique(x.reshape(-1), return_inverse=True,

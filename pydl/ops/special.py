@@ -199,7 +199,7 @@ def _unary_float(cls, input, name):
         raise TypeError(f"{name}(): argument 'input' must be a Tensor, got "
                         f"{type(input).__name__}")
     if input.dtype.kind != "f":
-        input = input.to(_float_dtype(input.data))
+        input = input.to(_float_dtype(input._data))
     return cls.apply(input)
 
 

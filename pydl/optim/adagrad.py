@@ -61,7 +61,7 @@ class Adagrad(Optimizer):
         states = [self._init_state(group, p) for p in batch.params]
         steps = [s["step"] + 1 for s in states]
         if batch.kernels is not None:  # CUDA: one multi-tensor launch per step count
-            rows = [(a, g, s["sum"].data) for a, g, s in zip(batch.arrays, batch.grads, states)]
+            rows = [(a, g, s["sum"]._data) for a, g, s in zip(batch.arrays, batch.grads, states)]
             hyper = (_as_float(group["lr"]), float(group["lr_decay"]),
                      _as_float(group["weight_decay"]), float(group["eps"]))
             self._cuda_steps(batch, rows, steps, lambda table, step: batch.kernels.adagrad_step(
@@ -69,7 +69,7 @@ class Adagrad(Optimizer):
             for s, t in zip(states, steps):
                 s["step"] = t
             return
-        _C.adagrad_step(batch.arrays, batch.grads, [s["sum"].data for s in states], steps,
+        _C.adagrad_step(batch.arrays, batch.grads, [s["sum"]._data for s in states], steps,
                         lr=_as_float(group["lr"]), lr_decay=float(group["lr_decay"]),
                         weight_decay=_as_float(group["weight_decay"]), eps=float(group["eps"]),
                         maximize=bool(group["maximize"]))

@@ -67,8 +67,8 @@ class Adam(Optimizer):
             states.append(state)
         steps = [s["step"] + 1 for s in states]
         if batch.kernels is not None:  # CUDA: one multi-tensor launch per step count
-            rows = [(a, g, s["exp_avg"].data, s["exp_avg_sq"].data)
-                    + ((s["max_exp_avg_sq"].data,) if amsgrad else ())
+            rows = [(a, g, s["exp_avg"]._data, s["exp_avg_sq"]._data)
+                    + ((s["max_exp_avg_sq"]._data,) if amsgrad else ())
                     for a, g, s in zip(batch.arrays, batch.grads, states)]
             hyper = (_as_float(group["lr"]), _as_float(beta1), _as_float(beta2),
                      float(group["eps"]), _as_float(group["weight_decay"]))
@@ -80,9 +80,9 @@ class Adam(Optimizer):
                 s["step"] = t
             return
         _C.adam_step(
-            batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
-            [s["exp_avg_sq"].data for s in states],
-            [s["max_exp_avg_sq"].data for s in states] if amsgrad else [], steps,
+            batch.arrays, batch.grads, [s["exp_avg"]._data for s in states],
+            [s["exp_avg_sq"]._data for s in states],
+            [s["max_exp_avg_sq"]._data for s in states] if amsgrad else [], steps,
             lr=_as_float(group["lr"]), beta1=_as_float(beta1), beta2=_as_float(beta2),
             eps=float(group["eps"]), weight_decay=_as_float(group["weight_decay"]),
             amsgrad=amsgrad, maximize=bool(group["maximize"]),

@@ -64,8 +64,8 @@ class Adadelta(Optimizer):
 
     def _step_group(self, group, batch):
         states = _group_states(self, "Adadelta", batch, ("square_avg", "acc_delta"))
-        _C.adadelta_step(batch.arrays, batch.grads, [s["square_avg"].data for s in states],
-                         [s["acc_delta"].data for s in states], lr=_as_float(group["lr"]),
+        _C.adadelta_step(batch.arrays, batch.grads, [s["square_avg"]._data for s in states],
+                         [s["acc_delta"]._data for s in states], lr=_as_float(group["lr"]),
                          rho=float(group["rho"]), eps=float(group["eps"]),
                          weight_decay=_as_float(group["weight_decay"]),
                          maximize=bool(group["maximize"]))
@@ -98,8 +98,8 @@ class Adamax(Optimizer):
         beta1, beta2 = group["betas"]
         states = _group_states(self, "Adamax", batch, ("exp_avg", "exp_inf"))
         steps = [s["step"] + 1 for s in states]
-        _C.adamax_step(batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
-                       [s["exp_inf"].data for s in states], steps, lr=_as_float(group["lr"]),
+        _C.adamax_step(batch.arrays, batch.grads, [s["exp_avg"]._data for s in states],
+                       [s["exp_inf"]._data for s in states], steps, lr=_as_float(group["lr"]),
                        beta1=_as_float(beta1), beta2=_as_float(beta2), eps=float(group["eps"]),
                        weight_decay=_as_float(group["weight_decay"]),
                        maximize=bool(group["maximize"]))
@@ -142,8 +142,8 @@ class NAdam(Optimizer):
         b1 = _as_float(beta1)
         mu_products = [float(s["mu_product"]) * b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
                        for s, t in zip(states, steps)]
-        _C.nadam_step(batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
-                      [s["exp_avg_sq"].data for s in states], steps, mu_products,
+        _C.nadam_step(batch.arrays, batch.grads, [s["exp_avg"]._data for s in states],
+                      [s["exp_avg_sq"]._data for s in states], steps, mu_products,
                       lr=_as_float(group["lr"]), beta1=b1, beta2=_as_float(beta2),
                       eps=float(group["eps"]), weight_decay=_as_float(group["weight_decay"]),
                       momentum_decay=psi, maximize=bool(group["maximize"]),
@@ -182,8 +182,8 @@ class RAdam(Optimizer):
         beta1, beta2 = group["betas"]
         states = _group_states(self, "RAdam", batch, ("exp_avg", "exp_avg_sq"))
         steps = [s["step"] + 1 for s in states]
-        _C.radam_step(batch.arrays, batch.grads, [s["exp_avg"].data for s in states],
-                      [s["exp_avg_sq"].data for s in states], steps,
+        _C.radam_step(batch.arrays, batch.grads, [s["exp_avg"]._data for s in states],
+                      [s["exp_avg_sq"]._data for s in states], steps,
                       lr=_as_float(group["lr"]), beta1=_as_float(beta1), beta2=_as_float(beta2),
                       eps=float(group["eps"]), weight_decay=_as_float(group["weight_decay"]),
                       maximize=bool(group["maximize"]),

@@ -32,7 +32,7 @@ from pydl.tensor import Tensor
 
 
 def _array(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
@@ -192,9 +192,9 @@ class LBFGS(Optimizer):
         for p in self._params:
             g = p.grad
             if g is None:
-                parts.append(array_module(p.data).zeros(p.data.size, dtype=p.dtype))
+                parts.append(array_module(p._data).zeros(p._data.size, dtype=p.dtype))
             else:
-                parts.append((g.data if isinstance(g, Tensor) else g).reshape(-1))
+                parts.append((g._data if isinstance(g, Tensor) else g).reshape(-1))
         xp = array_module(parts[0])
         return xp.concatenate(parts).astype(self._params[0].dtype, copy=False)
 
@@ -202,17 +202,17 @@ class LBFGS(Optimizer):
         """x <- x + step_size * direction, in place (the parameters' versions move on)."""
         offset = 0
         for p in self._params:
-            n = p.data.size
-            p.data += (step_size * direction[offset:offset + n]).reshape(p.shape)
+            n = p._data.size
+            p._data += (step_size * direction[offset:offset + n]).reshape(p.shape)
             p._bump_version()
             offset += n
 
     def _copy_params(self):
-        return [p.data.copy() for p in self._params]
+        return [p._data.copy() for p in self._params]
 
     def _set_params(self, values) -> None:
         for p, v in zip(self._params, values):
-            p.data[...] = v
+            p._data[...] = v
             p._bump_version()
 
     def _evaluate_at(self, closure, x, t, d):

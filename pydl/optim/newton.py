@@ -88,7 +88,7 @@ class Newton(Optimizer):
         if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
             raise TypeError(f"Newton: parameters must share one dtype, float32 or float64; got "
                             f"{sorted(str(d) for d in dtypes)}")
-        if not all(isinstance(p.data, np.ndarray) for p in self._params):
+        if not all(isinstance(p._data, np.ndarray) for p in self._params):
             raise NotImplementedError("Newton: parameters must be on the CPU")
 
     # -- derivatives ------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ class Newton(Optimizer):
 
         params = self._params
         dtype = params[0].dtype
-        sizes = [p.data.size for p in params]
+        sizes = [p._data.size for p in params]
         n = sum(sizes)
         try:
             gs = grad(loss, params, create_graph=True, allow_unused=True)
@@ -115,7 +115,7 @@ class Newton(Optimizer):
         for k, (p, g) in enumerate(zip(params, gs)):
             if g is None:
                 continue
-            flat_g[offsets[k]:offsets[k + 1]] = g.data.reshape(-1)
+            flat_g[offsets[k]:offsets[k + 1]] = g._data.reshape(-1)
             if g.requires_grad:
                 live.append(k)
         H = np.zeros((n, n), dtype=dtype)
@@ -132,19 +132,19 @@ class Newton(Optimizer):
                     row = H[offsets[k] + i]
                     for k2, r in enumerate(rows):
                         if r is not None:
-                            row[offsets[k2]:offsets[k2 + 1]] = r.data.reshape(-1)
+                            row[offsets[k2]:offsets[k2 + 1]] = r._data.reshape(-1)
         # Exact in theory; averaging with the transpose removes rounding asymmetry.
         return flat_g, 0.5 * (H + H.T), gs
 
     # -- moving the parameters ---------------------------------------------------------------------
     def _get_flat(self) -> np.ndarray:
-        return np.concatenate([p.data.reshape(-1) for p in self._params])
+        return np.concatenate([p._data.reshape(-1) for p in self._params])
 
     def _set_flat(self, x: np.ndarray) -> None:
         offset = 0
         for p in self._params:
-            n = p.data.size
-            p.data[...] = x[offset:offset + n].reshape(p.shape)
+            n = p._data.size
+            p._data[...] = x[offset:offset + n].reshape(p.shape)
             p._bump_version()
             offset += n
 
@@ -181,7 +181,7 @@ class Newton(Optimizer):
         with grad_mode.enable_grad():
             g, H, gs = self._gradient_and_hessian(loss)
         for p, gp in zip(self._params, gs):
-            p.grad = None if gp is None else Tensor._wrap(gp.data.copy())
+            p.grad = None if gp is None else Tensor._wrap(gp._data.copy())
         state["n_iter"] += 1
         f = float(loss)
         if np.abs(g).max(initial=0.0) <= group["tolerance_grad"]:
@@ -235,5 +235,5 @@ class Newton(Optimizer):
             cholesky(A)
         except LinAlgError:
             return None
-        p = solve(A, Tensor._wrap(-g)).data
+        p = solve(A, Tensor._wrap(-g))._data
         return p if np.all(np.isfinite(p)) else None

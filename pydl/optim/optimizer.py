@@ -48,7 +48,7 @@ class _Batch:
         self.kernels = None  # CudaKernels for a batch of CUDA parameters (pydl._cuda_kernels)
 
     def add(self, p: Tensor, grad: np.ndarray) -> None:
-        data = p.data
+        data = p._data
         if not isinstance(data, np.ndarray):  # a CuPy array: its flags lack writeable/aligned
             self._add_device(p, data, grad)
             return
@@ -88,7 +88,7 @@ class _Batch:
 
     def finish(self) -> None:
         for i in self._copies:
-            self.params[i].data[...] = self.arrays[i]
+            self.params[i]._data[...] = self.arrays[i]
         for p in self.params:
             p._bump_version()
 
@@ -204,10 +204,10 @@ class Optimizer:
                         g.detach_()
                     else:
                         g.requires_grad = False
-                    if g.data.flags.writeable:
-                        g.data[...] = 0
+                    if g._data.flags.writeable:
+                        g._data[...] = 0
                     else:
-                        g.data = np.zeros_like(g.data)
+                        g._data = np.zeros_like(g._data)
 
     # -- stepping -----------------------------------------------------------------------------
     def step(self, closure: Optional[Callable[[], Any]] = None):
@@ -240,7 +240,7 @@ class Optimizer:
             if grad is None or id(p) in seen:
                 continue
             seen.add(id(p))
-            data = p.data
+            data = p._data
             if not isinstance(data, np.ndarray) and p.device.type != "cuda":
                 raise RuntimeError(f"{name}: the fused optimizer kernels run on CPU "
                                    f"(NumPy) and CUDA parameters; got one on {p.device}")
@@ -253,13 +253,13 @@ class Optimizer:
                                     f"dtype {dtype} and shape {p.shape}")
                 batch = by_dtype[(dtype, id(kernels))] = _Batch()
                 batch.kernels = kernels
-            batch.add(p, grad.data if isinstance(grad, Tensor) else np.asarray(grad))
+            batch.add(p, grad._data if isinstance(grad, Tensor) else np.asarray(grad))
         return list(by_dtype.values())
 
     def _zeros_state(self, p: Tensor, value: float = 0.0) -> Tensor:
         """A state buffer like ``p``: same shape and dtype, C-contiguous."""
-        xp = np if isinstance(p.data, np.ndarray) else __import__("cupy")
-        arr = xp.full(p.shape, value, dtype=p.data.dtype)
+        xp = np if isinstance(p._data, np.ndarray) else __import__("cupy")
+        arr = xp.full(p.shape, value, dtype=p._data.dtype)
         return Tensor._wrap(arr)
 
     def _cuda_steps(self, batch: _Batch, rows: List[tuple], keys: List[Any],
@@ -345,7 +345,7 @@ class Optimizer:
         if isinstance(value, Tensor) or isinstance(value, np.ndarray):
             arr = value.numpy_view() if isinstance(value, Tensor) else value
             if arr.dtype.kind == "f":
-                arr = arr.astype(p.data.dtype)
+                arr = arr.astype(p._data.dtype)
             return Tensor._wrap(np.array(arr, order="C", copy=True))
         return copy.deepcopy(value)
 

@@ -71,9 +71,9 @@ class RMSprop(Optimizer):
                 state["grad_avg"] = self._zeros_state(p)
             states.append(state)
         if batch.kernels is not None:  # CUDA: one multi-tensor launch; buffer order as the kernel
-            rows = [(a, g, s["square_avg"].data)
-                    + ((s["momentum_buffer"].data,) if momentum > 0 else ())
-                    + ((s["grad_avg"].data,) if centered else ())
+            rows = [(a, g, s["square_avg"]._data)
+                    + ((s["momentum_buffer"]._data,) if momentum > 0 else ())
+                    + ((s["grad_avg"]._data,) if centered else ())
                     for a, g, s in zip(batch.arrays, batch.grads, states)]
             hyper = (_as_float(group["lr"]), float(group["alpha"]), float(group["eps"]),
                      _as_float(group["weight_decay"]), momentum, centered,
@@ -84,9 +84,9 @@ class RMSprop(Optimizer):
                 s["step"] += 1
             return
         _C.rmsprop_step(
-            batch.arrays, batch.grads, [s["square_avg"].data for s in states],
-            [s["grad_avg"].data for s in states] if centered else [],
-            [s["momentum_buffer"].data for s in states] if momentum > 0 else [],
+            batch.arrays, batch.grads, [s["square_avg"]._data for s in states],
+            [s["grad_avg"]._data for s in states] if centered else [],
+            [s["momentum_buffer"]._data for s in states] if momentum > 0 else [],
             lr=_as_float(group["lr"]), alpha=float(group["alpha"]), eps=float(group["eps"]),
             weight_decay=_as_float(group["weight_decay"]), momentum=momentum, centered=centered,
             maximize=bool(group["maximize"]))

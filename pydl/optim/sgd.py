@@ -61,13 +61,13 @@ class SGD(Optimizer):
             hyper = (_as_float(group["lr"]), momentum, float(group["dampening"]),
                      _as_float(group["weight_decay"]), bool(group["nesterov"]),
                      bool(group["maximize"]))
-            rows = [(a, g) + ((buffers[i].data,) if momentum != 0 else ())
+            rows = [(a, g) + ((buffers[i]._data,) if momentum != 0 else ())
                     for i, (a, g) in enumerate(zip(batch.arrays, batch.grads))]
             self._cuda_steps(batch, rows, init or [False] * len(rows),
                              lambda table, first: batch.kernels.sgd_step(table, *hyper,
                                                                          first_step=first))
         else:
-            _C.sgd_step(batch.arrays, batch.grads, [b.data for b in buffers], init,
+            _C.sgd_step(batch.arrays, batch.grads, [b._data for b in buffers], init,
                         lr=_as_float(group["lr"]), momentum=momentum,
                         dampening=float(group["dampening"]),
                         weight_decay=_as_float(group["weight_decay"]),

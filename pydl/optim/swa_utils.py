@@ -34,23 +34,23 @@ def _lerp_(targets: List[Tensor], sources: List[Tensor], weight: float) -> None:
         if t.shape != s.shape:
             raise ValueError(f"averaging: a tensor of shape {t.shape} cannot average one of "
                              f"shape {s.shape}")
-        by_dtype.setdefault(t.data.dtype, []).append((t, s))
+        by_dtype.setdefault(t._data.dtype, []).append((t, s))
     for dtype, pairs in by_dtype.items():
-        if dtype in _KERNEL_DTYPES and all(isinstance(t.data, np.ndarray) for t, _ in pairs):
+        if dtype in _KERNEL_DTYPES and all(isinstance(t._data, np.ndarray) for t, _ in pairs):
             dst, copies = [], []
             for i, (t, _) in enumerate(pairs):
-                a = t.data
+                a = t._data
                 if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
                     a = np.array(a, order="C", copy=True)
                     copies.append(i)
                 dst.append(a)
-            src = [np.asarray(s.data, dtype=dtype, order="C") for _, s in pairs]
+            src = [np.asarray(s._data, dtype=dtype, order="C") for _, s in pairs]
             _C.lerp_(dst, src, float(weight))
             for i in copies:
-                pairs[i][0].data[...] = dst[i]
+                pairs[i][0]._data[...] = dst[i]
         else:
             for t, s in pairs:
-                t.data[...] = (t.data + weight * (s.data - t.data)).astype(t.data.dtype)
+                t._data[...] = (t._data + weight * (s._data - t._data)).astype(t._data.dtype)
         for t, _ in pairs:
             t._bump_version()
 
@@ -144,24 +144,24 @@ class AveragedModel(Module):
         with grad_mode.no_grad():
             if n == 0:
                 for a, p in zip(own, theirs):
-                    a.data[...] = p.data
+                    a._data[...] = p._data
                     a._bump_version()
             elif self.avg_fn is not None:
                 for a, p in zip(own, theirs):
-                    a.data[...] = _data(self.avg_fn(a.detach(), p.detach(), self.n_averaged))
+                    a._data[...] = _data(self.avg_fn(a.detach(), p.detach(), self.n_averaged))
                     a._bump_version()
             else:
                 fn = self.multi_avg_fn or get_swa_multi_avg_fn()
                 fn(own, [p.detach() for p in theirs], self.n_averaged)
             if not self.use_buffers:
                 for b_avg, b_model in zip(self.module.buffers(), model.buffers()):
-                    b_avg.data[...] = b_model.data
+                    b_avg._data[...] = b_model._data
                     b_avg._bump_version()
-        self.n_averaged.data[...] = n + 1
+        self.n_averaged._data[...] = n + 1
 
 
 def _data(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 class ExponentialMovingAverage:
@@ -188,7 +188,7 @@ class ExponentialMovingAverage:
         self.num_updates = 0
         self._params = self._param_list(parameters)
         self.shadow_params: List[Tensor] = [
-            Tensor._wrap(np.array(p.data, order="C", copy=True)) for p in self._params]
+            Tensor._wrap(np.array(p._data, order="C", copy=True)) for p in self._params]
         self._backup: Optional[List[np.ndarray]] = None
 
     @staticmethod
@@ -224,19 +224,19 @@ class ExponentialMovingAverage:
     def copy_to(self, parameters=None) -> None:
         """Write the averaged values into the parameters."""
         for p, s in zip(self._targets(parameters), self.shadow_params):
-            p.data[...] = s.data
+            p._data[...] = s._data
             p._bump_version()
 
     def store(self, parameters=None) -> None:
         """Save the parameters' current values, for ``restore()``."""
-        self._backup = [np.array(p.data, copy=True) for p in self._targets(parameters)]
+        self._backup = [np.array(p._data, copy=True) for p in self._targets(parameters)]
 
     def restore(self, parameters=None) -> None:
         """Put back the values saved by ``store()``."""
         if self._backup is None:
             raise RuntimeError("ExponentialMovingAverage.restore() called without store()")
         for p, b in zip(self._targets(parameters), self._backup):
-            p.data[...] = b
+            p._data[...] = b
             p._bump_version()
         self._backup = None
 
@@ -253,7 +253,7 @@ class ExponentialMovingAverage:
     def state_dict(self) -> dict:
         return {"decay": self.decay, "num_updates": self.num_updates,
                 "use_num_updates": self.use_num_updates,
-                "shadow_params": [Tensor._wrap(s.data) for s in self.shadow_params]}
+                "shadow_params": [Tensor._wrap(s._data) for s in self.shadow_params]}
 
     def load_state_dict(self, state_dict: dict) -> None:
         shadow = state_dict["shadow_params"]

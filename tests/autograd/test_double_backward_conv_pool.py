@@ -150,7 +150,7 @@ def test_conv_gradients_under_create_graph_equal_first_order(name):
     assert [g.requires_grad for g in recorded] == [True, True, False]
     for a, b in zip(recorded, plain):
         assert not b.requires_grad
-        np.testing.assert_allclose(a.data, b.data, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a._data, b._data, rtol=1e-12, atol=1e-12)
 
 
 def test_conv_gradgradcheck_noncontiguous_input_and_weight():
@@ -242,8 +242,8 @@ def test_conv_double_backward_records_the_backward_ops():
     assert isinstance(gw.grad_fn, conv_ops.ConvWeightGrad)
     gx1, gw1 = grad(y.sum(), (x, w))
     assert gx1.grad_fn is None and gw1.grad_fn is None
-    np.testing.assert_allclose(gx.data, gx1.data, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(gw.data, gw1.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx._data, gx1._data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw._data, gw1._data, rtol=1e-12, atol=1e-12)
 
 
 class _CountingKernels:
@@ -412,10 +412,10 @@ def test_max_pool_second_derivative_in_x_is_zero_and_in_v_is_the_gather():
     u = np.random.default_rng(24).standard_normal(x.shape)
     hx, hv = grad((gx * t64(u, grad=False)).sum(), (x, v), allow_unused=True,
                   materialize_grads=True)
-    np.testing.assert_array_equal(hx.data, 0.0)
+    np.testing.assert_array_equal(hx._data, 0.0)
     planes = u.reshape(6, 25)
-    expected = np.take_along_axis(planes, idx.data.reshape(6, -1), axis=1).reshape(y.shape)
-    np.testing.assert_array_equal(hv.data, expected)
+    expected = np.take_along_axis(planes, idx._data.reshape(6, -1), axis=1).reshape(y.shape)
+    np.testing.assert_array_equal(hv._data, expected)
 
 
 @pytest.mark.parametrize("kind", ["taps", "int64"])
@@ -432,8 +432,8 @@ def test_max_pool_gather_of_the_input_is_the_output(nd, kind):
     node = y.grad_fn
     assert node.where.kind == kind
     argmax, = node._saved
-    gathered = pool_ops.MaxPoolGather.call(x.data, argmax, node.where)
-    np.testing.assert_array_equal(gathered, y.data)
+    gathered = pool_ops.MaxPoolGather.call(x._data, argmax, node.where)
+    np.testing.assert_array_equal(gathered, y._data)
 
 
 THIRD_ORDER_POOL = {
@@ -499,7 +499,7 @@ def test_double_backward_on_emulated_cuda_kernels_matches_cpu(monkeypatch, name)
 
     fn, xs, ws = EMULATED[name]
     rng = np.random.default_rng(30)
-    xa, wa = np.asarray(distinct(rng, *xs).data), rng.standard_normal(ws)
+    xa, wa = np.asarray(distinct(rng, *xs)._data), rng.standard_normal(ws)
     results = []
     for emulated in (False, True):
         with monkeypatch.context() as m:
@@ -514,6 +514,6 @@ def test_double_backward_on_emulated_cuda_kernels_matches_cpu(monkeypatch, name)
                 v = randn(np.random.default_rng(31), *y.shape)
                 gx, gw = grad(y, (x, w), v, create_graph=True)
                 second = grad((gx * gx).sum() + (gw * gw).sum(), (x, w, v))
-        results.append([gx.data, gw.data] + [g.data for g in second])
+        results.append([gx._data, gw._data] + [g._data for g in second])
     for cpu, emu in zip(*results):
         np.testing.assert_allclose(emu, cpu, rtol=1e-10, atol=1e-10)

@@ -51,7 +51,7 @@ def away_from(x, *kinks, gap=0.05):
 def third_order_check(fn, x):
     """gradgradcheck of x -> d fn / dx (built with create_graph): checks third derivatives."""
     def first(x):
-        (g,) = grad(fn(x), x, pydl.tensor(np.linspace(-1, 1, fn(x).data.size).reshape(
+        (g,) = grad(fn(x), x, pydl.tensor(np.linspace(-1, 1, fn(x)._data.size).reshape(
             fn(x).shape)), create_graph=True)
         return g
     return _gradgradcheck(first, (x,), atol=1e-7, rtol=1e-6)

@@ -95,7 +95,7 @@ def test_detach_cuts_graph_and_shares_memory():
     assert not d.requires_grad and d.is_leaf
     y = x * 1
     yd = y.detach()
-    yd.data[0] = 5
+    yd._data[0] = 5
     assert y[0].item() == 5
 
 

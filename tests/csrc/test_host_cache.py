@@ -219,7 +219,7 @@ def test_kernels_running_in_threads_get_distinct_outputs():
 
     def worker(i):
         for _ in range(10):
-            y = F.max_pool2d(pydl.tensor(xs[i]), 2).data
+            y = F.max_pool2d(pydl.tensor(xs[i]), 2)._data
             if not np.array_equal(y, expected[i]):
                 errors.append(i)
 
@@ -235,13 +235,13 @@ def test_kernel_outputs_come_from_the_cache():
     x = pydl.tensor(np.ones((8, 16, 64, 64), np.float32), requires_grad=True)
     base = pydl.memory.memory_allocated()
     y = F.avg_pool2d(x, 1)  # an output as large as x: 2 MiB
-    assert pydl.memory.memory_allocated() >= base + y.data.nbytes
-    assert not y.data.flags.owndata
-    p = addr(y.data)
+    assert pydl.memory.memory_allocated() >= base + y._data.nbytes
+    assert not y._data.flags.owndata
+    p = addr(y._data)
     del y
     y2 = F.avg_pool2d(x, 1)
-    assert addr(y2.data) == p
-    np.testing.assert_array_equal(y2.data, 1.0)
+    assert addr(y2._data) == p
+    np.testing.assert_array_equal(y2._data, 1.0)
 
 
 def test_bad_arguments_raise():
@@ -282,10 +282,10 @@ def test_owns_host_block_is_true_only_for_the_array_that_owns_the_block():
 def test_backward_keeps_a_cached_gradient_without_copying_it():
     x = pydl.tensor(np.ones((8, 16, 64, 64), np.float32), requires_grad=True)
     F.avg_pool2d(x, 1).sum().backward()
-    assert _C.owns_host_block(x.grad.data)
-    np.testing.assert_array_equal(x.grad.data, 1.0)
-    x.grad.data[0, 0, 0, 0] = 5.0  # the leaf's gradient is its own, writeable array
-    assert x.grad.data[0, 0, 0, 1] == 1.0
+    assert _C.owns_host_block(x.grad._data)
+    np.testing.assert_array_equal(x.grad._data, 1.0)
+    x.grad._data[0, 0, 0, 0] = 5.0  # the leaf's gradient is its own, writeable array
+    assert x.grad._data[0, 0, 0, 1] == 1.0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -242,7 +242,7 @@ def test_ops_through_kernels(simd_path, dtype):
         np.testing.assert_allclose(F.log_softmax(xt, dim=d).numpy(), np.log(p), **tol)
     v = pydl.tensor(x).permute(2, 0, 1)
     c = v.contiguous()
-    assert c.data.flags.c_contiguous
+    assert c._data.flags.c_contiguous
     np.testing.assert_array_equal(c.numpy(), x.transpose(2, 0, 1))
 
 

@@ -55,6 +55,6 @@ def test_mixed_devices_raise_clear_error():
 
     a = pydl.tensor([1.0, 2.0])
     b = pydl.tensor([3.0, 4.0])
-    b.data = np.asarray([3.0, 4.0]).view(FakeDeviceArray)
+    b._data = np.asarray([3.0, 4.0]).view(FakeDeviceArray)
     with pytest.raises(RuntimeError, match="same device"):
         a + b

@@ -61,8 +61,8 @@ def run_both(monkeypatch, fn, arrays, dtype, seed=0):
             outs = out if isinstance(out, tuple) else (out,)
             gup = np.random.default_rng(seed).standard_normal(outs[0].shape).astype(dtype)
             outs[0].backward(pydl.tensor(gup))
-        results.append(([o.data.copy() for o in outs],
-                        [None if t.grad is None else t.grad.data.copy() for t in tensors]))
+        results.append(([o._data.copy() for o in outs],
+                        [None if t.grad is None else t.grad._data.copy() for t in tensors]))
     return results
 
 
@@ -215,9 +215,9 @@ def test_batch_norm(monkeypatch, dtype, training, xs, affine):
     res = run_both(monkeypatch, fn, arrays, dtype)
     assert_same(res, dtype)
     for a, b in zip(stats[0], stats[1]):
-        np.testing.assert_allclose(b.data, a.data, **tol(dtype))
+        np.testing.assert_allclose(b._data, a._data, **tol(dtype))
     if training:  # the running statistics did move
-        assert not np.allclose(stats[1][0].data, rm0.astype(dtype))
+        assert not np.allclose(stats[1][0]._data, rm0.astype(dtype))
 
 
 # ---- optimizers ----------------------------------------------------------------------------------
@@ -247,9 +247,9 @@ def _train(cls, kwargs, dtype, ctx):
                 skip = i == 1 and step == 1
                 p.grad = None if skip else pydl.tensor(rng.standard_normal(p.shape).astype(dtype))
             opt.step()
-    state = [{k: (v.data.copy() if hasattr(v, "data") else v) for k, v in opt.state[p].items()}
+    state = [{k: (v._data.copy() if hasattr(v, "data") else v) for k, v in opt.state[p].items()}
              for p in params]
-    return [p.data.copy() for p in params], state
+    return [p._data.copy() for p in params], state
 
 
 @DT
@@ -279,7 +279,7 @@ def test_optimizer_reuses_cached_table_for_stable_arrays(monkeypatch):
         assert {k: v[1] for k, v in opt._cuda_tables.items()} == {k: v[1] for k, v in
                                                                    tables.items()}
     # buf: 0.5, 0.95, 1.355; p = 1 - 0.1 * (0.5 + 0.95 + 1.355)
-    np.testing.assert_allclose(p.data, np.full(4, 1 - 0.1 * (0.5 + 0.95 + 1.355)))
+    np.testing.assert_allclose(p._data, np.full(4, 1 - 0.1 * (0.5 + 0.95 + 1.355)))
 
 
 # ---- gradient clipping ---------------------------------------------------------------------------
@@ -288,14 +288,14 @@ def _clip(dtype, ctx, max_norm, fn="norm"):
     params = [nn.Parameter(pydl.tensor(np.zeros(s, dtype=dtype))) for s in [(5, 3), (0,), (7,)]]
     for p in params:
         p.grad = pydl.tensor(rng.standard_normal(p.shape).astype(dtype))
-    params[0].grad = pydl.tensor(params[0].grad.data.T.copy().T)  # Fortran-ordered gradient
+    params[0].grad = pydl.tensor(params[0].grad._data.T.copy().T)  # Fortran-ordered gradient
     with ctx:
         if fn == "norm":
             total = float(nn.utils.clip_grad_norm_(params, max_norm))
         else:
             nn.utils.clip_grad_value_(params, max_norm)
             total = None
-    return total, [p.grad.data.copy() for p in params]
+    return total, [p.grad._data.copy() for p in params]
 
 
 @DT

@@ -121,7 +121,7 @@ def test_gradient_at_nan_passes_through_like_pytorch():
                            (lambda x: F.elu(x, 0.5), [1.0, 0.5 * math.exp(-1.0), 0.5, 1.0])):
         x = t64(values)
         out = call(x)
-        assert math.isnan(out.data[0])
+        assert math.isnan(out._data[0])
         out.sum().backward()
         assert_close(x.grad, expected, rtol=1e-15, atol=0)
 
@@ -138,7 +138,7 @@ def test_softplus_is_stable_and_linear_above_threshold():
 
 def test_sigmoid_and_silu_are_stable_for_large_inputs():
     x = t64([-1000.0, 1000.0])
-    assert np.isfinite(F.silu(x).data).all()
+    assert np.isfinite(F.silu(x)._data).all()
     assert_close(F.silu(x), [0.0, 1000.0])
     assert_close(F.sigmoid(x), [0.0, 1.0])
 
@@ -240,7 +240,7 @@ def test_softmax_family_is_stable_on_large_logits(which):
     x = np.array([[1e4, 1e4 - 1.0, -1e4], [-5e3, -5e3 + 2.0, -5e3 + 1.0]])
     for dtype, tol in ((pydl.float64, 1e-12), (pydl.float32, 1e-6)):
         out = fn(pydl.tensor(x, dtype=dtype), dim=1)
-        assert np.isfinite(out.data).all()
+        assert np.isfinite(out._data).all()
         assert_close(out, ref(x, 1), rtol=tol, atol=tol)
 
 
@@ -250,7 +250,7 @@ def test_softmax_rows_sum_to_one_and_handle_minus_inf():
     assert_close(p.sum(1), [1.0, 1.0])
     assert_close(p, [[1 / (1 + math.e), 0.0, math.e / (1 + math.e)], [0.0, 1.0, 0.0]])
     lp = F.log_softmax(x, dim=1)
-    assert lp.data[0, 1] == -np.inf and lp.data[1, 1] == 0.0
+    assert lp._data[0, 1] == -np.inf and lp._data[1, 1] == 0.0
 
 
 def test_softmax_noncontiguous_dtype_and_zero_dim(rng):
@@ -266,7 +266,7 @@ def test_softmax_implicit_dim_warns_like_pytorch(rng):
     x = t64(rng.standard_normal((3, 4)), False)
     with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
         out = F.softmax(x)
-    assert_close(out, _softmax_ref(x.data, 1))
+    assert_close(out, _softmax_ref(x._data, 1))
     with pytest.warns(UserWarning, match="log_softmax"):
         out = F.log_softmax(t64(rng.standard_normal(5), False))
     assert out.shape == (5,)
@@ -295,9 +295,9 @@ def _fixed_seed(fn, seed=3):
 def test_dropout_training_mask_values_rate_and_gradient(p):
     x = t64(np.full((200, 250), 2.0))
     y = F.dropout(x, p)
-    kept = y.data != 0
+    kept = y._data != 0
     # Survivors are scaled by 1 / (1 - p); the drop rate matches p within 6 standard errors.
-    assert_close(y.data[kept], np.full(kept.sum(), 2.0 / (1 - p)))
+    assert_close(y._data[kept], np.full(kept.sum(), 2.0 / (1 - p)))
     se = math.sqrt(p * (1 - p) / x.numel())
     assert abs((1 - kept.mean()) - p) < 6 * se
     y.sum().backward()
@@ -314,11 +314,11 @@ def test_dropout_gradcheck_with_fixed_mask(rng):
 def test_dropout_is_reproducible_with_manual_seed():
     x = pydl.ones(50, 40)
     pydl.manual_seed(7)
-    a = F.dropout(x, 0.5).data.copy()
+    a = F.dropout(x, 0.5)._data.copy()
     pydl.manual_seed(7)
-    b = F.dropout(x, 0.5).data
+    b = F.dropout(x, 0.5)._data
     assert np.array_equal(a, b)
-    assert not np.array_equal(a, F.dropout(x, 0.5).data)
+    assert not np.array_equal(a, F.dropout(x, 0.5)._data)
 
 
 def test_dropout_identity_cases():
@@ -327,7 +327,7 @@ def test_dropout_identity_cases():
     assert F.dropout(x, 0.0) is x
     assert F.dropout2d(x.reshape(1, 3, 2, 2), 0.5, training=False).shape == (1, 3, 2, 2)
     zero = F.dropout(t64(np.ones((3, 3))), 1.0)
-    assert np.array_equal(zero.data, np.zeros((3, 3)))
+    assert np.array_equal(zero._data, np.zeros((3, 3)))
     empty = F.dropout(pydl.randn(0, 5), 0.5)
     assert empty.shape == (0, 5)
 
@@ -341,7 +341,7 @@ def test_dropout_weight_scaling_equivalence(rng):
     layer_in = t64(np.repeat(x, 20000, axis=0), False)
     p = 0.4
     dropped = F.dropout(layer_in, p)
-    mc_mean = (dropped.data @ w.T).mean(axis=0)
+    mc_mean = (dropped._data @ w.T).mean(axis=0)
     eval_out = (x @ w.T)[0]
     # Standard error of the Monte-Carlo mean of each output.
     se = np.sqrt(((x ** 2) @ (w.T ** 2))[0] * p / (1 - p) / 20000)
@@ -355,7 +355,7 @@ def test_dropout_weight_scaling_equivalence(rng):
 
 def test_dropout2d_zeroes_whole_channels():
     x = t64(np.ones((6, 10, 4, 5)), False)
-    y = F.dropout2d(x, 0.5).data
+    y = F.dropout2d(x, 0.5)._data
     per_channel = y.reshape(6, 10, -1)
     assert ((per_channel == 0).all(axis=2) | (per_channel == 2.0).all(axis=2)).all()
     assert 0 < (per_channel[:, :, 0] == 0).sum() < 60
@@ -365,7 +365,7 @@ def test_dropout2d_3d_input_warns_like_pytorch():
     x = t64(np.ones((2, 3, 4)), False)
     with pytest.warns(UserWarning, match=r"interpreted as shape \(N, C, L\)"):
         y = F.dropout2d(x, 0.5)
-    assert ((y.data == 0).all(axis=2) | (y.data == 2.0).all(axis=2)).all()
+    assert ((y._data == 0).all(axis=2) | (y._data == 2.0).all(axis=2)).all()
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5, "a", True])
@@ -379,14 +379,14 @@ def test_dropout_rejects_bad_probability(p):
 def test_dropout_inplace():
     x = pydl.ones(20, 20)
     out = F.dropout(x, 0.5, inplace=True)
-    assert out is x and set(np.unique(x.data)) <= {0.0, 2.0}
+    assert out is x and set(np.unique(x._data)) <= {0.0, 2.0}
 
 
 # -- Gaussian noise -------------------------------------------------------------------------------
 def test_gaussian_noise_statistics_gradient_and_eval():
     x = t64(np.zeros((300, 200)))
     y = F.gaussian_noise(x, std=0.3)
-    noise = y.data
+    noise = y._data
     n = noise.size
     assert abs(noise.mean()) < 6 * 0.3 / math.sqrt(n)
     assert abs(noise.std() - 0.3) < 6 * 0.3 / math.sqrt(2 * n)
@@ -401,9 +401,9 @@ def test_gaussian_noise_statistics_gradient_and_eval():
 def test_gaussian_noise_reproducible_and_checked():
     x = pydl.zeros(5)
     pydl.manual_seed(11)
-    a = F.gaussian_noise(x, 1.0).data.copy()
+    a = F.gaussian_noise(x, 1.0)._data.copy()
     pydl.manual_seed(11)
-    assert np.array_equal(a, F.gaussian_noise(x, 1.0).data)
+    assert np.array_equal(a, F.gaussian_noise(x, 1.0)._data)
     with pytest.raises(ValueError, match="non-negative"):
         F.gaussian_noise(x, -1.0)
 
@@ -452,7 +452,7 @@ def test_softmax_modules(rng):
 def test_dropout_modules_follow_train_and_eval():
     d = nn.Dropout(0.5)
     x = pydl.ones(30, 30)
-    assert (d(x).data == 0).any()
+    assert (d(x)._data == 0).any()
     d.eval()
     assert d(x) is x
     d2 = nn.Dropout2d(0.5).eval()

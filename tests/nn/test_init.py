@@ -40,10 +40,10 @@ def check_normal(values, mean, std):
 
 def test_uniform_and_normal():
     t = init.uniform_(empty(200, 300), -0.5, 2.0)
-    check_uniform(t.data, -0.5, 2.0)
-    check_uniform(init.uniform_(empty(50000)).data, 0.0, 1.0)
-    check_normal(init.normal_(empty(200, 300), 1.5, 0.3).data, 1.5, 0.3)
-    check_normal(init.normal_(empty(60000)).data, 0.0, 1.0)
+    check_uniform(t._data, -0.5, 2.0)
+    check_uniform(init.uniform_(empty(50000))._data, 0.0, 1.0)
+    check_normal(init.normal_(empty(200, 300), 1.5, 0.3)._data, 1.5, 0.3)
+    check_normal(init.normal_(empty(60000))._data, 0.0, 1.0)
 
 
 def test_init_returns_the_tensor_in_place_and_keeps_dtype():
@@ -53,17 +53,17 @@ def test_init_returns_the_tensor_in_place_and_keeps_dtype():
     assert t.dtype == pydl.float32 and t._version > v
     p = nn.Parameter(pydl.zeros(3, 4))
     init.uniform_(p)  # parameters (leaves requiring grad) are filled without autograd
-    assert p.requires_grad and p.grad_fn is None and p.data.any()
+    assert p.requires_grad and p.grad_fn is None and p._data.any()
 
 
 def test_constant_zeros_ones_eye():
-    assert np.array_equal(init.constant_(empty(2, 3), 0.7).data, np.full((2, 3), 0.7))
-    assert np.array_equal(init.zeros_(empty(4)).data, np.zeros(4))
-    assert np.array_equal(init.ones_(empty(2, 2)).data, np.ones((2, 2)))
+    assert np.array_equal(init.constant_(empty(2, 3), 0.7)._data, np.full((2, 3), 0.7))
+    assert np.array_equal(init.zeros_(empty(4))._data, np.zeros(4))
+    assert np.array_equal(init.ones_(empty(2, 2))._data, np.ones((2, 2)))
     for shape in ((3, 3), (2, 5), (5, 2)):
         expected = np.array([[1.0 if i == j else 0.0 for j in range(shape[1])]
                              for i in range(shape[0])])
-        assert np.array_equal(init.eye_(empty(*shape)).data, expected)
+        assert np.array_equal(init.eye_(empty(*shape))._data, expected)
     with pytest.raises(ValueError, match="2-D"):
         init.eye_(empty(2, 2, 2))
 
@@ -100,11 +100,11 @@ def test_calculate_gain_table():
 def test_xavier(gain):
     fan_in, fan_out = 300, 200
     bound = gain * math.sqrt(6 / (fan_in + fan_out))
-    check_uniform(init.xavier_uniform_(empty(fan_out, fan_in), gain=gain).data, -bound, bound)
+    check_uniform(init.xavier_uniform_(empty(fan_out, fan_in), gain=gain)._data, -bound, bound)
     std = gain * math.sqrt(2 / (fan_in + fan_out))
-    check_normal(init.xavier_normal_(empty(fan_out, fan_in), gain=gain).data, 0.0, std)
+    check_normal(init.xavier_normal_(empty(fan_out, fan_in), gain=gain)._data, 0.0, std)
     # Conv weights: fans include the receptive field.
-    w = init.xavier_uniform_(empty(16, 8, 5, 5), gain=gain).data
+    w = init.xavier_uniform_(empty(16, 8, 5, 5), gain=gain)._data
     conv_bound = gain * math.sqrt(6 / (8 * 25 + 16 * 25))
     check_uniform(w, -conv_bound, conv_bound)
 
@@ -118,16 +118,16 @@ def test_kaiming(mode, nonlinearity, a):
     gain = init.calculate_gain(nonlinearity, a if nonlinearity == "leaky_relu" else None)
     bound = gain * math.sqrt(3 / fan)
     w = init.kaiming_uniform_(empty(*shape), a=a, mode=mode, nonlinearity=nonlinearity)
-    check_uniform(w.data, -bound, bound)
+    check_uniform(w._data, -bound, bound)
     w = init.kaiming_normal_(empty(*shape), a=a, mode=mode, nonlinearity=nonlinearity)
-    check_normal(w.data, 0.0, gain / math.sqrt(fan))
+    check_normal(w._data, 0.0, gain / math.sqrt(fan))
 
 
 def test_kaiming_default_layer_rule_gives_one_over_sqrt_fan_in():
     # kaiming_uniform_(w, a=sqrt(5)): gain sqrt(2 / 6), bound = gain sqrt(3 / fan_in)
     # = 1 / sqrt(fan_in), the bound every default Linear/Conv weight uses.
     w = init.kaiming_uniform_(empty(400, 100), a=math.sqrt(5))
-    check_uniform(w.data, -0.1, 0.1)
+    check_uniform(w._data, -0.1, 0.1)
 
 
 def test_kaiming_errors_and_empty():
@@ -139,14 +139,14 @@ def test_kaiming_errors_and_empty():
 
 
 def test_lecun_normal():
-    check_normal(init.lecun_normal_(empty(300, 120)).data, 0.0, 1 / math.sqrt(120))
-    check_normal(init.lecun_normal_(empty(40, 6, 3, 3)).data, 0.0, 1 / math.sqrt(54))
+    check_normal(init.lecun_normal_(empty(300, 120))._data, 0.0, 1 / math.sqrt(120))
+    check_normal(init.lecun_normal_(empty(40, 6, 3, 3))._data, 0.0, 1 / math.sqrt(54))
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (3, 8), (8, 3), (4, 2, 3, 3), (1, 5)], ids=str)
 @pytest.mark.parametrize("gain", [1.0, 0.5])
 def test_orthogonal(shape, gain):
-    w = init.orthogonal_(empty(*shape), gain=gain).data
+    w = init.orthogonal_(empty(*shape), gain=gain)._data
     rows = shape[0]
     flat = w.reshape(rows, -1)
     cols = flat.shape[1]
@@ -158,11 +158,11 @@ def test_orthogonal(shape, gain):
 
 def test_orthogonal_is_random_and_reproducible():
     pydl.manual_seed(3)
-    a = init.orthogonal_(empty(5, 5)).data.copy()
-    b = init.orthogonal_(empty(5, 5)).data
+    a = init.orthogonal_(empty(5, 5))._data.copy()
+    b = init.orthogonal_(empty(5, 5))._data
     assert not np.allclose(a, b)
     pydl.manual_seed(3)
-    assert np.array_equal(a, init.orthogonal_(empty(5, 5)).data)
+    assert np.array_equal(a, init.orthogonal_(empty(5, 5))._data)
     with pytest.raises(ValueError, match="2 or more dimensions"):
         init.orthogonal_(empty(4))
 
@@ -170,15 +170,15 @@ def test_orthogonal_is_random_and_reproducible():
 def test_generator_argument_gives_an_independent_stream():
     g1 = pydl.Generator().manual_seed(9)
     g2 = pydl.Generator().manual_seed(9)
-    a = init.normal_(empty(10), generator=g1).data
-    b = init.normal_(empty(10), generator=g2).data
+    a = init.normal_(empty(10), generator=g1)._data
+    b = init.normal_(empty(10), generator=g2)._data
     assert np.array_equal(a, b)
 
 
 def test_default_layer_initialisations_follow_pytorch():
     """Linear/Bilinear: U(+-1/sqrt(in)) weights and biases; Embedding: N(0, 1)."""
     lin = nn.Linear(64, 500)
-    check_uniform(lin.weight.data, -1 / 8, 1 / 8)
+    check_uniform(lin.weight._data, -1 / 8, 1 / 8)
     bil = nn.Bilinear(16, 10, 400)
-    check_uniform(bil.weight.data, -0.25, 0.25)
-    check_normal(nn.Embedding(500, 100).weight.data, 0.0, 1.0)
+    check_uniform(bil.weight._data, -0.25, 0.25)
+    check_normal(nn.Embedding(500, 100).weight._data, 0.0, 1.0)

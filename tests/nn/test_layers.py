@@ -45,8 +45,8 @@ def linear_ref(x, w, b):
 def test_linear_forward_and_grad(in_f, out_f, batch, bias, rng):
     layer = nn.Linear(in_f, out_f, bias=bias).double()
     x = rng.standard_normal(batch + (in_f,))
-    w = layer.weight.data
-    b = layer.bias.data if bias else None
+    w = layer.weight._data
+    b = layer.bias._data if bias else None
     out = layer(t64(x, False))
     assert out.shape == batch + (out_f,)
     assert_close(out, linear_ref(x, w, b), rtol=1e-12, atol=1e-12)
@@ -59,7 +59,7 @@ def test_linear_noncontiguous_input_and_float32(rng):
     layer = nn.Linear(6, 3)
     assert layer.weight.dtype == pydl.float32 and layer.bias.dtype == pydl.float32
     x = rng.standard_normal((4, 6))
-    w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    w, b = layer.weight._data.astype(np.float64), layer.bias._data.astype(np.float64)
     xin = pydl.from_numpy(noncontiguous(x.astype(np.float32)))
     assert not xin.is_contiguous()
     out = layer(xin)
@@ -71,23 +71,23 @@ def test_linear_default_init_matches_pytorch_bounds():
     """kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(in), 1/sqrt(in)); the bias too."""
     layer = nn.Linear(50, 400)
     bound = 1 / math.sqrt(50)
-    w, b = layer.weight.data, layer.bias.data
+    w, b = layer.weight._data, layer.bias._data
     assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
     # Uniform on [-bound, bound]: variance bound^2 / 3; 20000 draws pin it within a few %.
     assert abs(w.var() / (bound ** 2 / 3) - 1) < 0.05
     assert np.abs(w).max() > 0.99 * bound
     pydl.manual_seed(5)
-    a = nn.Linear(3, 2).weight.data.copy()
+    a = nn.Linear(3, 2).weight._data.copy()
     pydl.manual_seed(5)
-    assert np.array_equal(a, nn.Linear(3, 2).weight.data)
+    assert np.array_equal(a, nn.Linear(3, 2).weight._data)
 
 
 def test_linear_zero_in_features_and_dtype_argument():
     layer = nn.Linear(0, 3)
     out = layer(pydl.zeros(2, 0))
     assert out.shape == (2, 3)
-    assert_close(out, np.broadcast_to(layer.bias.data, (2, 3)))
-    assert np.array_equal(layer.bias.data, np.zeros(3))  # bound 0 when fan_in is 0
+    assert_close(out, np.broadcast_to(layer.bias._data, (2, 3)))
+    assert np.array_equal(layer.bias._data, np.zeros(3))  # bound 0 when fan_in is 0
     assert nn.Linear(2, 2, dtype=pydl.float64).weight.dtype == pydl.float64
 
 
@@ -126,8 +126,8 @@ def test_bilinear_forward_and_grad(batch, bias, rng):
     x2 = rng.standard_normal(batch + (2,))
     out = layer(t64(x1, False), t64(x2, False))
     assert out.shape == batch + (4,)
-    b = layer.bias.data if bias else None
-    assert_close(out, bilinear_ref(x1, x2, layer.weight.data, b), rtol=1e-12, atol=1e-12)
+    b = layer.bias._data if bias else None
+    assert_close(out, bilinear_ref(x1, x2, layer.weight._data, b), rtol=1e-12, atol=1e-12)
     if x1.size:
         params = [layer.weight] + ([layer.bias] if bias else [None])
         assert gradcheck(F.bilinear, [t64(x1), t64(x2)] + params)
@@ -136,8 +136,8 @@ def test_bilinear_forward_and_grad(batch, bias, rng):
 def test_bilinear_init_repr_and_errors():
     layer = nn.Bilinear(25, 3, 200)
     bound = 1 / math.sqrt(25)
-    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
-    assert abs(layer.weight.data.var() / (bound ** 2 / 3) - 1) < 0.05
+    assert np.abs(layer.weight._data).max() <= bound and np.abs(layer.bias._data).max() <= bound
+    assert abs(layer.weight._data.var() / (bound ** 2 / 3) - 1) < 0.05
     assert repr(nn.Bilinear(2, 3, 4)) == \
         "Bilinear(in1_features=2, in2_features=3, out_features=4, bias=True)"
     with pytest.raises(ValueError, match="same leading dims"):
@@ -193,7 +193,7 @@ def test_embedding_forward_and_grad(shape, rng):
     assert out.shape == shape + (3,)
     expected = np.zeros(shape + (3,))
     for pos in np.ndindex(shape):
-        expected[pos] = emb.weight.data[idx[pos]]
+        expected[pos] = emb.weight._data[idx[pos]]
     assert_close(out, expected)
     if idx.size:
         assert gradcheck(lambda w: F.embedding(pydl.tensor(idx), w), [emb.weight])
@@ -212,11 +212,11 @@ def test_embedding_gradient_accumulates_repeated_rows(rng):
 
 def test_embedding_padding_idx(rng):
     emb = nn.Embedding(6, 4, padding_idx=2)
-    assert np.array_equal(emb.weight.data[2], np.zeros(4))
+    assert np.array_equal(emb.weight._data[2], np.zeros(4))
     idx = pydl.tensor([[2, 1, 2], [5, 2, 0]])
     emb(idx).sum().backward()
-    assert np.array_equal(emb.weight.grad.data[2], np.zeros(4))
-    assert_close(emb.weight.grad.data[1], np.ones(4))
+    assert np.array_equal(emb.weight.grad._data[2], np.zeros(4))
+    assert_close(emb.weight.grad._data[1], np.ones(4))
     assert nn.Embedding(6, 4, padding_idx=-1).padding_idx == 5
     assert repr(emb) == "Embedding(6, 4, padding_idx=2)"
     with pytest.raises(ValueError, match="padding_idx"):
@@ -240,13 +240,13 @@ def test_embedding_max_norm_renormalises_rows_in_place():
     emb = nn.Embedding.from_pretrained(pydl.tensor(w), max_norm=1.0)
     out = emb(pydl.tensor([0, 1, 0]))
     # Rows read whose norm exceeds 1 are scaled to norm 1 (PyTorch's 1e-7 guard included).
-    assert_close(out.data[0], np.array([3.0, 4.0]) / (5 + 1e-7), rtol=1e-12)
-    assert_close(out.data[1], [0.3, 0.4])
-    assert_close(emb.weight.data[0], np.array([3.0, 4.0]) / (5 + 1e-7), rtol=1e-12)
-    assert_close(emb.weight.data[2], [6.0, 8.0])  # not looked up: unchanged
+    assert_close(out._data[0], np.array([3.0, 4.0]) / (5 + 1e-7), rtol=1e-12)
+    assert_close(out._data[1], [0.3, 0.4])
+    assert_close(emb.weight._data[0], np.array([3.0, 4.0]) / (5 + 1e-7), rtol=1e-12)
+    assert_close(emb.weight._data[2], [6.0, 8.0])  # not looked up: unchanged
     emb_inf = nn.Embedding.from_pretrained(pydl.tensor(w), max_norm=2.0, norm_type=float("inf"))
     emb_inf(pydl.tensor([2]))
-    assert_close(emb_inf.weight.data[2], np.array([6.0, 8.0]) * 2 / (8 + 1e-7), rtol=1e-12)
+    assert_close(emb_inf.weight._data[2], np.array([6.0, 8.0]) * 2 / (8 + 1e-7), rtol=1e-12)
 
 
 def test_embedding_from_pretrained_and_init(rng):
@@ -256,7 +256,7 @@ def test_embedding_from_pretrained_and_init(rng):
     assert_close(frozen(pydl.tensor([3, 0])), w[[3, 0]])
     assert nn.Embedding.from_pretrained(pydl.tensor(w), freeze=False).weight.requires_grad
     big = nn.Embedding(300, 200)
-    assert abs(big.weight.data.mean()) < 0.01 and abs(big.weight.data.std() - 1) < 0.01
+    assert abs(big.weight._data.mean()) < 0.01 and abs(big.weight._data.std() - 1) < 0.01
 
 
 def test_embedding_errors():
@@ -280,7 +280,7 @@ def test_gaussian_noise_module_train_and_eval():
     layer = nn.GaussianNoise(0.5)
     x = pydl.zeros(400, 100)
     y = layer(x)
-    assert abs(y.data.std() - 0.5) < 0.01
+    assert abs(y._data.std() - 0.5) < 0.01
     layer.eval()
     assert layer(x) is x
     with pytest.raises(ValueError, match="non-negative"):
@@ -289,21 +289,21 @@ def test_gaussian_noise_module_train_and_eval():
 
 def test_weight_noise_perturbs_the_weight_in_training_only(rng):
     layer = nn.Linear(4, 3).double()
-    w0 = layer.weight.data.copy()
+    w0 = layer.weight._data.copy()
     nn.add_weight_noise(layer, "weight", std=0.1)
     x = rng.standard_normal((5, 4))
     pydl.manual_seed(21)
     out = layer(t64(x, False))
     pydl.manual_seed(21)
     eps = pydl.random.generator().standard_normal(w0.shape) * 0.1
-    assert_close(out, linear_ref(x, w0 + eps, layer.bias.data), rtol=1e-12)
+    assert_close(out, linear_ref(x, w0 + eps, layer.bias._data), rtol=1e-12)
     # The clean parameter is back after the call, and nothing else changed.
-    assert np.array_equal(layer.weight.data, w0)
+    assert np.array_equal(layer.weight._data, w0)
     assert isinstance(layer.weight, nn.Parameter)
     assert list(layer.state_dict()) == ["weight", "bias"]
     # Evaluation mode uses the clean weight.
     layer.eval()
-    assert_close(layer(t64(x, False)), linear_ref(x, w0, layer.bias.data), rtol=1e-12)
+    assert_close(layer(t64(x, False)), linear_ref(x, w0, layer.bias._data), rtol=1e-12)
 
 
 def test_weight_noise_gradient_reaches_the_clean_parameter(rng):
@@ -326,7 +326,7 @@ def test_weight_noise_restores_after_an_error_and_can_be_removed():
     assert layer.weight is weight
     nn.remove_weight_noise(layer)
     x = pydl.randn(2, 3)
-    assert_close(layer(x), x.data @ weight.data.T + layer.bias.data)
+    assert_close(layer(x), x._data @ weight._data.T + layer.bias._data)
     with pytest.raises(ValueError, match="no weight noise"):
         nn.remove_weight_noise(layer)
     with pytest.raises(ValueError, match="has no parameter 'kernel'"):
@@ -338,11 +338,11 @@ def test_weight_noise_restores_after_an_error_and_can_be_removed():
 def test_weight_noise_survives_deepcopy_and_pickle(rng):
     layer = nn.add_weight_noise(nn.Linear(3, 2).double(), std=0.0)
     for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-        clone.weight.data[...] = 0.0
+        clone.weight._data[...] = 0.0
         x = rng.standard_normal((2, 3))
         # std 0: the clone's own (zeroed) weight is used, not the original's.
-        assert_close(clone(t64(x, False)), np.broadcast_to(clone.bias.data, (2, 2)))
-    assert np.abs(layer.weight.data).sum() > 0
+        assert_close(clone(t64(x, False)), np.broadcast_to(clone.bias._data, (2, 2)))
+    assert np.abs(layer.weight._data).sum() > 0
 
 
 def test_noise_in_a_model_for_inputs_hidden_units_and_weights(rng):
@@ -350,10 +350,10 @@ def test_noise_in_a_model_for_inputs_hidden_units_and_weights(rng):
                           nn.GaussianNoise(0.1), nn.Linear(8, 2))
     nn.add_weight_noise(model[1], std=0.05)
     x = pydl.tensor(rng.standard_normal((3, 4)), dtype=pydl.float32)
-    a, b = model(x).data, model(x).data
+    a, b = model(x)._data, model(x)._data
     assert not np.array_equal(a, b)
     model.eval()
-    assert np.array_equal(model(x).data, model(x).data)
+    assert np.array_equal(model(x)._data, model(x)._data)
     loss = model.train()(x).sum()
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())

@@ -207,7 +207,7 @@ def test_cross_entropy_large_logits_are_exact(ce_path):
         xt = pydl.tensor(x, dtype=dtype, requires_grad=True)
         out = F.cross_entropy(xt, pydl.tensor(target), reduction="none", label_smoothing=0.1)
         ref = cross_entropy_ref(x, target, reduction="none", eps=0.1)
-        assert np.isfinite(out.data).all()
+        assert np.isfinite(out._data).all()
         # Relative to each loss, i.e. ~1e-7 of 1e4 in float32.
         assert_close(out, ref, rtol=rtol, atol=0)
         out.sum().backward()
@@ -225,7 +225,7 @@ def test_cross_entropy_inf_logit_gives_nan(ce_path, dtype):
     x = np.array([[1.0, np.inf, 2.0], [1.0, 2.0, 3.0]])
     out = F.cross_entropy(pydl.tensor(x, dtype=dtype), pydl.tensor(np.array([0, 1])),
                           reduction="none")
-    assert np.isnan(out.data[0]) and np.isfinite(out.data[1])
+    assert np.isnan(out._data[0]) and np.isfinite(out._data[1])
 
 
 def test_cross_entropy_float32_matches_float64_reference(ce_path, rng):
@@ -242,7 +242,7 @@ def test_cross_entropy_float32_matches_float64_reference(ce_path, rng):
     F.cross_entropy(x64, pydl.tensor(target), weight=pydl.tensor(weight),
                     label_smoothing=0.2).backward()
     assert xt.grad.dtype == pydl.float32
-    assert_close(xt.grad, x64.grad.data, rtol=1e-4, atol=1e-7)
+    assert_close(xt.grad, x64.grad._data, rtol=1e-4, atol=1e-7)
 
 
 def test_cross_entropy_noncontiguous_logits_and_int32_targets(ce_path, rng):
@@ -421,7 +421,7 @@ def test_binary_cross_entropy_clamps_log_at_minus_100():
     out = F.binary_cross_entropy(p, t, reduction="none")
     assert_close(out, [100.0, 100.0, 0.0, 0.0])
     out.sum().backward()
-    assert np.isfinite(p.grad.data).all()
+    assert np.isfinite(p.grad._data).all()
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

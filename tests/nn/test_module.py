@@ -126,8 +126,8 @@ def test_state_dict_values_are_detached_and_share_memory():
     m = nn.Linear(2, 2)
     sd = m.state_dict()
     assert not sd["weight"].requires_grad
-    sd["weight"].data[0, 0] = 42.0
-    assert m.weight.data[0, 0] == 42.0
+    sd["weight"]._data[0, 0] = 42.0
+    assert m.weight._data[0, 0] == 42.0
     assert m.state_dict(keep_vars=True)["weight"] is m.weight
 
 
@@ -141,8 +141,8 @@ def test_load_state_dict_round_trip(as_numpy):
     result = dst.load_state_dict(sd)
     assert result.missing_keys == [] and result.unexpected_keys == []
     for (k, a), (_, b) in zip(src.state_dict().items(), dst.state_dict().items()):
-        assert np.array_equal(a.data, b.data), k
-        assert a.data is not b.data  # copied, not aliased
+        assert np.array_equal(a._data, b._data), k
+        assert a._data is not b._data  # copied, not aliased
     x = pydl.randn(3, 4)
     assert_close(src.eval()(x), dst.eval()(x))
 
@@ -153,7 +153,7 @@ def test_load_state_dict_keeps_parameter_objects_and_versions():
     v = w._version
     m.load_state_dict({"weight": np.ones((2, 2)), "bias": np.zeros(2)})
     assert m.weight is w and w._version > v and w.dtype == pydl.float32
-    assert np.array_equal(w.data, np.ones((2, 2)))
+    assert np.array_equal(w._data, np.ones((2, 2)))
 
 
 def test_load_state_dict_strictness_and_shape_errors():
@@ -164,7 +164,7 @@ def test_load_state_dict_strictness_and_shape_errors():
         m.load_state_dict({"weight": np.zeros((2, 2)), "bias": np.zeros(2), "extra": 1})
     result = m.load_state_dict({"weight": np.full((2, 2), 3.0), "extra": 1}, strict=False)
     assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
-    assert np.array_equal(m.weight.data, np.full((2, 2), 3.0))
+    assert np.array_equal(m.weight._data, np.full((2, 2), 3.0))
     with pytest.raises(RuntimeError, match="size mismatch for weight"):
         m.load_state_dict({"weight": np.zeros((3, 2)), "bias": np.zeros(2)})
     with pytest.raises(RuntimeError, match="size mismatch"):
@@ -188,9 +188,9 @@ def test_train_and_eval_propagate():
 def test_eval_mode_disables_dropout_in_a_model():
     m = nn.Sequential(nn.Linear(4, 50), nn.Dropout(0.5))
     x = pydl.randn(2, 4)
-    assert not np.array_equal(m(x).data, m(x).data)
+    assert not np.array_equal(m(x)._data, m(x)._data)
     m.eval()
-    assert np.array_equal(m(x).data, m(x).data)
+    assert np.array_equal(m(x)._data, m(x)._data)
 
 
 def test_zero_grad_and_requires_grad():
@@ -198,7 +198,7 @@ def test_zero_grad_and_requires_grad():
     m(pydl.randn(4, 3)).sum().backward()
     assert m.weight.grad is not None
     m.zero_grad(set_to_none=False)
-    assert np.array_equal(m.weight.grad.data, np.zeros((2, 3)))
+    assert np.array_equal(m.weight.grad._data, np.zeros((2, 3)))
     m.zero_grad()
     assert m.weight.grad is None and m.bias.grad is None
     assert m.requires_grad_(False) is m
@@ -220,7 +220,7 @@ def test_apply_visits_children_before_parents():
             nn.init.ones_(mod.weight)
 
     m.apply(init_weights)
-    assert np.array_equal(m[1][0].weight.data, np.ones((2, 2)))
+    assert np.array_equal(m[1][0].weight._data, np.ones((2, 2)))
 
 
 def test_to_dtype_keeps_parameter_identity():
@@ -263,10 +263,10 @@ def test_forward_hooks_observe_replace_and_remove():
     m(x)
     assert seen == [(m, (3, 2), (3, 2))]
     h2 = m.register_forward_hook(lambda mod, inp, out: out * 0)
-    assert np.array_equal(m(x).data, np.zeros((3, 2)))
+    assert np.array_equal(m(x)._data, np.zeros((3, 2)))
     h2.remove()
     h1.remove()
-    assert m(x).data.any() and len(seen) == 2
+    assert m(x)._data.any() and len(seen) == 2
 
 
 def test_forward_pre_hook_replaces_inputs_and_handle_is_a_context_manager():
@@ -301,8 +301,8 @@ def test_sequential_indexing_slicing_and_editing():
 def test_sequential_forward_chains(rng):
     seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
     x = rng.standard_normal((5, 3))
-    h = np.maximum(x @ seq[0].weight.data.T + seq[0].bias.data, 0)
-    assert_close(seq(pydl.tensor(x)), h @ seq[2].weight.data.T + seq[2].bias.data)
+    h = np.maximum(x @ seq[0].weight._data.T + seq[0].bias._data, 0)
+    assert_close(seq(pydl.tensor(x)), h @ seq[2].weight._data.T + seq[2].bias._data)
 
 
 def test_module_list():
@@ -344,7 +344,7 @@ def test_deepcopy_and_pickle_give_independent_equal_models():
     for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
         assert list(clone.state_dict()) == list(m.state_dict())
         for a, b in zip(m.parameters(), clone.parameters()):
-            assert a is not b and np.array_equal(a.data, b.data)
+            assert a is not b and np.array_equal(a._data, b._data)
             assert isinstance(b, nn.Parameter) and b.requires_grad
-        clone[0].weight.data[...] = 0
-        assert m[0].weight.data.any()
+        clone[0].weight._data[...] = 0
+        assert m[0].weight._data.any()

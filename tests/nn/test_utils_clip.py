@@ -39,7 +39,7 @@ def numpy_total_norm(grads, p):
 @pytest.mark.parametrize("max_norm", [1.0, 1e6])
 def test_clip_grad_norm(dtype, norm_type, max_norm):
     params = params_with_grads(0, dtype, scale=2.0)
-    grads = [p.grad.data.copy() for p in params]
+    grads = [p.grad._data.copy() for p in params]
     p = float(norm_type)
     total = numpy_total_norm(grads, p)
     result = clip_grad_norm_(params, max_norm, norm_type)
@@ -48,79 +48,79 @@ def test_clip_grad_norm(dtype, norm_type, max_norm):
     np.testing.assert_allclose(float(result), total, rtol=rtol)
     coef = min(max_norm / (total + 1e-6), 1.0)
     for prm, g in zip(params, grads):
-        np.testing.assert_allclose(prm.grad.data, g * coef, rtol=rtol, atol=1e-30)
+        np.testing.assert_allclose(prm.grad._data, g * coef, rtol=rtol, atol=1e-30)
     if max_norm == 1.0 and p > 0:
-        assert numpy_total_norm([prm.grad.data for prm in params], p) <= 1.0 + 1e-5
+        assert numpy_total_norm([prm.grad._data for prm in params], p) <= 1.0 + 1e-5
 
 
 def test_clip_grad_norm_zero_norm_type_counts_nonzero_tensors_like_pytorch():
     params = params_with_grads(1, shapes=[(3,), (2,), (4,)])
-    params[1].grad.data[...] = 0
+    params[1].grad._data[...] = 0
     assert float(get_total_norm([p.grad for p in params], 0)) == 2.0
 
 
 def test_clip_grad_norm_skips_params_without_grad_and_accepts_a_tensor():
     params = params_with_grads(2, shapes=[(4,), (3,)])
     params[1].grad = None
-    g = params[0].grad.data.copy()
+    g = params[0].grad._data.copy()
     total = clip_grad_norm_(params, 0.5)
     np.testing.assert_allclose(float(total), np.linalg.norm(g), rtol=1e-6)
     assert params[1].grad is None
     single = params_with_grads(3, shapes=[(5,)])[0]
-    g = single.grad.data.copy()
+    g = single.grad._data.copy()
     clip_grad_norm_(single, 0.1)
-    np.testing.assert_allclose(single.grad.data, g * 0.1 / (np.linalg.norm(g) + 1e-6), rtol=1e-5)
+    np.testing.assert_allclose(single.grad._data, g * 0.1 / (np.linalg.norm(g) + 1e-6), rtol=1e-5)
     assert float(clip_grad_norm_([], 1.0)) == 0.0
 
 
 def test_clip_grad_norm_nonfinite():
     params = params_with_grads(4, shapes=[(4,), (3,)])
-    params[1].grad.data[1] = np.inf
+    params[1].grad._data[1] = np.inf
     with pytest.raises(RuntimeError, match="non-finite"):
         clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
-    params[1].grad.data[1] = np.nan
+    params[1].grad._data[1] = np.nan
     total = clip_grad_norm_(params, 1.0)
     assert math.isnan(float(total))
-    assert np.isnan(params[0].grad.data).all()  # scaled by NaN, as PyTorch does
+    assert np.isnan(params[0].grad._data).all()  # scaled by NaN, as PyTorch does
 
 
 def test_clip_grad_norm_handles_non_contiguous_and_read_only_grads():
     p = nn.Parameter(pydl.tensor(np.zeros((3, 4))))
     g = np.arange(12.0).reshape(4, 3).T  # non-contiguous
     p.grad = pydl.tensor(np.zeros(1))
-    p.grad.data = g
+    p.grad._data = g
     q = nn.Parameter(pydl.tensor(np.zeros(3)))
     q.grad = pydl.tensor(np.zeros(1))
-    q.grad.data = np.broadcast_to(np.array([1.0]), (3,))  # read-only
+    q.grad._data = np.broadcast_to(np.array([1.0]), (3,))  # read-only
     expected_total = np.sqrt(np.sum(g ** 2) + 3.0)
     total = clip_grad_norm_([p, q], 1.0)
     np.testing.assert_allclose(float(total), expected_total, rtol=1e-12)
-    np.testing.assert_allclose(p.grad.data, g / (expected_total + 1e-6), rtol=1e-12)
-    np.testing.assert_allclose(q.grad.data, np.ones(3) / (expected_total + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(p.grad._data, g / (expected_total + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(q.grad._data, np.ones(3) / (expected_total + 1e-6), rtol=1e-12)
 
 
 def test_clip_grads_with_norm_uses_the_given_norm():
     params = params_with_grads(5, shapes=[(4,)])
-    g = params[0].grad.data.copy()
+    g = params[0].grad._data.copy()
     clip_grads_with_norm_(params, 1.0, 4.0)
-    np.testing.assert_allclose(params[0].grad.data, g * (1.0 / (4.0 + 1e-6)), rtol=1e-6)
+    np.testing.assert_allclose(params[0].grad._data, g * (1.0 / (4.0 + 1e-6)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_clip_grad_value(dtype):
     params = params_with_grads(6, dtype, scale=3.0)
-    params[0].grad.data[0, 0] = np.nan
-    grads = [p.grad.data.copy() for p in params]
+    params[0].grad._data[0, 0] = np.nan
+    grads = [p.grad._data.copy() for p in params]
     assert clip_grad_value_(params, 0.7) is None
     for p, g in zip(params, grads):
         expected = np.where(np.isnan(g), np.nan, np.clip(g, -0.7, 0.7)).astype(dtype)
-        np.testing.assert_array_equal(p.grad.data, expected)
+        np.testing.assert_array_equal(p.grad._data, expected)
 
 
 def test_clip_rejects_integer_grads():
     p = nn.Parameter(pydl.tensor(np.zeros(3)))
     p.grad = pydl.tensor(np.zeros(1))
-    p.grad.data = np.zeros(3, np.int64)
+    p.grad._data = np.zeros(3, np.int64)
     with pytest.raises(TypeError, match="float32 or float64"):
         clip_grad_value_([p], 1.0)
 
@@ -140,7 +140,7 @@ class TwoLayer(nn.Module):
 
 def test_penalties_skip_biases_by_default():
     m = TwoLayer()
-    w1, b1, w2, b2 = (m.fc1_weight.data, m.bias.data, m.inner.weight.data, m.inner.bias.data)
+    w1, b1, w2, b2 = (m.fc1_weight._data, m.bias._data, m.inner.weight._data, m.inner.bias._data)
     np.testing.assert_allclose(float(l2_penalty(m, alpha=0.3)),
                                0.15 * (np.sum(w1 ** 2) + np.sum(w2 ** 2)), rtol=1e-12)
     np.testing.assert_allclose(float(l2_penalty(m, alpha=0.3, include_bias=True)),
@@ -153,8 +153,8 @@ def test_penalties_skip_biases_by_default():
 def test_l2_penalty_gradient_is_sgd_weight_decay():
     m = TwoLayer()
     l2_penalty(m, alpha=0.5).backward()
-    np.testing.assert_allclose(m.fc1_weight.grad.data, 0.5 * m.fc1_weight.data, rtol=1e-12)
-    np.testing.assert_allclose(m.inner.weight.grad.data, 0.5 * m.inner.weight.data, rtol=1e-12)
+    np.testing.assert_allclose(m.fc1_weight.grad._data, 0.5 * m.fc1_weight._data, rtol=1e-12)
+    np.testing.assert_allclose(m.inner.weight.grad._data, 0.5 * m.inner.weight._data, rtol=1e-12)
     assert m.bias.grad is None and m.inner.bias.grad is None
 
 

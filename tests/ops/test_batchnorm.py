@@ -197,7 +197,7 @@ def test_batchnorm1d_shapes_momentum_none_and_no_tracking():
 def test_batchnorm_module_gradients_flow_to_parameters():
     rng = np.random.default_rng(9)
     bn = nn.BatchNorm2d(2, dtype=pydl.float64)
-    bn.weight.data[:] = rng.standard_normal(2)
+    bn.weight._data[:] = rng.standard_normal(2)
     x = t(rng.standard_normal((3, 2, 2, 2)), True)
     assert gradcheck(lambda x: bn(x), (x,))
     bn.zero_grad()
@@ -269,15 +269,15 @@ def test_batch_norm_simd_paths_training(shape, dtype, simd):
     x64 = x.astype(np.float64)
     mean, var = batch_stats(x64)
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
-    np.testing.assert_allclose(y.data, ref_batch_norm(x64, mean, var, gamma, beta, 1e-3), **tol)
+    np.testing.assert_allclose(y._data, ref_batch_norm(x64, mean, var, gamma, beta, 1e-3), **tol)
     y.backward(t(gy))
     dx, dgamma, dbeta = ref_batch_norm_backward(x64, gy.astype(np.float64),
                                                 gamma.astype(np.float64), 1e-3, True)
-    np.testing.assert_allclose(xt.grad.data, dx, **tol)
+    np.testing.assert_allclose(xt.grad._data, dx, **tol)
     # dgamma and dbeta are sums over N * L values: compare relative to their scale.
     scale = np.sqrt(x.size / C)
-    np.testing.assert_allclose(gt.grad.data / scale, dgamma / scale, **tol)
-    np.testing.assert_allclose(bt.grad.data / scale, dbeta / scale, **tol)
+    np.testing.assert_allclose(gt.grad._data / scale, dgamma / scale, **tol)
+    np.testing.assert_allclose(bt.grad._data / scale, dbeta / scale, **tol)
 
 
 @pytest.mark.parametrize("shape", SIMD_SHAPES)
@@ -291,12 +291,12 @@ def test_batch_norm_simd_paths_eval(shape, simd):
     xt = t(x, True)
     y = F.batch_norm(xt, t(rm), t(rv), t(gamma), None, training=False)
     rm64, rv64 = rm.astype(np.float64), rv.astype(np.float64)
-    np.testing.assert_allclose(y.data, ref_batch_norm(x.astype(np.float64), rm64, rv64, gamma,
+    np.testing.assert_allclose(y._data, ref_batch_norm(x.astype(np.float64), rm64, rv64, gamma,
                                                       None, 1e-5), rtol=1e-5, atol=1e-5)
     y.backward(t(gy))
     shape1 = (1, -1) + (1,) * (x.ndim - 2)
     expected = gy * (gamma / np.sqrt(rv64 + 1e-5)).reshape(shape1)
-    np.testing.assert_allclose(xt.grad.data, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xt.grad._data, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", SIMD_SHAPES)

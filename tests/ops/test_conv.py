@@ -411,14 +411,14 @@ def check_conv2d_step(xs, ws, padding, groups, simd, rng, w_scale, dw_atol):
         y.backward(t(dy))
     finally:
         _C.set_simd_path("auto")
-    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, (1, 1), padding, (1, 1), groups),
+    np.testing.assert_allclose(y._data, ref_conv2d(x, w, b, (1, 1), padding, (1, 1), groups),
                                rtol=1e-4, atol=1e-4)
     dx, dw = ref_conv2d_grads(x, w, dy, padding, groups)
-    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(xt.grad._data, dx, rtol=1e-4, atol=1e-4)
     # dw sums N * OH * OW products: compare against that scale.
     scale = np.sqrt(dy.size / dy.shape[1])
-    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=dw_atol)
-    np.testing.assert_allclose(bt.grad.data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
+    np.testing.assert_allclose(wt.grad._data / scale, dw / scale, rtol=1e-4, atol=dw_atol)
+    np.testing.assert_allclose(bt.grad._data / scale, dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
                                rtol=1e-4, atol=1e-5)
 
 
@@ -493,14 +493,14 @@ def test_conv2d_rowflat_paths(case, simd):
         y.backward(t(dy))
     finally:
         _C.set_simd_path("auto")
-    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, stride, padding, dilation, groups),
+    np.testing.assert_allclose(y._data, ref_conv2d(x, w, b, stride, padding, dilation, groups),
                                rtol=1e-4, atol=1e-4)
     dx, dw = ref_conv2d_grads_general(x, w, dy, stride, padding, dilation, groups)
-    np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(xt.grad._data, dx, rtol=1e-4, atol=1e-4)
     scale = np.sqrt(dy.size / dy.shape[1])
-    np.testing.assert_allclose(wt.grad.data / scale, dw / scale, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(wt.grad._data / scale, dw / scale, rtol=1e-4, atol=1e-5)
     if with_bias:
-        np.testing.assert_allclose(bt.grad.data / scale,
+        np.testing.assert_allclose(bt.grad._data / scale,
                                    dy.astype(np.float64).sum(axis=(0, 2, 3)) / scale,
                                    rtol=1e-4, atol=1e-5)
 
@@ -527,12 +527,12 @@ def test_conv2d_rowflat_batch_0_1_and_noncontiguous(simd):
     assert not views[0].flags.c_contiguous
     for x, y, dy, xt, wt, bt in results:
         assert y.shape == (x.shape[0], 16, 8, 8)
-        np.testing.assert_allclose(y.data, ref_conv2d(x, w, b), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(y._data, ref_conv2d(x, w, b), rtol=1e-4, atol=1e-4)
         dx, dw = ref_conv2d_grads(x, w, dy)
         assert xt.grad.shape == x.shape
-        np.testing.assert_allclose(xt.grad.data, dx, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(wt.grad.data, dw, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(bt.grad.data, dy.astype(np.float64).sum(axis=(0, 2, 3)),
+        np.testing.assert_allclose(xt.grad._data, dx, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(wt.grad._data, dw, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(bt.grad._data, dy.astype(np.float64).sum(axis=(0, 2, 3)),
                                    rtol=1e-4, atol=1e-4)
 
 
@@ -558,7 +558,7 @@ def test_conv2d_rowflat_some_grads(wanted, simd):
     dx, dw = ref_conv2d_grads(x, w, dy, (1, 1))
     for tensor, ref in [(xt, dx), (wt, dw), (bt, dy.astype(np.float64).sum(axis=(0, 2, 3)))]:
         if tensor.requires_grad:
-            np.testing.assert_allclose(tensor.grad.data, ref, rtol=1e-4, atol=2e-4)
+            np.testing.assert_allclose(tensor.grad._data, ref, rtol=1e-4, atol=2e-4)
         else:
             assert tensor.grad is None
 

@@ -286,8 +286,8 @@ def test_max_pool2d_wide_planes(case, dtype, simd):
     x = wide_input(case, (2, 3) + hw, dtype)
     ey, eidx = ref_max_pool2d(x.astype(np.float64), k, s, p, d, ceil_mode)
     y, idx = F.max_pool2d(t(x), k, s, p, d, ceil_mode, return_indices=True)
-    np.testing.assert_array_equal(y.data, ey.astype(dtype))
-    np.testing.assert_array_equal(idx.data, eidx)
+    np.testing.assert_array_equal(y._data, ey.astype(dtype))
+    np.testing.assert_array_equal(idx._data, eidx)
     with pydl.no_grad():  # no argmax kept at all
         np.testing.assert_array_equal(F.max_pool2d(t(x), k, s, p, d, ceil_mode).numpy(),
                                       ey.astype(dtype))
@@ -295,9 +295,9 @@ def test_max_pool2d_wide_planes(case, dtype, simd):
     xt = t(x, True)
     gy = np.random.default_rng(case).standard_normal(ey.shape).astype(dtype)
     y = F.max_pool2d(xt, k, s, p, d, ceil_mode)  # the forward that keeps taps
-    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    np.testing.assert_array_equal(y._data, ey.astype(dtype))
     y.backward(t(gy))
-    np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-6,
+    np.testing.assert_allclose(xt.grad._data, scatter_ref(gy, eidx, x.shape), rtol=1e-6,
                                atol=1e-6)
 
 
@@ -323,7 +323,7 @@ def test_max_pool2d_simd_paths_agree_exactly(case):
             y, idx = F.max_pool2d(t(x), k, s, p, d, ceil_mode, return_indices=True)
             xt = t(x, True)
             F.max_pool2d(xt, k, s, p, d, ceil_mode).backward(t(gy))
-            results.append((y.data, idx.data, xt.grad.data))
+            results.append((y._data, idx._data, xt.grad._data))
         finally:
             pydl._C.set_simd_path("auto")
     for other in results[:-1]:  # every path against the portable one (last)
@@ -359,12 +359,12 @@ def test_avg_pool2d_wide_planes(case, dtype, simd):
     xt = t(x, True)
     y = F.avg_pool2d(xt, k, s, p, ceil_mode, include, divisor)
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(y._data, expected, rtol=tol, atol=tol)
     # Backward is the adjoint: <avg(x), g> == <x, avg_backward(g)> for any g.
     g = rng.standard_normal(expected.shape)
     y.backward(t(g.astype(dtype)))
     lhs = (expected * g).sum()
-    rhs = (x.astype(np.float64) * xt.grad.data.astype(np.float64)).sum()
+    rhs = (x.astype(np.float64) * xt.grad._data.astype(np.float64)).sum()
     np.testing.assert_allclose(rhs, lhs, rtol=1e-4 if dtype == np.float32 else 1e-10)
 
 
@@ -382,7 +382,7 @@ def test_avg_pool2d_simd_paths_agree_exactly(case):
             xt = t(x, True)
             y = F.avg_pool2d(xt, k, s, p, ceil_mode, include, divisor)
             y.backward(t(np.ones(y.shape, np.float32)))
-            results.append((y.data, xt.grad.data))
+            results.append((y._data, xt.grad._data))
         finally:
             pydl._C.set_simd_path("auto")
     for other in results[:-1]:
@@ -414,8 +414,8 @@ def test_max_pool2d_large_window_keeps_int64_argmax():
     gy = rng.standard_normal(y.shape)
     y.backward(t(gy))
     ey, eidx = ref_max_pool2d(x, (16, 16), (2, 2), (0, 0), (1, 1), False)
-    np.testing.assert_array_equal(y.data, ey)
-    np.testing.assert_allclose(xt.grad.data, scatter_ref(gy, eidx, x.shape), rtol=1e-12)
+    np.testing.assert_array_equal(y._data, ey)
+    np.testing.assert_allclose(xt.grad._data, scatter_ref(gy, eidx, x.shape), rtol=1e-12)
 
 
 @pytest.mark.parametrize("out", [(1, 1), (5, 1), (3, 5), (7, 9), (13, 40), (20, 57)])
@@ -425,10 +425,10 @@ def test_adaptive_avg_pool2d_wide(out, simd):
     xt = t(x, True)
     y = F.adaptive_avg_pool2d(xt, out)
     expected = ref_adaptive_avg_pool2d(x.astype(np.float64), out)
-    np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y._data, expected, rtol=1e-5, atol=1e-6)
     g = rng.standard_normal(expected.shape)
     y.backward(t(g.astype(np.float32)))
-    np.testing.assert_allclose((x.astype(np.float64) * xt.grad.data).sum(),
+    np.testing.assert_allclose((x.astype(np.float64) * xt.grad._data).sum(),
                                (expected * g).sum(), rtol=1e-4)
 
 
@@ -479,10 +479,10 @@ def test_max_pool2d_large_gradient(k, s, p, indices, dtype):
     xt = t(x, True)
     out = F.max_pool2d(xt, k, s, p, return_indices=indices)
     y = out[0] if indices else out
-    np.testing.assert_array_equal(y.data, ey.astype(dtype))
+    np.testing.assert_array_equal(y._data, ey.astype(dtype))
     y.backward(t(gy))
-    assert xt.grad.data.nbytes >= 8 << 20
-    np.testing.assert_allclose(xt.grad.data, scatter_planes_ref(gy, eidx, x.shape), rtol=1e-6,
+    assert xt.grad._data.nbytes >= 8 << 20
+    np.testing.assert_allclose(xt.grad._data, scatter_planes_ref(gy, eidx, x.shape), rtol=1e-6,
                                atol=1e-6)
 
 
@@ -505,7 +505,7 @@ def test_avg_pool2d_large_gradient(k, s, p, dtype):
             dx[:, :, h0:h0 + k[0], w0:w0 + k[1]] += gy[:, :, i:i + 1, j:j + 1] / (k[0] * k[1])
     dx = dx[:, :, p[0]:p[0] + H, p[1]:p[1] + W]
     tol = 1e-6 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(xt.grad.data, dx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(xt.grad._data, dx, rtol=tol, atol=tol)
 
 
 def test_avg_pool2d_large_output_streamed(simd):
@@ -513,9 +513,9 @@ def test_avg_pool2d_large_output_streamed(simd):
     # on the AVX-512 path; every path must give the float64 reference's values.
     x = np.random.default_rng(10).standard_normal((160, 16, 64, 64)).astype(np.float32)
     y = F.avg_pool2d(t(x), 2)
-    assert y.data.nbytes >= 8 << 20
+    assert y._data.nbytes >= 8 << 20
     expected = x.astype(np.float64).reshape(160, 16, 32, 2, 32, 2).mean(axis=(3, 5))
-    np.testing.assert_allclose(y.data, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(y._data, expected, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -535,7 +535,7 @@ def test_adaptive_avg_pool2d_large_gradient(out, dtype):
             ws, we = (j * W) // out[1], -(-((j + 1) * W) // out[1])
             dx[:, :, hs:he, ws:we] += gy[:, :, i:i + 1, j:j + 1] / ((he - hs) * (we - ws))
     tol = 1e-6 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(xt.grad.data, dx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(xt.grad._data, dx, rtol=tol, atol=tol)
 
 
 # ---- 2x2 / stride 2 max pooling on every SIMD path (AVX-512: sixteen windows per block, masked
@@ -551,7 +551,7 @@ def max_pool_all_paths(x, gy, k=2, s=2, p=0, ceil_mode=False):
                 y0 = F.max_pool2d(t(x), k, s, p, ceil_mode=ceil_mode)
             xt = t(x, True)
             F.max_pool2d(xt, k, s, p, ceil_mode=ceil_mode).backward(t(gy))
-            out.append((path, y.data, idx.data, y0.data, xt.grad.data))
+            out.append((path, y._data, idx._data, y0._data, xt.grad._data))
         finally:
             pydl._C.set_simd_path("auto")
     return out

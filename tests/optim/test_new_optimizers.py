@@ -129,7 +129,7 @@ def test_trajectory_matches_numpy_reference(name, kwargs, dtype, simd_path):
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
     for p, r in zip(params, ref):
         assert p.dtype == dtype
-        np.testing.assert_allclose(p.data, r, **tol)
+        np.testing.assert_allclose(p._data, r, **tol)
 
 
 @pytest.mark.parametrize("name", list(REFS))
@@ -142,14 +142,14 @@ def test_state_dict_round_trip_continues_the_same(name):
     for g in grads[:3]:
         p1.grad = pydl.tensor(g)
         o1.step()
-    p2.data[...] = p1.data
+    p2._data[...] = p1._data
     o2 = getattr(optim, name)([p2], lr=0.01)
     o2.load_state_dict(o1.state_dict())
     for g in grads[3:]:
         p1.grad, p2.grad = pydl.tensor(g), pydl.tensor(g)
         o1.step()
         o2.step()
-    np.testing.assert_array_equal(p1.data, p2.data)
+    np.testing.assert_array_equal(p1._data, p2._data)
     keys = {"Adadelta": {"step", "square_avg", "acc_delta"},
             "Adamax": {"step", "exp_avg", "exp_inf"},
             "NAdam": {"step", "mu_product", "exp_avg", "exp_avg_sq"},

@@ -71,7 +71,7 @@ CASE_IDS = [f"{c[0].__name__}-{'-'.join(f'{k}={v}' for k, v in c[1].items()) or 
 def test_trajectory_matches_numpy_reference(cls, kwargs, ref_fn, ref_kwargs, dtype):
     rng = np.random.default_rng(hash(cls.__name__) % 1000)
     params = make_params(rng, dtype)
-    expected = [p.data.astype(np.float64) for p in params]
+    expected = [p._data.astype(np.float64) for p in params]
     states = [dict() for _ in params]
     opt = cls(params, **kwargs)
     for _ in range(25):
@@ -83,7 +83,7 @@ def test_trajectory_matches_numpy_reference(cls, kwargs, ref_fn, ref_kwargs, dty
                     for e, g, s in zip(expected, grads, states)]
     for p, e in zip(params, expected):
         assert p.dtype == dtype
-        np.testing.assert_allclose(p.data, e, **tol(dtype))
+        np.testing.assert_allclose(p._data, e, **tol(dtype))
 
 
 def test_trains_a_model_through_autograd():
@@ -91,7 +91,7 @@ def test_trains_a_model_through_autograd():
     rng = np.random.default_rng(0)
     x = pydl.tensor(rng.standard_normal((64, 3)))
     w_true = np.array([[1.5], [-2.0], [0.5]])
-    y = pydl.tensor(x.data @ w_true)
+    y = pydl.tensor(x._data @ w_true)
     w = nn.Parameter(pydl.zeros(3, 1, dtype=pydl.float64))
     opt = optim.Adam([w], lr=0.1)
     for _ in range(300):
@@ -99,7 +99,7 @@ def test_trains_a_model_through_autograd():
         loss = ((x @ w - y) ** 2).mean()
         loss.backward()
         opt.step()
-    np.testing.assert_allclose(w.data, w_true, atol=1e-3)
+    np.testing.assert_allclose(w._data, w_true, atol=1e-3)
 
 
 # ---- textbook forms the docstrings cite -----------------------------------------------------
@@ -108,7 +108,7 @@ def test_sgd_momentum_equals_velocity_form():
     """v <- a v - lr g, theta <- theta + v (course notes, Algorithm 2) with dampening 0."""
     rng = np.random.default_rng(1)
     p = nn.Parameter(pydl.tensor(rng.standard_normal(6)))
-    theta, v = p.data.copy(), np.zeros(6)
+    theta, v = p._data.copy(), np.zeros(6)
     opt = optim.SGD([p], lr=0.03, momentum=0.9)
     for _ in range(20):
         g = rng.standard_normal(6)
@@ -116,14 +116,14 @@ def test_sgd_momentum_equals_velocity_form():
         opt.step()
         v = 0.9 * v - 0.03 * g
         theta = theta + v
-    np.testing.assert_allclose(p.data, theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p._data, theta, rtol=1e-12, atol=1e-14)
 
 
 def test_adagrad_equals_course_algorithm_3():
     """r <- r + g*g, theta <- theta - eps / (delta + sqrt(r)) * g."""
     rng = np.random.default_rng(2)
     p = nn.Parameter(pydl.tensor(rng.standard_normal(6)))
-    theta, r = p.data.copy(), np.zeros(6)
+    theta, r = p._data.copy(), np.zeros(6)
     opt = optim.Adagrad([p], lr=0.2, eps=1e-7)
     for _ in range(20):
         g = rng.standard_normal(6)
@@ -131,7 +131,7 @@ def test_adagrad_equals_course_algorithm_3():
         opt.step()
         r = r + g * g
         theta = theta - 0.2 / (1e-7 + np.sqrt(r)) * g
-    np.testing.assert_allclose(p.data, theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(p._data, theta, rtol=1e-12, atol=1e-14)
 
 
 # ---- groups, skipped parameters, non-contiguous parameters ---------------------------------
@@ -142,15 +142,15 @@ def test_param_groups_use_their_own_options():
     opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5, "momentum": 0.9}], lr=0.1)
     assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0
     assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["momentum"] == 0.9
-    ea, eb, sa, sb = a.data.copy(), b.data.copy(), {}, {}
+    ea, eb, sa, sb = a._data.copy(), b._data.copy(), {}, {}
     for _ in range(20):
         ga, gb = rng.standard_normal(4), rng.standard_normal((3, 2))
         a.grad, b.grad = pydl.tensor(ga), pydl.tensor(gb)
         opt.step()
         ea = ref.sgd(ea, ga, sa, lr=0.1)
         eb = ref.sgd(eb, gb, sb, lr=0.5, momentum=0.9)
-    np.testing.assert_allclose(a.data, ea, rtol=1e-12)
-    np.testing.assert_allclose(b.data, eb, rtol=1e-12)
+    np.testing.assert_allclose(a._data, ea, rtol=1e-12)
+    np.testing.assert_allclose(b._data, eb, rtol=1e-12)
     assert "momentum_buffer" not in opt.state[a] and "momentum_buffer" in opt.state[b]
 
 
@@ -158,7 +158,7 @@ def test_mixed_dtypes_in_one_group():
     rng = np.random.default_rng(4)
     a = make_params(rng, np.float32, [(5,)])[0]
     b = make_params(rng, np.float64, [(5,)])[0]
-    ea, eb, sa, sb = a.data.astype(np.float64), b.data.copy(), {}, {}
+    ea, eb, sa, sb = a._data.astype(np.float64), b._data.copy(), {}, {}
     opt = optim.Adam([a, b], lr=0.01)
     for _ in range(20):
         ga, gb = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5)
@@ -167,8 +167,8 @@ def test_mixed_dtypes_in_one_group():
         ea = ref.adam(ea, ga.astype(np.float64), sa, lr=0.01)
         eb = ref.adam(eb, gb, sb, lr=0.01)
     assert a.dtype == np.float32 and b.dtype == np.float64
-    np.testing.assert_allclose(a.data, ea, **tol(np.float32))
-    np.testing.assert_allclose(b.data, eb, **tol(np.float64))
+    np.testing.assert_allclose(a._data, ea, **tol(np.float32))
+    np.testing.assert_allclose(b._data, eb, **tol(np.float64))
 
 
 @pytest.mark.parametrize("cls,kwargs,ref_fn,ref_kwargs", CASES, ids=CASE_IDS)
@@ -178,7 +178,7 @@ def test_parameters_without_grad_are_skipped(cls, kwargs, ref_fn, ref_kwargs):
     rng = np.random.default_rng(5)
     a, b = make_params(rng, np.float64, [(4,), (4,)])
     opt = cls([a, b], **kwargs)
-    ea, eb, sa, sb = a.data.copy(), b.data.copy(), {}, {}
+    ea, eb, sa, sb = a._data.copy(), b._data.copy(), {}, {}
     for step in range(24):
         ga = rng.standard_normal(4)
         a.grad = pydl.tensor(ga)
@@ -189,12 +189,12 @@ def test_parameters_without_grad_are_skipped(cls, kwargs, ref_fn, ref_kwargs):
             eb = ref_fn(eb, gb, sb, **ref_kwargs)
         else:
             b.grad = None
-        before = b.data.copy()
+        before = b._data.copy()
         opt.step()
         if b.grad is None:
-            np.testing.assert_array_equal(b.data, before)
-    np.testing.assert_allclose(a.data, ea, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(b.data, eb, rtol=1e-10, atol=1e-12)
+            np.testing.assert_array_equal(b._data, before)
+    np.testing.assert_allclose(a._data, ea, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b._data, eb, rtol=1e-10, atol=1e-12)
     if "step" in opt.state[b]:
         assert opt.state[b]["step"] == 8 and opt.state[a]["step"] == 24
 
@@ -202,13 +202,13 @@ def test_parameters_without_grad_are_skipped(cls, kwargs, ref_fn, ref_kwargs):
 def test_non_contiguous_parameter_is_updated_in_place():
     base = np.arange(12.0).reshape(3, 4)
     p = nn.Parameter(pydl.tensor(np.zeros(1)))
-    p.data = base.T  # a view: updates must land in `base`
+    p._data = base.T  # a view: updates must land in `base`
     g = np.ones((4, 3))
     p.grad = pydl.tensor(g)
     version = p._version
     optim.SGD([p], lr=0.5).step()
     np.testing.assert_array_equal(base, np.arange(12.0).reshape(3, 4) - 0.5)
-    assert p.data.base is base or np.shares_memory(p.data, base)
+    assert p._data.base is base or np.shares_memory(p._data, base)
     assert p._version == version + 1
 
 
@@ -234,7 +234,7 @@ def test_closure_is_evaluated_with_grad():
     with pydl.no_grad():
         loss = opt.step(closure)
     assert float(loss) == 9.0
-    np.testing.assert_allclose(w.data, [3.0 - 0.25 * 6.0])
+    np.testing.assert_allclose(w._data, [3.0 - 0.25 * 6.0])
 
 
 # ---- zero_grad, add_param_group --------------------------------------------------------------
@@ -243,10 +243,10 @@ def test_zero_grad():
     a, b = make_params(np.random.default_rng(6), np.float64, [(3,), (2,)])
     a.grad, b.grad = pydl.tensor([1.0, 2.0, 3.0]), pydl.tensor([4.0, 5.0])
     opt = optim.SGD([a, b], lr=0.1)
-    grad_array = a.grad.data
+    grad_array = a.grad._data
     opt.zero_grad(set_to_none=False)
     np.testing.assert_array_equal(grad_array, 0.0)
-    assert a.grad.data is grad_array
+    assert a.grad._data is grad_array
     opt.zero_grad()
     assert a.grad is None and b.grad is None
 
@@ -292,7 +292,7 @@ def test_state_dict_round_trip_continues_bit_for_bit(cls, kwargs, ref_fn, ref_kw
     assert sorted(saved["state"]) == ([] if stateless else [0, 1, 2])
     assert [g["params"] for g in saved["param_groups"]] == [[0, 1], [2]]
 
-    clones = [nn.Parameter(pydl.tensor(p.data.copy())) for p in params]
+    clones = [nn.Parameter(pydl.tensor(p._data.copy())) for p in params]
     restored = cls([{"params": clones[:2]}, {"params": clones[2:]}], **kwargs)
     restored.load_state_dict(saved)
     assert restored.param_groups[1]["lr"] == 0.003
@@ -303,14 +303,14 @@ def test_state_dict_round_trip_continues_bit_for_bit(cls, kwargs, ref_fn, ref_kw
         opt.step()
         restored.step()
     for p, c in zip(params, clones):
-        np.testing.assert_array_equal(p.data, c.data)
+        np.testing.assert_array_equal(p._data, c._data)
     # The loaded state is a copy: changing the saved dict afterwards changes nothing.
     for s in saved["state"].values():
         for v in s.values():
             if isinstance(v, pydl.Tensor):
-                v.data[...] = 1e9
+                v._data[...] = 1e9
     for p, c in zip(params, clones):
-        np.testing.assert_array_equal(p.data, c.data)
+        np.testing.assert_array_equal(p._data, c._data)
 
 
 def test_state_dict_shares_state_and_load_casts_dtype():
@@ -319,7 +319,7 @@ def test_state_dict_shares_state_and_load_casts_dtype():
     opt = optim.Adam([p], lr=0.1)
     opt.step()
     sd = opt.state_dict()
-    assert sd["state"][0]["exp_avg"].data is opt.state[p]["exp_avg"].data
+    assert sd["state"][0]["exp_avg"]._data is opt.state[p]["exp_avg"]._data
     q = nn.Parameter(pydl.tensor(np.zeros(3, np.float32)))
     other = optim.Adam([q], lr=0.1)
     other.load_state_dict({"state": {0: {"step": 1.0, "exp_avg": np.ones(3),
@@ -382,7 +382,7 @@ def test_duplicate_parameter_warns_like_pytorch_and_is_updated_once():
         opt = optim.SGD([w, w], lr=0.1)
     w.grad = pydl.tensor([1.0])
     opt.step()
-    np.testing.assert_allclose(w.data, [0.9], rtol=1e-6)
+    np.testing.assert_allclose(w._data, [0.9], rtol=1e-6)
 
 
 def test_repr_lists_groups():
@@ -396,7 +396,7 @@ def test_learning_rate_may_be_a_tensor():
     w = nn.Parameter(pydl.tensor([1.0]))
     w.grad = pydl.tensor([1.0])
     optim.SGD([w], lr=pydl.tensor(0.5)).step()
-    assert math.isclose(float(w.data[0]), 0.5)
+    assert math.isclose(float(w._data[0]), 0.5)
 
 
 @pytest.mark.parametrize("cls,kernel", [(optim.SGD, "sgd_step"), (optim.Adagrad, "adagrad_step"),

@@ -23,31 +23,31 @@ class Net(nn.Module):
 def perturb(model, rng, t):
     with pydl.no_grad():
         for p in model.parameters():
-            p.data[...] = rng.standard_normal(p.shape).astype(p.dtype) * (1 + t)
-        model.count.data[...] = t
+            p._data[...] = rng.standard_normal(p.shape).astype(p.dtype) * (1 + t)
+        model.count._data[...] = t
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ema_matches_recurrence_and_evaluates_with_averages(dtype):
     model = Net(dtype)
     ema = swa_utils.ExponentialMovingAverage(model, decay=0.9)
-    expected = [p.data.astype(np.float64) for p in model.parameters()]
+    expected = [p._data.astype(np.float64) for p in model.parameters()]
     rng = np.random.default_rng(1)
     for t in range(25):
         perturb(model, rng, t)
         ema.update()
-        expected = [0.9 * e + 0.1 * p.data for e, p in zip(expected, model.parameters())]
+        expected = [0.9 * e + 0.1 * p._data for e, p in zip(expected, model.parameters())]
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     for s, e in zip(ema.shadow_params, expected):
-        np.testing.assert_allclose(s.data, e, rtol=rtol, atol=rtol)
-    current = [p.data.copy() for p in model.parameters()]
+        np.testing.assert_allclose(s._data, e, rtol=rtol, atol=rtol)
+    current = [p._data.copy() for p in model.parameters()]
     x = pydl.tensor(np.ones((2, 3), dtype))
     with ema.average_parameters():
         for p, e in zip(model.parameters(), expected):
-            np.testing.assert_allclose(p.data, e, rtol=rtol, atol=rtol)
-        y_avg = model(x).data.copy()
+            np.testing.assert_allclose(p._data, e, rtol=rtol, atol=rtol)
+        y_avg = model(x)._data.copy()
     for p, c in zip(model.parameters(), current):
-        np.testing.assert_array_equal(p.data, c)
+        np.testing.assert_array_equal(p._data, c)
     np.testing.assert_allclose(y_avg, np.ones((2, 3)) @ expected[0].T + expected[1], rtol=1e-4)
 
 
@@ -55,21 +55,21 @@ def test_ema_warmup_copy_to_and_state_dict():
     model = Net(np.float64)
     ema = swa_utils.ExponentialMovingAverage(model.parameters(), decay=0.99,
                                              use_num_updates=True)
-    expected = [p.data.copy() for p in model.parameters()]
+    expected = [p._data.copy() for p in model.parameters()]
     rng = np.random.default_rng(2)
     for t in range(5):
         perturb(model, rng, t)
         d = min(0.99, (1 + (t + 1)) / (10 + (t + 1)))
         assert ema.current_decay() == d
         ema.update()
-        expected = [d * e + (1 - d) * p.data for e, p in zip(expected, model.parameters())]
+        expected = [d * e + (1 - d) * p._data for e, p in zip(expected, model.parameters())]
     state = ema.state_dict()
     other = swa_utils.ExponentialMovingAverage(Net(np.float64), decay=0.5)
     other.load_state_dict(state)
     assert other.decay == 0.99 and other.num_updates == 5
     other.copy_to(model)
     for p, e in zip(model.parameters(), expected):
-        np.testing.assert_allclose(p.data, e, rtol=1e-12)
+        np.testing.assert_allclose(p._data, e, rtol=1e-12)
 
 
 def test_ema_errors():
@@ -90,14 +90,14 @@ def test_averaged_model_swa_is_the_running_mean():
     for t in range(21):
         perturb(model, rng, t)
         swa.update_parameters(model)
-        snapshots.append([p.data.copy() for p in model.parameters()])
+        snapshots.append([p._data.copy() for p in model.parameters()])
     assert int(swa.n_averaged.item()) == 21
     for i, p in enumerate(swa.module.parameters()):
-        np.testing.assert_allclose(p.data, np.mean([s[i] for s in snapshots], axis=0),
+        np.testing.assert_allclose(p._data, np.mean([s[i] for s in snapshots], axis=0),
                                    rtol=1e-12)
     assert int(swa.module.count.item()) == 20  # buffers copied, not averaged
     x = pydl.tensor(np.ones((1, 3)))
-    np.testing.assert_allclose(swa(x).data, swa.module(x).data)
+    np.testing.assert_allclose(swa(x)._data, swa.module(x)._data)
 
 
 @pytest.mark.parametrize("use_multi", [True, False])
@@ -111,11 +111,11 @@ def test_averaged_model_ema(use_multi):
     for t in range(20):
         perturb(model, rng, t)
         ema.update_parameters(model)
-        params = [p.data.astype(np.float64) for p in model.parameters()]
+        params = [p._data.astype(np.float64) for p in model.parameters()]
         expected = params if expected is None else \
             [0.8 * e + 0.2 * p for e, p in zip(expected, params)]
     for p, e in zip(ema.module.parameters(), expected):
-        np.testing.assert_allclose(p.data, e, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(p._data, e, rtol=1e-5, atol=1e-5)
     # use_buffers=True averages the integer buffer too (through NumPy, rounded toward zero).
     assert ema.module.count.dtype == np.int64
 
@@ -158,24 +158,24 @@ class FakeBatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", pydl.tensor(np.array(0, np.int64)))
 
     def reset_running_stats(self):
-        self.running_mean.data[...] = 0
-        self.num_batches_tracked.data[...] = 0
+        self.running_mean._data[...] = 0
+        self.num_batches_tracked._data[...] = 0
 
     def forward(self, x):
         if self.training:
             n = int(self.num_batches_tracked.item()) + 1
             m = 1.0 / n if self.momentum is None else self.momentum
-            self.running_mean.data[...] = (1 - m) * self.running_mean.data + \
-                m * x.data.mean(axis=0)
-            self.num_batches_tracked.data[...] = n
+            self.running_mean._data[...] = (1 - m) * self.running_mean._data + \
+                m * x._data.mean(axis=0)
+            self.num_batches_tracked._data[...] = n
         return x
 
 
 def test_update_bn_recomputes_running_statistics():
     model = nn.Sequential(FakeBatchNorm())
     model.eval()
-    model[0].running_mean.data[...] = 99.0
+    model[0].running_mean._data[...] = 99.0
     batches = [(pydl.tensor(np.full((3, 2), float(v))), None) for v in (1.0, 2.0, 6.0)]
     swa_utils.update_bn(batches, model)
-    np.testing.assert_allclose(model[0].running_mean.data, 3.0)  # the mean over all batches
+    np.testing.assert_allclose(model[0].running_mean._data, 3.0)  # the mean over all batches
     assert model[0].momentum == 0.1 and not model.training

@@ -112,8 +112,8 @@ def test_conv_module_padding_mode_double_backward_matches_torch(nd, mode):
     m = pcls(3, 4, 3, dtype=np.float64, **kw)
     tm = tcls(3, 4, 3, dtype=torch.float64, **kw)
     with torch.no_grad():
-        tm.weight.copy_(torch.tensor(m.weight.data))
-        tm.bias.copy_(torch.tensor(m.bias.data))
+        tm.weight.copy_(torch.tensor(m.weight._data))
+        tm.bias.copy_(torch.tensor(m.bias._data))
     x = np.random.default_rng(3).standard_normal((2, 3, 6) if nd == 1 else (2, 3, 5, 6))
     check(lambda x, w, b: m(x), lambda x, w, b: tm(x), [x, m.weight, m.bias],
           [x, tm.weight, tm.bias])

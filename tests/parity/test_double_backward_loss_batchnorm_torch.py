@@ -57,7 +57,7 @@ def double_backward(lib, fn, arrays, diff, seed=0, third=False):
             return None
         # np.asarray: pydl's grad() may hand back a 0-d gradient summed over two paths as a
         # NumPy scalar (engine: 0-d array + 0-d array); the values are what is compared here.
-        return g.detach().numpy(force=True) if is_torch else np.asarray(g.detach().data)
+        return g.detach().numpy(force=True) if is_torch else np.asarray(g.detach()._data)
     return [as_array(g) for g in result]
 
 

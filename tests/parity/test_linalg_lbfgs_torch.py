@@ -289,8 +289,8 @@ def test_lbfgs_float32_on_one_objective_matches_torch_to_rounding():
 
     def run(lib, Wp, bp, opt):
         def closure():
-            wv = Wp.detach().numpy() if lib is torch else Wp.data
-            bv = bp.detach().numpy() if lib is torch else bp.data
+            wv = Wp.detach().numpy() if lib is torch else Wp._data
+            bv = bp.detach().numpy() if lib is torch else bp._data
             loss, gw, gb = objective(wv, bv)
             Wp.grad, bp.grad = lib.tensor(gw), lib.tensor(gb)
             return lib.tensor(loss)

@@ -194,7 +194,7 @@ def test_new_optimizers_same_trajectory_as_torch(name, kwargs, dtype):
         torch.set_default_dtype(old)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
     for m, t in zip(mine, theirs):
-        np.testing.assert_allclose(m.data, t.detach().numpy(), **tol)
+        np.testing.assert_allclose(m._data, t.detach().numpy(), **tol)
     ms, ts = opt.state_dict()["state"], topt.state_dict()["state"]
     assert sorted(ms) == sorted(ts)
     for i in ts:
@@ -203,7 +203,7 @@ def test_new_optimizers_same_trajectory_as_torch(name, kwargs, dtype):
             if key in ("step", "mu_product"):
                 assert float(ms[i][key]) == pytest.approx(float(value), rel=1e-6)
             else:
-                np.testing.assert_allclose(ms[i][key].data, value.numpy(), **tol)
+                np.testing.assert_allclose(ms[i][key]._data, value.numpy(), **tol)
 
 
 # -- schedulers ---------------------------------------------------------------------------------

@@ -282,7 +282,7 @@ def test_init_distributions_match_torch(case):
     """Same distribution: the two samples' ranges and standard deviations agree."""
     name, kw = case
     shape = (120, 40, 3)
-    pw = getattr(nn.init, name)(pydl.empty(*shape, dtype=pydl.float64), **kw).data
+    pw = getattr(nn.init, name)(pydl.empty(*shape, dtype=pydl.float64), **kw)._data
     tw = getattr(torch.nn.init, name)(torch.empty(*shape, dtype=torch.float64), **kw).numpy()
     n = pw.size
     assert abs(pw.std() / tw.std() - 1) < 8 / math.sqrt(n)
@@ -296,7 +296,7 @@ def test_default_layer_init_matches_torch():
                    (nn.Bilinear(20, 7, 300), torch.nn.Bilinear(20, 7, 300)),
                    (nn.Embedding(300, 50), torch.nn.Embedding(300, 50))]:
         for (name, p), (_, t) in zip(pm.named_parameters(), tm.named_parameters()):
-            pv, tv = p.data.astype(np.float64), t.detach().numpy().astype(np.float64)
+            pv, tv = p._data.astype(np.float64), t.detach().numpy().astype(np.float64)
             assert abs(pv.std() / tv.std() - 1) < 8 / math.sqrt(pv.size), name
             assert abs(pv.mean() - tv.mean()) < 8 * tv.std() / math.sqrt(pv.size), name
             if not isinstance(pm, nn.Embedding):

@@ -47,7 +47,7 @@ def test_same_trajectory_as_torch(name, kwargs, dtype):
         topt.step()
     tol = dict(rtol=1e-11, atol=1e-13) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
     for m, t in zip(mine, theirs):
-        np.testing.assert_allclose(m.data, t.detach().numpy(), **tol)
+        np.testing.assert_allclose(m._data, t.detach().numpy(), **tol)
     mine_state = opt.state_dict()["state"]
     torch_state = topt.state_dict()["state"]
     assert sorted(mine_state) == sorted(torch_state)
@@ -57,7 +57,7 @@ def test_same_trajectory_as_torch(name, kwargs, dtype):
             if key == "step":
                 assert mine_state[i][key] == float(value)
             else:
-                np.testing.assert_allclose(mine_state[i][key].data, value.numpy(), **tol)
+                np.testing.assert_allclose(mine_state[i][key]._data, value.numpy(), **tol)
 
 
 SCHEDULERS = [
@@ -118,9 +118,9 @@ def test_same_clipping_as_torch(norm_type):
     n2 = torch.nn.utils.clip_grad_norm_(theirs, 2.0, norm_type)
     np.testing.assert_allclose(float(n1), float(n2), rtol=1e-6)
     for m, t in zip(mine, theirs):
-        np.testing.assert_allclose(m.grad.data, t.grad.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(m.grad._data, t.grad.numpy(), rtol=1e-5, atol=1e-7)
     pydl.nn.utils.clip_grad_value_(mine, 0.1)
     torch.nn.utils.clip_grad_value_(theirs, 0.1)
     for m, t in zip(mine, theirs):  # entries within the bounds keep the norm clip's rounding
-        np.testing.assert_allclose(m.grad.data, t.grad.numpy(), rtol=1e-5, atol=1e-7)
-        assert np.abs(m.grad.data).max() <= np.float32(0.1)
+        np.testing.assert_allclose(m.grad._data, t.grad.numpy(), rtol=1e-5, atol=1e-7)
+        assert np.abs(m.grad._data).max() <= np.float32(0.1)

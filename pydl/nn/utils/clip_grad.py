@@ -30,18 +30,18 @@ def _grads_of(parameters: _TensorOrTensors) -> List[Tensor]:
 
 def _check_grad_arrays(grads: List[Tensor], what: str) -> None:
     for g in grads:
-        if not isinstance(g.data, np.ndarray) and g.device.type != "cuda":
+        if not isinstance(g._data, np.ndarray) and g.device.type != "cuda":
             raise RuntimeError(f"{what}: the fused kernels run on CPU (NumPy) and CUDA "
                                f"gradients; got one on {g.device}")
-        if g.data.dtype not in _KERNEL_DTYPES:
+        if g._data.dtype not in _KERNEL_DTYPES:
             raise TypeError(f"{what}: gradients must be float32 or float64, got one of dtype "
-                            f"{g.data.dtype} and shape {g.shape}")
+                            f"{g._data.dtype} and shape {g.shape}")
 
 
 def _by_dtype(tensors: List[Tensor]) -> List[List[Tensor]]:
     groups = {}
     for t in tensors:  # CPU and CUDA arrays never share a fused call
-        groups.setdefault((t.data.dtype, isinstance(t.data, np.ndarray)), []).append(t)
+        groups.setdefault((t._data.dtype, isinstance(t._data, np.ndarray)), []).append(t)
     return list(groups.values())
 
 
@@ -50,9 +50,9 @@ def _writable_arrays(grads: List[Tensor]) -> List[np.ndarray]:
     gradient's array is owned by its Tensor, so swapping it for a copy changes nothing else)."""
     arrays = []
     for g in grads:
-        a = g.data
+        a = g._data
         if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
-            a = g.data = np.array(a, order="C", copy=True)
+            a = g._data = np.array(a, order="C", copy=True)
         arrays.append(a)
     return arrays
 
@@ -69,17 +69,17 @@ def get_total_norm(tensors: _TensorOrTensors, norm_type: float = 2.0,
     _check_grad_arrays(tensors, "get_total_norm")
     per_tensor: List[float] = []
     for group in _by_dtype(tensors):
-        k = device_kernels(group[0].data)
+        k = device_kernels(group[0]._data)
         if k is not None:  # CUDA: one sum-of-squares launch (cuda/optim.cuh) for the group
             if norm_type != 2.0:
                 raise RuntimeError(f"get_total_norm: norm_type={norm_type} has no CUDA kernel on "
                                    "device 'cuda' (only the 2-norm does)")
-            xp = k._xp(group[0].data)
-            table = k.tensor_table([(xp.ascontiguousarray(t.data),) for t in group])
+            xp = k._xp(group[0]._data)
+            table = k.tensor_table([(xp.ascontiguousarray(t._data),) for t in group])
             # The group's 2-norm stands for its tensors' norms: the total is the norm of norms.
             per_tensor.append(math.sqrt(float(k.sum_squares(table))))
             continue
-        arrays = [np.asarray(t.data, order="C") for t in group]
+        arrays = [np.asarray(t._data, order="C") for t in group]
         per_tensor.extend(_C.tensor_norms(arrays, norm_type))
     norms = np.asarray(per_tensor, dtype=np.float64)
     if norm_type == math.inf:
@@ -90,7 +90,7 @@ def get_total_norm(tensors: _TensorOrTensors, norm_type: float = 2.0,
         total = float(np.count_nonzero(norms))
     else:
         total = np.sum(norms ** norm_type) ** (1.0 / norm_type)
-    dtype = np.result_type(*[t.data.dtype for t in tensors])
+    dtype = np.result_type(*[t._data.dtype for t in tensors])
     total_norm = Tensor._wrap(np.asarray(total, dtype=dtype))
     if error_if_nonfinite and not math.isfinite(float(total)):
         raise RuntimeError(
@@ -115,13 +115,13 @@ def clip_grads_with_norm_(parameters: _TensorOrTensors, max_norm: float,
     if clip_coef_clamped == 1.0:
         return  # x * 1.0 == x for every x, NaN included
     for group in _by_dtype(grads):
-        k = device_kernels(group[0].data)
+        k = device_kernels(group[0]._data)
         if k is not None:  # CUDA: one scaling launch over the group (cuda/optim.cuh)
-            xp = k._xp(group[0].data)
+            xp = k._xp(group[0]._data)
             for g in group:
-                if not g.data.flags.c_contiguous:
-                    g.data = xp.ascontiguousarray(g.data)
-            k.scale_(k.tensor_table([(g.data,) for g in group]), clip_coef_clamped)
+                if not g._data.flags.c_contiguous:
+                    g._data = xp.ascontiguousarray(g._data)
+            k.scale_(k.tensor_table([(g._data,) for g in group]), clip_coef_clamped)
             for g in group:
                 g._bump_version()
             continue
@@ -163,11 +163,11 @@ def clip_grad_value_(parameters: _TensorOrTensors, clip_value: float,
         return
     _check_grad_arrays(grads, "clip_grad_value_")
     for group in _by_dtype(grads):
-        k = device_kernels(group[0].data)
+        k = device_kernels(group[0]._data)
         if k is not None:  # CUDA: no clamp kernel; the array module clamps on the device
-            xp = k._xp(group[0].data)
+            xp = k._xp(group[0]._data)
             for g in group:
-                xp.clip(g.data, -clip_value, clip_value, out=g.data)
+                xp.clip(g._data, -clip_value, clip_value, out=g._data)
                 g._bump_version()
             continue
         _C.clamp_(_writable_arrays(group), -clip_value, clip_value)

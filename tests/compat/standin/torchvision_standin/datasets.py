@@ -57,14 +57,14 @@ class MNIST(Dataset):
         lib = pydl
         if os.environ.get("TORCHVISION_STANDIN_BACKEND") == "torch":
             import torch as lib
-        self.data = lib.from_numpy(images)
+        self._data = lib.from_numpy(images)
         self.targets = lib.from_numpy(labels)
 
     def __len__(self) -> int:
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __getitem__(self, index):
-        img = self.data.numpy()[index]
+        img = self._data.numpy()[index]
         target = int(self.targets.numpy()[index])
         if self.transform is not None:
             img = self.transform(img)
