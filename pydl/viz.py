@@ -243,8 +243,7 @@ def _show_tiles(plt, tiled: np.ndarray, labels: Sequence[str], shape, ncols: int
     ncols = max(1, min(ncols, len(labels)))
     nrows = max(1, -(-len(labels) // ncols))
     fig, ax = plt.subplots(figsize=(min(16.0, 1.2 * ncols + 0.6), min(16.0, 1.2 * nrows + 0.6)))
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("white")
+    cm = plt.get_cmap(cmap).with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(tiled), cmap=cm, vmin=vmin, vmax=vmax,
                    interpolation="nearest")
     for k, label in enumerate(labels):
