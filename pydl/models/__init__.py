@@ -311,12 +311,13 @@ class ConvAutoencoder(nn.Module):
 # after the classes above: autoencoders.py does not import them, Autoencoder.loss uses it
 from pydl.models import autoencoders as _ae  # noqa: E402
 from pydl.models.autoencoders import (StraightThroughBinarize,  # noqa: E402
-                                      contractive_penalty, greedy_layerwise_pretrain,
+                                      contractive_penalty, fit_autoencoder,
+                                      greedy_layerwise_pretrain,
                                       kl_sparsity, l1_sparsity, sigmoid_contractive_penalty)
 
 __all__ = ["MLP", "LeNet5", "SmallVGG", "Autoencoder", "AutoencoderLoss", "ConvAutoencoder",
            "l1_sparsity", "kl_sparsity", "contractive_penalty", "sigmoid_contractive_penalty",
-           "StraightThroughBinarize", "greedy_layerwise_pretrain"]
+           "StraightThroughBinarize", "greedy_layerwise_pretrain", "fit_autoencoder"]
 
 from pydl.models.vae import ELBO, VAE  # noqa: E402  (distributions and VAE, issue 15)
 __all__ += ["VAE", "ELBO"]

@@ -31,7 +31,7 @@ from pydl.autograd import grad as _grad
 from pydl.tensor import Tensor
 
 __all__ = ["l1_sparsity", "kl_sparsity", "contractive_penalty", "sigmoid_contractive_penalty",
-           "StraightThroughBinarize", "greedy_layerwise_pretrain"]
+           "StraightThroughBinarize", "greedy_layerwise_pretrain", "fit_autoencoder"]
 
 
 def _as_batch(code: Tensor, fn: str) -> Tensor:
@@ -148,6 +148,49 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
         yield pydl.from_numpy(perm[i:i + batch_size])
 
 
+def _as_tensor(data) -> Tensor:
+    return data if isinstance(data, Tensor) else pydl.from_numpy(np.ascontiguousarray(data))
+
+
+def fit_autoencoder(model: nn.Module, data, epochs: int = 10, lr: float = 1e-3,
+                    batch_size: int = 64, seed: int = 0, **penalties) -> List[float]:
+    """Train an autoencoder to reconstruct ``data`` (an (N, *) Tensor or array): Adam with
+    learning rate ``lr`` annealed to 0 over ``epochs`` (cosine), minibatches of ``batch_size``
+    drawn without replacement (order from ``seed``). The loss is ``model.loss(x, **penalties)``
+    for a ``pydl.models.Autoencoder`` (``l1=``, ``sparsity=``, ``rho=``, ``contractive=``,
+    ``criterion=``) and the MSE between ``model(x)`` and ``x`` otherwise (penalties must then
+    be empty). Leaves ``model`` in evaluation mode; returns the mean training loss per epoch."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fit_autoencoder: epochs must be a positive int, got {epochs!r}")
+    has_loss = callable(getattr(model, "loss", None))
+    if penalties and not has_loss:
+        raise ValueError(f"fit_autoencoder: {type(model).__name__} has no loss() method to take "
+                         f"the penalties {sorted(penalties)}")
+    x = _as_tensor(data)
+    rng = np.random.default_rng(seed)
+    opt = pydl.optim.Adam(model.parameters(), lr=lr)
+    schedule = pydl.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    model.train()
+    history = []
+    for _ in range(epochs):
+        total, count = 0.0, 0
+        for idx in _batches(x.shape[0], batch_size, rng):
+            batch = x[idx]
+            if has_loss:
+                loss = model.loss(batch, **penalties).total
+            else:
+                loss = nn.functional.mse_loss(model(batch), batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss) * batch.shape[0]
+            count += batch.shape[0]
+        schedule.step()
+        history.append(total / max(count, 1))
+    model.eval()
+    return history
+
+
 def greedy_layerwise_pretrain(network: nn.Sequential, data, epochs: int = 10,
                               lr: float = 1e-3, batch_size: int = 64,
                               corruption: Optional[Callable[[], nn.Module]] = None,
@@ -176,7 +219,7 @@ def greedy_layerwise_pretrain(network: nn.Sequential, data, epochs: int = 10,
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"greedy_layerwise_pretrain: epochs must be a non-negative int, "
                          f"got {epochs!r}")
-    x = data if isinstance(data, Tensor) else pydl.from_numpy(np.ascontiguousarray(data))
+    x = _as_tensor(data)
     rng = np.random.default_rng(seed)
     losses = []
     start = 0  # layers[start:stop] are the next stage's encoder
