@@ -1,7 +1,7 @@
 """Reading the safetensors container with bounded memory, for ``pydl.load``.
 
 The header is read and checked before any tensor byte is: its length against a bound and the
-file size, its JSON for nesting depth, duplicate keys and types, and the tensors' byte ranges,
+file size, its JSON for duplicate keys, nesting and types, and the tensors' byte ranges,
 which must tile the data section exactly (sorted by offset, each starting where the previous one
 ends, the last ending at the end of the file: no overlap, no alias, no gap that could hide
 bytes, no trailing data) -- the rule the safetensors package applies itself. Then the data is
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mmap as _mmap
 import re
 import warnings
@@ -30,7 +31,6 @@ import numpy as np
 
 # Bounds on what a header may ask for (checked before parsing or allocating anything).
 MAX_HEADER_BYTES = 100_000_000  # the safetensors package's own limit
-MAX_HEADER_DEPTH = 8  # a safetensors header nests 3 deep: {name: {"shape": [..]}}
 MAX_NDIM = 64
 _CHUNK = 4 << 20  # read buffer for hashing ahead of a memory map
 
@@ -114,14 +114,18 @@ def _no_constant(name):
 
 def loads_bounded(raw: bytes, max_depth: int, what: str, constants: bool = False):
     """``json.loads`` that refuses nesting deeper than ``max_depth``, duplicate keys and (unless
-    ``constants``) NaN/Infinity, with a FormatError instead of RecursionError/JSONDecodeError."""
-    depth = json_depth(raw)
-    if depth > max_depth:
-        raise FormatError(f"the {what} nests {depth} levels deep (at most {max_depth})")
+    ``constants``) NaN/Infinity, with a FormatError instead of RecursionError/JSONDecodeError.
+    The depth is measured before parsing, unless there are too few brackets to reach it."""
+    if raw.count(b"[") + raw.count(b"{") > max_depth:
+        depth = json_depth(raw)
+        if depth > max_depth:
+            raise FormatError(f"the {what} nests {depth} levels deep (at most {max_depth})")
     try:
         return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
                           parse_constant=float if constants else _no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except RecursionError:
+        raise FormatError(f"the {what} nests too deeply to parse") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"the {what} is not valid JSON ({e})") from None
 
 
@@ -146,7 +150,9 @@ def parse_header(raw: bytes, data_len: Optional[int]) -> Tuple[dict, List[Info]]
     the data section (None for a stream: then the caller checks that nothing follows)."""
     if raw[:1] != b"{":
         raise FormatError("the header does not start with '{'")
-    header = loads_bounded(raw, MAX_HEADER_DEPTH, "header")
+    # The header's grammar is flat ({name: {"shape": [...]}}) and every entry is checked
+    # below, so its depth needs no scan; a pathological one stops at the recursion limit.
+    header = loads_bounded(raw, 1 << 30, "header")
     if not isinstance(header, dict):
         raise FormatError("the header is not a JSON object")
     meta = header.pop("__metadata__", None)
@@ -171,7 +177,7 @@ def parse_header(raw: bytes, data_len: Optional[int]) -> Tuple[dict, List[Info]]
                 not all(_is_int(o) and o >= 0 for o in offsets) or offsets[0] > offsets[1]:
             raise FormatError(f"tensor {name!r}: bad data_offsets {offsets!r}")
         info = Info(name, dtype, tuple(shape), offsets[0], offsets[1], len(infos))
-        nbytes = int(np.prod(shape, dtype=object)) * info.storage.itemsize
+        nbytes = math.prod(shape) * info.storage.itemsize
         if info.end - info.begin != nbytes:
             raise FormatError(f"tensor {name!r}: data_offsets {offsets} span "
                               f"{info.end - info.begin} bytes, but {dtype} {list(shape)} "

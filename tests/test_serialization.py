@@ -344,7 +344,11 @@ def test_deep_or_duplicated_header_json_is_refused(tmp_path):
     deep = b'{"__metadata__": {"x": "y"}, "a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     deep += b" " * (-len(deep) % 8)
     path.write_bytes(struct.pack("<Q", len(deep)) + deep)
-    with pytest.raises(CheckpointError, match="nests"):
+    with pytest.raises(CheckpointError, match="nests too deeply"):
+        pydl.load(path)
+    shallower = deep.replace(b"[" * 5000, b"[" * 50).replace(b"]" * 5000, b"]" * 50)
+    path.write_bytes(struct.pack("<Q", len(shallower)) + shallower)
+    with pytest.raises(CheckpointError, match="'a'.*needs dtype"):
         pydl.load(path)
     dup = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, ' \
           b'"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
