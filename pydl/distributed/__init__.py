@@ -23,10 +23,11 @@ from pydl.distributed._core import (ReduceOp, Work, all_gather, all_gather_into_
                                     init_process_group, is_available, is_initialized,
                                     is_mpi_available, is_nccl_available, reduce_scatter,
                                     reduce_scatter_tensor)
-from pydl.distributed._launcher import DistributedError
+from pydl.distributed._launcher import DistributedError, PeerFailedError
 
 __all__ = ["DistributedError", "ReduceOp", "Work", "all_gather", "all_gather_into_tensor",
            "all_gather_object", "all_reduce", "barrier", "broadcast", "broadcast_object_list",
            "destroy_process_group", "get_backend", "get_node_local_rank", "get_rank",
            "get_world_size", "init_process_group", "is_available", "is_initialized",
-           "is_mpi_available", "is_nccl_available", "reduce_scatter", "reduce_scatter_tensor"]
+           "is_mpi_available", "is_nccl_available", "PeerFailedError", "reduce_scatter",
+           "reduce_scatter_tensor"]

@@ -33,8 +33,12 @@ class DistributedError(RuntimeError):
     """A collective could not complete: a peer rank failed, or the timeout passed."""
 
 
-class _PeerFailure(DistributedError):
-    """A peer said it failed; this rank must not in turn blame the others."""
+class PeerFailedError(DistributedError):
+    """A peer rank said it failed; this rank stops too (and does not in turn blame others)."""
+
+
+DistributedError.__module__ = PeerFailedError.__module__ = "pydl.distributed"
+_PeerFailure = PeerFailedError
 
 
 def _mpi():
@@ -65,7 +69,9 @@ class World:
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
-        self._lock = threading.Lock()
+        # Polling spins before it naps; with more ranks than cores on this node a spinning rank
+        # takes the core a peer needs, so it naps almost at once.
+        self.spin_limit = 2000 if self.local_size <= (os.cpu_count() or 1) else 20
 
     def check_peers(self) -> None:
         """Raise if a peer sent a failure notice."""
@@ -151,14 +157,14 @@ class _Poller:
         spins, nap = 0, 0.0
         while not self.test():
             spins += 1
-            if spins % 64 == 0:
+            if spins % 16 == 0:
                 self.world.check_peers()
                 if time.monotonic() > self.deadline:
                     raise DistributedError(
                         f"pydl.distributed (rank {self.world.rank} of {self.world.size}): "
                         f"{self.what} did not complete within {self.timeout:g} s; a peer rank "
                         "may have died, be stuck, or not have called the same collective")
-            if spins > 2000:
+            if spins > self.world.spin_limit:
                 nap = min(1e-3, nap * 2 or 2e-5)
                 time.sleep(nap)
         # A failure notice may have raced with completion of this op on a peer that then died;
