@@ -501,3 +501,49 @@ def test_information_matches_torch(rng):
     ref = torch.nn.functional.kl_div(torch.log(torch.tensor(q)), torch.tensor(p),
                                      reduction="none").sum(-1).numpy()
     np.testing.assert_allclose(npy(D.relative_entropy(t64(p), t64(q))), ref, rtol=1e-10)
+
+
+def test_moments_and_shapes_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    TD = torch.distributions
+    loc, scale = rng.standard_normal((2, 3)), rng.uniform(0.5, 2, (2, 3))
+    logits = rng.standard_normal((2, 3))
+    cases = [
+        (D.Normal(t64(loc), t64(scale)), TD.Normal(torch.tensor(loc), torch.tensor(scale))),
+        (D.Bernoulli(logits=t64(logits)), TD.Bernoulli(logits=torch.tensor(logits))),
+        (D.Categorical(logits=t64(logits)), TD.Categorical(logits=torch.tensor(logits))),
+        (D.Independent(D.Normal(t64(loc), t64(scale)), 1),
+         TD.Independent(TD.Normal(torch.tensor(loc), torch.tensor(scale)), 1)),
+    ]
+    for d, td in cases:
+        assert d.batch_shape == tuple(td.batch_shape), d
+        assert d.event_shape == tuple(td.event_shape), d
+        for attr in ("mean", "variance", "stddev", "mode"):
+            np.testing.assert_allclose(npy(getattr(d, attr)), getattr(td, attr).numpy(),
+                                       rtol=1e-12, equal_nan=True, err_msg=f"{d} {attr}")
+        np.testing.assert_allclose(npy(d.perplexity()), td.perplexity().numpy(), rtol=1e-12)
+        assert d.sample((4, 1)).shape == tuple(td.sample((4, 1)).shape)
+        e, te = d.expand((5,) + d.batch_shape), td.expand((5,) + d.batch_shape)
+        assert (e.batch_shape, e.event_shape) == (tuple(te.batch_shape), tuple(te.event_shape))
+        np.testing.assert_allclose(npy(e.entropy()), te.entropy().numpy(), rtol=1e-12)
+        assert d.has_rsample == td.has_rsample
+        assert d.has_enumerate_support == td.has_enumerate_support
+
+
+def test_register_kl_ambiguity_warns():
+    class A(D.Normal):
+        pass
+
+    class B(D.Normal):
+        pass
+
+    from pydl.distributions import kl as kl_module
+
+    D.register_kl(A, D.Normal)(lambda p, q: pydl.zeros(p.batch_shape))
+    D.register_kl(D.Normal, B)(lambda p, q: pydl.ones(p.batch_shape))
+    try:
+        with pytest.warns(RuntimeWarning, match="Ambiguous kl_divergence\\(A, B\\)"):
+            D.kl_divergence(A(0.0, 1.0), B(0.0, 1.0))
+    finally:
+        del kl_module._KL_REGISTRY[A, D.Normal], kl_module._KL_REGISTRY[D.Normal, B]
+        kl_module._KL_MEMOIZE.clear()
