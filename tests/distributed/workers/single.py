@@ -5,8 +5,12 @@ from _common import close, dist, init, np, pydl, tensor
 from pydl import nn
 from pydl.autograd import gradcheck
 
-rank, world = init()
 errors = {}
+try:
+    dist.init_process_group("gloo")
+except ValueError as e:
+    errors["backend"] = str(e)
+rank, world = init()
 try:
     dist.init_process_group("mpi")
 except RuntimeError as e:
@@ -29,15 +33,5 @@ from pydl.distributed._nccl import NCCLBackend  # noqa: E402
 
 be = NCCLBackend(_default_pg().world, 60.0, nccl_module=FakeNccl)
 close({"rank": rank, "world": world, "gradcheck": bool(gc), "forward_diff": forward_diff,
-       "running_diff": running_diff, "nccl_uid_same": len(be.comm.uid) == 128,
-       "errors": errors})
-dist_errors = {}
-try:
-    dist.init_process_group("gloo")
-except ValueError as e:
-    errors["backend"] = str(e)
-from _common import write  # noqa: E402
-
-write({"rank": rank, "world": world, "gradcheck": bool(gc), "forward_diff": forward_diff,
        "running_diff": running_diff, "nccl_uid_same": len(be.comm.uid) == 128,
        "errors": errors})
