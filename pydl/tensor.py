@@ -55,7 +55,11 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, data, grad_fn=None, out_index: int = 0, vc=None) -> "Tensor":
-        """Fast constructor for op results (no checks)."""
+        """Fast constructor for op results (no checks beyond this one): NumPy hands back scalars
+        (np.bool_, np.float32, ...) for 0-d results, and a scalar is not an ndarray, so the
+        device checks would take it for device memory; it becomes a 0-d array here."""
+        if type(data) is not np.ndarray and isinstance(data, np.generic):
+            data = np.asarray(data)
         t = object.__new__(Tensor)
         t._data = data
         t.grad = None

@@ -83,3 +83,14 @@ def test_matches_torch_on_the_same_idioms():
     np.testing.assert_allclose(pa, pt, rtol=1e-6)
     np.testing.assert_array_equal(ga, gt)
     assert (ra, la) == (rt, lt)
+
+
+def test_wrapped_numpy_scalars_are_0d_host_arrays():
+    # NumPy returns scalars for 0-d results; a Tensor made from one must behave as a 0-d CPU
+    # tensor in binary ops (it used to fail the device check: "got cpu and cpu").
+    s = pydl.Tensor._wrap(np.float32(2.0))
+    assert type(s._data) is np.ndarray and s.shape == () and s.device.type == "cpu"
+    out = s + pydl.tensor([1.0, 2.0])
+    np.testing.assert_array_equal(out.numpy(), [3.0, 4.0])
+    b = pydl.Tensor._wrap(np.float32(1.0) > np.float32(0.5))
+    assert (b & pydl.tensor([True, False])).tolist() == [True, False]
