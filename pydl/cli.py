@@ -4,6 +4,7 @@
                [--batch-size B] [--seed S] [--device cpu] [--out runs/NAME]
     pydl train --resume runs/NAME [--epochs N]
     pydl train --init-from runs/NAME [--freeze features] [--classes 5-9] ...
+    mpirun -n 2 pydl train --distributed ...
     pydl info
     pydl bench [suite ...] [--quick] ...
 
@@ -24,6 +25,13 @@ that module-name prefix fixed (``requires_grad_(False)``; the optimizer gets onl
 ones); ``--classes 0-4`` (or ``5,6,7,8,9``) trains and tests on those classes only, relabelled
 0..k-1 in the order given. ``examples/transfer.py`` pre-trains on digits 0-4 and fine-tunes on
 5-9 this way.
+
+Data-parallel (``pydl.distributed``, the ``distributed`` extra): ``mpirun -n N pydl train
+--distributed`` runs N ranks; the global ``--batch-size`` is split over them (each rank takes
+batch_size // N of its ``DistributedSampler`` share per step), the model is wrapped in
+``DistributedDataParallel`` (backend ``mpi``, or ``nccl`` with ``--device cuda``), each rank uses
+cores / ranks-per-node kernel threads (unless PYDL_NUM_THREADS says otherwise), and rank 0 alone
+prints, checkpoints and writes the output folder.
 """
 from __future__ import annotations
 
@@ -184,7 +192,7 @@ def init_from_run(model, source: str, reinit=()):
 class _Run:
     """Everything a training run needs, built deterministically from its configuration."""
 
-    def __init__(self, cfg: Dict[str, Any], init_weights: bool = True):
+    def __init__(self, cfg: Dict[str, Any], init_weights: bool = True, world=None):
         import pydl
         from pydl import nn
         from pydl.data import DataLoader, Subset, random_split
@@ -217,8 +225,18 @@ class _Run:
 
         self.loader_gen = pydl.Generator().manual_seed(cfg["seed"] + 1)
         bs = cfg["batch_size"]
-        self.train_loader = DataLoader(train_set, batch_size=bs, shuffle=True,
-                                       generator=self.loader_gen)
+        if world is None:
+            self.train_loader = DataLoader(train_set, batch_size=bs, shuffle=True,
+                                           generator=self.loader_gen)
+        else:
+            # --distributed: the global batch split over the ranks; the sampler gives each rank
+            # its share of a permutation (seed + epoch) that all ranks agree on.
+            from pydl.data import DistributedSampler
+
+            rank, size = world
+            sampler = DistributedSampler(train_set, num_replicas=size, rank=rank, shuffle=True,
+                                         seed=cfg["seed"])
+            self.train_loader = DataLoader(train_set, batch_size=bs // size, sampler=sampler)
         self.val_loader = DataLoader(val_set, batch_size=512) if val_set is not None else None
         self.test_loader = DataLoader(test_set, batch_size=512)
         self.sizes = (len(train_set), len(val_set) if val_set is not None else 0, len(test_set))
@@ -386,6 +404,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    help="train and test on these classes only, e.g. 0-4 or 5,6,7,8,9 "
                         "(relabelled 0..k-1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpirun -n N pydl train --distributed` "
+                        "(the global batch split over the ranks; rank 0 prints and saves)")
     return p
 
 
@@ -448,10 +469,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg["out"] = os.path.join("runs", f"{cfg['model']}-{cfg['data']}-seed{cfg['seed']}")
     _check_config(cfg)
     out = cfg["out"]
+    world = _start_distributed(cfg) if getattr(args, "distributed", False) else None
+    is_rank0 = world is None or world[0] == 0
+    if not is_rank0:  # rank 0 alone prints and writes files
+        sys.stdout = open(os.devnull, "w")
     os.makedirs(out, exist_ok=True)
 
     start = time.perf_counter()
-    run = _Run(cfg, init_weights=ckpt is None)
+    run = _Run(cfg, init_weights=ckpt is None, world=world)
     history = History()
     epochs_done = 0
     if ckpt is not None:
@@ -478,13 +503,22 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({n_train} train, {n_val} val, {n_test} test), {cfg['optimizer']} lr {cfg['lr']}, "
           f"batch {cfg['batch_size']}, {cfg['epochs']} epochs, seed {cfg['seed']}, "
           f"device {cfg['device']}", flush=True)
+    train_model = run.model
+    if world is not None:
+        from pydl.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(run.model)
+        per_rank = cfg["batch_size"] // world[1]
+        print(f"distributed: {world[1]} ranks, {per_rank} samples per rank per step (global "
+              f"batch {per_rank * world[1]}), {pydl.get_num_threads()} kernel threads per rank",
+              flush=True)
 
     ckpt_path = os.path.join(out, CHECKPOINT)
     saver = _SaveEachEpoch(run, ckpt_path, history)
     callbacks = ([run.stopper] if run.stopper is not None else []) + [saver]
     device = None if cfg["device"] == "cpu" else cfg["device"]
     if epochs_done < cfg["epochs"]:
-        fit(run.model, run.loss_fn, run.optimizer, run.train_loader, run.val_loader,
+        fit(train_model, run.loss_fn, run.optimizer, run.train_loader, run.val_loader,
             epochs=cfg["epochs"], scheduler=run.scheduler, callbacks=callbacks,
             metrics=["accuracy"], device=device, progress=not args.no_progress,
             initial_epoch=epochs_done, history=history)
@@ -497,6 +531,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     # checkpoint.safetensors holds the last epoch's training state (for --resume);
     # model.safetensors the weights evaluated below (the best epoch's under early stopping).
     model_path = os.path.join(out, "model.safetensors")
+    if not is_rank0:
+        _finish_distributed()
+        return 0
     pydl.save(run.model.state_dict(), model_path)
 
     test = evaluate(run.model, run.test_loader, run.loss_fn, ["accuracy"], device)
@@ -513,7 +550,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(history) and save_plot(history, os.path.join(out, "curves.png")):
         print(f"wrote {out}/curves.png")
     print(f"wrote {ckpt_path}, {model_path}, {out}/history.json, {out}/results.json")
+    if world is not None:
+        _finish_distributed()
     return 0
+
+
+def _start_distributed(cfg: Dict[str, Any]):
+    """Join the mpirun job: (rank, world size). One GPU per rank with --device cuda (NCCL);
+    on CPU the node's cores are shared among its ranks."""
+    import pydl
+    import pydl.distributed as dist
+
+    try:
+        dist.init_process_group("nccl" if str(cfg["device"]).startswith("cuda") else "mpi")
+    except ImportError as e:
+        raise SystemExit(f"pydl train --distributed: {e}") from None
+    if "PYDL_NUM_THREADS" not in os.environ:
+        per_node = max(1, dist._launcher.world().local_size)
+        pydl.set_num_threads(max(1, (os.cpu_count() or 1) // per_node))
+    world = (dist.get_rank(), dist.get_world_size())
+    if cfg["batch_size"] < world[1]:
+        raise SystemExit(f"pydl train --distributed: --batch-size {cfg['batch_size']} is smaller "
+                         f"than the number of ranks ({world[1]})")
+    return world
+
+
+def _finish_distributed() -> None:
+    import pydl.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def cmd_info(args: argparse.Namespace) -> int:

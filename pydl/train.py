@@ -169,8 +169,21 @@ def evaluate(model, loader, loss_fn: Optional[Callable] = None,
     """Mean loss (when ``loss_fn`` is given) and metrics of ``model`` over ``loader``, in eval
     mode and without recording a graph; the model's train/eval mode is restored afterwards.
     Means are over samples (batches weighted by their size). Returns e.g.
-    ``{"loss": 0.12, "accuracy": 0.97}``."""
-    fns = _resolve_metrics(metrics)
+    ``{"loss": 0.12, "accuracy": 0.97}``.
+
+    Under ``pydl.distributed`` with a loader whose sampler is a ``DistributedSampler`` (each rank
+    sees its share), the sums are added over the ranks, so every rank gets the global means."""
+    totals, count = _evaluate_sums(model, loader, loss_fn, _resolve_metrics(metrics), device)
+    if _distributed_world() is not None and _is_distributed_loader(loader):
+        totals, count = _sum_over_ranks(totals, count)
+    if count == 0:
+        raise ValueError("evaluate: the loader yielded no samples")
+    if loss_fn is None:
+        totals.pop("loss")
+    return {k: v / count for k, v in totals.items()}
+
+
+def _evaluate_sums(model, loader, loss_fn, fns, device):
     was_training = model.training
     model.eval()
     totals = {"loss": 0.0, **{name: 0.0 for name in fns}}
@@ -189,11 +202,42 @@ def evaluate(model, loader, loss_fn: Optional[Callable] = None,
                 count += n
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError("evaluate: the loader yielded no samples")
-    if loss_fn is None:
-        totals.pop("loss")
-    return {k: v / count for k, v in totals.items()}
+    return totals, count
+
+
+# -- data-parallel runs (pydl.distributed) -------------------------------------------------------
+
+def _distributed_world():
+    """(rank, world size) when a pydl.distributed process group of more than one rank is up."""
+    from pydl import distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return None
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _is_distributed_loader(loader) -> bool:
+    from pydl.data.distributed import DistributedSampler
+
+    return isinstance(getattr(loader, "sampler", None), DistributedSampler)
+
+
+def _sum_over_ranks(totals: Dict[str, float], count: int):
+    """Per-rank sums -> sums over all ranks (one all-reduce of float64s)."""
+    from pydl import distributed as dist
+
+    keys = sorted(totals)
+    buf = Tensor._wrap(np.array([totals[k] for k in keys] + [count], dtype=np.float64))
+    dist.all_reduce(buf)
+    return {k: float(v) for k, v in zip(keys, buf._data[:-1])}, int(round(buf._data[-1]))
+
+
+def _any_rank(flag: bool) -> bool:
+    from pydl import distributed as dist
+
+    buf = Tensor._wrap(np.array([int(flag)], dtype=np.int64))
+    dist.all_reduce(buf, op=dist.ReduceOp.MAX)
+    return bool(buf._data[0])
 
 
 def _is_plateau_scheduler(scheduler) -> bool:
@@ -228,6 +272,14 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
 
     ``monitor`` defaults to ``"val_loss"`` with a ``val_loader``, else ``"train_loss"``.
     ``initial_epoch`` and ``history`` continue an earlier run (``pydl train --resume``).
+
+    Data-parallel (``pydl.distributed`` initialised, ``model`` a ``DistributedDataParallel``,
+    loaders with ``DistributedSampler``): every rank runs this loop on its share; each epoch
+    starts with ``sampler.set_epoch(epoch)``; the logged losses and metrics are sums over all
+    ranks (so every rank logs the same global values, and early stopping decides the same
+    everywhere); the progress bar and the ``on_epoch_end`` callbacks (checkpointing, logging) run
+    on rank 0 only, unless a callback sets ``all_ranks = True``; a stop requested on any rank
+    stops all of them.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
@@ -243,6 +295,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
     if device is not None:
         model.to(device)
     history = history if history is not None else History()
+    world = _distributed_world()
+    is_rank0 = world is None or world[0] == 0
+    progress = progress and is_rank0
     try:
         n_batches = len(train_loader)
     except TypeError:
@@ -255,6 +310,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             math.nan
         totals = {name: 0.0 for name in fns}
         loss_sum, count = 0.0, 0
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
         bar = _progress_bar(f"epoch {epoch + 1}/{epochs}", progress, n_batches)
         for batch in train_loader:
             x, y = _split_batch(batch, device)
@@ -274,6 +332,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             if bar is not None:
                 bar.set_postfix(loss=f"{loss_sum / count:.4f}", refresh=False)
                 bar.update(1)
+        if world is not None:
+            summed, count = _sum_over_ranks({"loss": loss_sum, **totals}, count)
+            loss_sum = summed.pop("loss")
+            totals = summed
         if count == 0:
             if bar is not None:
                 bar.close()
@@ -302,12 +364,15 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
         stop = False
         for cb in callbacks:
             if hasattr(cb, "on_epoch_end"):
-                stop = bool(cb.on_epoch_end(epoch, logs, model)) or stop
+                if is_rank0 or getattr(cb, "all_ranks", False):
+                    stop = bool(cb.on_epoch_end(epoch, logs, model)) or stop
             elif hasattr(cb, "step"):
                 if monitor not in logs:
                     raise ValueError(f"fit: callback monitors {monitor!r}, but the logs only "
                                      f"have {sorted(logs)}")
                 stop = bool(cb.step(logs[monitor], model)) or stop
+        if world is not None:
+            stop = _any_rank(stop)
         if stop:
             break
 
