@@ -191,3 +191,22 @@ def test_collectives_need_a_process_group():
         dist.all_reduce(pydl.zeros(2))
     with pytest.raises(ValueError, match="init_process_group"):
         pydl.nn.parallel.DistributedDataParallel(pydl.nn.Linear(2, 2))
+
+
+# -- pydl train --distributed --------------------------------------------------------------------
+
+def test_pydl_train_distributed(mpirun, tmp_path):
+    proc, outs = mpirun(2, "cli_train.py", "--distributed", "--epochs", "2", "--subset", "300",
+                        "--no-progress", "--val-fraction", "0.2", "--out", "run")
+    _ok(proc)
+    assert [o["rc"] for o in outs] == [0, 0]
+    assert "2 ranks, 32 samples per rank per step (global batch 64)" in proc.stdout
+    assert proc.stdout.count("test accuracy:") == 1          # rank 0 alone prints
+    assert {"checkpoint.safetensors", "model.safetensors", "results.json"} <= set(
+        outs[0]["files"])
+    import json
+
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["epochs"] == 2 and 0.0 <= res["test_accuracy"] <= 1.0
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(hist["history"]["train_loss"]) == 2
