@@ -62,3 +62,18 @@ def test_semantic_hashing_quick(capsys, tmp_path):
     assert raw["precision"] > 0.9
     if results["figure"]:
         assert os.path.getsize(results["figure"]) > 0
+
+
+def test_sparse_autoencoder_quick(capsys, tmp_path):
+    results = load_example("sparse_autoencoder").main(["--quick", "--out", str(tmp_path)])
+    assert "unit rates" in capsys.readouterr().out
+    rows = {r["name"]: r for r in results["rows"]}
+    plain, l1 = rows["no penalty"], rows["L1, lambda = 1e-3"]
+    kl = rows["KL, rho = 0.05, beta = 1e-2"]
+    assert plain["mean"] > 0.3 and plain["below"] < 0.2  # without a penalty: dense codes
+    # L1 silences most units but lets a few fire often (measured median 0.01, max 0.44) ...
+    assert l1["mean"] < plain["mean"] / 3 and l1["rate_median"] < 0.05 and l1["rate_max"] > 0.2
+    # ... the KL penalty holds every unit near the target rate 0.05 (measured 0.059 - 0.081)
+    assert 0.03 < kl["rate_min"] and kl["rate_max"] < 0.15
+    # sparsity costs reconstruction error
+    assert all(r["mse"] > plain["mse"] for name, r in rows.items() if name != "no penalty")
