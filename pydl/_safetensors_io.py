@@ -160,7 +160,7 @@ def parse_header(raw: bytes, data_len: Optional[int]) -> Tuple[dict, List[Info]]
         meta = {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise FormatError("__metadata__ is not a map of strings to strings")
-    infos = []
+    infos: List[Info] = []
     for name, entry in header.items():
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
             raise FormatError(f"tensor {name!r}: an entry needs dtype, shape and data_offsets")
@@ -220,8 +220,8 @@ def read_arrays(f, infos: List[Info]) -> Tuple[Dict[str, np.ndarray], Dict[str, 
     arrays, digests = {}, {}
     for info in infos:
         raw = np.empty(info.end - info.begin, np.uint8)
-        _fill(f, memoryview(raw))
-        digests[info.name] = hashlib.sha256(raw).digest()
+        _fill(f, raw.data)
+        digests[info.name] = hashlib.sha256(raw.data).digest()
         arrays[info.name] = raw.view(info.storage).reshape(info.shape)
     return arrays, digests
 

@@ -186,7 +186,7 @@ def _encode(obj):
     meta = {"format": _FORMAT, _K_VERSION: _FORMAT_VERSION,
             _K_TREE: json.dumps(tree, separators=(",", ":"))}
     specs = {k: (_io.NAMES[a.dtype.newbyteorder("<")], a.shape) for k, a in enc.arrays.items()}
-    sha = {k: hashlib.sha256(a.reshape(-1).view(np.uint8)).digest()
+    sha = {k: hashlib.sha256(a.reshape(-1).view(np.uint8).data).digest()
            for k, a in enc.arrays.items()}
     meta[_K_DIGEST] = _digest(meta, specs, sha)
     return enc.arrays, meta
@@ -369,7 +369,7 @@ class _Decoder:
         if self.legacy:
             import zlib
 
-            if zlib.crc32(arr.reshape(-1).view(np.uint8)) != node.get("crc32"):
+            if zlib.crc32(arr.reshape(-1).view(np.uint8).data) != node.get("crc32"):
                 raise CheckpointError(f"pydl.load: {self.where} is corrupt: the bytes of "
                                       f"tensor {node['name']!r} fail their CRC-32 check")
         return arr
@@ -407,13 +407,24 @@ def _size_left(fh) -> Optional[int]:
         return None
 
 
+def _read_upto(fh, n: int) -> bytes:
+    """``n`` bytes of ``fh``, fewer only at its end (streams may return short reads)."""
+    out = fh.read(n)
+    while 0 < len(out) < n:
+        more = fh.read(n - len(out))
+        if not more:
+            break
+        out += more
+    return out
+
+
 def _load_safetensors(fh, first8: bytes, where: str, map_location, use_mmap: bool):
     size = _size_left(fh)
     if size is not None:
         size += len(first8)
     try:
         n = _io.header_length(first8, size)
-        raw = fh.read(n)
+        raw = _read_upto(fh, n)
         if len(raw) != n:
             raise _io.FormatError(f"truncated: the header ends after {len(raw)} of {n} bytes")
     except _io.FormatError as e:
@@ -451,11 +462,12 @@ def _load_safetensors(fh, first8: bytes, where: str, map_location, use_mmap: boo
         names = _tree_names(tree, where)
         stored = {i.name for i in infos}
         if len(set(names)) != len(names) or set(names) != stored:
-            twice = sorted({x for x in names if names.count(x) > 1})[:3] if \
-                len(set(names)) != len(names) else []
+            import collections
+
+            again = sorted(k for k, c in collections.Counter(names).items() if c > 1)[:3]
             raise CheckpointError(
                 f"pydl.load: {where} has a corrupt structure: every stored tensor must be used "
-                f"exactly once (used twice: {twice}, missing: "
+                f"exactly once (used more than once: {again}, missing: "
                 f"{sorted(set(names) - stored)[:3]}, unused: {sorted(stored - set(names))[:3]})")
     try:
         if use_mmap:
@@ -518,12 +530,7 @@ def load(f, map_location: Optional[Any] = None, *, weights_only: Optional[bool] 
     where = repr(getattr(f, "name", "<file object>")) if is_file else os.fspath(f)
     fh = f if is_file else open(where, "rb", buffering=0)
     try:
-        first8 = fh.read(8)
-        while 0 < len(first8) < 8:  # a stream may return short reads
-            more = fh.read(8 - len(first8))
-            if not more:
-                break
-            first8 += more
+        first8 = _read_upto(fh, 8)
         if serialization_pt.is_torch_zip(first8):
             return serialization_pt.load_torch_zip(first8 + fh.read(), where, map_location)
         return _load_safetensors(fh, first8, where, map_location, bool(mmap))
