@@ -513,6 +513,7 @@ def load(f, map_location: Optional[Any] = None, *, weights_only: Optional[bool] 
     ``mmap=True`` (safetensors files; a path only, as in torch) returns tensors that are
     copy-on-write views of a memory map of the file, read when touched; the checksum is still
     verified first, through a small buffer. Without it each tensor is read into its own memory.
+    A torch.save file is read into memory either way.
     """
     from pydl import serialization_pt
 

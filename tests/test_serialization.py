@@ -511,7 +511,8 @@ def test_interop_with_safetensors_torch_both_ways(tmp_path):
     tm = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3),
                              torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5))
     path = str(tmp_path / "torch.safetensors")
-    safetensors.torch.save_file(tm.state_dict(), path)
+    # Hugging Face's writers add {"format": "pt"}: still a foreign file, loaded flat
+    safetensors.torch.save_file(tm.state_dict(), path, metadata={"format": "pt"})
     sd = pydl.load(path)
     pm = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Flatten(),
                        nn.Linear(3 * 4 * 4, 5))
@@ -527,6 +528,31 @@ def test_interop_with_safetensors_torch_both_ways(tmp_path):
     tm2.load_state_dict(back)
     for (k, a), (_, b) in zip(tm.state_dict().items(), tm2.state_dict().items()):
         assert a.dtype == b.dtype and torch.equal(a, b), k
+
+
+def test_big_endian_arrays_are_stored_little_endian(tmp_path):
+    import safetensors.numpy
+
+    path = tmp_path / "be.safetensors"
+    pydl.save({"a": np.arange(5, dtype=">i4"), "t": pydl.Tensor(np.arange(3, dtype=">f8"))},
+              path)
+    out = pydl.load(path)
+    assert out["a"].dtype == np.dtype("<i4") and out["a"].tolist() == [0, 1, 2, 3, 4]
+    assert out["t"].dtype == np.float64 and out["t"].tolist() == [0.0, 1.0, 2.0]
+    assert safetensors.numpy.load_file(str(path))["a"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_pt_files_are_written_through_the_same_atomic_path(tmp_path):
+    real = tmp_path / "w.pt"
+    pydl.save({"w": pydl.ones(2)}, real)
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.pt"
+    link.symlink_to(real)
+    pydl.save({"w": pydl.zeros(3)}, link)
+    assert link.is_symlink() and (real.stat().st_mode & 0o777) == 0o640
+    assert pydl.load(real)["w"].tolist() == [0.0, 0.0, 0.0]
+    assert pydl.load(real, mmap=True)["w"].tolist() == [0.0, 0.0, 0.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pt", "w.pt"]
 
 
 def test_save_writes_through_symlinks_and_keeps_the_mode(tmp_path):
