@@ -44,6 +44,16 @@ for _name in ("log1p", "expm1", "erf"):  # stand-ins until pydl.ops.elementwise 
 del _name
 from pydl.ops.bitwise import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
                               bitwise_right_shift, bitwise_xor)
+from pydl.ops.rounding import (ceil, div, divide, fix, floor, floor_divide, fmod, frac,
+                              remainder, round, true_divide, trunc)
+from pydl.ops.pointwise_math import (arctan2, atan2, clamp_max, clamp_min, deg2rad, hypot,
+                                    isclose, lerp, logaddexp, logaddexp2, nan_to_num, rad2deg,
+                                    sgn, sign, xlogy)
+from pydl.ops.shape_extra import (broadcast_shapes, broadcast_tensors, diff, ger, kron,
+                                  meshgrid, outer, roll, rot90, tril, triu)
+from pydl.ops.cumulative import cumprod
+from pydl.ops.distance import cdist
+from pydl.typeinfo import finfo, iinfo
 
 bool = bool_  # noqa: A001  (pydl.bool, as torch.bool)
 from pydl import nn  # noqa: E402

@@ -80,3 +80,11 @@ for _name in ("log1p", "expm1", "erf"):
         setattr(Tensor, _name, getattr(special, _name))
 Tensor.T = property(_s.T)
 Tensor.mT = property(_s.mT)
+
+# Everyday ops of issue #20 (rounding and division, pointwise math, more shape ops, cumprod):
+# each module names its Tensor methods, in-place forms and operators (%, //).
+from pydl.ops import cumulative, pointwise_math, rounding, shape_extra  # noqa: E402
+
+for _module in (rounding, pointwise_math, shape_extra, cumulative):
+    for _name, _fn in _module.methods.items():
+        setattr(Tensor, _name, _fn)
