@@ -424,8 +424,8 @@ class HistogramLogger:
 
 
 def plot_histograms(logger: HistogramLogger, path: str, title: Optional[str] = None) -> str:
-    """One row per layer: its weight histograms (left) and gradient histograms (right), one
-    line per epoch, coloured from dark (first epoch) to light (last)."""
+    """One row per layer: its weight histograms (left) and gradient histograms (right) as
+    densities, one line per epoch, coloured from dark (first epoch) to light (last)."""
     plt = _pyplot("plot_histograms")
     if not logger.records:
         raise ValueError("plot_histograms: the logger has recorded nothing (was it passed to "
@@ -442,13 +442,16 @@ def plot_histograms(logger: HistogramLogger, path: str, title: Optional[str] = N
                     continue
                 counts, edges = rec[key]
                 centres = 0.5 * (edges[1:] + edges[:-1])
-                ax.plot(centres, counts, color=cmap(k / max(1, len(recs) - 1)), linewidth=1,
+                # densities: each epoch's bins span that epoch's range, so raw counts of
+                # different epochs would not compare
+                density = counts / max(1, counts.sum()) / np.maximum(np.diff(edges), 1e-300)
+                ax.plot(centres, density, color=cmap(k / max(1, len(recs) - 1)), linewidth=1,
                         label=f"epoch {rec['epoch'] + 1}" if k in (0, len(recs) - 1) else None)
             ax.set_title(f"{name} {'weights' if key == 'weight' else 'gradients'}", fontsize=9)
             ax.tick_params(labelsize=7)
             if row == 0 and col == 0:
                 ax.legend(fontsize=7)
-    fig.suptitle(title or "weight and gradient histograms per epoch")
+    fig.suptitle(title or "weight and gradient densities per epoch")
     fig.tight_layout()
     return _save(fig, path, plt)
 
@@ -514,9 +517,11 @@ def save_image_grid(images, path: str, nrow: int = 8, padding: int = 2,
     gray = x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 1)
     picture = grid[0] if gray else np.clip(grid.transpose(1, 2, 0), 0, 1)
     height, width = picture.shape[:2]
-    scale = 4.0 / max(height, width) * max(1.0, max(height, width) / 60.0)
-    fig, ax = plt.subplots(figsize=(max(2.0, width * scale / 4 + 0.8),
-                                    max(1.5, height * scale / 4 + 0.4)))
+    # about 0.08 inch per pixel (an 8x8 digit ~ 0.6 inch), within 3..14 inches across
+    fig_w = float(np.clip(width * 0.08, 3.0, 14.0))
+    fig_h = fig_w * height / width
+    fig, ax = plt.subplots(figsize=(fig_w + (1.2 if row_labels is not None else 0.2),
+                                    fig_h + (0.6 if title else 0.2)))
     ax.imshow(picture, cmap=cmap if gray else None, vmin=0 if normalize else None,
               vmax=1 if normalize else None, interpolation="nearest")
     ax.set_xticks([])
@@ -535,12 +540,13 @@ def save_image_grid(images, path: str, nrow: int = 8, padding: int = 2,
 
 def reconstruction_grid(originals, reconstructions, path: str, n: int = 10,
                         title: Optional[str] = None, image_shape: Optional[Tuple] = None,
-                        extra_rows: Optional[Dict[str, object]] = None) -> str:
+                        extra_rows: Optional[Dict[str, object]] = None,
+                        labels: Tuple[str, str] = ("input", "reconstruction")) -> str:
     """The first ``n`` inputs (top row) over their reconstructions (second row), and any
     ``extra_rows`` (label -> images, e.g. a noisy input or another model's reconstruction) below;
     flat vectors are reshaped to ``image_shape`` (default: square). All rows share one grey
-    scale, the originals' range. Returns ``path``."""
-    rows = {"input": originals, "reconstruction": reconstructions}
+    scale, the originals' range; ``labels`` names the first two rows. Returns ``path``."""
+    rows = {labels[0]: originals, labels[1]: reconstructions}
     rows.update(extra_rows or {})
     arrays = []
     for label, imgs in rows.items():
