@@ -62,6 +62,7 @@ from pydl import linalg  # noqa: E402
 from pydl.serialization import load, save  # noqa: E402
 from pydl import data, models, train, utils  # noqa: E402
 from pydl import distributions  # noqa: E402  (torch.distributions)
+from pydl import ensemble, transfer, viz  # noqa: E402  (viz loads matplotlib lazily)
 from pydl import memory  # noqa: E402
 from pydl import accelerator, backends  # noqa: E402
 from pydl.dlpack import from_dlpack  # noqa: E402  (also attaches Tensor.__dlpack__)
