@@ -287,3 +287,17 @@ def test_plotting_without_matplotlib_is_a_clear_error(monkeypatch, tmp_path):
         viz.plot_filters(np.zeros((2, 1, 3, 3)), str(tmp_path / "x.png"))
     # the computing parts need no matplotlib
     assert viz.make_grid(np.zeros((2, 1, 2, 2))).shape == (3, 6, 10)
+
+
+def test_import_pydl_does_not_load_matplotlib(tmp_path):
+    import subprocess
+
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))  # the pydl under test
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    code = ("import sys, pydl; pydl.viz.make_grid([[0.0]]); pydl.ensemble.Bagging; "
+            "print('matplotlib' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"
