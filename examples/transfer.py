@@ -27,7 +27,7 @@ or tuned) with a new classifier they beat training from scratch at small n. The 
 are specific to 0-4: starting from them (all but head) is no better than scratch, and the
 84-unit representation alone (new head only) separates 5-9 poorly.
 
-Run: ``python examples/transfer.py`` (about 30 s on 2 cores) or ``--quick`` (n in {5, 20}, fewer
+Run: ``python examples/transfer.py`` (about 40 s of CPU time on 2 cores) or ``--quick`` (n in {5, 20}, fewer
 steps and draws; a few seconds; what tests/test_example_transfer.py runs).
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ def figure(table, ns, path):
         ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=method)
     ax.set_xscale("log")
     ax.set_xticks(ns)
-    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xticklabels([str(n) if n < 1000 else "all" for n in ns])
     ax.set_xlabel("training images per class (digits 5-9)")
     ax.set_ylabel("test accuracy on 5-9")
     ax.set_title("LeNet-5 pre-trained on 0-4, transferred to 5-9")

@@ -370,7 +370,9 @@ class HistogramLogger:
 
     Histograms use ``bins`` equal bins over each tensor's own range that epoch
     (``numpy.histogram``); ``records[name]`` is a list, one entry per epoch, of dicts with
-    ``epoch``, ``weight`` and ``grad`` (each ``(counts, edges)`` or None) and the summary
+    ``epoch``, ``weight`` and ``grad`` (each ``(counts, edges)`` or None), ``grad_log10`` (the
+    histogram of ``log10 |g|`` over the non-zero gradients, on fixed bins over ``log10_range``,
+    the same every epoch, so that the magnitudes compare across training) and the summary
     numbers ``weight_mean``, ``weight_std``, ``grad_norm``. ``names`` picks the parameters
     (default: every one whose name does not end in ``bias``). ``plot_histograms`` draws them.
 
@@ -382,12 +384,13 @@ class HistogramLogger:
     """
 
     def __init__(self, bins: int = 30, names: Optional[Sequence[str]] = None,
-                 include_bias: bool = False):
+                 include_bias: bool = False, log10_range: Tuple[float, float] = (-9.0, 1.0)):
         if not isinstance(bins, int) or bins < 1:
             raise ValueError(f"HistogramLogger: bins must be a positive int, got {bins!r}")
         self.bins = bins
         self.names = list(names) if names is not None else None
         self.include_bias = include_bias
+        self.log10_range = (float(log10_range[0]), float(log10_range[1]))
         self.records: Dict[str, List[dict]] = {}
 
     def _selected(self, model):
@@ -410,6 +413,8 @@ class HistogramLogger:
                 "epoch": int(epoch),
                 "weight": np.histogram(w, bins=self.bins) if w.size else None,
                 "grad": np.histogram(g, bins=self.bins) if g is not None and g.size else None,
+                "grad_log10": None if g is None else np.histogram(
+                    np.log10(np.abs(g[g != 0])), bins=self.bins, range=self.log10_range),
                 "weight_mean": float(w.mean()) if w.size else float("nan"),
                 "weight_std": float(w.std()) if w.size else float("nan"),
                 "grad_norm": float(np.linalg.norm(g)) if g is not None else float("nan"),
@@ -424,8 +429,9 @@ class HistogramLogger:
 
 
 def plot_histograms(logger: HistogramLogger, path: str, title: Optional[str] = None) -> str:
-    """One row per layer: its weight histograms (left) and gradient histograms (right) as
-    densities, one line per epoch, coloured from dark (first epoch) to light (last)."""
+    """One row per layer: the density of its weights (left) and the histogram of its gradients'
+    magnitudes, ``log10 |g|`` (right), one line per epoch, coloured from dark (first epoch) to
+    light (last)."""
     plt = _pyplot("plot_histograms")
     if not logger.records:
         raise ValueError("plot_histograms: the logger has recorded nothing (was it passed to "
@@ -435,23 +441,25 @@ def plot_histograms(logger: HistogramLogger, path: str, title: Optional[str] = N
     cmap = plt.get_cmap("viridis")
     for row, name in enumerate(names):
         recs = logger.records[name]
-        for col, key in enumerate(("weight", "grad")):
+        for col, key in enumerate(("weight", "grad_log10")):
             ax = axes[row, col]
             for k, rec in enumerate(recs):
                 if rec[key] is None:
                     continue
                 counts, edges = rec[key]
                 centres = 0.5 * (edges[1:] + edges[:-1])
-                # densities: each epoch's bins span that epoch's range, so raw counts of
-                # different epochs would not compare
-                density = counts / max(1, counts.sum()) / np.maximum(np.diff(edges), 1e-300)
-                ax.plot(centres, density, color=cmap(k / max(1, len(recs) - 1)), linewidth=1,
+                if key == "weight":
+                    # densities: each epoch's bins span that epoch's range, so raw counts of
+                    # different epochs would not compare
+                    counts = counts / max(1, counts.sum()) / np.maximum(np.diff(edges), 1e-300)
+                ax.plot(centres, counts, color=cmap(k / max(1, len(recs) - 1)), linewidth=1,
                         label=f"epoch {rec['epoch'] + 1}" if k in (0, len(recs) - 1) else None)
-            ax.set_title(f"{name} {'weights' if key == 'weight' else 'gradients'}", fontsize=9)
+            ax.set_title(f"{name}: " + ("weights (density)" if key == "weight" else
+                                        "gradients, count per log10 |g|"), fontsize=9)
             ax.tick_params(labelsize=7)
             if row == 0 and col == 0:
                 ax.legend(fontsize=7)
-    fig.suptitle(title or "weight and gradient densities per epoch")
+    fig.suptitle(title or "weights and gradient magnitudes per epoch (last batch's gradient)")
     fig.tight_layout()
     return _save(fig, path, plt)
 

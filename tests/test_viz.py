@@ -209,6 +209,11 @@ def test_histogram_logger_records_numpy_histograms_through_fit():
                 np.testing.assert_array_equal(counts, rc)
                 np.testing.assert_allclose(edges, re_)
                 assert counts.sum() == ref.size
+            counts, edges = rec["grad_log10"]
+            g64 = g.astype(np.float64).ravel()
+            rc, re_ = np.histogram(np.log10(np.abs(g64[g64 != 0])), bins=7, range=(-9, 1))
+            np.testing.assert_array_equal(counts, rc)
+            np.testing.assert_allclose(edges, re_)
             assert rec["grad_norm"] == pytest.approx(float(np.linalg.norm(g)), rel=1e-6)
             assert rec["weight_std"] == pytest.approx(float(w.std()), rel=1e-5)
     with pytest.raises(ValueError, match="no parameters named"):
