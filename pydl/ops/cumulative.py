@@ -42,6 +42,8 @@ class CumProd(Function):
         dim = self.dim
         if xr.ndim == 0 or xr.shape[dim] == 0:
             return g, None
+        if isinstance(g, Tensor):
+            return _differentiable_backward(x, g, dim), None
         xp = array_module(xr)
         n = xr.shape[dim]
         is_zero = xr == 0
@@ -61,6 +63,38 @@ class CumProd(Function):
             prefix = Sum.call(y * (idx == first_zero - 1), (dim,), True) + (first_zero == 0)
             grad = grad + _reverse_cumsum(g * tail, dim) * prefix * at
         return grad, None
+
+
+def _differentiable_backward(x, g, dim):
+    """The gradient under create_graph, as torch computes it there: the masked O(n) formula
+    above is exact at first order but treats the positions after a zero as constants, which
+    loses their second derivative. Here every dL/dx_k is built from x itself,
+    sum_{i >= k} g_i * [prod_{j < k} x_j] * [prod_{k < j <= i} x_j], one column at a time
+    (O(n^2) work, as torch's double-backward path)."""
+    from pydl.ops.shape import cat
+
+    n = x.shape[dim]
+    ndim = len(x.shape)
+
+    def part(t, start, stop):
+        key = [slice(None)] * ndim
+        key[dim] = slice(start, stop)
+        return t[tuple(key)]
+
+    cols = []
+    for k in range(n):
+        if k > 0:
+            head = part(CumProd.call(part(x, 0, k), dim), k - 1, k)  # prod_{j < k} x_j
+        else:
+            ones_shape = list(x.shape)
+            ones_shape[dim] = 1
+            head = Tensor._wrap(array_module(x._data).ones(tuple(ones_shape), x.dtype))
+        if k < n - 1:
+            omitted = cat([head, head * CumProd.call(part(x, k + 1, n), dim)], dim)
+        else:
+            omitted = head
+        cols.append(Sum.call(part(g, k, n) * omitted, (dim,), True))
+    return cat(cols, dim)
 
 
 def cumprod(input, dim, *, dtype=None):

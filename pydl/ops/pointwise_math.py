@@ -24,8 +24,25 @@ from pydl.tensor import Tensor
 _LN2 = math.log(2.0)
 
 
+def _ieee(backward):
+    """Run a backward formula without NumPy's warnings: 0/0 and x/0 at the special points are
+    torch's NaN and inf, not errors."""
+    def run(self, g):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return backward(self, g)
+
+    return run
+
+
 def _xp(a, b=None):
     return array_module(a if hasattr(a, "dtype") else b)
+
+
+def _broadcastable(*operands):
+    """torch's message for shapes that do not broadcast (NumPy's would be a ValueError)."""
+    from pydl.ops.shape_extra import broadcast_shapes
+
+    broadcast_shapes(*(_shape(x) for x in operands))
 
 
 def _float_operands(name, a, b, *, tensor_other=False, kernel=None, floats_only=False):
@@ -39,6 +56,7 @@ def _float_operands(name, a, b, *, tensor_other=False, kernel=None, floats_only=
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}(): expected at least one Tensor argument")
     _check_same_device(a, b, name)
+    _broadcastable(a, b)
     dtype = _dtypes.result_type(a, b)
     if dtype.kind in "biu":
         if floats_only:
@@ -65,6 +83,7 @@ class Xlogy(Function):
             out = x * xp.log(y)
         return xp.where((x == 0) & ~xp.isnan(y), xp.zeros((), out.dtype), out)
 
+    @_ieee
     def backward(self, g):
         x, y = self.saved_tensors
         gx = gy = None
@@ -84,33 +103,36 @@ def xlogy(input, other):
 
 # -- logaddexp, logaddexp2 -----------------------------------------------------------------------
 class LogAddExp(Function):
-    """log(e^a + e^b) without overflow (NumPy's logaddexp); d/da = e^(a - y)."""
+    """log(e^a + e^b) without overflow (NumPy's logaddexp); d/da = 1 / (1 + e^(b - a))."""
 
     def forward(self, a, b):
-        y = _saved_array(_xp(a).logaddexp(a, b))
-        self.save_for_backward(a, b, y)
-        return y
+        self.save_for_backward(a, b)
+        return _xp(a).logaddexp(a, b)
 
+    @_ieee
     def backward(self, g):
-        a, b, y = self.saved_tensors
-        ga = unbroadcast(g * _e.Exp.call(a - y), _shape(a)) if self.needs_input_grad[0] else None
-        gb = unbroadcast(g * _e.Exp.call(b - y), _shape(b)) if self.needs_input_grad[1] else None
+        a, b = self.saved_tensors
+        # torch's form 1 / (1 + e^(b - a)): exact where one side is infinite and the other not.
+        ga = unbroadcast(g / (1 + _e.Exp.call(b - a)), _shape(a)) \
+            if self.needs_input_grad[0] else None
+        gb = unbroadcast(g / (1 + _e.Exp.call(a - b)), _shape(b)) \
+            if self.needs_input_grad[1] else None
         return ga, gb
 
 
 class LogAddExp2(Function):
-    """log2(2^a + 2^b); d/da = 2^(a - y)."""
+    """log2(2^a + 2^b); d/da = 1 / (1 + 2^(b - a))."""
 
     def forward(self, a, b):
-        y = _saved_array(_xp(a).logaddexp2(a, b))
-        self.save_for_backward(a, b, y)
-        return y
+        self.save_for_backward(a, b)
+        return _xp(a).logaddexp2(a, b)
 
+    @_ieee
     def backward(self, g):
-        a, b, y = self.saved_tensors
-        ga = unbroadcast(g * _e.Exp.call((a - y) * _LN2), _shape(a)) \
+        a, b = self.saved_tensors
+        ga = unbroadcast(g / (1 + _e.Exp.call((b - a) * _LN2)), _shape(a)) \
             if self.needs_input_grad[0] else None
-        gb = unbroadcast(g * _e.Exp.call((b - y) * _LN2), _shape(b)) \
+        gb = unbroadcast(g / (1 + _e.Exp.call((a - b) * _LN2)), _shape(b)) \
             if self.needs_input_grad[1] else None
         return ga, gb
 
@@ -134,6 +156,7 @@ class Atan2(Function):
         self.save_for_backward(a, b)
         return _xp(a).arctan2(a, b)
 
+    @_ieee
     def backward(self, g):
         a, b = self.saved_tensors
         den = a * a + b * b
@@ -152,6 +175,7 @@ class Hypot(Function):
         self.save_for_backward(a, b, y)
         return y
 
+    @_ieee
     def backward(self, g):
         a, b, y = self.saved_tensors
         ga = unbroadcast(g * a / y, _shape(a)) if self.needs_input_grad[0] else None
@@ -220,6 +244,7 @@ def lerp(input, end, weight):
     else:
         raise TypeError(f"lerp(): argument 'weight' must be a Number or a Tensor, not "
                         f"{type(weight).__name__}")
+    _broadcastable(input, end, weight)
     return Lerp.apply(input, end, weight)
 
 
@@ -279,6 +304,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     if input.dtype != other.dtype:
         raise RuntimeError(f"{_dtypes.torch_name(input.dtype)} did not match "
                            f"{_dtypes.torch_name(other.dtype)}")
+    _broadcastable(input, other)
     if rtol < 0:
         raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
     if atol < 0:
@@ -331,6 +357,7 @@ def _clamp_bound(name, input, bound, is_min):
                         f"or a Tensor, not NoneType")
     b = _operand(bound)
     _check_same_device(input, b, name)
+    _broadcastable(input, b)
     x, b = promote_operands(input, b)
     if not isinstance(b, Tensor):
         b = Tensor._wrap(array_module(x._data).asarray(b, dtype=x.dtype))

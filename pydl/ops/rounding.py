@@ -258,6 +258,9 @@ def _division_operands(name, a, b, kernel):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{name}(): expected at least one Tensor argument")
     _check_same_device(a, b, name)
+    from pydl.ops.shape_extra import broadcast_shapes
+
+    broadcast_shapes(_shape(a), _shape(b))  # torch's message for shapes that do not broadcast
     a, b = promote_operands(a, b)
     dtype = a.dtype if isinstance(a, Tensor) else b.dtype
     if dtype == np.bool_:
