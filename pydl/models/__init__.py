@@ -236,8 +236,8 @@ class Autoencoder(nn.Module):
         return (out, code) if return_code else out
 
     def loss(self, x, *, l1: float = 0.0, sparsity: float = 0.0, rho: float = 0.05,
-             contractive: float = 0.0, criterion: Union[str, Callable] = "mse"
-             ) -> AutoencoderLoss:
+             contractive: float = 0.0, criterion: Union[str, Callable] = "mse",
+             contractive_method: str = "autograd") -> AutoencoderLoss:
         """L(x, r) + Omega(h) for a batch ``x`` (lecture notes 21): the reconstruction loss
         against the clean ``x`` plus ``l1 * l1_sparsity(h) + sparsity * kl_sparsity(h, rho)
         + contractive * contractive_penalty(h, x_encoded)`` (see pydl.models.autoencoders).
@@ -245,7 +245,11 @@ class Autoencoder(nn.Module):
         ``criterion``: ``"mse"`` (mean squared error), ``"bce"`` (binary cross-entropy, for a
         sigmoid output and data in [0, 1]) or a callable (reconstruction, target) -> loss.
         The contractive term differentiates the code with respect to the (corrupted) input
-        with ``create_graph=True``: one extra backward per code unit."""
+        with ``create_graph=True``: one extra backward per code unit
+        (``contractive_method="autograd"``, any encoder). ``contractive_method="sigmoid"``
+        uses the closed form ||diag(h (1 - h)) W||_F^2 instead, one pass, for an encoder that
+        is one Linear layer followed by a sigmoid code (``Autoencoder([d, k],
+        code_activation="sigmoid")`` without code noise)."""
         for name, value in (("l1", l1), ("sparsity", sparsity), ("contractive", contractive)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Autoencoder.loss: {name} must be a non-negative weight, "
@@ -256,8 +260,18 @@ class Autoencoder(nn.Module):
                                  f"callable, got {criterion!r}")
             criterion = (nn.functional.mse_loss if criterion == "mse"
                          else nn.functional.binary_cross_entropy)
+        if contractive_method not in ("autograd", "sigmoid"):
+            raise ValueError(f"Autoencoder.loss: contractive_method must be 'autograd' or "
+                             f"'sigmoid', got {contractive_method!r}")
+        closed_form = bool(contractive) and contractive_method == "sigmoid"
+        if closed_form:
+            kinds = [type(m).__name__ for m in self.encoder]
+            if kinds != ["Flatten", "Linear", "Sigmoid"]:
+                raise ValueError(f"Autoencoder.loss: the closed-form contractive penalty needs "
+                                 f"an encoder Flatten - Linear - Sigmoid, this one is "
+                                 f"{' - '.join(kinds)}; use contractive_method='autograd'")
         source = self.corruption(x) if self.corruption is not None else x
-        if contractive and not source.requires_grad:
+        if contractive and not closed_form and not source.requires_grad:
             source = source.detach().requires_grad_()
         code = self.encoder(source)
         reconstruction = criterion(self.decoder(code).reshape(x.shape), x)
@@ -266,7 +280,10 @@ class Autoencoder(nn.Module):
             penalty = penalty + l1 * _ae.l1_sparsity(code)
         if sparsity:
             penalty = penalty + sparsity * _ae.kl_sparsity(code, rho)
-        if contractive:
+        if closed_form:
+            penalty = penalty + contractive * _ae.sigmoid_contractive_penalty(
+                code, self.encoder[1].weight)
+        elif contractive:
             penalty = penalty + contractive * _ae.contractive_penalty(code, source)
         return AutoencoderLoss(reconstruction + penalty, reconstruction, penalty)
 

@@ -238,6 +238,23 @@ def test_autoencoder_loss_adds_the_weighted_penalties(rng):
     assert float(bce.total) > 0
 
 
+def test_autoencoder_contractive_closed_form_equals_autograd(rng):
+    ae = models.Autoencoder([6, 4], code_activation="sigmoid").double()
+    x = t64(rng.random((5, 6)))
+    auto = ae.loss(x, contractive=0.5)
+    closed = ae.loss(x, contractive=0.5, contractive_method="sigmoid")
+    assert float(closed.penalty) == pytest.approx(float(auto.penalty), rel=1e-10)
+    ga = pydl.autograd.grad(auto.total, list(ae.parameters()))
+    gc = pydl.autograd.grad(closed.total, list(ae.parameters()))
+    for a, c in zip(ga, gc):
+        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="Flatten - Linear - Sigmoid"):
+        models.Autoencoder([6, 4, 2], code_activation="sigmoid").loss(
+            pydl.rand(2, 6), contractive=1.0, contractive_method="sigmoid")
+    with pytest.raises(ValueError, match="contractive_method"):
+        ae.loss(x, contractive=1.0, contractive_method="exact")
+
+
 def test_autoencoder_loss_errors():
     ae = models.Autoencoder([4, 2])
     with pytest.raises(ValueError, match="l1"):
