@@ -50,7 +50,7 @@ def test_digits_transforms_and_batches():
     xb, yb = next(iter(DataLoader(ds, batch_size=4)))  # per-sample path with transforms
     assert xb.shape == (4, 1, 8, 8) and yb.tolist() == (plain.targets[:4] + 100).tolist()
     xb2, yb2 = next(iter(DataLoader(plain, batch_size=4)))  # batch path
-    np.testing.assert_array_equal(xb2.numpy(), plain._data[:4])
+    np.testing.assert_array_equal(xb2.numpy(), plain.data[:4])
 
 
 def _write_idx(path, arr, code):
