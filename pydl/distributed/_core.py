@@ -279,6 +279,8 @@ def _signature(coll: str, arr, op_index: int = -1, root: int = -1, extra: int = 
         sig[6:6 + min(len(dims), _MAX_DIMS)] = dims[:_MAX_DIMS]
         if len(dims) > _MAX_DIMS:
             sig[5] = zlib.crc32(np.asarray(dims[_MAX_DIMS:], dtype=np.int64).tobytes())
+    if arr is not None and not isinstance(arr, np.ndarray):
+        extra ^= 1 << 40   # a CUDA tensor on this rank, maybe a CPU one on another
     sig[5] ^= extra
     return sig
 
@@ -290,6 +292,8 @@ def _describe(sig, dtype_names) -> str:
         dims = dims + ("...",)
     dt = dtype_names.get(int(sig[3]), "?")
     s = f"{_COLLECTIVES[int(sig[0])]} of {dt} {dims}"
+    if int(sig[5]) & (1 << 40):
+        s += " on cuda"
     if sig[1] >= 0:
         s += f" op={_OPS[int(sig[1])].name}"
     if sig[2] >= 0:
@@ -352,7 +356,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     arr = _tensor_array(tensor, "all_reduce")
     _check_device(pg, arr, "all_reduce")
     opi = _op_index(op)
-    pg.backend.check_reduce(arr.dtype, op, "all_reduce")
+    pg.backend.check_reduce(arr.dtype, op, "all_reduce", arr)
     _agree(pg, _signature("all_reduce", arr, opi), "all_reduce")
     buf, staged = _stage(arr)
 
@@ -447,7 +451,7 @@ def reduce_scatter(output, input_list: List, op=ReduceOp.SUM, group=None,
     _check_device(pg, out, "reduce_scatter")
     ins = _check_list(pg, input_list, out, "reduce_scatter", "input_list")
     opi = _op_index(op)
-    pg.backend.check_reduce(out.dtype, op, "reduce_scatter")
+    pg.backend.check_reduce(out.dtype, op, "reduce_scatter", out)
     _agree(pg, _signature("reduce_scatter", out, opi), "reduce_scatter")
     xp = _xp(out)
     send = xp.stack([xp.asarray(a) for a in ins]) if ins else xp.empty((0,) + out.shape,
@@ -476,7 +480,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op: 
         raise ValueError(f"reduce_scatter_tensor: input of {arr.dtype} {tuple(arr.shape)} must "
                          f"hold {n} outputs of {out.dtype} {tuple(out.shape)}")
     opi = _op_index(op)
-    pg.backend.check_reduce(out.dtype, op, "reduce_scatter_tensor")
+    pg.backend.check_reduce(out.dtype, op, "reduce_scatter_tensor", out)
     _agree(pg, _signature("reduce_scatter_tensor", out, opi), "reduce_scatter_tensor")
     xp = _xp(out)
     send = xp.ascontiguousarray(arr).reshape((n,) + out.shape)

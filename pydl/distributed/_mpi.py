@@ -53,7 +53,7 @@ class MPIBackend:
             raise ValueError(f"{what}: the mpi backend takes CPU tensors; this one is on "
                              "CUDA (use backend='nccl')")
 
-    def check_reduce(self, dtype, op, what: str) -> None:
+    def check_reduce(self, dtype, op, what: str, arr=None) -> None:
         dtype = np.dtype(dtype)
         if dtype == np.bool_:
             if op is ReduceOp.AVG:

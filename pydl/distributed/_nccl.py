@@ -3,7 +3,9 @@
 The launcher part is MPI's (``_launcher.World``): rank and size come from the MPI world, each rank
 takes the GPU ``local_rank % device_count`` (or ``device_id``), rank 0 makes the NCCL unique id
 and broadcasts it over MPI, and every call's signature is checked over MPI before NCCL runs, so a
-mismatched call raises instead of hanging the GPU. Operations are enqueued on one stream owned by
+mismatched call raises instead of hanging the GPU. CPU tensors given to this backend go through
+MPI (torch needs a second, gloo group for those; here the launcher's MPI is already there), so
+DDP's bookkeeping and ``fit``'s metric sums work unchanged. Operations are enqueued on one stream owned by
 the backend, ordered after the caller's current stream by an event; completion is an event
 polled against the deadline, and on a timeout or a peer's failure the communicator is aborted
 (``ncclCommAbort``) so that no kernel waits forever.
@@ -84,19 +86,23 @@ class NCCLBackend:
             self.stream = cupy.cuda.Stream(non_blocking=True)
             self._cupy = cupy
         self.nccl = nccl_module
+        from pydl.distributed._mpi import MPIBackend
+
+        self._cpu = MPIBackend(world)
         uid = nccl_module.get_unique_id() if world.rank == 0 else None
         uid = world.bcast_object(uid, root=0, timeout=timeout, what="init_process_group (nccl)")
         self.comm = nccl_module.NcclCommunicator(world.size, uid, world.rank)
 
     # -- checks ----------------------------------------------------------------------------------
     def check_array(self, arr, what: str) -> None:
-        if isinstance(arr, np.ndarray):
-            raise ValueError(f"{what}: the nccl backend takes CUDA tensors; this one is on the "
-                             "CPU (use backend='mpi', or move it with .cuda())")
-        nccl_dtype(self.nccl, arr.dtype)
+        if not isinstance(arr, np.ndarray):
+            nccl_dtype(self.nccl, arr.dtype)
 
-    def check_reduce(self, dtype, op, what: str) -> None:
-        nccl_op(op, dtype)
+    def check_reduce(self, dtype, op, what: str, arr=None) -> None:
+        if arr is not None and isinstance(arr, np.ndarray):
+            self._cpu.check_reduce(dtype, op, what)
+        else:
+            nccl_op(op, dtype)
 
     # -- collectives -----------------------------------------------------------------------------
     def _launch(self, what, timeout, fn):
@@ -113,21 +119,29 @@ class NCCLBackend:
         return _AbortingPoller(self, [_EventDone(done)], what, timeout)
 
     def allreduce(self, buf, op, what, timeout):
+        if isinstance(buf, np.ndarray):
+            return self._cpu.allreduce(buf, op, what, timeout)
         dt, nop = nccl_dtype(self.nccl, buf.dtype), nccl_op(op, buf.dtype)
         return self._launch(what, timeout, lambda s: self.comm.allReduce(
             buf.data.ptr, buf.data.ptr, buf.size, dt, nop, s))
 
     def broadcast(self, buf, src, what, timeout):
+        if isinstance(buf, np.ndarray):
+            return self._cpu.broadcast(buf, src, what, timeout)
         dt = nccl_dtype(self.nccl, buf.dtype)
         return self._launch(what, timeout, lambda s: self.comm.broadcast(
             buf.data.ptr, buf.data.ptr, buf.size, dt, src, s))
 
     def allgather(self, send, recv, what, timeout):
+        if isinstance(send, np.ndarray):
+            return self._cpu.allgather(send, recv, what, timeout)
         dt = nccl_dtype(self.nccl, send.dtype)
         return self._launch(what, timeout, lambda s: self.comm.allGather(
             send.data.ptr, recv.data.ptr, send.size, dt, s))
 
     def reduce_scatter(self, send, recv, op, what, timeout):
+        if isinstance(send, np.ndarray):
+            return self._cpu.reduce_scatter(send, recv, op, what, timeout)
         dt, nop = nccl_dtype(self.nccl, send.dtype), nccl_op(op, send.dtype)
         send = self._cupy.ascontiguousarray(send)
         return self._launch(what, timeout, lambda s: self.comm.reduceScatter(
