@@ -62,6 +62,7 @@ class World:
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD.Dup()      # collectives on user tensors
         self.ctrl = MPI.COMM_WORLD.Dup()      # failure notices only
+        self.pid = os.getpid()  # a forked child (a DataLoader worker) is not this rank
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.failed_peer: Optional[str] = None
@@ -216,7 +217,7 @@ def _fail_job(exc_type, exc) -> None:
     """An uncaught exception on this rank: tell the peers (unless it was a peer's failure that
     stopped us), then abort the job so no rank waits forever in a collective."""
     w = _world
-    if w is None or w.size == 1:
+    if w is None or w.size == 1 or os.getpid() != w.pid:
         return
     try:
         sys.stderr.flush()
