@@ -62,6 +62,7 @@ from pydl import linalg  # noqa: E402
 from pydl.serialization import load, save  # noqa: E402
 from pydl import data, models, train, utils  # noqa: E402
 from pydl import distributions  # noqa: E402  (torch.distributions)
+from pydl import distributed  # noqa: E402  (torch.distributed; mpi4py loads at init only)
 from pydl import ensemble, transfer, viz  # noqa: E402  (viz loads matplotlib lazily)
 from pydl import memory  # noqa: E402
 from pydl import accelerator, backends  # noqa: E402
