@@ -67,8 +67,8 @@ def test_pca_whiten(rng):
     np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(4), atol=1e-10)
     np.testing.assert_allclose(pca.transform(X), Z, rtol=1e-8, atol=1e-10)
     plain = PCA(4).fit(X)
-    np.testing.assert_allclose(pca.inverse_transform(Z), plain.inverse_transform(plain.transform(X)),
-                               rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(pca.inverse_transform(Z),
+                               plain.inverse_transform(plain.transform(X)), rtol=1e-8, atol=1e-10)
 
 
 def test_pca_float_and_none_components(rng):

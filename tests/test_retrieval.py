@@ -62,7 +62,7 @@ def test_hamming_index_buckets_and_keys():
     ids, _ = index.search(pydl.tensor(np.array([0, 1, 1])), radius=0)  # a Tensor query
     np.testing.assert_array_equal(ids, [3])
     assert repr(index) == "HammingIndex(items=4, bits=3, distinct_codes=3)"
-    qi, qd = index.query(codes[:2], k=3)
+    qi, _ = index.query(codes[:2], k=3)
     np.testing.assert_array_equal(qi, [[0, 1, 2], [0, 1, 2]])
 
 

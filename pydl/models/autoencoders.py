@@ -21,7 +21,7 @@ penalties) and ``pydl.models.ConvAutoencoder``. This module holds what they are 
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional
 
 import numpy as np
 
