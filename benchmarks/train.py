@@ -1,8 +1,9 @@
 """One training step (zero_grad, forward, loss, backward, optimizer step) of the reference models,
 pydl against the same model in PyTorch CPU, in one process.
 
-Cases: LeNet-5 on a batch of 64 28x28 images with SGD (momentum 0.9), and an MLP 64-128-10 on a
-batch of 32 with Adam. Both contenders start from the same weights and data; before timing, one
+Cases: LeNet-5 on a batch of 64 28x28 images with SGD (momentum 0.9), an MLP 64-128-10 on a
+batch of 32 with Adam, and issue #13's dense nets (Adam, batch 256): a GELU MLP 784-1024-1024-10
+with cross-entropy and a sigmoid autoencoder 784-256-784 with binary cross-entropy. Both contenders start from the same weights and data; before timing, one
 step of each is run and their losses and gradients are compared, so the two sides are known to
 compute the same thing.
 """
@@ -42,8 +43,29 @@ def _copy_weights(torch, pydl_model, torch_model) -> None:
             d.copy_(torch.from_numpy(s.copy()))
 
 
-def _case(suite, name, model, make_opt, x, y, torch, make_torch_model, make_torch_opt):
-    loss_fn = nn.CrossEntropyLoss()
+def _torch_gelu_mlp(torch):
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Linear(784, 1024), tnn.GELU(), tnn.Linear(1024, 1024), tnn.GELU(),
+                          tnn.Linear(1024, 10))
+
+
+def _gelu_mlp():
+    return nn.Sequential(nn.Linear(784, 1024), nn.GELU(), nn.Linear(1024, 1024), nn.GELU(),
+                         nn.Linear(1024, 10))
+
+
+def _torch_autoencoder(torch):
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Linear(784, 256), tnn.Sigmoid(), tnn.Linear(256, 784), tnn.Sigmoid())
+
+
+def _autoencoder():
+    return nn.Sequential(nn.Linear(784, 256), nn.Sigmoid(), nn.Linear(256, 784), nn.Sigmoid())
+
+
+def _case(suite, name, model, make_opt, x, y, torch, make_torch_model, make_torch_opt,
+          loss="cross_entropy"):
+    loss_fn = nn.CrossEntropyLoss() if loss == "cross_entropy" else nn.BCELoss()
     opt = make_opt(model.parameters())
     px, py = pydl.from_numpy(x), pydl.from_numpy(y)
 
@@ -59,7 +81,7 @@ def _case(suite, name, model, make_opt, x, y, torch, make_torch_model, make_torc
         tmodel = make_torch_model(torch)
         _copy_weights(torch, model, tmodel)
         topt = make_torch_opt(torch, tmodel.parameters())
-        tloss_fn = torch.nn.CrossEntropyLoss()
+        tloss_fn = torch.nn.CrossEntropyLoss() if loss == "cross_entropy" else torch.nn.BCELoss()
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
         def torch_step():
@@ -95,3 +117,15 @@ def run(suite) -> None:
     _case(suite, "mlp 64-128-10 step b32 adam", models.MLP([64, 128, 10]),
           lambda ps: optim.Adam(ps, lr=1e-3), x, y, torch, _torch_mlp,
           lambda t, ps: t.optim.Adam(ps, lr=1e-3))
+
+    # Issue #13's dense-net steps: the elementwise and reduction kernels between the GEMMs.
+    x = rng.standard_normal((256, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 256).astype(np.int64)
+    _case(suite, "gelu mlp 784-1024-1024-10 step b256 adam", _gelu_mlp(),
+          lambda ps: optim.Adam(ps, lr=1e-3), x, y, torch, _torch_gelu_mlp,
+          lambda t, ps: t.optim.Adam(ps, lr=1e-3))
+
+    x = rng.random((256, 784)).astype(np.float32)  # pixel intensities: the BCE target is x
+    _case(suite, "sigmoid autoencoder 784-256-784 bce step b256 adam", _autoencoder(),
+          lambda ps: optim.Adam(ps, lr=1e-3), x, x, torch, _torch_autoencoder,
+          lambda t, ps: t.optim.Adam(ps, lr=1e-3), loss="bce")
