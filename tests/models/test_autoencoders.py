@@ -255,6 +255,17 @@ def test_autoencoder_contractive_closed_form_equals_autograd(rng):
         ae.loss(x, contractive=1.0, contractive_method="exact")
 
 
+def test_autoencoder_bce_criterion_and_return_code(rng):
+    ae = models.Autoencoder([6, 3]).double()
+    x = t64(rng.random((4, 6)))
+    r, code = ae(x, return_code=True)
+    assert code.shape == (4, 3)
+    np.testing.assert_array_equal(code.detach().numpy(), ae.encode(x).detach().numpy())
+    p = r.detach().numpy()
+    ref = -np.mean(x.numpy() * np.log(p) + (1 - x.numpy()) * np.log(1 - p))
+    assert float(ae.loss(x, criterion="bce").reconstruction) == pytest.approx(ref, rel=1e-10)
+
+
 def test_autoencoder_loss_errors():
     ae = models.Autoencoder([4, 2])
     with pytest.raises(ValueError, match="l1"):
