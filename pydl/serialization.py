@@ -16,14 +16,17 @@ bools or None (optimizer state is keyed by int).
 Which files other tools can read, and which pydl reads
 ------------------------------------------------------
 * Every file ``pydl.save`` writes to a name not ending in ``.pt``/``.pth`` is a standard
-  safetensors file (written by the ``safetensors`` package itself). Every tensor or array in the
+  safetensors file, in the layout the ``safetensors`` package writes (tensors ordered by
+  alignment, header padded to 8 bytes; ``pydl/_safetensors_io.py`` says why pydl streams it
+  itself rather than through ``safetensors.numpy.save_file``). Every tensor or array in the
   object is one safetensors tensor, named by its path in the object joined with dots
   (``model.conv1.weight``; ``optimizer.state.0.exp_avg``; a repeated name gets ``#1``), in its
   own dtype (BOOL, U8, I8, I16, U16, F16, I32, U32, F32, I64, U64, F64), little-endian, C order.
   ``safetensors.numpy.load_file``, ``safetensors.torch.load_file``, ``safe_open``, Hugging Face
   tools and any other safetensors reader load these tensors. ``pydl.save(model.state_dict(),
-  "model.safetensors")`` therefore gives exactly the file ``safetensors.torch.save_file(
-  torch_model.state_dict(), ...)`` would: same names, shapes, dtypes and bytes.
+  "model.safetensors")`` therefore holds the tensors ``safetensors.torch.save_file(
+  torch_model.state_dict(), ...)`` would: same names, shapes, dtypes and bytes (the order in
+  the file may differ).
 * The non-tensor structure (dict key types, lists/tuples, numbers, strings, ``requires_grad``)
   lives only in the header's ``__metadata__`` as JSON (keys ``format`` = ``"pydl.checkpoint"``,
   ``pydl.version`` = ``"2"``, ``pydl.tree``, ``pydl.digest``); other tools see it as opaque
@@ -41,7 +44,8 @@ matter) and over every tensor's bytes. ``pydl.load`` verifies it and raises
 ``CheckpointError`` on any difference, so a changed bit loads as exactly what was saved or not
 at all (the digest detects damage; it is not a signature against someone who rewrites it).
 Before any tensor byte is read the header is checked: its length (at most 100 MB, and within
-the file), JSON nesting depth, duplicate keys, dtypes and shapes, and the tensors' byte ranges,
+the file), JSON nesting depth (at most 100 levels of containers in the object), duplicate
+keys, dtypes and shapes, and the tensors' byte ranges,
 which must tile the data section exactly -- overlapping or aliased ranges, gaps and trailing
 bytes are refused, as is a structure that uses one tensor twice or leaves one out.
 
@@ -51,10 +55,11 @@ file through a 4 MB buffer and returns tensors that are copy-on-write views of a
 pages are read when touched and writes never reach the file. ``pydl.save`` writes straight from
 the tensors' memory (no serialized copy; only non-contiguous or big-endian arrays are copied).
 
-Writes are atomic: the bytes go to a temporary file in the target's folder (inside a folder
-named ``.NAME.pydl-tmp-HOST-PID-RANDOM``), are flushed to disk (``fsync``), get the mode of the
-file they replace (new files: ``0o666 & ~umask``), and are renamed over the target; a symlink is
-written through (its target is replaced, the link stays). A crash or exception during ``save``
+Writes are atomic: the bytes go to a temporary file in the target's folder (named
+``.NAME.pydl-tmp-HOST-PID-RANDOM``, HOST a hash of the host name), are flushed to disk
+(``fsync``), get the mode of the file they replace (new files: ``0o666 & ~umask``), and are
+renamed over the target; a symlink is written through (its target is replaced, the link
+stays). A crash or exception during ``save``
 leaves the previous file intact; the next save to the same name removes temporaries left by
 processes of this host that no longer run (``kill -9``, power loss).
 """
@@ -65,7 +70,6 @@ import hmac
 import json
 import os
 import secrets
-import shutil
 import socket
 import stat
 from typing import Any, Dict, List, Optional
@@ -225,18 +229,14 @@ def _clean_stale(folder: str, name: str) -> None:
         pid = entry[len(prefix):].split("-", 1)[0]
         if not pid.isdigit() or _pid_alive(int(pid)):
             continue
-        full = os.path.join(folder, entry)
         try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full, ignore_errors=True)
-            else:
-                os.unlink(full)
-        except OSError:
+            os.unlink(os.path.join(folder, entry))
+        except OSError:  # gone already, or not ours to remove
             pass
 
 
 def _write_atomic(path, write) -> None:
-    """Call ``write(tmp_path)`` to create the new file, then put it in place of ``path``."""
+    """Call ``write(file)`` to write the new file's bytes, then put it in place of ``path``."""
     target = os.path.realpath(os.fspath(path))  # write through symlinks
     folder, name = os.path.split(target)
     _clean_stale(folder, name)
@@ -246,23 +246,22 @@ def _write_atomic(path, write) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    tmpdir = os.path.join(folder, f".{name}{_TMP_MARK}{_HOST}-{os.getpid()}-"
-                                  f"{secrets.token_hex(4)}")
-    # A private folder: the safetensors writer makes its own temporary (.tmpXXXX) next to the
-    # file it writes, and a kill -9 must leave nothing that the next save cannot attribute.
-    os.mkdir(tmpdir, 0o700)
+    tmp = os.path.join(folder, f".{name}{_TMP_MARK}{_HOST}-{os.getpid()}-"
+                               f"{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        tmp = os.path.join(tmpdir, name)
-        write(tmp)
-        fd = os.open(tmp, os.O_RDWR)
-        try:
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
         os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
     # Make the rename itself durable (POSIX; Windows has no directory fds).
     if hasattr(os, "O_DIRECTORY"):
         dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -281,8 +280,6 @@ def save(obj, f) -> None:
     other name safetensors. Writing to a path is atomic: the previous file stays intact if
     saving fails; a symlink is written through and the replaced file's mode is kept. A
     ``Module`` raises ``TypeError``: save ``model.state_dict()``."""
-    import safetensors.numpy
-
     from pydl import serialization_pt
     from pydl.nn.module import Module
 
@@ -292,18 +289,15 @@ def save(obj, f) -> None:
     if serialization_pt.is_pt_name(f):
         data = serialization_pt.dumps_torch_zip(obj)
 
-        def write(tmp):
-            with open(tmp, "wb") as out:
-                out.write(data)
+        def write(out):
+            out.write(data)
     else:
         arrays, meta = _encode(obj)
-        if hasattr(f, "write"):
-            data = safetensors.numpy.save(arrays, metadata=meta)
 
-        def write(tmp):  # streams from the arrays' memory, no serialized copy
-            safetensors.numpy.save_file(arrays, tmp, metadata=meta)
+        def write(out):  # streams from the arrays' memory, no serialized copy
+            _io.write(out, arrays, meta)
     if hasattr(f, "write"):
-        f.write(data)
+        write(f)
         return
     _write_atomic(f, write)
 

@@ -578,17 +578,14 @@ def test_stale_temporaries_of_dead_savers_are_removed(tmp_path):
     path = tmp_path / "ck.safetensors"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale_dir = tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{dead.pid}-0a0b0c0d"
-    stale_dir.mkdir()
-    (stale_dir / ".tmpXYZ").write_bytes(b"x" * 100)
-    stale_file = tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{dead.pid}-1"
-    stale_file.write_bytes(b"y")
+    for suffix in ("0a0b0c0d", "1"):
+        (tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{dead.pid}-{suffix}").write_bytes(b"x")
     alive = tmp_path / f".ck.safetensors.pydl-tmp-{_HOST}-{os.getpid()}-2"  # a save under way
-    alive.mkdir()
+    alive.write_bytes(b"y")
     other_host = tmp_path / f".ck.safetensors.pydl-tmp-00000000-{dead.pid}-3"
-    other_host.mkdir()
+    other_host.write_bytes(b"z")
     other_name = tmp_path / f".other.pydl-tmp-{_HOST}-{dead.pid}-4"
-    other_name.mkdir()
+    other_name.write_bytes(b"w")
     pydl.save({"v": 1}, path)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted([path.name, alive.name, other_host.name, other_name.name])

@@ -157,7 +157,13 @@ def test_kill_9_during_saves_never_leaves_a_bad_file_or_an_orphan(tmp_path):
             zygote.stdin.write("fork\n")
             zygote.stdin.flush()
             pid = int(zygote.stdout.readline())
-            time.sleep(rnd.uniform(0.0, 0.3))
+            if trial % 2:  # let one of its saves complete first: the kill hits a later one
+                inode, deadline = path.stat().st_ino, time.monotonic() + 10
+                while path.stat().st_ino == inode and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                time.sleep(rnd.uniform(0.0, 0.1))
+            else:
+                time.sleep(rnd.uniform(0.0, 0.3))
             os.kill(pid, signal.SIGKILL)
             zygote.stdin.write(f"reap {pid}\n")
             zygote.stdin.flush()
