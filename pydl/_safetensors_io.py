@@ -252,7 +252,11 @@ def read_arrays(f, infos: List[Info]) -> Tuple[Dict[str, np.ndarray], Dict[str, 
     SHA-256 of its bytes. Raw storage dtypes: BF16/F8 are still integers here."""
     arrays, digests = {}, {}
     for info in infos:
-        raw = np.empty(info.end - info.begin, np.uint8)
+        try:
+            raw = np.empty(info.end - info.begin, np.uint8)
+        except (MemoryError, ValueError):  # a stream's header is not bounded by a size
+            raise FormatError(f"tensor {info.name!r} needs {info.end - info.begin} bytes, more "
+                              "than can be allocated") from None
         _fill(f, raw.data)
         digests[info.name] = hashlib.sha256(raw.data).digest()
         arrays[info.name] = raw.view(info.storage).reshape(info.shape)

@@ -429,6 +429,10 @@ def test_load_reads_from_unseekable_streams(tmp_path):
             return k
 
     _assert_same(obj, pydl.load(Stream(buf.getvalue())))
+    # a stream's header is not bounded by a file size: an absurd tensor fails cleanly
+    huge = _raw_file([("x", "F64", [2 ** 60], 0, 2 ** 63)], b"")
+    with pytest.raises(CheckpointError, match="allocated|truncated"):
+        pydl.load(Stream(huge))
     with pytest.raises(CheckpointError, match="follow"):
         pydl.load(Stream(buf.getvalue() + b"x"))
     with pytest.raises(CheckpointError, match="truncated"):
