@@ -2,9 +2,12 @@
 (..., R, M), batch dims broadcast, result (..., P, R).
 
 p = 0 counts differing coordinates, p = inf takes the largest |difference|, other p >= 0 the
-p-norm. The distances are computed from the differences directly (no ||a||^2 + ||b||^2 - 2ab
-expansion), so ``compute_mode`` is accepted and checked but all modes give these exact values;
-memory is P * R * M per batch.
+p-norm. ``compute_mode`` as torch: for p = 2, "use_mm_for_euclid_dist" (and the default
+"use_mm_for_euclid_dist_if_necessary" when P > 25 or R > 25) computes
+sqrt(max(||a||^2 + ||b||^2 - 2 a.b, 0)) with one matrix product, as torch does (memory P * R;
+cancellation can leave a small positive distance between equal rows, as in torch); otherwise
+the distances come from the differences directly (memory P * R * M per batch, exact).
+The p = 2 gradient is always the product form x1 * rowsum(W) - W @ x2 with W = g / d.
 
 Gradient w.r.t. the difference u = x1_p - x2_r (torch's cdist backward):
   p = 1: sign(u);  p = 2: u / d;  p = inf: sign(u) where |u| == d;  p = 0: 0;
@@ -16,14 +19,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from pydl import dtypes as _dtypes
 from pydl.autograd.function import Function
 from pydl.device import array_module
 from pydl.ops import elementwise as _e
 from pydl.ops.elementwise import raw, unbroadcast
 from pydl.ops.reduction import Sum
+from pydl.ops.shape import Permute
 from pydl.tensor import Tensor
 
 _MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
@@ -37,11 +39,24 @@ def _pairwise_difference(x1, x2):
     return a - b
 
 
+def _swap_last(t):
+    n = len(t.shape)
+    return Permute.call(t, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
 class Cdist(Function):
-    def forward(self, x1, x2, p):
+    def forward(self, x1, x2, p, use_mm=False):
         self.p = p
         self.shapes = (x1.shape, x2.shape)
         xp = array_module(x1)
+        if p == 2 and use_mm and x1.shape[-1]:
+            # torch's _euclidean_dist: one GEMM instead of the P * R * M differences.
+            n1 = (x1 * x1).sum(axis=-1)[..., :, None]
+            n2 = (x2 * x2).sum(axis=-1)[..., None, :]
+            d2 = n1 + n2 - 2.0 * (x1 @ x2.swapaxes(-1, -2))
+            y = xp.sqrt(xp.maximum(d2, 0.0)).astype(x1.dtype, copy=False)
+            self.save_for_backward(x1, x2, y)
+            return y
         u = _pairwise_difference(x1, x2)
         if u.shape[-1] == 0:
             y = xp.zeros(u.shape[:-1], dtype=x1.dtype)
@@ -63,6 +78,19 @@ class Cdist(Function):
         x1, x2, y = self.saved_tensors
         p = self.p
         s1, s2 = self.shapes
+        if p == 2:
+            # sum_r W_pr (x1_p - x2_r) = x1_p sum_r W_pr - (W @ x2)_p: no P * R * M array.
+            yr = raw(y)
+            w = g / (y + (yr == 0))  # 0 where d = 0 (g / 1 times a zero difference)
+            w = w * (yr != 0)
+            n = len(yr.shape)
+            g1 = g2 = None
+            if self.needs_input_grad[0]:
+                g1 = unbroadcast(x1 * Sum.call(w, (n - 1,), True) - w @ x2, s1)
+            if self.needs_input_grad[1]:
+                g2 = unbroadcast(x2 * _swap_last(Sum.call(w, (n - 2,), True))
+                                 - _swap_last(w) @ x1, s2)
+            return g1, g2, None, None
         u = _pairwise_difference(x1, x2)
         ur, yr = raw(u), raw(y)
         if p == 0 or ur.shape[-1] == 0:
@@ -73,8 +101,6 @@ class Cdist(Function):
             zero_d = (yr == 0)[..., None]
             if p == 1:
                 gu = ge * _e.Sign.call(u)
-            elif p == 2:
-                gu = ge * u / (ye + zero_d)  # u = 0 wherever d = 0
             elif p == math.inf:
                 gu = ge * _e.Sign.call(u) * (array_module(ur).abs(ur) == yr[..., None])
             else:
@@ -87,7 +113,7 @@ class Cdist(Function):
             g1 = unbroadcast(Sum.call(gu, (n - 2,), False), s1)
         if self.needs_input_grad[1]:
             g2 = unbroadcast(-Sum.call(gu, (n - 3,), False), s2)
-        return g1, g2, None
+        return g1, g2, None, None
 
 
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
@@ -120,4 +146,7 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     from pydl.ops.shape_extra import broadcast_shapes
 
     broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
-    return Cdist.apply(x1, x2, p)
+    use_mm = compute_mode == "use_mm_for_euclid_dist" or (
+        compute_mode in (None, "use_mm_for_euclid_dist_if_necessary")
+        and (x1.shape[-2] > 25 or x2.shape[-2] > 25))
+    return Cdist.apply(x1, x2, p, use_mm)

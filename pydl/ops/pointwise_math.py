@@ -196,7 +196,7 @@ def hypot(input, other):
     return Hypot.apply(a, b)
 
 
-# -- lerp ------------------------------------------------------------------------------------------
+# -- lerp -----------------------------------------------------------------------------------------
 class Lerp(Function):
     """start + weight * (end - start), in torch's two-sided form (exact at both ends)."""
 
@@ -248,7 +248,7 @@ def lerp(input, end, weight):
     return Lerp.apply(input, end, weight)
 
 
-# -- degrees and radians ----------------------------------------------------------------------------
+# -- degrees and radians --------------------------------------------------------------------------
 def _as_float(name, x):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
@@ -264,7 +264,7 @@ def rad2deg(input):
     return _e.mul(_as_float("rad2deg", input), 180.0 / math.pi)
 
 
-# -- nan_to_num --------------------------------------------------------------------------------------
+# -- nan_to_num -----------------------------------------------------------------------------------
 class NanToNum(Function):
     """NaN -> nan, +inf -> posinf (default: the dtype's max), -inf -> neginf (its lowest); the
     gradient passes where the input was finite and is 0 where it was replaced (torch)."""
@@ -292,7 +292,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     return NanToNum.apply(input, nan, posinf, neginf)
 
 
-# -- isclose ------------------------------------------------------------------------------------------
+# -- isclose --------------------------------------------------------------------------------------
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     """|input - other| <= atol + rtol * |other| elementwise, or equal (infinities included);
     NaNs equal only with ``equal_nan``. Both must be Tensors of one dtype (torch)."""
@@ -326,7 +326,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     return Tensor._wrap(xp.asarray(close))
 
 
-# -- clamp_min / clamp_max ---------------------------------------------------------------------------
+# -- clamp_min / clamp_max ------------------------------------------------------------------------
 class ClampBound(Function):
     """max(x, bound) or min(x, bound); on a tie the gradient goes to x, as torch's clamp."""
 
@@ -372,7 +372,7 @@ def clamp_max(input, max):  # noqa: A002
     return _clamp_bound("clamp_max", input, max, False)
 
 
-# -- sgn --------------------------------------------------------------------------------------------
+# -- sgn ------------------------------------------------------------------------------------------
 def sgn(input):
     """sign for real tensors (torch.sgn is x / |x| for complex, which pydl has none of); bool
     tensors are their own sign."""
@@ -391,7 +391,7 @@ def sign(input):
     return _e.sign(input)
 
 
-# -- Tensor methods and in-place forms ---------------------------------------------------------------
+# -- Tensor methods and in-place forms ------------------------------------------------------------
 def _inplace(fn):
     def method(self, *args, **kwargs):
         return self._inplace(lambda s, *a: fn(s, *a, **kwargs), *args)

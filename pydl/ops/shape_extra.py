@@ -27,7 +27,7 @@ def _need_tensor(name, x, arg="input", pos=1):
                         f"{type(x).__name__}")
 
 
-# -- broadcasting ----------------------------------------------------------------------------------
+# -- broadcasting ---------------------------------------------------------------------------------
 def broadcast_shapes(*shapes) -> tuple:
     """The shape tensors of these shapes broadcast to (torch.broadcast_shapes)."""
     out = []
@@ -62,7 +62,7 @@ def broadcast_tensors(*tensors):
     return tuple(t if t.shape == shape else _s.expand(t, shape) for t in tensors)
 
 
-# -- roll -------------------------------------------------------------------------------------------
+# -- roll -----------------------------------------------------------------------------------------
 class Roll(Function):
     """Cyclic shift; its gradient is the shift back."""
 
@@ -99,7 +99,7 @@ def roll(input, shifts, dims=None):
     return Roll.apply(input, tuple(int(s) for s in shifts), dims)
 
 
-# -- tril / triu ------------------------------------------------------------------------------------
+# -- tril / triu ----------------------------------------------------------------------------------
 class Tri(Function):
     """Keep the lower (tril) or upper (triu) triangle of the last two dims; zero the rest. The
     gradient is the same mask applied to g."""
@@ -132,7 +132,7 @@ def triu(input, diagonal=0):
     return _tri("triu", input, diagonal, False)
 
 
-# -- diff -------------------------------------------------------------------------------------------
+# -- diff -----------------------------------------------------------------------------------------
 def _narrow(x, dim, start, stop):
     key = [slice(None)] * x.ndim
     key[dim] = slice(start, stop)
@@ -181,7 +181,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     return x
 
 
-# -- meshgrid ----------------------------------------------------------------------------------------
+# -- meshgrid -------------------------------------------------------------------------------------
 def meshgrid(*tensors, indexing=None):
     """Coordinate grids from 0-d or 1-d tensors (torch.meshgrid). ``indexing="ij"``: output i
     varies along dim i; ``"xy"``: the first two dims swapped (Cartesian, NumPy's default).
@@ -220,7 +220,7 @@ def meshgrid(*tensors, indexing=None):
     return tuple(out)
 
 
-# -- rot90 ---------------------------------------------------------------------------------------------
+# -- rot90 ----------------------------------------------------------------------------------------
 def rot90(input, k=1, dims=(0, 1)):
     """Rotate by 90 degrees k times in the plane of ``dims``, from dims[0] towards dims[1]."""
     _need_tensor("rot90", input)
@@ -243,7 +243,7 @@ def rot90(input, k=1, dims=(0, 1)):
     return _e.clone(input)
 
 
-# -- outer, kron -----------------------------------------------------------------------------------------
+# -- outer, kron ----------------------------------------------------------------------------------
 def outer(input, vec2):
     """input[i] * vec2[j] for 1-d tensors (torch.outer, alias ger)."""
     _need_tensor("outer", input)
@@ -273,7 +273,7 @@ def kron(input, other):
     return _s.reshape(prod, tuple(x * y for x, y in zip(sa, sb)))
 
 
-# -- Tensor methods and in-place forms ---------------------------------------------------------------------
+# -- Tensor methods and in-place forms ------------------------------------------------------------
 def _inplace(fn):
     def method(self, *args, **kwargs):
         return self._inplace(lambda s, *a: fn(s, *a, **kwargs), *args)

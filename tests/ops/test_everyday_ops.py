@@ -895,6 +895,27 @@ def test_cdist_gradcheck(p):
         gradgradcheck(lambda x, y: pydl.cdist(x, y, p=p), (a, b))
 
 
+@pytest.mark.parametrize("mode", ["use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
+                                  "donot_use_mm_for_euclid_dist"])
+def test_cdist_euclidean_matrix_product_path(mode):
+    """P > 25 takes torch's GEMM form under the default mode: values to float64 rounding of the
+    expansion, gradients of the product form, against the reference and torch."""
+    torch = pytest.importorskip("torch")
+    a, b = values((2, 29, 5)), values((31, 5))
+    a[0, 3] = b[7]  # an exact zero distance
+    out = pydl.cdist(pydl.tensor(a), pydl.tensor(b), compute_mode=mode)
+    assert_close(out, ref_cdist(a, b, 2), rtol=1e-9, atol=1e-6)
+    same_as_torch(out, torch.cdist(torch.tensor(a), torch.tensor(b), compute_mode=mode),
+                  1e-9, 1e-6)
+    pa, pb = t64(a[:, :27]), t64(b[:4])
+    gradcheck(lambda x, y: pydl.cdist(x, y, compute_mode=mode), (pa, pb))
+    gradgradcheck(lambda x, y: pydl.cdist(x, y, compute_mode=mode), (t64(a[0, :26, :3]),
+                                                                       t64(b[:3, :3])))
+    f32 = pydl.cdist(pydl.tensor(a.astype(np.float32)), pydl.tensor(b.astype(np.float32)),
+                     compute_mode=mode)
+    assert f32.dtype == np.float32
+
+
 def test_cdist_errors_and_modes():
     a = pydl.ones(3, 4)
     for mode in ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
@@ -916,7 +937,7 @@ def test_cdist_errors_and_modes():
         pydl.cdist(pydl.ones(2, 3, 4), pydl.ones(3, 3, 4))
 
 
-# -- finfo / iinfo ---------------------------------------------------------------------------------
+# -- finfo / iinfo --------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_finfo_against_numpy_and_torch(dtype):
     torch = pytest.importorskip("torch")
