@@ -26,7 +26,7 @@ def test_collectives_every_dtype_and_zero_size(mpirun, n):
         errs = out["errors"]
         # a size, dtype or root that differs across ranks raises on every rank, naming them all
         assert "rank 0: all_reduce of float32 (3,)" in errs["size"]
-        assert f"rank 1: all_reduce of float32 (4,)" in errs["size"]
+        assert "rank 1: all_reduce of float32 (4,)" in errs["size"]
         assert "float64 (3,)" in errs["dtype"] and "float32 (3,)" in errs["dtype"]
         assert "root=0" in errs["root"] and "root=1" in errs["root"]
         assert "complex" in errs["complex max"]
