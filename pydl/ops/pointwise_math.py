@@ -50,6 +50,9 @@ def _float_operands(name, a, b, *, tensor_other=False, kernel=None, floats_only=
     dtype (torch's float-valued binary ops). ``tensor_other``: torch's signature takes only a
     Tensor as ``other`` (atan2, hypot)."""
     a, b = _operand(a), _operand(b)
+    if tensor_other and not isinstance(a, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(a).__name__}")
     if tensor_other and not isinstance(b, Tensor):
         raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
                         f"{type(b).__name__}")
@@ -359,6 +362,8 @@ def _clamp_bound(name, input, bound, is_min):
     _check_same_device(input, b, name)
     _broadcastable(input, b)
     x, b = promote_operands(input, b)
+    if not isinstance(b, Tensor) and x.dtype.kind == "b":
+        raise NotImplementedError(f'"{name}_scalar_cpu" not implemented for \'Bool\'')
     if not isinstance(b, Tensor):
         b = Tensor._wrap(array_module(x._data).asarray(b, dtype=x.dtype))
     return ClampBound.apply(x, b, is_min)

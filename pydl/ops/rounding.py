@@ -276,6 +276,7 @@ def remainder(input, other):
 
 def fmod(input, other):
     """C's fmod: the result takes the dividend's sign."""
+    _require_tensor("fmod", input)  # torch.fmod has no Number-first overload
     a, b = _division_operands("fmod", input, other, "fmod_cpu")
     return Fmod.apply(a, b)
 

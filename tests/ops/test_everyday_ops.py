@@ -990,3 +990,71 @@ def test_functions_methods_and_in_place_forms_exist():
                  "broadcast_to __mod__ __rmod__ __imod__ __floordiv__ __rfloordiv__ "
                  "__ifloordiv__ logaddexp logaddexp2").split():
         assert hasattr(pydl.Tensor, name), name
+
+
+ALL_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32",
+              "float64"]
+ONE_INPUT = {"floor": {}, "ceil": {}, "trunc": {}, "round": {}, "frac": {}, "deg2rad": {},
+             "rad2deg": {}, "nan_to_num": {}, "sgn": {}, "sign": {}, "cumprod": {"dim": 0},
+             "roll": {"shifts": 1}, "tril": {}, "triu": {}, "diff": {}, "rot90": {}}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_INPUT))
+def test_one_input_ops_every_dtype_against_torch(name):
+    """Result dtype, shape and values, or the same exception type, for every pydl dtype, with
+    a matrix, a 0-d tensor and a zero-size one."""
+    torch = pytest.importorskip("torch")
+    for dtype in ALL_DTYPES:
+        for shape in ((3, 4), (), (0, 3)):
+            if dtype == "bool":
+                a = rng.random(shape) < 0.5
+            elif dtype[0] in "iu":
+                a = rng.integers(-3 if dtype[0] == "i" else 0, 9, shape).astype(dtype)
+            else:
+                a = rng.uniform(-9, 9, shape).astype(dtype)
+            try:
+                expected = getattr(torch, name)(torch.from_numpy(np.array(a)), **ONE_INPUT[name])
+            except (RuntimeError, NotImplementedError, TypeError, IndexError) as e:
+                with pytest.raises(type(e)):
+                    getattr(pydl, name)(pydl.tensor(a), **ONE_INPUT[name])
+                continue
+            same_as_torch(getattr(pydl, name)(pydl.tensor(a), **ONE_INPUT[name]), expected,
+                          rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["remainder", "fmod", "floor_divide", "xlogy", "atan2",
+                                  "hypot", "logaddexp", "clamp_min", "clamp_max"])
+def test_binary_ops_every_dtype_pair_against_torch(name):
+    """torch.result_type's promotion (dimensioned, 0-d and Python-number operands) or the same
+    exception type, over every pair of pydl's dtypes."""
+    torch = pytest.importorskip("torch")
+
+    def make(dtype, shape):
+        if dtype == "bool":
+            return rng.random(shape) < 0.5
+        if dtype[0] in "iu":
+            return rng.integers(1, 9, shape).astype(dtype)
+        return rng.uniform(0.5, 9, shape).astype(dtype)
+
+    for da in ALL_DTYPES:
+        a = make(da, (3,))
+        for db in ALL_DTYPES:
+            for b in (make(db, (3,)), make(db, ())):
+                ta, tb = torch.from_numpy(np.array(a)), torch.from_numpy(np.array(b))
+                try:
+                    expected = getattr(torch, name)(ta, tb)
+                except (RuntimeError, NotImplementedError, TypeError) as e:
+                    with pytest.raises(type(e)):
+                        getattr(pydl, name)(pydl.tensor(a), pydl.tensor(b))
+                    continue
+                same_as_torch(getattr(pydl, name)(pydl.tensor(a), pydl.tensor(b)), expected,
+                              rtol=2e-3, atol=2e-3)
+        for scalar in (3, 2.5, True):
+            try:
+                expected = getattr(torch, name)(torch.from_numpy(np.array(a)), scalar)
+            except (RuntimeError, NotImplementedError, TypeError) as e:
+                with pytest.raises(type(e)):
+                    getattr(pydl, name)(pydl.tensor(a), scalar)
+                continue
+            same_as_torch(getattr(pydl, name)(pydl.tensor(a), scalar), expected, rtol=2e-3,
+                          atol=2e-3)
