@@ -305,17 +305,37 @@ def _agree(pg: ProcessGroup, sig: np.ndarray, what: str) -> None:
     """Exchange call signatures; raise on every rank if any rank's differs."""
     if not pg.check_signatures or pg.size() == 1:
         return
+    table, req = _exchange(pg, sig)
+    _Poller(pg.world, [req], what, pg.timeout).wait()
+    _check_table(_signatures(table, sig), what)
+
+
+def _exchange(pg: ProcessGroup, sig: np.ndarray, payload: Optional[np.ndarray] = None):
+    """Start the all-gather of this call's signature, and ``payload`` (a small contiguous array)
+    after it. Every call exchanges the same fixed size, so that calls which differ across ranks
+    (another collective, a small tensor here and a large one there) still pair up and are
+    caught by the comparison instead of breaking MPI."""
     w = pg.world
-    MPI = w.MPI
-    table = np.empty((w.size, sig.size), dtype=np.int64)
-    req = w.comm.Iallgather([sig, MPI.INT64_T], [table, MPI.INT64_T])
-    _Poller(w, [req], what, pg.timeout).wait()
+    packed = np.zeros(sig.nbytes + _SMALL_BYTES, dtype=np.uint8)
+    packed[:sig.nbytes] = sig.view(np.uint8)
+    if payload is not None and payload.size:
+        packed[sig.nbytes:sig.nbytes + payload.nbytes] = payload.reshape(-1).view(np.uint8)
+    table = np.empty((w.size, packed.size), dtype=np.uint8)
+    return table, w.comm.Iallgather([packed, w.MPI.BYTE], [table, w.MPI.BYTE])
+
+
+def _signatures(table: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(table[:, :sig.nbytes]).view(np.int64)
+
+
+def _check_table(table: np.ndarray, what: str) -> None:
+    """Raise (on every rank: they all hold the same table) unless all rows are equal."""
     if (table == table[0]).all():
         return
     names = {zlib.crc32(np.dtype(d).str.encode()): str(np.dtype(d)) for d in
              ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
               "bool", "complex64", "complex128")}
-    lines = "; ".join(f"rank {r}: {_describe(table[r], names)}" for r in range(w.size))
+    lines = "; ".join(f"rank {r}: {_describe(table[r], names)}" for r in range(len(table)))
     raise RuntimeError(f"pydl.distributed.{what}: the ranks called it with different arguments "
                        f"(every rank must pass the same dtype and shape): {lines}")
 
@@ -357,7 +377,12 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     _check_device(pg, arr, "all_reduce")
     opi = _op_index(op)
     pg.backend.check_reduce(arr.dtype, op, "all_reduce", arr)
-    _agree(pg, _signature("all_reduce", arr, opi), "all_reduce")
+    # the size class is part of the signature: a rank cannot take the small path alone
+    small = isinstance(arr, np.ndarray) and arr.nbytes <= _SMALL_BYTES
+    sig = _signature("all_reduce", arr, opi, extra=int(small) << 41)
+    if small and pg.check_signatures and pg.size() > 1:
+        return _small_all_reduce(pg, tensor, arr, op, sig, async_op)
+    _agree(pg, sig, "all_reduce")
     buf, staged = _stage(arr)
 
     def finish():
@@ -369,6 +394,64 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
         return _finish_now(finish, async_op)
     work = Work(pg.backend.allreduce(buf, op, "all_reduce", pg.timeout), finish)
     return work if async_op else work.wait() and None
+
+
+# A checked all-reduce costs two collectives (signatures, then data). For small host tensors (a
+# loss, metric sums, batch-norm statistics) that doubles the latency, so they travel in one
+# fixed-size all-gather (signature and data together, padded to this size) and every rank
+# reduces the gathered rows itself, in rank order: one collective, the same result everywhere.
+_SMALL_BYTES = 1024
+
+
+def _small_all_reduce(pg: ProcessGroup, tensor, arr: np.ndarray, op, sig: np.ndarray,
+                      async_op: bool):
+    w = pg.world
+    head = sig.nbytes
+    table, req = _exchange(pg, sig, np.ascontiguousarray(arr))
+
+    def finish():
+        _check_table(_signatures(table, sig), "all_reduce")
+        if arr.size:
+            rows = np.ascontiguousarray(table[:, head:head + arr.nbytes]).view(arr.dtype)
+            arr[...] = _reduce_rows(rows.reshape((w.size,) + arr.shape), op)
+        _bump(tensor)
+
+    work = Work(_Poller(w, [req], "all_reduce", pg.timeout), finish)
+    return work if async_op else work.wait() and None
+
+
+def _reduce_rows(rows: np.ndarray, op) -> np.ndarray:
+    """The reduction over axis 0 (ranks) that the MPI path computes (float16 in float32, bool
+    logically, AVG as a sum then a division, integers rounded toward zero)."""
+    from pydl.distributed._mpi import _average
+
+    dtype = rows.dtype
+    if dtype == np.bool_:
+        if op in (ReduceOp.SUM, ReduceOp.MAX, ReduceOp.BOR):
+            return rows.any(axis=0)
+        if op in (ReduceOp.MIN, ReduceOp.PRODUCT, ReduceOp.BAND):
+            return rows.all(axis=0)
+        return np.logical_xor.reduce(rows, axis=0)
+    work = rows.astype(np.float32) if dtype == np.float16 else rows
+    if op in (ReduceOp.SUM, ReduceOp.AVG):
+        # pairwise in rank order, as a reduction tree would (np.sum on axis 0 of a C array adds
+        # row by row)
+        r = np.add.reduce(work, axis=0)
+        if op is ReduceOp.AVG:
+            r = _average(np.asarray(r), rows.shape[0])
+    elif op is ReduceOp.PRODUCT:
+        r = np.multiply.reduce(work, axis=0)
+    elif op is ReduceOp.MAX:
+        r = np.maximum.reduce(work, axis=0)
+    elif op is ReduceOp.MIN:
+        r = np.minimum.reduce(work, axis=0)
+    elif op is ReduceOp.BAND:
+        r = np.bitwise_and.reduce(work, axis=0)
+    elif op is ReduceOp.BOR:
+        r = np.bitwise_or.reduce(work, axis=0)
+    else:
+        r = np.bitwise_xor.reduce(work, axis=0)
+    return np.asarray(r).astype(dtype, copy=False)
 
 
 def broadcast(tensor, src: int = 0, group=None, async_op: bool = False, group_src=None):

@@ -29,6 +29,10 @@ def test_collectives_every_dtype_and_zero_size(mpirun, n):
         assert "rank 1: all_reduce of float32 (4,)" in errs["size"]
         assert "float64 (3,)" in errs["dtype"] and "float32 (3,)" in errs["dtype"]
         assert "root=0" in errs["root"] and "root=1" in errs["root"]
+        assert "(1000,)" in errs["large size"] and "(1001,)" in errs["large size"]
+        assert "(3,)" in errs["small vs large"] and "(1000,)" in errs["small vs large"]
+        assert "rank 0: all_reduce" in errs["collective"]
+        assert "rank 1: broadcast" in errs["collective"]
         assert "complex" in errs["complex max"]
         # the NCCL backend's launcher part: one unique id, made on rank 0, on every rank
         assert out["nccl"] == {"same_uid": True, "uid_len": 128, "ndev": n, "rank": r}

@@ -5,7 +5,9 @@ from _common import close, dist, init, np, pydl, tensor
 
 rank, world = init()
 DTYPES = ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"]
-SHAPES = [(0,), (1,), (7,), (2, 0, 3), (3, 5)]
+# (40, 31): over 1 KiB in every dtype, so the large-message path runs too (small ones travel in
+# one all-gather and are reduced locally, see _core._small_all_reduce)
+SHAPES = [(0,), (1,), (7,), (2, 0, 3), (3, 5), (40, 31)]
 failures, checks = [], 0
 
 
@@ -106,12 +108,22 @@ check("broadcast_object_list", np.array(lst[0]), np.array(0), "int64")
 # Arguments that differ across ranks raise the same error on every rank.
 errors = {}
 for name, arg in (("size", np.zeros(3 + rank, np.float32)),
-                  ("dtype", np.zeros(3, np.float32 if rank == 0 else np.float64))):
+                  ("dtype", np.zeros(3, np.float32 if rank == 0 else np.float64)),
+                  ("large size", np.zeros(1000 + rank, np.float32)),
+                  ("small vs large", np.zeros(3 if rank == 0 else 1000, np.float32))):
     try:
         dist.all_reduce(tensor(arg))
         errors[name] = None
     except RuntimeError as e:
         errors[name] = str(e)
+try:  # different collectives at the same point
+    if rank == 0:
+        dist.all_reduce(tensor(np.zeros(2)))
+    else:
+        dist.broadcast(tensor(np.zeros(2)), src=0)
+    errors["collective"] = None
+except RuntimeError as e:
+    errors["collective"] = str(e)
 try:
     dist.broadcast(tensor(np.zeros(2)), src=rank)
     errors["root"] = None
