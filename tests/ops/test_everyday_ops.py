@@ -1058,3 +1058,29 @@ def test_binary_ops_every_dtype_pair_against_torch(name):
                 continue
             same_as_torch(getattr(pydl, name)(pydl.tensor(a), scalar), expected, rtol=2e-3,
                           atol=2e-3)
+
+
+@pytest.mark.parametrize("name,args,kwargs", [
+    ("remainder_", (1.2,), {}), ("fmod_", (1.2,), {}), ("frac_", (), {}),
+    ("atan2_", ([1.0, 2.0, 3.0],), {}), ("lerp_", ([1.0, 2.0, 3.0], 0.3), {}),
+    ("clamp_min_", (0.0,), {}), ("clamp_max_", (0.0,), {}), ("cumprod_", (0,), {}),
+    ("xlogy_", (2.0,), {}), ("nan_to_num_", (), {}), ("round_", (), {"decimals": 1}),
+    ("div_", (2.0,), {"rounding_mode": "floor"}), ("hypot_", ([1.0, 2.0, 3.0],), {}),
+    ("deg2rad_", (), {}), ("sgn_", (), {})])
+def test_in_place_forms_record_gradients_as_torch(name, args, kwargs):
+    torch = pytest.importorskip("torch")
+    start = [1.5, -2.5, 3.25]
+    x = t64(start)
+    tx = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    ours_args = [pydl.tensor(a, dtype=pydl.float64) if isinstance(a, list) else a for a in args]
+    their_args = [torch.tensor(a, dtype=torch.float64) if isinstance(a, list) else a
+                  for a in args]
+    y = x.clone()
+    assert getattr(y, name)(*ours_args, **kwargs) is y
+    ty = tx.clone()
+    getattr(ty, name)(*their_args, **kwargs)
+    same_as_torch(y.detach(), ty.detach(), 1e-12, 1e-12)
+    y.sum().backward()
+    ty.sum().backward()
+    # (tolist: torch's zero gradient of sgn is a ZeroTensor, which has no .numpy())
+    assert_close(x.grad, np.array(tx.grad.tolist()), rtol=1e-12, atol=1e-12)
