@@ -1084,3 +1084,22 @@ def test_in_place_forms_record_gradients_as_torch(name, args, kwargs):
     ty.sum().backward()
     # (torch's zero gradient of sgn is a ZeroTensor, readable only after a copy)
     assert_close(x.grad, (tx.grad + 0).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("roll", lambda t: pydl.roll(t, (1, -2), (0, 1)) * t),
+    ("tril", lambda t: pydl.tril(t, 1) * t), ("triu", lambda t: pydl.triu(t, -1) * t),
+    ("diff", lambda t: pydl.diff(t * t, n=2, dim=1)),
+    ("rot90", lambda t: pydl.rot90(t, 1) * pydl.rot90(t, 3)),
+    ("kron", lambda t: pydl.kron(t, t)),
+    ("outer", lambda t: pydl.outer(t[0], t[1])),
+    ("broadcast_tensors", lambda t: pydl.broadcast_tensors(t[:1], t)[0] * t),
+    ("meshgrid", lambda t: pydl.meshgrid(t[0], t[1], indexing="xy")[0] * t[2, 0]),
+    ("clamp_min", lambda t: pydl.clamp_min(t * t, 0.5)),
+    ("nan_to_num", lambda t: pydl.nan_to_num(t * t)),
+    ("deg2rad", lambda t: pydl.deg2rad(t * t)),
+])
+def test_double_backward_through_shape_and_pointwise_ops(name, fn):
+    x = t64(values((3, 3)))
+    gradcheck(fn, (x,))
+    gradgradcheck(fn, (x,))
