@@ -141,7 +141,10 @@ class World:
 class _Poller:
     """Wait for requests (MPI requests, or objects with ``Test()``) to finish by a deadline,
     watching for peer failures meanwhile. Spins briefly first (a small all-reduce on one node
-    completes in microseconds), then sleeps in growing steps up to 1 ms."""
+    completes in microseconds), then yields the core for up to 50 ms (the peer that has to act
+    may be waiting for it: the process stays runnable, so it resumes as soon as the scheduler
+    allows), then sleeps in growing steps up to 1 ms (a long wait, e.g. a slow peer's compute,
+    should not burn a core)."""
 
     def __init__(self, world: World, reqs, what: str, timeout: float):
         self.world, self.reqs, self.what, self.timeout = world, list(reqs), what, timeout
@@ -155,7 +158,7 @@ class _Poller:
         return True
 
     def wait(self) -> None:
-        spins, nap = 0, 0.0
+        spins, nap, yield_until = 0, 0.0, None
         while not self.test():
             spins += 1
             if spins % 16 == 0:
@@ -166,8 +169,14 @@ class _Poller:
                         f"{self.what} did not complete within {self.timeout:g} s; a peer rank "
                         "may have died, be stuck, or not have called the same collective")
             if spins > self.world.spin_limit:
-                nap = min(1e-3, nap * 2 or 2e-5)
-                time.sleep(nap)
+                now = time.monotonic()
+                if yield_until is None:
+                    yield_until = now + 0.05
+                if now < yield_until:
+                    os.sched_yield()
+                else:
+                    nap = min(1e-3, nap * 2 or 2e-5)
+                    time.sleep(nap)
         # A failure notice may have raced with completion of this op on a peer that then died;
         # it is caught at the next collective.
 
