@@ -13,6 +13,10 @@ struct RowKernels {
   void (*add[4])(const T* x, int64_t n, const T* centre, T* acc);   // acc[j] += term(x[j])
   T (*ext)(const T* x, int64_t n, ExtOp op);
   void (*softmax)(const T* x, int64_t n, bool log, T* y);
+  // dst[a * dst_stride + l] = src[l * src_stride + a] for a < na, l < nl: one tile of the
+  // transposing copy (T only sets the element size: values are moved bit for bit).
+  void (*transpose_tile)(const T* src, int64_t src_stride, T* dst, int64_t dst_stride,
+                         int64_t na, int64_t nl);
 };
 
 template <typename T>

@@ -4,6 +4,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "reduce/kernels.h"
 #include "simd/vec.h"
@@ -153,6 +157,80 @@ void softmax_row(const typename V::value_type* x, int64_t n, bool log,
   }
 }
 
+// One tile of the transposing copy. The scalar loop reads src with stride src_stride (one
+// element per cache line when that is large); with AVX2, 8 x 8 (float) or 4 x 4 (double)
+// blocks are loaded as rows of the input, transposed in registers and stored as rows of the
+// output, so both sides move whole vectors. Moves and shuffles only: NaN payloads survive.
+template <class T>
+inline void transpose_tile_scalar(const T* src, int64_t ss, T* dst, int64_t ds, int64_t na,
+                                  int64_t nl) {
+  for (int64_t a = 0; a < na; ++a)
+    for (int64_t l = 0; l < nl; ++l) dst[a * ds + l] = src[l * ss + a];
+}
+
+#if defined(__AVX2__)
+inline void transpose8x8(const float* s, int64_t ss, float* d, int64_t ds) {
+  __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ss), r2 = _mm256_loadu_ps(s + 2 * ss),
+         r3 = _mm256_loadu_ps(s + 3 * ss), r4 = _mm256_loadu_ps(s + 4 * ss),
+         r5 = _mm256_loadu_ps(s + 5 * ss), r6 = _mm256_loadu_ps(s + 6 * ss),
+         r7 = _mm256_loadu_ps(s + 7 * ss);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+               t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+               t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r1 = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r2 = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r3 = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r4 = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r6 = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+  _mm256_storeu_ps(d, r0);
+  _mm256_storeu_ps(d + ds, r1);
+  _mm256_storeu_ps(d + 2 * ds, r2);
+  _mm256_storeu_ps(d + 3 * ds, r3);
+  _mm256_storeu_ps(d + 4 * ds, r4);
+  _mm256_storeu_ps(d + 5 * ds, r5);
+  _mm256_storeu_ps(d + 6 * ds, r6);
+  _mm256_storeu_ps(d + 7 * ds, r7);
+}
+inline void transpose4x4(const double* s, int64_t ss, double* d, int64_t ds) {
+  const __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + ss),
+                r2 = _mm256_loadu_pd(s + 2 * ss), r3 = _mm256_loadu_pd(s + 3 * ss);
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1),
+                t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(d + ds, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(d + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(d + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#endif
+
+template <class T, class ISA>
+void transpose_tile(const T* src, int64_t ss, T* dst, int64_t ds, int64_t na, int64_t nl) {
+#if defined(__AVX2__)
+  if constexpr (!std::is_same_v<ISA, Scalar>) {
+    constexpr int64_t B = std::is_same_v<T, float> ? 8 : 4;
+    const int64_t na_b = na - na % B, nl_b = nl - nl % B;
+    for (int64_t a = 0; a < na_b; a += B)
+      for (int64_t l = 0; l < nl_b; l += B) {
+        if constexpr (B == 8) transpose8x8(src + l * ss + a, ss, dst + a * ds + l, ds);
+        else transpose4x4(src + l * ss + a, ss, dst + a * ds + l, ds);
+      }
+    // The ragged right and bottom edges.
+    if (nl_b < nl) transpose_tile_scalar(src + nl_b * ss, ss, dst + nl_b, ds, na, nl - nl_b);
+    if (na_b < na) transpose_tile_scalar(src + na_b, ss, dst + na_b * ds, ds, na - na_b, nl_b);
+    return;
+  }
+#endif
+  transpose_tile_scalar(src, ss, dst, ds, na, nl);
+}
+
 template <class T, class ISA>
 RowKernels<T> make_row_kernels() {
   using V = Vec<T, ISA>;
@@ -167,6 +245,7 @@ RowKernels<T> make_row_kernels() {
   k.add[int(SumOp::kExpDiff)] = &add_row<V, SumOp::kExpDiff>;
   k.ext = &ext_row<V>;
   k.softmax = &softmax_row<V>;
+  k.transpose_tile = &transpose_tile<T, ISA>;
   return k;
 }
 

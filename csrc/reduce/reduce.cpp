@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -472,10 +473,19 @@ void copy_typed(const E* x, const View& v, E* y) {
       }
       const int64_t a0 = ((i / tl) % tp) * kTile, a1 = std::min(P, a0 + kTile);
       const int64_t l0 = (i % tl) * kTile, l1 = std::min(L, l0 + kTile);
-      for (int64_t a = a0; a < a1; ++a) {
-        const E* src = x + in_off + a;
-        E* dst = y + out_off + a * out_p;
-        for (int64_t l = l0; l < l1; ++l) dst[l] = src[l * S];
+      if constexpr (sizeof(E) == 4 || sizeof(E) == 8) {
+        // The ISA's tile kernel (AVX2: 8x8 / 4x4 register transposes), on the bits as float
+        // or double (moves only).
+        using F = std::conditional_t<sizeof(E) == 4, float, double>;
+        reduce::row_kernels<F>().transpose_tile(
+            reinterpret_cast<const F*>(x + in_off + a0 + l0 * S), S,
+            reinterpret_cast<F*>(y + out_off + a0 * out_p + l0), out_p, a1 - a0, l1 - l0);
+      } else {
+        for (int64_t a = a0; a < a1; ++a) {
+          const E* src = x + in_off + a;
+          E* dst = y + out_off + a * out_p;
+          for (int64_t l = l0; l < l1; ++l) dst[l] = src[l * S];
+        }
       }
     }
   });
