@@ -47,7 +47,10 @@ Before any tensor byte is read the header is checked: its length (at most 100 MB
 the file), JSON nesting depth (at most 100 levels of containers in the object), duplicate
 keys, dtypes and shapes, and the tensors' byte ranges,
 which must tile the data section exactly -- overlapping or aliased ranges, gaps and trailing
-bytes are refused, as is a structure that uses one tensor twice or leaves one out.
+bytes are refused, as is a structure that uses one tensor twice or leaves one out. (Memory the
+saved object itself shared -- tied weights: two ``state_dict`` names over one Parameter -- is
+stored once; its other places are references marked ``shared``, and load gives them tensors over
+one array, as ``torch.load`` gives tensors over one storage.)
 
 Memory. ``pydl.load(path)`` reads each tensor once, straight into its own array (peak about the
 size of the tensors). ``pydl.load(path, mmap=True)`` (as ``torch.load(mmap=True)``) hashes the
@@ -101,6 +104,10 @@ def _where(path) -> str:
 class _Encoder:
     def __init__(self):
         self.arrays: Dict[str, np.ndarray] = {}
+        # id(array) -> (array, name): an array met again (tied weights: two state_dict names
+        # over one Parameter's memory) is stored once and referenced with "shared", as
+        # torch.save keeps one storage for tensors that share it.
+        self.stored: Dict[int, tuple] = {}
 
     def _name(self, path) -> str:
         base = ".".join(str(p) for p in path) or "tensor"
@@ -121,6 +128,14 @@ class _Encoder:
         self.arrays[name] = arr
         return {"name": name}
 
+    def _store_once(self, arr: np.ndarray, path) -> Dict[str, Any]:
+        seen = self.stored.get(id(arr))
+        if seen is not None and seen[0] is arr:
+            return {"name": seen[1], "shared": True}
+        node = self._store(arr, path)
+        self.stored[id(arr)] = (arr, node["name"])
+        return node
+
     def encode(self, obj, path=()):
         from pydl.nn.module import Module
 
@@ -132,13 +147,13 @@ class _Encoder:
 
             raise TypeError(module_error(obj))
         if isinstance(obj, Tensor):
-            node = self._store(obj.numpy_view(), path)
+            node = self._store_once(obj.numpy_view(), path)
             node["kind"] = "tensor"
             if obj.requires_grad:
                 node["requires_grad"] = True
             return node
         if isinstance(obj, np.ndarray):
-            node = self._store(obj, path)
+            node = self._store_once(obj, path)
             node["kind"] = "ndarray"
             return node
         if obj is None or isinstance(obj, (bool, str)):
@@ -318,8 +333,9 @@ def _describe(raw: bytes) -> str:
 
 def _tree_names(tree, where: str) -> List[str]:
     """The tensor names the structure uses, checking its shape on the way (iteratively: the
-    depth is bounded already, but no recursion is needed to find out)."""
-    names, stack = [], [tree]
+    depth is bounded already, but no recursion is needed to find out). References marked
+    ``shared`` (memory the saved object shared) are not uses; each must name a used tensor."""
+    names, shared, stack = [], set(), [tree]
     while stack:
         node = stack.pop()
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -331,7 +347,13 @@ def _tree_names(tree, where: str) -> List[str]:
             if not isinstance(node.get("name"), str):
                 raise CheckpointError(f"pydl.load: {where} has a corrupt structure (a tensor "
                                       "without a name)")
-            names.append(node["name"])
+            if node.get("shared") is True:
+                shared.add(node["name"])
+            elif "shared" in node:
+                raise CheckpointError(f"pydl.load: {where} has a corrupt structure (a tensor "
+                                      "reference)")
+            else:
+                names.append(node["name"])
         elif kind in ("dict", "list", "tuple"):
             items = node.get("items")
             if not isinstance(items, list):
@@ -348,6 +370,10 @@ def _tree_names(tree, where: str) -> List[str]:
         else:
             raise CheckpointError(f"pydl.load: {where} has a corrupt structure (node kind "
                                   f"{kind!r})")
+    if not shared <= set(names):
+        raise CheckpointError(f"pydl.load: {where} has a corrupt structure: a shared "
+                              "reference names a tensor that is not stored "
+                              f"({sorted(shared - set(names))[:3]})")
     return names
 
 

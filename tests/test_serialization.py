@@ -684,3 +684,56 @@ def test_optimizer_and_scheduler_resume_exactly(tmp_path, make_opt, make_sched):
     for key, value in sched.state_dict().items():
         if not callable(value):
             assert s2.state_dict()[key] == value, key
+
+
+def test_tied_weights_are_stored_once_and_load_sharing_memory(tmp_path):
+    """A decoder tied to its encoder (nn.TiedLinear: one Parameter under two state_dict names)
+    is saved once, as torch.save keeps one storage; load gives both names over one array."""
+    from pydl import nn
+
+    pydl.manual_seed(0)
+    enc = nn.Linear(6, 3)
+    model = nn.Sequential(enc, nn.Tanh(), nn.TiedLinear(enc))
+    sd = model.state_dict()
+    names = [k for k in sd if k.endswith("weight")]
+    assert len(names) == 2
+    path = tmp_path / "tied.safetensors"
+    pydl.save({"model": sd, "copy": np.ones(3), "again": sd[names[0]]}, path)
+    head, data = _split(path.read_bytes())
+    stored = [k for k in head if k != "__metadata__"]
+    weights = [k for k in stored if k.endswith("weight")]
+    assert len(weights) == 1, stored  # one copy of the tied weight, not two (or three)
+    assert len(data) == sum(int(np.prod(v["shape"])) * 4 for k, v in head.items()
+                            if k != "__metadata__" and v["dtype"] == "F32") + 3 * 8
+    out = pydl.load(path)
+    a, b = (out["model"][k] for k in names)
+    assert np.shares_memory(a.numpy(), b.numpy()) and np.shares_memory(a.numpy(),
+                                                                       out["again"].numpy())
+    np.testing.assert_array_equal(a.numpy(), enc.weight.detach().numpy())
+    fresh = nn.Sequential(nn.Linear(6, 3), nn.Tanh(), None)
+    fresh[2] = nn.TiedLinear(fresh[0])
+    fresh.load_state_dict(out["model"])
+    x = pydl.randn(4, 6)
+    np.testing.assert_array_equal(fresh(x).detach().numpy(), model(x).detach().numpy())
+
+
+def test_shared_references_are_checked(tmp_path):
+    path = tmp_path / "t.safetensors"
+    w = pydl.ones(2)
+    pydl.save({"a": w, "b": w}, path)
+    good_head, data = _split(path.read_bytes())
+    tree = json.loads(good_head["__metadata__"]["pydl.tree"])
+    assert [node for _, node in tree["items"]][1].get("shared") is True
+    for edit, match in [
+        (lambda t: t["items"][1][1].update({"name": "nothing"}), "not stored"),
+        (lambda t: t["items"][1][1].update({"shared": 1}), "reference"),
+        (lambda t: t["items"][1][1].pop("shared"), "exactly once"),
+        (lambda t: t["items"][0][1].update({"shared": True}), "not stored"),  # no original
+    ]:
+        head = json.loads(json.dumps(good_head))
+        t = json.loads(head["__metadata__"]["pydl.tree"])
+        edit(t)
+        head["__metadata__"]["pydl.tree"] = json.dumps(t)
+        path.write_bytes(_join(head, data))
+        with pytest.raises(CheckpointError, match=match):
+            pydl.load(path)
