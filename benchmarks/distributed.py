@@ -133,13 +133,15 @@ def _time_allreduce(np, pydl, dist, sizes, min_time):
 
         # The same call count on every rank (collectives must pair up): rank 0 times a few
         # calls and broadcasts the count.
-        ours()
-        comm.Barrier()
-        start = time.perf_counter()
-        for _ in range(3):
-            raw()
-        per_call = (time.perf_counter() - start) / 3
-        calls = np.array([max(3, min(100000, int(min_time / max(per_call, 1e-7))))],
+        per_call = 0.0
+        for fn in (ours, raw):   # the slower of the two sets the count
+            fn()
+            comm.Barrier()
+            start = time.perf_counter()
+            for _ in range(5):
+                fn()
+            per_call = max(per_call, (time.perf_counter() - start) / 5)
+        calls = np.array([max(3, min(20000, int(min_time / max(per_call, 1e-7))))],
                          dtype=np.int64)
         comm.Bcast(calls, root=0)
         calls = int(calls[0])
