@@ -59,6 +59,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/checked.h"
 #include "conv_avx2.h"
 #include "conv_avx512.h"
 #include "cpu_features.h"
@@ -1299,11 +1300,21 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
                                 " input channels per group, expected " +
                                 std::to_string(C / groups) + " (in_channels " +
                                 std::to_string(C) + " / groups " + std::to_string(groups) + ")");
-  const int64_t eff_r = dil_h * (R - 1) + 1, eff_s = dil_w * (S - 1) + 1;
-  if (eff_r > H + 2 * pad_h || eff_s > W + 2 * pad_w)
+  // Every size below is derived from user values: checked, so that nothing wraps (a wrapped
+  // padded extent made a kernel "fit" and gave a wrong output size, or printed negative sizes).
+  const int64_t eff_r = checked_window_extent(R, dil_h, "conv2d: dilation * (kernel - 1) + 1");
+  const int64_t eff_s = checked_window_extent(S, dil_w, "conv2d: dilation * (kernel - 1) + 1");
+  const int64_t padded_h = checked_padded_extent(H, pad_h, "conv2d: input + 2 * padding");
+  const int64_t padded_w = checked_padded_extent(W, pad_w, "conv2d: input + 2 * padding");
+  if (eff_r > padded_h || eff_s > padded_w)
     throw std::invalid_argument("conv2d: kernel size " + dims(eff_r, eff_s) +
                                 " (with dilation) is larger than the padded input " +
-                                dims(H + 2 * pad_h, W + 2 * pad_w));
+                                dims(padded_h, padded_w));
+  // Element and byte counts of input, weight and output must fit int64 (the kernels index
+  // with int64 and allocate by byte count).
+  checked_bytes(checked_numel({N, C, H, W}, "conv2d: input elements"), 8, "conv2d: input bytes");
+  checked_bytes(checked_numel({K, Cg, R, S}, "conv2d: weight elements"), 8,
+                "conv2d: weight bytes");
   Conv2dShape s;
   s.N = N, s.C = C, s.H = H, s.W = W, s.K = K, s.R = R, s.S = S;
   s.stride_h = stride_h, s.stride_w = stride_w, s.pad_h = pad_h, s.pad_w = pad_w;
@@ -1315,10 +1326,13 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
   if (s.OH > nat_h || s.OW > nat_w)
     throw std::invalid_argument("conv2d: output size " + dims(s.OH, s.OW) +
                                 " exceeds the largest possible " + dims(nat_h, nat_w));
+  checked_bytes(checked_numel({N, K, s.OH, s.OW}, "conv2d: output elements"), 8,
+                "conv2d: output bytes");
   return s;
 }
 
 int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
+  check_itemsize(elem_size, "conv2d_column_buffer_bytes");
   if (is_depthwise(s) || is_pointwise(s)) return 0;
   const int64_t P = s.OH * s.OW;
   if (P == 0) return 0;

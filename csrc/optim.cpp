@@ -570,8 +570,13 @@ std::vector<double> tensor_norms_cpu(const std::vector<const T*>& tensors,
   // result depends only on the thread count, never on scheduling.
   const std::vector<int64_t> offsets = prefix_offsets(sizes);
   const int64_t total = offsets.back();
-  const int64_t n_parts =
-      std::max<int64_t>(1, std::min<int64_t>(num_threads(), total / kGrain));
+  // Under use_deterministic_algorithms the split is a fixed function of the sizes (at most
+  // kDeterministicNormParts parts, as many as the thread pool can use), so the sum is the same
+  // bits for any thread count.
+  constexpr int64_t kDeterministicNormParts = 32;
+  const int64_t n_parts = std::max<int64_t>(
+      1, std::min<int64_t>(deterministic_algorithms() ? kDeterministicNormParts : num_threads(),
+                           total / kGrain));
   std::vector<double> partial(static_cast<size_t>(n_parts) * n, identity);
   const bool simd = simd_enabled();
   parallel_for(n_parts, 1, [&](int64_t part_begin, int64_t part_end) {
@@ -613,6 +618,14 @@ void clamp_cpu(const std::vector<T*>& tensors, const std::vector<int64_t>& sizes
   check_sizes("clamp", sizes);
   check_list("clamp", "tensors", tensors.size(), sizes.size());
   const T lo_t = static_cast<T>(lo), hi_t = static_cast<T>(hi);
+  if (std::isnan(lo) || std::isnan(hi)) {
+    // A NaN bound makes every element NaN, as torch.clamp_ (and clip_grad_value_(nan)): the
+    // compare-and-select below would silently ignore it instead.
+    for_each_segment(sizes, [&](int64_t t, int64_t b, int64_t e) {
+      std::fill(tensors[t] + b, tensors[t] + e, std::numeric_limits<T>::quiet_NaN());
+    });
+    return;
+  }
   // Compare-and-select keeps NaN (a comparison with NaN is false); the compiler vectorizes it
   // into max/min instructions with the same rule, so no AVX2 variant is needed.
   for_each_segment(sizes, [&](int64_t t, int64_t b, int64_t e) {

@@ -50,6 +50,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/checked.h"
 #include "cpu_features.h"
 #include "parallel.h"
 #include "pool_avx2.h"
@@ -378,6 +379,22 @@ void check_pool2d_shape(const Pool2dShape& s) {
   if (s.pad_h < 0 || s.pad_w < 0)
     throw std::invalid_argument("pool2d: padding must be non-negative, got (" +
                                 std::to_string(s.pad_h) + ", " + std::to_string(s.pad_w) + ")");
+  // The kernels compute window corners o * stride - pad and ends corner + dil * (k - 1) + 1, and
+  // plane offsets p * H * W: all of it must fit int64 for every output the caller asks for.
+  const int64_t eff_h = checked_window_extent(s.kernel_h, s.dil_h, "pool2d: dilation * (kernel - 1) + 1");
+  const int64_t eff_w = checked_window_extent(s.kernel_w, s.dil_w, "pool2d: dilation * (kernel - 1) + 1");
+  checked_padded_extent(s.H, s.pad_h, "pool2d: input + 2 * padding");
+  checked_padded_extent(s.W, s.pad_w, "pool2d: input + 2 * padding");
+  if (s.OH > 0)
+    checked_add(checked_mul(s.OH - 1, s.stride_h, "pool2d: (output - 1) * stride"), eff_h,
+                "pool2d: last window end");
+  if (s.OW > 0)
+    checked_add(checked_mul(s.OW - 1, s.stride_w, "pool2d: (output - 1) * stride"), eff_w,
+                "pool2d: last window end");
+  checked_bytes(checked_numel({s.planes, s.H, s.W}, "pool2d: input elements"), 8,
+                "pool2d: input bytes");
+  checked_bytes(checked_numel({s.planes, s.OH, s.OW}, "pool2d: output elements"), 8,
+                "pool2d: output bytes");
 }
 
 namespace {

@@ -44,7 +44,16 @@ py::dict cpu_features_dict() {
   return d;
 }
 
+// Bounds of the arguments the core functions take from Python: a loop of 2**62 iterations never
+// ends (and its FLOP count overflows), and a thread pool of a million threads exhausts the
+// process before the first one starts.
+constexpr int64_t kMaxFmaIters = int64_t(1) << 40;
+constexpr int kMaxThreads = 1024;
+
 double fma_loop_py(int64_t iters, const std::string& dtype) {
+  if (iters < 0 || iters > kMaxFmaIters)
+    throw std::invalid_argument("fma_loop: iters must be between 0 and 2**40, got " +
+                                std::to_string(iters));
   if (dtype != "float32" && dtype != "float64")
     throw std::invalid_argument("fma_loop: dtype must be 'float32' or 'float64', got '" + dtype +
                                 "'");
@@ -96,7 +105,12 @@ void bind_core(py::module_& m) {
         "Copy the bytes of C-contiguous src into dst with every kernel thread (memory bandwidth "
         "reference)");
   m.def("num_threads", &num_threads, "Threads the kernels use");
-  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the kernels use");
+  m.def("set_num_threads", [](int64_t n) {
+    if (n < 1 || n > kMaxThreads)
+      throw std::invalid_argument("set_num_threads: n must be between 1 and " +
+                                  std::to_string(kMaxThreads) + ", got " + std::to_string(n));
+    set_num_threads(static_cast<int>(n));
+  }, py::arg("n"), "Set the threads the kernels use");
   m.def("deterministic_algorithms", &deterministic_algorithms,
         "Whether kernels split reductions independently of the thread count");
   m.def("set_deterministic_algorithms", &set_deterministic_algorithms, py::arg("on"),

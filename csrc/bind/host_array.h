@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/checked.h"
 #include "host_cache.h"
 
 namespace pydl::bind {
@@ -43,10 +44,12 @@ pybind11::array_t<T, Flags> empty_array(std::vector<pybind11::ssize_t> shape) {
   std::size_t count = 1;
   for (py::ssize_t d : shape) {
     if (d < 0) throw std::invalid_argument("empty_array: negative dimension");
-    if (d != 0 && count > std::numeric_limits<std::size_t>::max() / sizeof(T) / std::size_t(d))
-      throw std::bad_alloc();
     count *= std::size_t(d);
   }
+  // Element and byte counts must fit int64 (as PyTorch's "Storage size calculation overflowed"):
+  // checked_numel treats a zero dimension as making any shape fine.
+  checked_bytes(checked_numel(shape, "empty_array: element count"), int64_t(sizeof(T)),
+                "empty_array: byte count");
   const std::size_t bytes = count * sizeof(T);
   if (bytes < kHostCacheMinBytes) return py::array_t<T, Flags>(shape);
   void* p = host_alloc(bytes);

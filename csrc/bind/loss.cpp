@@ -51,6 +51,12 @@ Checked check_common(const char* op, const py::array& z, const py::array& target
     throw py::type_error(std::string(op) + ": target must hold integer class indices, got dtype " +
                          std::string(py::str(target.dtype())));
   }
+  // The kernels read int64 indices; a uint64 above 2**63 - 1 would wrap to a negative index
+  // (2**64 - 100 to -100, the usual ignore_index) and silently drop its row.
+  if (target.dtype().kind() == 'u' && target.dtype().itemsize() == 8) {
+    throw py::type_error(std::string(op) + ": target must not be uint64 (indices above 2**63 - 1 "
+                         "would wrap to negative ones such as ignore_index); convert to int64");
+  }
   if (!weight.is_none()) {
     py::array w = py::array::ensure(weight);
     if (!w || w.ndim() != 1 || w.shape(0) != c) {

@@ -10,6 +10,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -117,6 +120,57 @@ ArrayList matching_list(const char* op, const char* name, const py::sequence& se
   return out;
 }
 
+// One list of a call for the overlap check: its name and whether the kernel writes it.
+struct Role {
+  const char* name;
+  const ArrayList* list;
+  bool written;
+};
+
+// Refuses arrays that share memory where the kernel writes: two parameters over one storage (or
+// one array listed twice) would be updated by two threads at once and lose updates, and a state
+// buffer aliasing a parameter would be corrupted. Read-only arrays may overlap each other, and a
+// read array may be exactly a written one (elementwise in place: each element reads then writes
+// itself). The arrays are C-contiguous (checked before), so each is one byte interval; sorting
+// them costs O(n log n) per call, nothing next to the update itself.
+void check_no_overlap(const char* op, std::initializer_list<Role> roles) {
+  struct Span {
+    uintptr_t lo, hi;
+    const char* name;
+    size_t index;
+    bool written;
+  };
+  std::vector<Span> written, read;
+  for (const Role& r : roles) {
+    for (size_t i = 0; i < r.list->arrays.size(); ++i) {
+      const py::array& a = r.list->arrays[i];
+      if (a.nbytes() == 0) continue;
+      const auto lo = reinterpret_cast<uintptr_t>(a.data());
+      (r.written ? written : read).push_back({lo, lo + uintptr_t(a.nbytes()), r.name, i, r.written});
+    }
+  }
+  auto fail = [&](const Span& a, const Span& b) {
+    throw py::value_error(std::string(op) + ": " + a.name + "[" + std::to_string(a.index) +
+                          "] and " + b.name + "[" + std::to_string(b.index) +
+                          "] share memory (the same array twice, or two parameters over one "
+                          "storage); their in-place updates would race and lose updates. Pass "
+                          "each storage once");
+  };
+  auto by_start = [](const Span& a, const Span& b) { return a.lo < b.lo; };
+  std::sort(written.begin(), written.end(), by_start);
+  for (size_t i = 1; i < written.size(); ++i)
+    if (written[i].lo < written[i - 1].hi) fail(written[i - 1], written[i]);
+  // Written spans are now disjoint and sorted: each read span can meet at most its neighbours.
+  for (const Span& r : read) {
+    auto it = std::upper_bound(written.begin(), written.end(), r, by_start);
+    if (it != written.end() && it->lo < r.hi) fail(*it, r);
+    if (it != written.begin()) {
+      const Span& w = *(it - 1);
+      if (w.hi > r.lo && !(w.lo == r.lo && w.hi == r.hi)) fail(w, r);
+    }
+  }
+}
+
 std::vector<int64_t> sizes_of(const ArrayList& l) {
   std::vector<int64_t> sizes;
   sizes.reserve(l.arrays.size());
@@ -171,6 +225,7 @@ void sgd_step(const py::sequence& params, const py::sequence& grads,
                             std::to_string(p.arrays.size()));
     for (size_t i = 0; i < init_buffer.size(); ++i) init.push_back(init_buffer[i].cast<bool>());
   }
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"momentum_buffers", &buf, true}});
   SgdOptions opt;
   opt.lr = lr;
   opt.momentum = momentum;
@@ -199,6 +254,7 @@ void adagrad_step(const py::sequence& params, const py::sequence& grads,
   ArrayList p = leading_list(op, "params", params, true, &dt);
   ArrayList g = matching_list(op, "grads", grads, "params", p, false);
   ArrayList s = matching_list(op, "state_sums", state_sums, "params", p, true);
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"state_sums", &s, true}});
   std::vector<double> st = float_list(op, "steps", steps, p.arrays.size());
   AdagradOptions opt;
   opt.lr = lr;
@@ -231,6 +287,8 @@ void rmsprop_step(const py::sequence& params, const py::sequence& grads,
   ArrayList ga, buf;
   if (centered) ga = matching_list(op, "grad_avgs", grad_avgs, "params", p, true);
   if (momentum > 0) buf = matching_list(op, "momentum_buffers", momentum_buffers, "params", p, true);
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"square_avgs", &sq, true},
+                       {"grad_avgs", &ga, true}, {"momentum_buffers", &buf, true}});
   RmspropOptions opt;
   opt.lr = lr;
   opt.alpha = alpha;
@@ -267,6 +325,8 @@ void adam_step(const py::sequence& params, const py::sequence& grads,
   ArrayList v = matching_list(op, "exp_avg_sqs", exp_avg_sqs, "params", p, true);
   ArrayList vmax;
   if (amsgrad) vmax = matching_list(op, "max_exp_avg_sqs", max_exp_avg_sqs, "params", p, true);
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"exp_avgs", &m, true},
+                       {"exp_avg_sqs", &v, true}, {"max_exp_avg_sqs", &vmax, true}});
   std::vector<double> st = float_list(op, "steps", steps, p.arrays.size());
   AdamOptions opt;
   opt.lr = lr;
@@ -301,6 +361,8 @@ void adadelta_step(const py::sequence& params, const py::sequence& grads,
   ArrayList g = matching_list(op, "grads", grads, "params", p, false);
   ArrayList sq = matching_list(op, "square_avgs", square_avgs, "params", p, true);
   ArrayList acc = matching_list(op, "acc_deltas", acc_deltas, "params", p, true);
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"square_avgs", &sq, true},
+                       {"acc_deltas", &acc, true}});
   AdadeltaOptions opt;
   opt.lr = lr;
   opt.rho = rho;
@@ -331,6 +393,8 @@ void adamax_step(const py::sequence& params, const py::sequence& grads,
   ArrayList g = matching_list(op, "grads", grads, "params", p, false);
   ArrayList m = matching_list(op, "exp_avgs", exp_avgs, "params", p, true);
   ArrayList u = matching_list(op, "exp_infs", exp_infs, "params", p, true);
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"exp_avgs", &m, true},
+                       {"exp_infs", &u, true}});
   std::vector<double> st = float_list(op, "steps", steps, p.arrays.size());
   AdamaxOptions opt;
   opt.lr = lr;
@@ -367,6 +431,8 @@ void nadam_radam_step(bool nadam, const py::sequence& params, const py::sequence
   ArrayList v = matching_list(op, "exp_avg_sqs", exp_avg_sqs, "params", p, true);
   std::vector<double> st = float_list(op, "steps", steps, p.arrays.size());
   std::vector<double> mus;
+  check_no_overlap(op, {{"params", &p, true}, {"grads", &g, false}, {"exp_avgs", &m, true},
+                       {"exp_avg_sqs", &v, true}});
   if (nadam) mus = float_list(op, "mu_products", *mu_products, p.arrays.size());
   const std::vector<int64_t> sizes = sizes_of(p);
   auto run = [&](auto tag) {
@@ -439,6 +505,7 @@ std::vector<double> tensor_norms(const py::sequence& tensors, double norm_type) 
 void scale_(const py::sequence& tensors, double factor) {
   Dtype dt = Dtype::kFloat32;
   ArrayList x = leading_list("scale_", "tensors", tensors, true, &dt);
+  check_no_overlap("scale_", {{"tensors", &x, true}});
   const std::vector<int64_t> sizes = sizes_of(x);
   auto run = [&](auto tag) {
     using T = decltype(tag);
@@ -453,6 +520,7 @@ void scale_(const py::sequence& tensors, double factor) {
 void clamp_(const py::sequence& tensors, double lo, double hi) {
   Dtype dt = Dtype::kFloat32;
   ArrayList x = leading_list("clamp_", "tensors", tensors, true, &dt);
+  check_no_overlap("clamp_", {{"tensors", &x, true}});
   const std::vector<int64_t> sizes = sizes_of(x);
   auto run = [&](auto tag) {
     using T = decltype(tag);
@@ -468,6 +536,7 @@ void lerp_(const py::sequence& targets, const py::sequence& sources, double weig
   Dtype dt = Dtype::kFloat32;
   ArrayList a = leading_list("lerp_", "targets", targets, true, &dt);
   ArrayList b = matching_list("lerp_", "sources", sources, "targets", a, false);
+  check_no_overlap("lerp_", {{"targets", &a, true}, {"sources", &b, false}});
   const std::vector<int64_t> sizes = sizes_of(a);
   auto run = [&](auto tag) {
     using T = decltype(tag);

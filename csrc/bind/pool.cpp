@@ -144,6 +144,11 @@ py::array max_backward_impl(const py::array& dy_in, const py::array& idx_in, Pai
 
 py::array max_pool2d_backward(const py::array& dy, const py::array& indices, Pair input_hw) {
   with_hw(dy, input_hw, "max_pool2d_backward");
+  // Indices are converted, never cast: float indices would be truncated to wrong positions and
+  // uint64 ones could wrap (PyTorch: "expected scalar type Long").
+  if (!indices.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error("max_pool2d_backward: indices must be int64, got " +
+                         std::string(py::str(indices.dtype())));
   if (indices.ndim() != dy.ndim() ||
       !std::equal(dy.shape(), dy.shape() + dy.ndim(), indices.shape()))
     throw std::invalid_argument("max_pool2d_backward: indices and grad_output shapes differ");

@@ -29,6 +29,7 @@ import numpy as np
 
 from pydl import _C
 from pydl._cuda_kernels import device_kernels
+from pydl.ops import _sizes
 from pydl.autograd.function import Function
 from pydl.tensor import Tensor
 
@@ -86,6 +87,7 @@ def _check_common(op, input, weight, bias, nd, stride, padding, dilation, groups
         raise ValueError(f"{op}: padding must be non-negative, got {padding}")
     if any(d < 1 for d in dilation):
         raise ValueError(f"{op}: dilation must be positive, got {dilation}")
+    _sizes.check_args(op, stride=stride, padding=padding, dilation=dilation, groups=(groups,))
 
 
 def _as4d(a: np.ndarray, nd: int, batched: bool) -> np.ndarray:
@@ -333,12 +335,18 @@ def _conv(op, nd, input, weight, bias, stride, padding, dilation, groups):
                 widths += [0, e]
             input = pad_op(input, tuple(widths))
     spatial = input.shape[-nd:]
+    out = []
     for i in range(nd):
-        eff = dilation[i] * (kernel[i] - 1) + 1
-        if eff > spatial[i] + 2 * padding[i]:
+        # Checked against int64: the kernels compute these sizes in int64 too.
+        eff = _sizes.window_extent(op, kernel[i], dilation[i])
+        padded = _sizes.padded_extent(op, spatial[i], padding[i])
+        if eff > padded:
             raise ValueError(f"{op}: kernel size {kernel} (effective {eff} with dilation "
                              f"{dilation}) is larger than the padded input: input of shape "
                              f"{tuple(input.shape)} with padding {padding}")
+        out.append((padded - eff) // stride[i] + 1)
+    _sizes.check_numel(op, "output", tuple(input.shape[:-nd - 1]) + (K,) + tuple(out),
+                       input._data.dtype.itemsize)
     return ConvNd.apply(input, weight, bias, nd, _pad2(stride, nd, 1), _pad2(padding, nd, 0),
                         _pad2(dilation, nd, 1), int(groups))
 
@@ -379,14 +387,25 @@ def _conv_transpose(op, nd, input, weight, bias, stride, padding, output_padding
             raise ValueError(f"{op}: output padding must be smaller than either stride or "
                              f"dilation, got output_padding={output_padding}, stride={stride}, "
                              f"dilation={dilation}")
+    _sizes.check_args(op, output_padding=output_padding)
     kernel = tuple(weight.shape[2:])
     spatial = input.shape[-nd:]
-    out = tuple((spatial[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1)
-                + output_padding[i] + 1 for i in range(nd))
-    if any(o < 1 for o in out):
-        raise ValueError(f"{op}: output size {out} is too small: input of shape "
-                         f"{tuple(input.shape)}, kernel {kernel}, stride {stride}, padding "
-                         f"{padding}, dilation {dilation}")
+    # The output before padding is cut off, (in - 1) * s + d (k - 1) + output_padding + 1, and
+    # the cut, 2p: both must fit int64 (the kernels see them as the padded input of the
+    # backward pass), and the cut must leave something. No message shows a negative size.
+    full = tuple(_sizes.int64(op, "(input - 1) * stride + dilation * (kernel_size - 1) + "
+                                  "output_padding + 1",
+                              max(spatial[i] - 1, 0) * stride[i] + dilation[i] * (kernel[i] - 1)
+                              + output_padding[i] + 1) for i in range(nd))
+    cut = tuple(_sizes.int64(op, "2 * padding", 2 * padding[i]) for i in range(nd))
+    if any(c >= f for c, f in zip(cut, full)):
+        raise ValueError(f"{op}: padding {padding} removes the whole output: 2 * padding "
+                         f"{cut} is not smaller than the unpadded output size {full} (input of "
+                         f"shape {tuple(input.shape)}, kernel {kernel}, stride {stride}, "
+                         f"dilation {dilation}, output_padding {output_padding})")
+    out = tuple(f - c for f, c in zip(full, cut))
+    _sizes.check_numel(op, "output", tuple(input.shape[:-nd - 1]) + (C_out,) + out,
+                       input._data.dtype.itemsize)
     if any(s < 1 for s in spatial):
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial dim")
     out_hw = (1,) + out if nd == 1 else out

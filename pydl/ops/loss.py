@@ -928,6 +928,12 @@ def _class_args(op, input, target, weight, ignore_index):
     input = _as_tensor(input, "input", op)
     target = _as_tensor(target, "target", op)
     _check_float(input, "input", op)
+    if target.dtype == np.uint64:
+        # The kernels take int64 indices: a uint64 of 2**64 - 100 would become -100, the default
+        # ignore_index, and silently drop its row. PyTorch refuses uint64 targets outright.
+        raise RuntimeError(f"{op}: expected target dtype to be Long or Byte, but got UInt64 "
+                           "(uint64 class indices can wrap to negative ones such as ignore_index; "
+                           "convert them to int64)")
     if input.ndim == 0:
         raise ValueError(f"{op}: input must have at least one dimension (the classes), got a "
                          f"0-d tensor")

@@ -23,6 +23,7 @@ from pydl import _C
 from pydl._cuda_kernels import device_kernels
 from pydl.autograd.function import Function
 from pydl.device import array_module
+from pydl.ops import _sizes
 from pydl.ops.conv import _check_tensor, _tuple
 from pydl.ops.elementwise import raw
 
@@ -60,6 +61,8 @@ def _pool_args(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
         raise ValueError(f"{op}: dilation must be positive, got {dilation}")
     if any(p < 0 for p in padding):
         raise ValueError(f"{op}: padding must be non-negative, got {padding}")
+    _sizes.check_args(op, kernel_size=kernel, stride=stride, padding=padding,
+                      dilation=dilation)
     for i in range(nd):
         if padding[i] > kernel[i] // 2:
             raise ValueError(f"{op}: pad should be at most half of kernel size, but got "
@@ -68,12 +71,18 @@ def _pool_args(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode)
     if any(v == 0 for v in spatial):
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial "
                          "dimension")
+    # Checked against int64 (the kernels' type) before any output size is computed.
+    extents = tuple(_sizes.window_extent(op, kernel[i], dilation[i]) for i in range(nd))
+    padded = tuple(_sizes.padded_extent(op, spatial[i], padding[i]) for i in range(nd))
     out = tuple(_pool_output_size(op, spatial[i], kernel[i], stride[i], padding[i], dilation[i],
                                   ceil_mode) for i in range(nd))
     if any(o < 1 for o in out):
-        raise ValueError(f"{op}: output size {out} is too small: input of shape "
-                         f"{tuple(input.shape)}, kernel_size {kernel}, stride {stride}, padding "
-                         f"{padding}, dilation {dilation}")
+        # (The computed size itself can be hugely negative: not shown.)
+        raise ValueError(f"{op}: output size is too small: the window (extent {extents} with "
+                         f"dilation) leaves no output in the padded input {padded}: input of "
+                         f"shape {tuple(input.shape)}, kernel_size {kernel}, stride {stride}, "
+                         f"padding {padding}, dilation {dilation}")
+    _sizes.check_numel(op, "output", tuple(input.shape[:-nd]) + out, input._data.dtype.itemsize)
     if nd == 1:
         return (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation, (1,) + out
     return kernel, stride, padding, dilation, out
@@ -384,6 +393,8 @@ def _adaptive(op, nd, input, output_size):
     out = tuple(int(o) for o in out)
     if any(o < 0 for o in out):
         raise ValueError(f"{op}: output_size must be non-negative, got {out}")
+    _sizes.check_args(op, output_size=out)
+    _sizes.check_numel(op, "output", tuple(input.shape[:-nd]) + out, input._data.dtype.itemsize)
     if any(s == 0 for s in spatial):
         raise ValueError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial dim")
     out_hw = (1,) + out if nd == 1 else out

@@ -33,6 +33,29 @@ required = _RequiredParameter()
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _byte_bounds(a: np.ndarray):
+    try:
+        from numpy.lib.array_utils import byte_bounds  # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        byte_bounds = np.byte_bounds
+    return byte_bounds(a)
+
+
+def _first_shared_storage(arrays: List[np.ndarray]):
+    """Indices (i, j) of two arrays that share memory, or None. Byte ranges sorted by start
+    find the candidates (O(n log n)); np.shares_memory settles the few whose ranges overlap
+    (interleaved strided views of one buffer overlap in range but not in memory)."""
+    spans = sorted((*_byte_bounds(a), i) for i, a in enumerate(arrays) if a.size)
+    active: List[tuple] = []
+    for lo, hi, i in spans:
+        active = [s for s in active if s[1] > lo]
+        for _, _, j in active:
+            if np.shares_memory(arrays[i], arrays[j]):
+                return (min(i, j), max(i, j))
+        active.append((lo, hi, i))
+    return None
+
+
 class _Batch:
     """One fused call's worth: the parameters of a group that have a gradient and one dtype.
 
@@ -254,7 +277,32 @@ class Optimizer:
                 batch = by_dtype[(dtype, id(kernels))] = _Batch()
                 batch.kernels = kernels
             batch.add(p, grad._data if isinstance(grad, Tensor) else np.asarray(grad))
-        return list(by_dtype.values())
+        batches = list(by_dtype.values())
+        self._check_no_shared_storage(group, batches)
+        return batches
+
+    def _check_no_shared_storage(self, group: Dict[str, Any], batches: List[_Batch]) -> None:
+        """Refuse two parameters over the same memory (views of one buffer, or one array under
+        two Tensors): the fused kernels would update them on two threads at once, and strided
+        ones, updated through copies written back one after the other, would overwrite each
+        other's update; either way updates are lost. (The same Tensor twice is updated once,
+        above.) The check runs once per composition of a group's arrays and is cached: a step
+        with the same arrays as the last one costs one tuple of ids."""
+        arrays = [p._data for b in batches if b.kernels is None for p in b.params]
+        key = tuple(id(a) for a in arrays)
+        cache = self.__dict__.setdefault("_storage_checked", {})
+        hit = cache.get(id(group))
+        if hit is not None and hit[0] == key:
+            return
+        clash = _first_shared_storage(arrays)
+        if clash is not None:
+            i, j = clash
+            raise ValueError(f"{type(self).__name__}: parameters of shapes "
+                             f"{tuple(arrays[i].shape)} and {tuple(arrays[j].shape)} share memory "
+                             "(two parameters over one storage); their in-place updates would "
+                             "race and lose updates. Give each parameter its own storage")
+        # The arrays stay referenced by the cache, so their ids cannot be reused while cached.
+        cache[id(group)] = (key, arrays)
 
     def _zeros_state(self, p: Tensor, value: float = 0.0) -> Tensor:
         """A state buffer like ``p``: same shape and dtype, C-contiguous."""
