@@ -210,11 +210,12 @@ class SuiteUnavailable(Exception):
     """Raised by a suite's run() when this machine cannot run it (e.g. no GPU)."""
 
 
-def _time_batch(fn: Callable[[], object], calls: int) -> float:
-    start = time.perf_counter()
+def _time_batch(fn: Callable[[], object], calls: int,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls
+    return (clock() - start) / calls
 
 
 def time_side_by_side(
@@ -223,10 +224,13 @@ def time_side_by_side(
     min_time: float = 0.05,
     warmup: int = 2,
     settle: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Dict[str, float]:
     """Median seconds per call for each contender, timed in alternating rounds.
 
-    ``settle`` seconds of sleep precede every timed batch (see the module docstring)."""
+    ``settle`` seconds of sleep precede every timed batch (see the module docstring).
+    ``clock``: wall time by default; ``time.process_time`` (CPU time of the whole process) is
+    steadier on a loaded machine, but only fair when every contender runs one thread."""
     calls: Dict[str, int] = {}
     for name, fn in contenders.items():
         for _ in range(warmup):
@@ -234,7 +238,7 @@ def time_side_by_side(
         # Calibrate: how many calls make one round last about min_time.
         n = 1
         while True:
-            t = _time_batch(fn, n) * n
+            t = _time_batch(fn, n, clock) * n
             if t >= min_time / 4 or n >= 1 << 20:
                 break
             n *= 4
@@ -244,7 +248,7 @@ def time_side_by_side(
         for name, fn in contenders.items():
             if settle > 0:
                 time.sleep(settle)
-            samples[name].append(_time_batch(fn, calls[name]))
+            samples[name].append(_time_batch(fn, calls[name], clock))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -312,6 +316,7 @@ class Suite:
         self.results: List[Result] = []
         self._printed_header = False
         self.bandwidth: Optional[float] = None  # GB/s reference, see use_bandwidth_reference
+        self.clock: Callable[[], float] = time.perf_counter  # see time_side_by_side
 
     def use_bandwidth_reference(self) -> float:
         """Also measure pydl's own streaming rate (memory_bandwidth: an in-place lerp_) and
@@ -348,7 +353,7 @@ class Suite:
                 continue
             contenders[peer] = fn
         times = time_side_by_side(contenders, rounds=rounds or self.rounds, min_time=self.min_time,
-                                  settle=self.settle)
+                                  settle=self.settle, clock=self.clock)
         if nbytes and self.bandwidth:
             extra = {**extra, "percent_of_bandwidth": 100 * nbytes / times["pydl"] / 1e9
                      / self.bandwidth, "bandwidth_reference_gbs": self.bandwidth}

@@ -119,6 +119,8 @@ struct Blocking {
   int64_t min_macs_per_thread;
   // The micro-kernel reading op(A) unpacked, for small products (see gemm_serial), or nullptr.
   gemm_detail::DirectAMicroKernel<T> micro_direct_a = nullptr;
+  // The unpacked small-product path (see use_direct), or nullptr.
+  gemm_detail::DirectFn<T> direct = nullptr;
 };
 
 // Portable micro-kernel: plain C++ the compiler vectorises with the baseline ISA (SSE2 on
@@ -171,7 +173,8 @@ Blocking<float> blocking<float>() {
     return {gemm_detail::kAvx2SgemmMR, gemm_detail::kAvx2SgemmNR, 144, 256, 4080,
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
             pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
-            gemm_detail::sgemm_pack_lines16_avx2, 3500000};
+            gemm_detail::sgemm_pack_lines16_avx2, 3500000,
+            gemm_detail::sgemm_micro_direct_a_avx2, gemm_detail::sgemm_direct_avx2};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
           pack_block<float, 8>, nullptr, nullptr, 250000};
 }
@@ -189,7 +192,8 @@ Blocking<double> blocking<double>() {
     return {gemm_detail::kAvx2DgemmMR, gemm_detail::kAvx2DgemmNR, 72, 256, 4080,
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
             pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
-            gemm_detail::dgemm_pack_lines8_avx2, 1750000};
+            gemm_detail::dgemm_pack_lines8_avx2, 1750000,
+            gemm_detail::dgemm_micro_direct_a_avx2, gemm_detail::dgemm_direct_avx2};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
           pack_block<double, 4>, nullptr, nullptr, 125000};
 }
@@ -298,10 +302,36 @@ int64_t balanced_block(int64_t extent, int64_t max_block, int64_t unit) {
 constexpr int64_t kDirectAMaxElements = int64_t(1) << 20;
 
 // op(A)(i, p) = a[i * a_rs + p * a_cs], op(B)(p, j) = b[p * b_rs + j * b_cs]; m, n, k > 0.
+// Products up to this many multiply-adds may skip packing entirely (see use_direct).
+constexpr double kDirectMaxMacs = 8.0e6;
+
+// Whether gemm_serial runs the unpacked path (bk.direct): op(B) must be contiguous along n, and
+// the product small enough that packing is a real share of it (packing both operands costs
+// about as much as 5-10% of the multiply-adds of a 64^3 product, 40% of 576 x 25 x 6). Reading
+// B in place is only safe for the caches when its K-block rows do not pile onto a few L1 sets:
+// a row stride that is a multiple of 512 bytes (128 float32, as in 128^3 or 64 x 2304 x 256)
+// maps all kc rows of a B sliver onto 1/8 of the sets and they evict each other every tile
+// (measured there: 0.8x the packed path), unless the whole K block of B fits in 16 KiB anyway.
+template <typename T>
+bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t b_rs,
+                int64_t b_cs) {
+  if (bk.direct == nullptr || b_cs != 1) return false;
+  if (static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) > kDirectMaxMacs)
+    return false;
+  const int64_t kc = balanced_block(k, bk.kc, 1);
+  const bool block_fits_l1 = kc * n * static_cast<int64_t>(sizeof(T)) <= 16384;
+  const bool stride_spreads = (b_rs * static_cast<int64_t>(sizeof(T))) % 512 != 0;
+  return block_fits_l1 || stride_spreads;
+}
+
 template <typename T>
 void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                  int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs, int64_t b_cs, T beta, T* c,
                  int64_t ldc) {
+  if (use_direct(bk, m, n, k, b_rs, b_cs)) {
+    bk.direct(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, beta, c, ldc);
+    return;
+  }
   const int64_t mr = bk.mr, nr = bk.nr;
   const int64_t nc_block = balanced_block(n, bk.nc, nr);
   const int64_t kc_block = balanced_block(k, bk.kc, 1);

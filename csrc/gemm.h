@@ -80,6 +80,28 @@ void sgemm_pack_lines16_avx2(float* dst, const float* src, int64_t ld, int64_t k
 void dgemm_pack_lines6_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
 void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t kc);
 
+// Unpacked path for small products (AVX2+FMA): the whole m x n x k product with
+// op(A)(i, p) = a[i * a_rs + p * a_cs] (any strides) and op(B)(p, j) = b[p * ldb + j] (rows
+// contiguous along n), C = alpha * op(A) op(B) + beta * C; m, n, k > 0. Tiles of 6 rows x 16
+// (float32) / 8 (float64) columns, edge tiles by kernels of their own size with masked last
+// vectors (never a scalar loop), K-blocked by 256.
+template <typename T>
+using DirectFn = void (*)(int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t a_rs,
+                          int64_t a_cs, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+void sgemm_direct_avx2(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                       int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float beta,
+                       float* c, int64_t ldc);
+void dgemm_direct_avx2(int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                       int64_t a_rs, int64_t a_cs, const double* b, int64_t ldb, double beta,
+                       double* c, int64_t ldc);
+// The same tiles as DirectAMicroKernels: op(A) read in place (row-major), B packed.
+void sgemm_micro_direct_a_avx2(int64_t kc, const float* a, int64_t lda, const float* b_panel,
+                               float alpha, float beta, float* c, int64_t ldc, int64_t m_valid,
+                               int64_t n_valid);
+void dgemm_micro_direct_a_avx2(int64_t kc, const double* a, int64_t lda, const double* b_panel,
+                               double alpha, double beta, double* c, int64_t ldc,
+                               int64_t m_valid, int64_t n_valid);
+
 #ifdef PYDL_HAVE_AVX512_KERNELS
 // AVX-512 F/BW/DQ/VL kernels (gemm_avx512.cpp): call only when use_avx512() is true.
 constexpr int kAvx512SgemmMR = 14, kAvx512SgemmNR = 32;

@@ -13,6 +13,8 @@
 // AVX-compiled inline function can be picked by the linker for the portable code.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "gemm.h"
 
 namespace pydl::gemm_detail {
@@ -159,6 +161,158 @@ inline void micro_6x2v(int64_t kc, const typename S::T* __restrict a,
   }
 }
 
+// ---- Unpacked small-product path ---------------------------------------------------------------
+// For products too small for packing to pay (see gemm.cpp's use_direct), tiles read op(A) and
+// op(B) where they lie: B's rows are loaded as vectors (op(B) contiguous along n), A's values
+// broadcast from any strides. Edge tiles get a kernel of their own size, M rows (1..6) by NV
+// vectors, the last vector masked when n is not a multiple of the lanes, so a 4 x 8 corner
+// costs 4 x 8 work, not a full 6 x 16 tile plus a scalar copy-out.
+
+template <class S>
+struct Masks;
+template <>
+struct Masks<F32> {
+  using MI = __m256i;
+  static MI first(int64_t count) {  // lanes [0, count) set, count in 1..8
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), idx);
+  }
+  static __m256 load(const float* p, MI m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, MI m, __m256 v) { _mm256_maskstore_ps(p, m, v); }
+};
+template <>
+struct Masks<F64> {
+  using MI = __m256i;
+  static MI first(int64_t count) {  // count in 1..4
+    const __m256i idx = _mm256_setr_epi64x(0, 1, 2, 3);
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), idx);
+  }
+  static __m256d load(const double* p, MI m) { return _mm256_maskload_pd(p, m); }
+  static void store(double* p, MI m, __m256d v) { _mm256_maskstore_pd(p, m, v); }
+};
+
+// C[0:M, 0:n_valid] = alpha * op(A)[0:M, 0:kc] @ op(B)[0:kc, 0:n_valid] + beta * C, with
+// op(A)(i, p) = a[i * a_rs + p * a_cs] and op(B)(p, j) = b[p * ldb + j]; n_valid in
+// ((NV - 1) * L, NV * L], the last vector masked when MASKED. Never reads C when beta == 0, and
+// never touches memory past row M - 1 of A and C or column n_valid - 1 of B and C.
+template <class S, int M, int NV, bool MASKED>
+void direct_tile(int64_t kc, const typename S::T* __restrict a, int64_t a_rs, int64_t a_cs,
+                 const typename S::T* __restrict b, int64_t ldb, typename S::T alpha,
+                 typename S::T beta, typename S::T* c, int64_t ldc, int64_t n_valid) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  using MK = Masks<S>;
+  const typename MK::MI mask = MK::first(MASKED ? n_valid - (NV - 1) * L : L);
+  V acc[M][NV];
+#pragma GCC unroll 6
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+  const T* a1 = a + a_rs;
+  const T* a2 = a + 2 * a_rs;
+  const T* a3 = a + 3 * a_rs;
+  const T* a4 = a + 4 * a_rs;
+  const T* a5 = a + 5 * a_rs;
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      bv[v] = (MASKED && v == NV - 1) ? MK::load(b + v * L, mask) : S::loadu(b + v * L);
+    const T* rows[6] = {a, a1, a2, a3, a4, a5};
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) {
+      const V ai = S::bcast(rows[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+    }
+    a += a_cs;
+    a1 += a_cs;
+    a2 += a_cs;
+    a3 += a_cs;
+    a4 += a_cs;
+    a5 += a_cs;
+    b += ldb;
+  }
+  const V va = S::set1(alpha);
+  const V vb = S::set1(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < M; ++i) {
+    T* ci = c + i * ldc;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      V r = S::mul(va, acc[i][v]);
+      if (MASKED && v == NV - 1) {
+        if (beta != T(0)) r = S::fma(vb, MK::load(ci + v * L, mask), r);
+        MK::store(ci + v * L, mask, r);
+      } else {
+        if (beta != T(0)) r = S::fma(vb, S::loadu(ci + v * L), r);
+        S::storeu(ci + v * L, r);
+      }
+    }
+  }
+}
+
+template <class S>
+using DirectTileFn = void (*)(int64_t, const typename S::T*, int64_t, int64_t,
+                              const typename S::T*, int64_t, typename S::T, typename S::T,
+                              typename S::T*, int64_t, int64_t);
+
+// table[M - 1][kind]: kind 0 = two full vectors, 1 = one full + one masked, 2 = one full,
+// 3 = one masked.
+template <class S, int M>
+constexpr DirectTileFn<S> direct_row[4] = {
+    direct_tile<S, M, 2, false>, direct_tile<S, M, 2, true>, direct_tile<S, M, 1, false>,
+    direct_tile<S, M, 1, true>};
+
+template <class S>
+DirectTileFn<S> direct_kernel(int64_t rows, int64_t n_valid) {
+  constexpr int L = S::kLanes;
+  const int kind = n_valid == 2 * L ? 0 : n_valid > L ? 1 : n_valid == L ? 2 : 3;
+  switch (rows) {
+    case 1: return direct_row<S, 1>[kind];
+    case 2: return direct_row<S, 2>[kind];
+    case 3: return direct_row<S, 3>[kind];
+    case 4: return direct_row<S, 4>[kind];
+    case 5: return direct_row<S, 5>[kind];
+    default: return direct_row<S, 6>[kind];
+  }
+}
+
+// The whole product, K-blocked so a kc x NR sliver of B (at most 16 KiB) stays in L1 while the
+// row tiles of A pass over it; beta applies to the first K block only.
+template <class S>
+void gemm_direct(int64_t m, int64_t n, int64_t k, typename S::T alpha, const typename S::T* a,
+                 int64_t a_rs, int64_t a_cs, const typename S::T* b, int64_t ldb,
+                 typename S::T beta, typename S::T* c, int64_t ldc) {
+  using T = typename S::T;
+  constexpr int64_t MR = 6, NR = 2 * S::kLanes, KC = 256;
+  const int64_t k_blocks = (k + KC - 1) / KC;
+  const int64_t kc_block = (k + k_blocks - 1) / k_blocks;
+  // When all of a K block of B fits in L1 (16 KiB), walk C by rows of tiles so each 6-row strip
+  // of A is read once (tall products such as im2col's 4096 x 27 @ 27 x 64); otherwise by
+  // columns of tiles so the B sliver is what stays in L1.
+  for (int64_t pc = 0; pc < k; pc += kc_block) {
+    const int64_t kc = std::min(kc_block, k - pc);
+    const T beta_block = pc == 0 ? beta : T(1);
+    const T* a_block = a + pc * a_cs;
+    const T* b_block = b + pc * ldb;
+    auto tile = [&](int64_t ir, int64_t jr) {
+      const int64_t rows = std::min(MR, m - ir), cols = std::min(NR, n - jr);
+      direct_kernel<S>(rows, cols)(kc, a_block + ir * a_rs, a_rs, a_cs, b_block + jr, ldb,
+                                   alpha, beta_block, c + ir * ldc + jr, ldc, cols);
+    };
+    if (kc * n * static_cast<int64_t>(sizeof(T)) <= 16384) {
+      for (int64_t ir = 0; ir < m; ir += MR)
+        for (int64_t jr = 0; jr < n; jr += NR) tile(ir, jr);
+    } else {
+      for (int64_t jr = 0; jr < n; jr += NR)
+        for (int64_t ir = 0; ir < m; ir += MR) tile(ir, jr);
+    }
+  }
+}
+
 // ---- Transposing packs ------------------------------------------------------------------------
 // The driver's portable packing handles sources that are contiguous across a sliver (a row copy
 // per step); these handle the other common case, R lines each contiguous along p (op(A) = A
@@ -267,6 +421,32 @@ void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t 
 void sgemm_micro_6x16_avx2(int64_t kc, const float* a_panel, const float* b_panel, float alpha,
                            float beta, float* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
   micro_6x2v<F32>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);
+}
+
+void sgemm_direct_avx2(int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                       int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb, float beta,
+                       float* c, int64_t ldc) {
+  gemm_direct<F32>(m, n, k, alpha, a, a_rs, a_cs, b, ldb, beta, c, ldc);
+}
+
+void dgemm_direct_avx2(int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                       int64_t a_rs, int64_t a_cs, const double* b, int64_t ldb, double beta,
+                       double* c, int64_t ldc) {
+  gemm_direct<F64>(m, n, k, alpha, a, a_rs, a_cs, b, ldb, beta, c, ldc);
+}
+
+void sgemm_micro_direct_a_avx2(int64_t kc, const float* a, int64_t lda, const float* b_panel,
+                               float alpha, float beta, float* c, int64_t ldc, int64_t m_valid,
+                               int64_t n_valid) {
+  direct_kernel<F32>(m_valid, n_valid)(kc, a, lda, 1, b_panel, kAvx2SgemmNR, alpha, beta, c, ldc,
+                                       n_valid);
+}
+
+void dgemm_micro_direct_a_avx2(int64_t kc, const double* a, int64_t lda, const double* b_panel,
+                               double alpha, double beta, double* c, int64_t ldc,
+                               int64_t m_valid, int64_t n_valid) {
+  direct_kernel<F64>(m_valid, n_valid)(kc, a, lda, 1, b_panel, kAvx2DgemmNR, alpha, beta, c, ldc,
+                                       n_valid);
 }
 
 void dgemm_micro_6x8_avx2(int64_t kc, const double* a_panel, const double* b_panel, double alpha,
