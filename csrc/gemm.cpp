@@ -70,6 +70,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -121,6 +122,10 @@ struct Blocking {
   gemm_detail::DirectAMicroKernel<T> micro_direct_a = nullptr;
   // The unpacked small-product path (see use_direct), or nullptr.
   gemm_detail::DirectFn<T> direct = nullptr;
+  // Most rows of op(A) read in place by micro_direct_a. AVX2: measured 1-thread 256^3 and
+  // 64 x 2304 x 256 2-4% faster than packing A, 512^3 5% slower (A's rows then stream from
+  // L2 with a 2 KiB stride for every sliver of B).
+  int64_t direct_a_max_rows = INT64_MAX;
 };
 
 // Portable micro-kernel: plain C++ the compiler vectorises with the baseline ISA (SSE2 on
@@ -174,7 +179,7 @@ Blocking<float> blocking<float>() {
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
             pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
             gemm_detail::sgemm_pack_lines16_avx2, 3500000,
-            gemm_detail::sgemm_micro_direct_a_avx2, gemm_detail::sgemm_direct_avx2};
+            gemm_detail::sgemm_micro_direct_a_avx2, gemm_detail::sgemm_direct_avx2, 256};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
           pack_block<float, 8>, nullptr, nullptr, 250000};
 }
@@ -193,7 +198,7 @@ Blocking<double> blocking<double>() {
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
             pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
             gemm_detail::dgemm_pack_lines8_avx2, 1750000,
-            gemm_detail::dgemm_micro_direct_a_avx2, gemm_detail::dgemm_direct_avx2};
+            gemm_detail::dgemm_micro_direct_a_avx2, gemm_detail::dgemm_direct_avx2, 256};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
           pack_block<double, 4>, nullptr, nullptr, 125000};
 }
@@ -306,29 +311,24 @@ constexpr int64_t kDirectAMaxElements = int64_t(1) << 20;
 constexpr double kDirectMaxMacs = 8.0e6;
 
 // Whether gemm_serial runs the unpacked path (bk.direct): op(B) must be contiguous along n, and
-// the product small enough that packing is a real share of it (packing both operands costs
-// about as much as 5-10% of the multiply-adds of a 64^3 product, 40% of 576 x 25 x 6). Reading
-// B in place is only safe for the caches when its K-block rows do not pile onto a few L1 sets:
-// a row stride that is a multiple of 512 bytes (128 float32, as in 128^3 or 64 x 2304 x 256)
-// maps all kc rows of a B sliver onto 1/8 of the sets and they evict each other every tile
-// (measured there: 0.8x the packed path), unless the whole K block of B fits in 16 KiB anyway.
+// the product small enough that packing is a real share of it. Packing both operands costs
+// about as much as 5-10% of the multiply-adds of a 64^3 product and 40% of LeNet's 576 x 25 x 6,
+// and the packed kernel computes whole 6 x 16 tiles at the edges (64 x 400 x 120: 10% of its
+// work is padding). Measured (AVX2, 1 thread, CPU time, loaded 2-core EPYC): the unpacked path
+// ran 64^3 1.2x, 100^3 1.2x, 64 x 400 x 120 1.15x, 64 x 150 x 16 1.45x and 576 x 25 x 6 1.5x
+// the packed one, 128^3..256^3 and 64 x 2304 x 256 the same within noise, 512^3 0.9x.
 template <typename T>
-bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t b_rs,
-                int64_t b_cs) {
-  if (bk.direct == nullptr || b_cs != 1) return false;
-  if (static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) > kDirectMaxMacs)
-    return false;
-  const int64_t kc = balanced_block(k, bk.kc, 1);
-  const bool block_fits_l1 = kc * n * static_cast<int64_t>(sizeof(T)) <= 16384;
-  const bool stride_spreads = (b_rs * static_cast<int64_t>(sizeof(T))) % 512 != 0;
-  return block_fits_l1 || stride_spreads;
+bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t b_cs) {
+  return bk.direct != nullptr && b_cs == 1 &&
+         static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <=
+             kDirectMaxMacs;
 }
 
 template <typename T>
 void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                  int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs, int64_t b_cs, T beta, T* c,
                  int64_t ldc) {
-  if (use_direct(bk, m, n, k, b_rs, b_cs)) {
+  if (use_direct(bk, m, n, k, b_cs)) {
     bk.direct(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, beta, c, ldc);
     return;
   }
@@ -340,8 +340,8 @@ void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha
   // the transposing pack of A is then a large share of their work, and their A blocks are
   // small enough for the kernel's 14 strided rows per tile to stay cached across the slivers
   // of B. Bigger ones pack A as usual.
-  const bool direct_a =
-      bk.micro_direct_a != nullptr && a_cs == 1 && m <= kDirectAMaxElements / k;
+  const bool direct_a = bk.micro_direct_a != nullptr && a_cs == 1 &&
+                        m <= kDirectAMaxElements / k && m <= bk.direct_a_max_rows;
   T* bp = tls_pack_b.get<T>(kc_block * nc_block);
   T* ap = direct_a ? nullptr : tls_pack_a.get<T>(mc_block * kc_block);
 

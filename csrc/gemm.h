@@ -14,7 +14,9 @@
 // micro-kernel (AVX-512 14x32 float32 / 14x16 float64 in gemm_avx512.cpp when use_avx512(),
 // else AVX2+FMA 6x16 / 6x8 in gemm_avx2.cpp when use_avx2(), else portable C++), which
 // computes one MR x NR tile of C; on the AVX-512 path small products with row-major op(A) read
-// A in place instead of packing it. C must not overlap A or B.
+// A in place instead of packing it. On the AVX2 path products of at most 8e6 multiply-adds with
+// op(B) contiguous along n pack nothing (sgemm_direct_avx2), and products with up to 256 rows
+// of row-major op(A) read A in place. C must not overlap A or B.
 #include <cstdint>
 
 namespace pydl {
@@ -84,7 +86,8 @@ void dgemm_pack_lines8_avx2(double* dst, const double* src, int64_t ld, int64_t 
 // op(A)(i, p) = a[i * a_rs + p * a_cs] (any strides) and op(B)(p, j) = b[p * ldb + j] (rows
 // contiguous along n), C = alpha * op(A) op(B) + beta * C; m, n, k > 0. Tiles of 6 rows x 16
 // (float32) / 8 (float64) columns, edge tiles by kernels of their own size with masked last
-// vectors (never a scalar loop), K-blocked by 256.
+// vectors (never a scalar loop), K-blocked by 256; a B whose row stride is a multiple of 512
+// bytes is first copied row by row to a buffer with a stride that is not (L1 set conflicts).
 template <typename T>
 using DirectFn = void (*)(int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t a_rs,
                           int64_t a_cs, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);

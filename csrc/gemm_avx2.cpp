@@ -14,6 +14,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 
 #include "gemm.h"
 
@@ -280,30 +282,67 @@ DirectTileFn<S> direct_kernel(int64_t rows, int64_t n_valid) {
   }
 }
 
+// Row copies of B for gemm_direct (see there); grows on demand, never shrinks.
+template <typename T>
+T* copy_buffer(int64_t count) {
+  struct Buffer {
+    T* data = nullptr;
+    int64_t capacity = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buf;
+  if (count > buf.capacity) {
+    std::free(buf.data);
+    buf.data = nullptr;
+    buf.capacity = 0;
+    const size_t bytes = (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
+    buf.data = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (buf.data == nullptr) throw std::bad_alloc();
+    buf.capacity = count;
+  }
+  return buf.data;
+}
+
 // The whole product, K-blocked so a kc x NR sliver of B (at most 16 KiB) stays in L1 while the
-// row tiles of A pass over it; beta applies to the first K block only.
+// row tiles of A pass over it; beta applies to the first K block only. B is read in place
+// unless its row stride is a multiple of 512 bytes (128 float32, as in 128^3 or 64 x 2304 x
+// 256) and its K block does not fit in 16 KiB: such rows all map onto 1/8 of L1's sets and
+// evict each other every tile (measured: 0.8x the packed path), so the K block is first copied
+// row by row to a buffer whose stride is not (a plain copy, much cheaper than packing).
 template <class S>
 void gemm_direct(int64_t m, int64_t n, int64_t k, typename S::T alpha, const typename S::T* a,
                  int64_t a_rs, int64_t a_cs, const typename S::T* b, int64_t ldb,
                  typename S::T beta, typename S::T* c, int64_t ldc) {
   using T = typename S::T;
-  constexpr int64_t MR = 6, NR = 2 * S::kLanes, KC = 256;
+  constexpr int64_t L = S::kLanes, MR = 6, NR = 2 * L, KC = 256;
   const int64_t k_blocks = (k + KC - 1) / KC;
   const int64_t kc_block = (k + k_blocks - 1) / k_blocks;
-  // When all of a K block of B fits in L1 (16 KiB), walk C by rows of tiles so each 6-row strip
-  // of A is read once (tall products such as im2col's 4096 x 27 @ 27 x 64); otherwise by
-  // columns of tiles so the B sliver is what stays in L1.
+  const bool block_fits_l1 = kc_block * n * static_cast<int64_t>(sizeof(T)) <= 16384;
+  const bool copy_b = !block_fits_l1 && (ldb * static_cast<int64_t>(sizeof(T))) % 512 == 0;
+  int64_t ld_copy = (n + L - 1) / L * L;
+  if ((ld_copy * static_cast<int64_t>(sizeof(T))) % 512 == 0) ld_copy += L;
+  T* b_copy = copy_b ? copy_buffer<T>(kc_block * ld_copy) : nullptr;
   for (int64_t pc = 0; pc < k; pc += kc_block) {
     const int64_t kc = std::min(kc_block, k - pc);
     const T beta_block = pc == 0 ? beta : T(1);
     const T* a_block = a + pc * a_cs;
     const T* b_block = b + pc * ldb;
+    int64_t ldb_block = ldb;
+    if (copy_b) {
+      for (int64_t p = 0; p < kc; ++p)
+        std::copy(b_block + p * ldb, b_block + p * ldb + n, b_copy + p * ld_copy);
+      b_block = b_copy;
+      ldb_block = ld_copy;
+    }
     auto tile = [&](int64_t ir, int64_t jr) {
       const int64_t rows = std::min(MR, m - ir), cols = std::min(NR, n - jr);
-      direct_kernel<S>(rows, cols)(kc, a_block + ir * a_rs, a_rs, a_cs, b_block + jr, ldb,
+      direct_kernel<S>(rows, cols)(kc, a_block + ir * a_rs, a_rs, a_cs, b_block + jr, ldb_block,
                                    alpha, beta_block, c + ir * ldc + jr, ldc, cols);
     };
-    if (kc * n * static_cast<int64_t>(sizeof(T)) <= 16384) {
+    // When all of a K block of B fits in L1, walk C by rows of tiles so each 6-row strip of A
+    // is read once (tall products such as im2col's 4096 x 27 @ 27 x 64); otherwise by columns
+    // of tiles so the B sliver is what stays in L1.
+    if (block_fits_l1) {
       for (int64_t ir = 0; ir < m; ir += MR)
         for (int64_t jr = 0; jr < n; jr += NR) tile(ir, jr);
     } else {
