@@ -423,6 +423,11 @@ def _small_all_reduce(pg: ProcessGroup, tensor, arr: np.ndarray, op, sig: np.nda
 def _reduce_rows(rows: np.ndarray, op) -> np.ndarray:
     """The reduction over axis 0 (ranks) that the MPI path computes (float16 in float32, bool
     logically, AVG as a sum then a division, integers rounded toward zero)."""
+    with np.errstate(all="ignore"):  # MPI's reductions overflow silently (IEEE): so do these
+        return _reduce_rows_quiet(rows, op)
+
+
+def _reduce_rows_quiet(rows: np.ndarray, op) -> np.ndarray:
     from pydl.distributed._mpi import _average
 
     dtype = rows.dtype
