@@ -55,16 +55,16 @@ class Adam(Optimizer):
     def _step_group(self, group, batch):
         amsgrad = bool(group["amsgrad"])
         beta1, beta2 = group["betas"]
-        states = []
-        for p in batch.params:
-            state = self.state[p]
-            if len(state) == 0:
-                state["step"] = 0.0
-                state["exp_avg"] = self._zeros_state(p)
-                state["exp_avg_sq"] = self._zeros_state(p)
-            if amsgrad and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = self._zeros_state(p)
-            states.append(state)
+        states = [self.state[p] for p in batch.params]
+        # New state buffers of a step are allocated together (see _zeros_states).
+        fresh = [p for p, s in zip(batch.params, states) if len(s) == 0]
+        if fresh:
+            for p, m, v in zip(fresh, self._zeros_states(fresh), self._zeros_states(fresh)):
+                self.state[p].update(step=0.0, exp_avg=m, exp_avg_sq=v)
+        if amsgrad:
+            fresh = [p for p, s in zip(batch.params, states) if "max_exp_avg_sq" not in s]
+            for p, vmax in zip(fresh, self._zeros_states(fresh)):
+                self.state[p]["max_exp_avg_sq"] = vmax
         steps = [s["step"] + 1 for s in states]
         if batch.kernels is not None:  # CUDA: one multi-tensor launch per step count
             rows = [(a, g, s["exp_avg"]._data, s["exp_avg_sq"]._data)

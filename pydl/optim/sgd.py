@@ -52,11 +52,13 @@ class SGD(Optimizer):
         momentum = float(group["momentum"])
         buffers, init = [], []
         if momentum != 0:
-            for p in batch.params:
-                buf = self.state[p].get("momentum_buffer")
-                init.append(buf is None)
-                # A new buffer's contents are never read: the kernel sets it to the gradient.
-                buffers.append(self._zeros_state(p) if buf is None else buf)
+            buffers = [self.state[p].get("momentum_buffer") for p in batch.params]
+            init = [buf is None for buf in buffers]
+            if any(init):
+                # New buffers are allocated together (see _zeros_states); their contents are
+                # never read: the kernel sets each to its gradient.
+                fresh = iter(self._zeros_states([p for p, i in zip(batch.params, init) if i]))
+                buffers = [next(fresh) if i else buf for buf, i in zip(buffers, init)]
         if batch.kernels is not None:  # CUDA: one multi-tensor launch (cuda/optim.cuh)
             hyper = (_as_float(group["lr"]), momentum, float(group["dampening"]),
                      _as_float(group["weight_decay"]), bool(group["nesterov"]),
