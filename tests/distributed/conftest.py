@@ -47,7 +47,8 @@ def mpirun(tmp_path):
         pytest.skip("no mpiexec/mpirun (pip install 'pydl-nn[distributed]')")
 
     def run(n, worker, *args, timeout=90, launcher_args=()):
-        cmd = [exe, *launcher_args, "-n", str(n), sys.executable,
+        # -W error: warnings are errors in the ranks too, as in the rest of the suite
+        cmd = [exe, *launcher_args, "-n", str(n), sys.executable, "-W", "error",
                os.path.join(WORKERS, worker), *map(str, args)]
         proc = subprocess.run(cmd, cwd=tmp_path, env=rank_env(), capture_output=True,
                               text=True, timeout=timeout)
@@ -66,7 +67,7 @@ def python_worker(tmp_path):
     pytest.importorskip("mpi4py")
 
     def run(worker, *args, timeout=90):
-        cmd = [sys.executable, os.path.join(WORKERS, worker), *map(str, args)]
+        cmd = [sys.executable, "-W", "error", os.path.join(WORKERS, worker), *map(str, args)]
         proc = subprocess.run(cmd, cwd=tmp_path, env=rank_env(), capture_output=True,
                               text=True, timeout=timeout)
         p = tmp_path / "out_0.json"

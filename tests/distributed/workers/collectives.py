@@ -105,6 +105,12 @@ lst = [rank, "x"] if rank == 0 else [None, None]
 dist.broadcast_object_list(lst, src=0)
 check("broadcast_object_list", np.array(lst[0]), np.array(0), "int64")
 
+# Overflow is silent, as in MPI's own reductions (the ranks run with -W error), small or large.
+for n in (4, 1000):
+    big = tensor(np.full(n, 3e38, np.float32))
+    dist.all_reduce(big)
+    check(f"all_reduce overflow {n}", big._data, np.full(n, np.inf, np.float32), "float32")
+
 # Arguments that differ across ranks raise the same error on every rank.
 errors = {}
 for name, arg in (("size", np.zeros(3 + rank, np.float32)),
