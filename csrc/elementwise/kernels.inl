@@ -55,8 +55,9 @@ inline void map_contig(elem_t<V>* out, const elem_t<V>* const* src, int64_t m, c
   };
   int64_t i = 0;
   // Two vectors per iteration: the transcendental ops are long dependent chains (Horner
-  // polynomials, a division), and two independent chains in one iteration keep both FMA
-  // pipes busy (exp / sigmoid / tanh 12-20% faster on Zen 3; bandwidth-bound ops unaffected).
+  // polynomials, a division), and two independent chains in one iteration give the scheduler
+  // both. exp / sigmoid / tanh ran 12-20% faster so in a standalone loop on Zen 3; through
+  // the engine on the loaded development VM the gain was within noise (0.94-1.06x).
   for (; i + 2 * V::size <= m; i += 2 * V::size) {
     if constexpr (NIn == 1) {
       const V y0 = op(in(0, i)), y1 = op(in(0, i + V::size));
