@@ -6,6 +6,8 @@ relu), the output is saved instead of the input: it is what the derivative is wr
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from pydl import _C
@@ -254,6 +256,32 @@ def promote_operands(a, b, true_divide: bool = False):
     return _to_dtype(a, dtype), _to_dtype(b, dtype)
 
 
+def broadcast_error(shape_a, shape_b) -> Optional[RuntimeError]:
+    """PyTorch's error for shapes that do not broadcast (None when they do): the first
+    mismatch counted from the last dimension, as torch's infer_size reports it."""
+    n = max(len(shape_a), len(shape_b))
+    for i in range(n - 1, -1, -1):
+        k = i - n
+        sa = shape_a[k] if -k <= len(shape_a) else 1
+        sb = shape_b[k] if -k <= len(shape_b) else 1
+        if sa != sb and sa != 1 and sb != 1:
+            return RuntimeError(f"The size of tensor a ({sa}) must match the size of tensor b "
+                                f"({sb}) at non-singleton dimension {i}")
+    return None
+
+
+def _apply_binary(cls, a, b):
+    try:
+        return cls.apply(a, b)
+    except ValueError:
+        # NumPy and the native engine say ValueError; torch says RuntimeError with the sizes.
+        # Checked only on failure, so the common path pays nothing.
+        err = broadcast_error(_shape(a), _shape(b))
+        if err is not None:
+            raise err from None
+        raise
+
+
 def _binary(cls, a, b, name, true_divide: bool = False):
     # The common case first, without the operand/device/promotion helpers (a third of the
     # per-op time on tiny tensors): two tensors of one dtype on one device.
@@ -261,11 +289,11 @@ def _binary(cls, a, b, name, true_divide: bool = False):
         da, db = a._data, b._data
         if type(da) is type(db) and da.dtype == db.dtype and \
                 not (true_divide and da.dtype.kind in "biu"):
-            return cls.apply(a, b)
+            return _apply_binary(cls, a, b)
     a, b = _operand(a), _operand(b)
     _check_same_device(a, b, name)
     a, b = promote_operands(a, b, true_divide)
-    return cls.apply(a, b)
+    return _apply_binary(cls, a, b)
 
 
 def add(input, other, alpha=1):
@@ -459,6 +487,39 @@ class Clamp(Function):
         return g * mask, None, None
 
 
+class ClampTensor(Function):
+    """clamp with tensor bounds: min(max(x, lo), hi), NaN from any operand propagating, and
+    max winning where lo > hi, as torch. Gradients as torch's clamp_backward(_min_max): the
+    input keeps the gradient where lo <= x <= hi (ties included), lo only where x < lo < hi,
+    hi where x > hi or hi < lo (maximum/minimum would split ties in half)."""
+
+    def forward(self, x, lo, hi):
+        self.save_for_backward(x, lo, hi)
+        xp = array_module(x)
+        out = x if lo is None else xp.maximum(x, lo)
+        return out if hi is None else xp.minimum(out, hi)
+
+    def backward(self, g):
+        x, lo, hi = (None if t is None else raw(t) for t in self.saved_tensors)
+        xp = array_module(x)
+        keep = xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            keep = keep & (x >= lo)
+        if hi is not None:
+            keep = keep & (x <= hi)
+        shape = _shape(g)
+        gx = gl = gh = None
+        if self.needs_input_grad[0]:
+            gx = unbroadcast(g * xp.broadcast_to(keep, shape), x.shape)
+        if lo is not None and self.needs_input_grad[1]:
+            won = x < lo if hi is None else (x < lo) & (lo < hi)
+            gl = unbroadcast(g * xp.broadcast_to(won, shape), lo.shape)
+        if hi is not None and self.needs_input_grad[2]:
+            won = x > hi if lo is None else (x > hi) | (hi < lo)
+            gh = unbroadcast(g * xp.broadcast_to(won, shape), hi.shape)
+        return gx, gl, gh
+
+
 def _floating(x):
     """Integer and bool inputs of float-valued math (exp, log, sin...) are computed in the
     default dtype, as in PyTorch (NumPy would give float64)."""
@@ -520,12 +581,14 @@ def clamp(x, min=None, max=None):  # noqa: A002
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = x
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
+        bounds = [_operand(b) for b in (min, max) if b is not None]
+        dtype = _dtypes.result_type(x, *bounds)
+        x, lo, hi = (None if b is None else cast(_operand(b), dtype) for b in (x, min, max))
+        return ClampTensor.apply(x, lo, hi)
+    # Python-number bounds promote as a binary op would: clamp(int64, 2.5) is float32.
+    dtype = _dtypes.result_type(x, *(b for b in (min, max) if b is not None))
+    if dtype != x.dtype:
+        x = cast(x, dtype)
     return Clamp.apply(x, min, max)
 
 

@@ -170,8 +170,9 @@ def test_comparisons_return_bool_without_grad():
 def test_device_and_dtype_errors_are_clear():
     with pytest.raises(TypeError, match="unsupported operand"):
         pydl.ones(2) + object()
-    with pytest.raises(ValueError):
-        pydl.ones(2) + pydl.ones(3)
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(2\) must match the size of "
+                                           r"tensor b \(3\) at non-singleton dimension 0"):
+        pydl.ones(2) + pydl.ones(3)  # torch's error and type
 
 
 def test_integer_tensors_do_arithmetic_without_grad():
