@@ -155,6 +155,79 @@ def test_gemm_tile_edges_update_only_c(simd, dtype, m, n, k, trans_a, trans_b):
     np.testing.assert_array_equal(outside, sentinel)
 
 
+# Micro-tile (MR, NR) of each path and dtype: every m in 1..2*MR+1 and n in 1..2*NR+1 is run.
+TILES = {("avx512", np.float32): (14, 32), ("avx512", np.float64): (14, 16),
+         ("avx2+fma", np.float32): (6, 16), ("avx2+fma", np.float64): (6, 8),
+         ("portable", np.float32): (4, 8), ("portable", np.float64): (4, 4)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("trans_a", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "Bt"])
+def test_gemm_every_edge_size(simd, dtype, trans_a, trans_b):
+    """Every m in 1..2*MR+1, n in 1..2*NR+1 and k in {1, 2, 5, 17} of the path's micro-tile,
+    so each edge kernel (rows 1..MR, one or two vectors, masked or not; the unpacked small
+    path on AVX2 and the packed one) runs, each into a window of C surrounded by sentinels,
+    with beta != 0 so C is read too. Operands are views into larger arrays (row stride > k)."""
+    mr, nr = TILES[(simd, dtype)]
+    rng = np.random.default_rng(2 * trans_a + trans_b)
+    m_max, n_max, k_max = 2 * mr + 1, 2 * nr + 1, 17
+    a_full = random(rng, (m_max, k_max + 3), dtype)[:, :k_max]
+    b_full = random(rng, (k_max, n_max + 5), dtype)[:, :n_max]
+    a_store = np.ascontiguousarray(a_full.T) if trans_a else a_full  # k x m when transposed
+    b_store = np.ascontiguousarray(b_full.T) if trans_b else b_full  # n x k when transposed
+    c_init = random(rng, (m_max, n_max), dtype)
+    for k in (1, 2, 5, 17):
+        ref_k = 0.75 * (a_full[:, :k].astype(np.float64) @ b_full[:k].astype(np.float64)) \
+            - 0.5 * c_init.astype(np.float64)
+        for m in range(1, m_max + 1):
+            a = a_store[:k, :m] if trans_a else a_store[:m, :k]
+            for n in range(1, n_max + 1):
+                b = b_store[:n, :k] if trans_b else b_store[:k, :n]
+                big = np.full((m + 2, n + 9), 7.0e3, dtype=dtype)
+                c = big[1:m + 1, 3:n + 3]
+                c[...] = c_init[:m, :n]
+                _C.gemm(a, b, c, alpha=0.75, beta=-0.5, trans_a=trans_a, trans_b=trans_b)
+                assert_close(c, ref_k[:m, :n], dtype, f"m={m} n={n} k={k}:")
+                big[1:m + 1, 3:n + 3] = 7.0e3
+                assert (big == 7.0e3).all(), f"m={m} n={n} k={k}: wrote outside C"
+
+
+# Shapes on both sides of the AVX2 limits in gemm.cpp: the unpacked small-product path (at most
+# 8e6 multiply-adds, op(B) contiguous along n; B copied to a padded buffer when its row stride
+# is a multiple of 512 bytes and its K block is over 16 KiB; K-blocked when k > 256, beta
+# applied once), A read in place (up to 256 rows) or packed; LeNet's and the conv im2col
+# products; one and two threads (a rectangle of C per thread).
+DIRECT_SHAPES = [
+    (64, 120, 400),  # LeNet fc: unpacked, two K blocks
+    (64, 16, 150),  # LeNet conv2 im2col: unpacked, whole B block in L1
+    (576, 6, 25),  # LeNet conv1 im2col
+    (128, 128, 128),  # B row stride 512 bytes (float32): B rows copied
+    (127, 129, 131),
+    (40, 256, 600),  # float64 row stride 2 KiB, float32 1 KiB: copied, three K blocks
+    (64, 256, 2304),  # over 8e6: packed B, A in place
+    (7, 13, 600),  # three K blocks, unpacked
+    (300, 100, 200),  # 6e6 multiply-adds
+    (257, 255, 200),  # over 8e6, over 256 rows: A and B packed
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("m,n,k", DIRECT_SHAPES, ids=[f"{m}x{n}x{k}" for m, n, k in DIRECT_SHAPES])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_gemm_small_path_limits(simd, threads, dtype, m, n, k, n_threads):
+    _C.set_num_threads(n_threads)
+    rng = np.random.default_rng(m + n + k)
+    for trans_a in (False, True):
+        a, b = operands(rng, m, n, k, dtype, trans_a, False)
+        c = random(rng, (m, n), dtype)
+        expected = reference(a, b, c, -1.25, 0.5, trans_a=trans_a)
+        _C.gemm(a, b, c, alpha=-1.25, beta=0.5, trans_a=trans_a)
+        assert_close(c, expected, dtype, f"trans_a={trans_a}:")
+        out = _C.gemm(a, b, trans_a=trans_a)  # beta == 0: C is not read
+        assert_close(out, reference(a, b, trans_a=trans_a), dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("m", [97, 107])
 def test_gemm_row_major_a_read_in_place_or_packed(simd, dtype, m, threads):
