@@ -364,6 +364,97 @@ float contiguous_sum_avx2(const float* p, int64_t n) {
   return sum;
 }
 
+float max_window_wide_avx2(const float* xp, int64_t rows, int64_t len, int64_t row_stride,
+                           int64_t* row, int64_t* col) {
+  // Pass 1: the maximum over the non-NaN values, and whether any value is NaN (max_ps returns
+  // its second operand when either is NaN, so NaN needs its own test).
+  const __m256 neg_inf = _mm256_set1_ps(-__builtin_huge_valf());
+  __m256 m0 = neg_inf, m1 = neg_inf, m2 = neg_inf, m3 = neg_inf;
+  __m256 nan = _mm256_setzero_ps();
+  float ms = -__builtin_huge_valf();
+  bool nan_s = false;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* p = xp + r * row_stride;
+    int64_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+      const __m256 a = _mm256_loadu_ps(p + i), b = _mm256_loadu_ps(p + i + 8);
+      const __m256 c = _mm256_loadu_ps(p + i + 16), d = _mm256_loadu_ps(p + i + 24);
+      m0 = _mm256_max_ps(a, m0);
+      m1 = _mm256_max_ps(b, m1);
+      m2 = _mm256_max_ps(c, m2);
+      m3 = _mm256_max_ps(d, m3);
+      nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q),
+                                           _mm256_cmp_ps(c, d, _CMP_UNORD_Q)));
+    }
+    for (; i + 8 <= len; i += 8) {
+      const __m256 a = _mm256_loadu_ps(p + i);
+      m0 = _mm256_max_ps(a, m0);
+      nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    }
+    for (; i < len; ++i) {
+      const float v = p[i];
+      nan_s |= v != v;
+      ms = v > ms ? v : ms;
+    }
+  }
+  const bool any_nan = nan_s || _mm256_movemask_ps(nan) != 0;
+  const __m256 mv = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  for (float v : lanes) ms = v > ms ? v : ms;
+  // Pass 2. With a NaN: the last NaN (each NaN replaces the maximum so far, as
+  // take_max's "v > m or v is NaN"). Otherwise the first element equal to the maximum
+  // (-0.0 == 0.0, so the value returned is the element's own, as the tap loops return it).
+  if (any_nan) {
+    int64_t last_r = 0, last_c = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* p = xp + r * row_stride;
+      int64_t i = 0;
+      for (; i + 8 <= len; i += 8) {
+        const __m256 a = _mm256_loadu_ps(p + i);
+        const int mask = _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+        if (mask != 0) {
+          last_r = r;
+          last_c = i + 31 - __builtin_clz(static_cast<unsigned>(mask));
+        }
+      }
+      for (; i < len; ++i)
+        if (p[i] != p[i]) {
+          last_r = r;
+          last_c = i;
+        }
+    }
+    *row = last_r;
+    *col = last_c;
+    return xp[last_r * row_stride + last_c];
+  }
+  const __m256 target = _mm256_set1_ps(ms);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* p = xp + r * row_stride;
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      const int mask =
+          _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(p + i), target, _CMP_EQ_OQ));
+      if (mask != 0) {
+        *row = r;
+        *col = i + __builtin_ctz(static_cast<unsigned>(mask));
+        return p[*col];
+      }
+    }
+    for (; i < len; ++i) {
+      if (p[i] == ms) {
+        *row = r;
+        *col = i;
+        return p[i];
+      }
+    }
+  }
+  // Unreachable for rows, len >= 1: the maximum is one of the elements.
+  *row = 0;
+  *col = 0;
+  return xp[0];
+}
+
 void stream_copy_avx2(void* dst, const void* src, int64_t bytes) {
   char* d = static_cast<char*>(dst);
   const char* sp = static_cast<const char*>(src);

@@ -39,6 +39,15 @@ int64_t max_pool_backward_2x2_row_avx2(const float* dy, const uint8_t* taps, int
 int64_t avg_pool_backward_2x2_row_avx2(const float* g, int64_t ow0, int64_t ow1, float* dx0,
                                        float* dx1);
 
+// Maximum of one wide window: rows [0, rows) of len contiguous floats each, row r at
+// xp + r * row_stride (the window of a pooling with dil_w 1 and no clipping). Returns the value
+// at the first maximum in row-major order, or at the last NaN when there is one (PyTorch's rule
+// "v > m or v is NaN", as the tap loops), and its position in *row, *col. Two passes: a 32-lane max (and NaN test) over the
+// window, then a compare scan for the first element equal to it (the window is in cache by
+// then); the tap loops' one compare-select per element is a serial dependency chain instead.
+float max_window_wide_avx2(const float* xp, int64_t rows, int64_t len, int64_t row_stride,
+                           int64_t* row, int64_t* col);
+
 // Sum of n contiguous floats, 32 lanes (four accumulators) at a time.
 float contiguous_sum_avx2(const float* p, int64_t n);
 

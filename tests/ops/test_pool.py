@@ -255,6 +255,13 @@ WIDE_MAX_CASES = [
     ((12, 47), (1, 1), (1, 2), (0, 0), (1, 1), False),
     ((11, 50), (4, 5), (2, 2), (2, 1), (1, 1), True),
     ((9, 38), (3, 2), (3, 3), (0, 1), (1, 1), False),
+    # Windows of 16+ columns with none clipped (the AVX2 wide-window path): global pooling with
+    # int64 indices (256 and 264 taps), byte taps, dilated rows; clipped ones fall back.
+    ((16, 16), (16, 16), (16, 16), (0, 0), (1, 1), False),
+    ((8, 33), (8, 33), (1, 1), (0, 0), (1, 1), False),
+    ((9, 45), (3, 40), (2, 5), (0, 0), (1, 1), False),
+    ((10, 40), (4, 20), (3, 7), (0, 0), (2, 1), False),
+    ((12, 50), (3, 17), (3, 3), (1, 1), (1, 1), True),
 ]
 
 
@@ -346,6 +353,13 @@ WIDE_AVG_CASES = [
     ((4, 64), (2, 2), (2, 2), (0, 0), False, True, None),
     ((2, 2), (2, 2), (2, 2), (0, 0), False, True, None),
     ((9, 47), (2, 2), (2, 2), (0, 0), False, True, 3),
+    # Global windows (the plane mean through the adaptive kernels), unless a divisor overrides.
+    ((16, 16), (16, 16), (16, 16), (0, 0), False, True, None),
+    ((7, 9), (7, 9), (1, 1), (0, 0), False, False, None),
+    ((7, 9), (7, 9), (7, 9), (0, 0), False, True, 5),
+    # Overlapping windows (the separable backward scatter), with clipping and ceil_mode.
+    ((13, 35), (3, 3), (1, 1), (0, 0), False, True, None),
+    ((12, 31), (5, 4), (3, 2), (2, 1), True, False, None),
 ]
 
 
@@ -395,6 +409,8 @@ def test_avg_pool2d_wide_gradcheck():
     x = t(np.random.default_rng(5).standard_normal((1, 2, 9, 36)), True)
     assert gradcheck(lambda x: F.avg_pool2d(x, 2), (x,))
     assert gradcheck(lambda x: F.avg_pool2d(x, 3, 2, 1, True, False), (x,))
+    assert gradcheck(lambda x: F.avg_pool2d(x, 3, 1), (x,))  # separable backward scatter
+    assert gradcheck(lambda x: F.avg_pool2d(x, (9, 36)), (x,))  # global: the plane mean
 
 
 def test_max_pool2d_wide_gradcheck():
