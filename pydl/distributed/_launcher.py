@@ -236,6 +236,9 @@ def _fail_job(exc_type, exc) -> None:
             time.sleep(_ABORT_GRACE_S)
         sys.stdout.flush()
         sys.stderr.flush()
+        # The launcher forwards a rank's output through pipes: give it a moment before the
+        # abort tears the job down, or the traceback above can be lost.
+        time.sleep(0.2)
     finally:
         w.MPI.COMM_WORLD.Abort(1)
 
