@@ -35,6 +35,7 @@ struct F32 {
   static V set1(T x) { return _mm256_set1_ps(x); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
 };
 
 struct F64 {
@@ -50,6 +51,7 @@ struct F64 {
   static V set1(T x) { return _mm256_set1_pd(x); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
 };
 
 template <class S>
@@ -206,18 +208,24 @@ void direct_tile(int64_t kc, const typename S::T* __restrict a, int64_t a_rs, in
   constexpr int L = S::kLanes;
   using MK = Masks<S>;
   const typename MK::MI mask = MK::first(MASKED ? n_valid - (NV - 1) * L : L);
-  V acc[M][NV];
-#pragma GCC unroll 6
-  for (int i = 0; i < M; ++i)
+  // Tiles with few accumulators (M * NV <= 6: narrow or short edge tiles, n <= 8 float32) would
+  // wait on the FMA latency (4 cycles, 2 ports: 8 chains needed), so they keep two sets, one
+  // for even and one for odd p, added at the end.
+  constexpr int SETS = M * NV <= 6 ? 2 : 1;
+  V acc[SETS][M][NV];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+  for (int s = 0; s < SETS; ++s)
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[s][i][v] = S::zero();
   const T* a1 = a + a_rs;
   const T* a2 = a + 2 * a_rs;
   const T* a3 = a + 3 * a_rs;
   const T* a4 = a + 4 * a_rs;
   const T* a5 = a + 5 * a_rs;
-#pragma GCC unroll 2
-  for (int64_t p = 0; p < kc; ++p) {
+  // One step p into accumulator set s.
+  auto step = [&](int s) {
     V bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v)
@@ -227,7 +235,7 @@ void direct_tile(int64_t kc, const typename S::T* __restrict a, int64_t a_rs, in
     for (int i = 0; i < M; ++i) {
       const V ai = S::bcast(rows[i]);
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < NV; ++v) acc[s][i][v] = S::fma(ai, bv[v], acc[s][i][v]);
     }
     a += a_cs;
     a1 += a_cs;
@@ -236,6 +244,21 @@ void direct_tile(int64_t kc, const typename S::T* __restrict a, int64_t a_rs, in
     a4 += a_cs;
     a5 += a_cs;
     b += ldb;
+  };
+  int64_t p = 0;
+  if constexpr (SETS == 2) {
+    for (; p + 2 <= kc; p += 2) {
+      step(0);
+      step(1);
+    }
+  }
+#pragma GCC unroll 2
+  for (; p < kc; ++p) step(0);
+  if constexpr (SETS == 2) {
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[0][i][v] = S::add(acc[0][i][v], acc[1][i][v]);
   }
   const V va = S::set1(alpha);
   const V vb = S::set1(beta);
@@ -244,7 +267,7 @@ void direct_tile(int64_t kc, const typename S::T* __restrict a, int64_t a_rs, in
     T* ci = c + i * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
-      V r = S::mul(va, acc[i][v]);
+      V r = S::mul(va, acc[0][i][v]);
       if (MASKED && v == NV - 1) {
         if (beta != T(0)) r = S::fma(vb, MK::load(ci + v * L, mask), r);
         MK::store(ci + v * L, mask, r);
