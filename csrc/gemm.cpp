@@ -126,6 +126,11 @@ struct Blocking {
   // 64 x 2304 x 256 2-4% faster than packing A, 512^3 5% slower (A's rows then stream from
   // L2 with a 2 KiB stride for every sliver of B).
   int64_t direct_a_max_rows = INT64_MAX;
+  // Whether A is read in place whatever its row stride. AVX2: only when the stride is not a
+  // multiple of 512 bytes, whose rows share L1 sets (a 4 KiB multiple also aliases loads with
+  // the stores to C): in a sweep 64 x 64 x 4096 (16 KiB rows) ran 0.6x of the best peer read
+  // in place against 1.09x packed, float64 128^3 (1 KiB) 0.76x against 1.0x.
+  bool direct_a_any_stride = true;
 };
 
 // Portable micro-kernel: plain C++ the compiler vectorises with the baseline ISA (SSE2 on
@@ -179,7 +184,7 @@ Blocking<float> blocking<float>() {
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
             pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
             gemm_detail::sgemm_pack_lines16_avx2, 3500000,
-            gemm_detail::sgemm_micro_direct_a_avx2, gemm_detail::sgemm_direct_avx2, 256};
+            gemm_detail::sgemm_micro_direct_a_avx2, gemm_detail::sgemm_direct_avx2, 256, false};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
           pack_block<float, 8>, nullptr, nullptr, 250000};
 }
@@ -198,7 +203,7 @@ Blocking<double> blocking<double>() {
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
             pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
             gemm_detail::dgemm_pack_lines8_avx2, 1750000,
-            gemm_detail::dgemm_micro_direct_a_avx2, gemm_detail::dgemm_direct_avx2, 256};
+            gemm_detail::dgemm_micro_direct_a_avx2, gemm_detail::dgemm_direct_avx2, 256, false};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
           pack_block<double, 4>, nullptr, nullptr, 125000};
 }
@@ -308,7 +313,7 @@ constexpr int64_t kDirectAMaxElements = int64_t(1) << 20;
 
 // op(A)(i, p) = a[i * a_rs + p * a_cs], op(B)(p, j) = b[p * b_rs + j * b_cs]; m, n, k > 0.
 // Products up to this many multiply-adds may skip packing entirely (see use_direct).
-constexpr double kDirectMaxMacs = 8.0e6;
+constexpr double kDirectMaxMacs = 4.0e6;
 
 // Whether gemm_serial runs the unpacked path (bk.direct): op(B) must be contiguous along n, and
 // the product small enough that packing is a real share of it. Packing both operands costs
@@ -316,7 +321,9 @@ constexpr double kDirectMaxMacs = 8.0e6;
 // and the packed kernel computes whole 6 x 16 tiles at the edges (64 x 400 x 120: 10% of its
 // work is padding). Measured (AVX2, 1 thread, CPU time, loaded 2-core EPYC): the unpacked path
 // ran 64^3 1.2x, 100^3 1.2x, 64 x 400 x 120 1.15x, 64 x 150 x 16 1.45x and 576 x 25 x 6 1.5x
-// the packed one, 128^3..256^3 and 64 x 2304 x 256 the same within noise, 512^3 0.9x.
+// the packed one, 128^3..256^3 and 64 x 2304 x 256 the same within noise, 512^3 0.9x; in a
+// sweep against NumPy/torch 192^3 and 200 x 300 x 100 (7e6 and 6e6) ran 0.85-0.87x of the
+// best peer unpacked, 0.99x packed, so the limit is 4e6 (64 x 400 x 120 is 3.1e6).
 template <typename T>
 bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t b_cs) {
   return bk.direct != nullptr && b_cs == 1 &&
@@ -341,7 +348,8 @@ void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha
   // small enough for the kernel's 14 strided rows per tile to stay cached across the slivers
   // of B. Bigger ones pack A as usual.
   const bool direct_a = bk.micro_direct_a != nullptr && a_cs == 1 &&
-                        m <= kDirectAMaxElements / k && m <= bk.direct_a_max_rows;
+                        m <= kDirectAMaxElements / k && m <= bk.direct_a_max_rows &&
+                        (bk.direct_a_any_stride || (a_rs * int64_t(sizeof(T))) % 512 != 0);
   T* bp = tls_pack_b.get<T>(kc_block * nc_block);
   T* ap = direct_a ? nullptr : tls_pack_a.get<T>(mc_block * kc_block);
 

@@ -14,9 +14,9 @@
 // micro-kernel (AVX-512 14x32 float32 / 14x16 float64 in gemm_avx512.cpp when use_avx512(),
 // else AVX2+FMA 6x16 / 6x8 in gemm_avx2.cpp when use_avx2(), else portable C++), which
 // computes one MR x NR tile of C; on the AVX-512 path small products with row-major op(A) read
-// A in place instead of packing it. On the AVX2 path products of at most 8e6 multiply-adds with
+// A in place instead of packing it. On the AVX2 path products of at most 4e6 multiply-adds with
 // op(B) contiguous along n pack nothing (sgemm_direct_avx2), and products with up to 256 rows
-// of row-major op(A) read A in place. C must not overlap A or B.
+// of row-major op(A) whose row stride is not a multiple of 512 bytes read A in place. C must not overlap A or B.
 #include <cstdint>
 
 namespace pydl {

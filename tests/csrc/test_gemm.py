@@ -194,21 +194,24 @@ def test_gemm_every_edge_size(simd, dtype, trans_a, trans_b):
 
 
 # Shapes on both sides of the AVX2 limits in gemm.cpp: the unpacked small-product path (at most
-# 8e6 multiply-adds, op(B) contiguous along n; B copied to a padded buffer when its row stride
+# 4e6 multiply-adds, op(B) contiguous along n; B copied to a padded buffer when its row stride
 # is a multiple of 512 bytes and its K block is over 16 KiB; K-blocked when k > 256, beta
-# applied once), A read in place (up to 256 rows) or packed; LeNet's and the conv im2col
-# products; one and two threads (a rectangle of C per thread).
+# applied once), A read in place (up to 256 rows, row stride not a multiple of 512 bytes) or
+# packed; LeNet's and the conv im2col products; one and two threads (a rectangle of C per
+# thread).
 DIRECT_SHAPES = [
     (64, 120, 400),  # LeNet fc: unpacked, two K blocks
     (64, 16, 150),  # LeNet conv2 im2col: unpacked, whole B block in L1
     (576, 6, 25),  # LeNet conv1 im2col
     (128, 128, 128),  # B row stride 512 bytes (float32): B rows copied
     (127, 129, 131),
-    (40, 256, 600),  # float64 row stride 2 KiB, float32 1 KiB: copied, three K blocks
-    (64, 256, 2304),  # over 8e6: packed B, A in place
+    (40, 256, 300),  # row stride 1 KiB (float32) / 2 KiB (float64): copied, two K blocks
     (7, 13, 600),  # three K blocks, unpacked
-    (300, 100, 200),  # 6e6 multiply-adds
-    (257, 255, 200),  # over 8e6, over 256 rows: A and B packed
+    (8, 8, 4096),  # 16 K blocks, two accumulator sets per tile
+    (100, 200, 300),  # over 4e6: packed B, A (row stride 1200 / 2400 bytes) in place
+    (64, 40, 2048),  # over 4e6, A row stride 8 / 16 KiB: both packed
+    (64, 256, 2304),  # A row stride 9 / 18 KiB: both packed
+    (257, 255, 200),  # over 256 rows: both packed
 ]
 
 
