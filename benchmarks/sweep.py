@@ -24,9 +24,11 @@ time; with more, in wall time. Run both: ``PYDL_NUM_THREADS=1 python -m benchmar
 OPENBLAS_L2_SIZE from the environment before NumPy loads and prints the OpenBLAS core type;
 ``--json FILE`` saves every case with its family and best-peer speedup, and the summary under
 each family's worst case (``"sweep_summary"`` rows). ``--quick``: a few points per family.
+``PYDL_SWEEP_PARTS=gemm,conv`` runs only those parts (gemm, conv, pool, batchnorm, optim).
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -360,8 +362,15 @@ def run(suite) -> None:
     clock = "CPU time (process_time)" if threads == 1 else "wall time"
     print(f"sweep: {threads} thread(s) for pydl and every peer; {pinned}; timed in {clock}")
     rng = np.random.default_rng(0)
-    for part in (_gemm, _conv, _pool, _batchnorm, _optim):
-        part(suite, torch, rng)
+    parts = {"gemm": _gemm, "conv": _conv, "pool": _pool, "batchnorm": _batchnorm,
+             "optim": _optim}
+    only = os.environ.get("PYDL_SWEEP_PARTS")  # e.g. "gemm,conv": run only these parts
+    chosen = only.split(",") if only else list(parts)
+    unknown = [p for p in chosen if p not in parts]
+    if unknown:
+        raise ValueError(f"PYDL_SWEEP_PARTS: unknown part(s) {unknown}; parts: {list(parts)}")
+    for name in chosen:
+        parts[name](suite, torch, rng)
     rows = summarize(suite.results)
     print(f"\n== sweep: worst case per family ({threads} thread(s), {clock}; speedup = best "
           f"peer time / pydl time) ==")
