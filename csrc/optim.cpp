@@ -84,11 +84,25 @@ void visit_range(const std::vector<int64_t>& offsets, int64_t lo, int64_t hi, co
 
 // Splits all elements of all tensors evenly over the threads (across tensor boundaries) and
 // calls fn(t, begin, end) on every piece.
+// Each split point is moved up to a multiple of kSegmentAlign elements from the start of the
+// tensor it falls in, so every piece of a tensor starts where a SIMD block would start anyway:
+// the blocks and the scalar tail (whose rounding differs from the vector body's, e.g. FMA or
+// not) are the same for every thread count, and so are the bits of the result.
+constexpr int64_t kSegmentAlign = 16;
+
 template <typename Fn>
 void for_each_segment(const std::vector<int64_t>& sizes, const Fn& fn) {
   std::vector<int64_t> offsets = prefix_offsets(sizes);
-  parallel_for(offsets.back(), kGrain,
-               [&](int64_t lo, int64_t hi) { visit_range(offsets, lo, hi, fn); });
+  const int64_t total = offsets.back();
+  auto aligned = [&](int64_t x) {
+    if (x >= total) return total;
+    const int64_t t = std::upper_bound(offsets.begin(), offsets.end(), x) - offsets.begin() - 1;
+    const int64_t local = (x - offsets[t] + kSegmentAlign - 1) / kSegmentAlign * kSegmentAlign;
+    return offsets[t] + std::min(local, offsets[t + 1] - offsets[t]);
+  };
+  parallel_for(total, kGrain, [&](int64_t lo, int64_t hi) {
+    visit_range(offsets, aligned(lo), aligned(hi), fn);
+  });
 }
 
 template <typename T>
