@@ -186,45 +186,40 @@ class _IntegerStyleDivision(Function):
         return kind in "iu"
 
 
-class Remainder(_IntegerStyleDivision):
+class _ModuloBase(_IntegerStyleDivision):
+    """a - b * q(a / b), q the rounding of ``rounding``; one formula for remainder and fmod."""
+
+    ufunc = ""        # the array module's function: "remainder" or "fmod"
+    rounding = ""     # the quotient's rounding: "floor" or "trunc"
+
+    def forward(self, a, b):
+        self._prep(a, b)
+        self.save_for_backward(a, b)
+        xp = array_module(a if hasattr(a, "dtype") else b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return getattr(xp, self.ufunc)(a, b)
+
+    def backward(self, g):
+        a, b = (raw(t) for t in self.saved_tensors)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g, self.shapes[0])
+        if self.needs_input_grad[1]:
+            # the rounded quotient is piecewise constant: a constant factor of the formula.
+            gb = unbroadcast(-g * _float_div(a, b, self.rounding), self.shapes[1])
+        return ga, gb
+
+
+class Remainder(_ModuloBase):
     """a - b * floor(a / b): the sign of the divisor (Python's %)."""
 
-    def forward(self, a, b):
-        self._prep(a, b)
-        self.save_for_backward(a, b)
-        xp = array_module(a if hasattr(a, "dtype") else b)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return xp.remainder(a, b)
-
-    def backward(self, g):
-        a, b = (raw(t) for t in self.saved_tensors)
-        ga = gb = None
-        if self.needs_input_grad[0]:
-            ga = unbroadcast(g, self.shapes[0])
-        if self.needs_input_grad[1]:
-            # floor(a / b) is piecewise constant: a constant factor of the formula.
-            gb = unbroadcast(-g * _float_div(a, b, "floor"), self.shapes[1])
-        return ga, gb
+    ufunc, rounding = "remainder", "floor"
 
 
-class Fmod(_IntegerStyleDivision):
+class Fmod(_ModuloBase):
     """a - b * trunc(a / b): the sign of the dividend (C's fmod)."""
 
-    def forward(self, a, b):
-        self._prep(a, b)
-        self.save_for_backward(a, b)
-        xp = array_module(a if hasattr(a, "dtype") else b)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return xp.fmod(a, b)
-
-    def backward(self, g):
-        a, b = (raw(t) for t in self.saved_tensors)
-        ga = gb = None
-        if self.needs_input_grad[0]:
-            ga = unbroadcast(g, self.shapes[0])
-        if self.needs_input_grad[1]:
-            gb = unbroadcast(-g * _float_div(a, b, "trunc"), self.shapes[1])
-        return ga, gb
+    ufunc, rounding = "fmod", "trunc"
 
 
 class RoundedDiv(_IntegerStyleDivision):
