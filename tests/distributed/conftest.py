@@ -10,8 +10,13 @@ import sys
 
 import pytest
 
+import pydl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+# The folder holding the pydl this test process imported (the checkout with an in-place build,
+# or site-packages): the ranks must import that one, not the source tree, which has no compiled
+# modules after a plain `pip install .`.
+PYDL_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(pydl.__file__)))
 WORKERS = os.path.join(HERE, "workers")
 
 
@@ -31,8 +36,7 @@ def rank_env():
     env["PYDL_NUM_THREADS"] = "1"   # one kernel thread per rank: ranks share the cores
     env["OMP_NUM_THREADS"] = "1"
     env.pop("PYDL_SIMD", None)
-    if os.environ.get("PYDL_TEST_INSTALLED") != "1":
-        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PYDL_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
