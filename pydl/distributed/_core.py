@@ -383,17 +383,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     if small and pg.check_signatures and pg.size() > 1:
         return _small_all_reduce(pg, tensor, arr, op, sig, async_op)
     _agree(pg, sig, "all_reduce")
-    buf, staged = _stage(arr)
-
-    def finish():
-        if staged:
-            arr[...] = buf
-        _bump(tensor)
-
-    if arr.size == 0:
-        return _finish_now(finish, async_op)
-    work = Work(pg.backend.allreduce(buf, op, "all_reduce", pg.timeout), finish)
-    return work if async_op else work.wait() and None
+    return _in_place(tensor, arr, async_op,
+                     lambda buf: pg.backend.allreduce(buf, op, "all_reduce", pg.timeout))
 
 
 # A checked all-reduce costs two collectives (signatures, then data). For small host tensors (a
@@ -468,17 +459,8 @@ def broadcast(tensor, src: int = 0, group=None, async_op: bool = False, group_sr
     _check_device(pg, arr, "broadcast")
     _check_rank(pg, src, "broadcast", "src")
     _agree(pg, _signature("broadcast", arr, root=src), "broadcast")
-    buf, staged = _stage(arr)
-
-    def finish():
-        if staged:
-            arr[...] = buf
-        _bump(tensor)
-
-    if arr.size == 0:
-        return _finish_now(finish, async_op)
-    work = Work(pg.backend.broadcast(buf, src, "broadcast", pg.timeout), finish)
-    return work if async_op else work.wait() and None
+    return _in_place(tensor, arr, async_op,
+                     lambda buf: pg.backend.broadcast(buf, src, "broadcast", pg.timeout))
 
 
 def all_gather(tensor_list: List, tensor, group=None, async_op: bool = False):
@@ -603,6 +585,23 @@ def all_gather_object(object_list: list, obj, group=None) -> None:
         raise ValueError(f"all_gather_object: object_list has {len(object_list)} entries, the "
                          f"world has {pg.size()} ranks")
     object_list[:] = pg.world.allgather_object(obj, timeout=pg.timeout, what="all_gather_object")
+
+
+def _in_place(tensor, arr, async_op, start):
+    """Run a collective that overwrites ``arr`` (``start(buf)`` returns its request) through a
+    contiguous staging copy when ``arr`` is not contiguous; copy back and bump the tensor's
+    version when it completes."""
+    buf, staged = _stage(arr)
+
+    def finish():
+        if staged:
+            arr[...] = buf
+        _bump(tensor)
+
+    if arr.size == 0:
+        return _finish_now(finish, async_op)
+    work = Work(start(buf), finish)
+    return work if async_op else work.wait() and None
 
 
 def _finish_now(finish, async_op):
