@@ -12,14 +12,18 @@ Operators and methods forward to the ops in ``pydl/ops``; this file holds no mat
 """
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import numpy as np
 
 from pydl import dtypes as _dtypes
+import pydl.autograd as _autograd
 from pydl.autograd import grad_mode
 from pydl.device import device as _device
 from pydl.device import device_of, to_device_array
+
+_ndarray, _generic, _new = np.ndarray, np.generic, object.__new__
 
 
 class Tensor:
@@ -53,14 +57,16 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _wrap(cls, data, grad_fn=None, out_index: int = 0, vc=None) -> "Tensor":
+    @staticmethod
+    def _wrap(data, grad_fn=None, out_index: int = 0, vc=None) -> "Tensor":
         """Fast constructor for op results (no checks beyond this one): NumPy hands back scalars
         (np.bool_, np.float32, ...) for 0-d results, and a scalar is not an ndarray, so the
-        device checks would take it for device memory; it becomes a 0-d array here."""
-        if type(data) is not np.ndarray and isinstance(data, np.generic):
+        device checks would take it for device memory; it becomes a 0-d array here.
+        A staticmethod: every op result comes through here, and a classmethod pays for binding
+        on each call."""
+        if type(data) is not _ndarray and isinstance(data, _generic):
             data = np.asarray(data)
-        t = object.__new__(Tensor)
+        t = _new(Tensor)
         t._data = data
         t.grad = None
         t.grad_fn = grad_fn
@@ -295,10 +301,8 @@ class Tensor:
         A scalar needs no ``gradient``; otherwise pass d(loss)/d(self), of self's shape.
         ``create_graph=True`` records the backward pass, so ``.grad`` can be differentiated.
         """
-        from pydl.autograd import backward
-
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
-                 inputs=inputs)
+        _autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                           inputs=inputs)
 
     def to(self, *args, **kwargs) -> "Tensor":
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``;
@@ -554,8 +558,9 @@ class Tensor:
 
 
 def _ops():
-    import pydl.ops as ops
-
+    ops = sys.modules.get("pydl.ops")  # an import statement per call costs microseconds
+    if ops is None:
+        import pydl.ops as ops
     return ops
 
 
@@ -634,6 +639,7 @@ def _nested_tensors_to_arrays(data):
 from pydl.autograd import function as _function  # noqa: E402
 
 _function.Tensor = Tensor
+_function._wrap = Tensor._wrap
 
 
 class _HookHandle:

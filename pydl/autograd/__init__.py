@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pydl.autograd import function as _function
 from pydl.autograd import functional
 from pydl.autograd.function import Function
 from pydl.autograd.gradcheck import gradcheck, gradgradcheck
@@ -19,8 +20,7 @@ def unbroadcast(grad, shape):
 def _make_grads(outputs, grad_outputs, create_graph: bool, caller: str):
     """Seed gradients for ``outputs``: arrays, or Tensors under create_graph (a grad_output that
     requires grad then keeps its graph, so the result can be differentiated w.r.t. it)."""
-    from pydl.tensor import Tensor
-
+    Tensor = _function.Tensor  # pydl.tensor fills it in (an import here costs microseconds)
     roots, grads = [], []
     for k, (t, g) in enumerate(zip(outputs, grad_outputs)):
         if not isinstance(t, Tensor):
@@ -33,9 +33,12 @@ def _make_grads(outputs, grad_outputs, create_graph: bool, caller: str):
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
                                    f"output {k} has shape {tuple(t.shape)}: pass a gradient of "
                                    f"that shape")
-            g = np.ones(t.shape, dtype=t.dtype)
-            if not isinstance(t._data, np.ndarray):
-                g = _like_device(g, t._data)
+            if type(t._data) is np.ndarray:
+                g = np.array(1, dtype=t._data.dtype)  # np.ones is a Python function: 4x slower
+                if t._data.ndim:
+                    g = g.reshape(t._data.shape)
+            else:
+                g = _like_device(np.ones(t.shape, dtype=t.dtype), t._data)
             if create_graph:
                 g = Tensor._wrap(g)
         else:
@@ -54,9 +57,7 @@ def _make_grads(outputs, grad_outputs, create_graph: bool, caller: str):
 
 
 def _as_list(x, name):
-    from pydl.tensor import Tensor
-
-    if isinstance(x, Tensor):
+    if isinstance(x, _function.Tensor):
         return [x]
     if x is None:
         return None
@@ -75,8 +76,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     leaves can be differentiated again; ``retain_graph`` then defaults to True, as in PyTorch.
     ``inputs`` limits accumulation to those tensors.
     """
-    from pydl.autograd.engine import run_backward
-
+    run_backward = _engine().run_backward
     tensors = _as_list(tensors, "tensors")
     grad_tensors = _as_list(grad_tensors, "grad_tensors")
     if grad_tensors is None:
@@ -100,6 +100,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     for x, g in zip(inputs, got):
         if g is not None:
             _accumulate_leaf(x, g, set(), create_graph)
+
+
+def _engine():
+    """pydl.autograd.engine, imported on first use (it needs pydl._C) and then kept."""
+    global _engine_module
+    if _engine_module is None:
+        from pydl.autograd import engine
+
+        _engine_module = engine
+    return _engine_module
+
+
+_engine_module = None
 
 
 def _like_device(host_array, like):

@@ -23,8 +23,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from pydl import _C
+from pydl.autograd import function as _function
 from pydl.autograd import grad_mode
 from pydl.autograd.function import Function
+
+# Tensor is read from pydl.autograd.function, which pydl.tensor fills in when it loads: an
+# import statement inside a function costs a few microseconds per call on Python 3.11 (it looks
+# for the module's __path__ and formats the AttributeError), a hot path's whole budget.
+_ndarray, _generic = np.ndarray, np.generic
 
 
 # Tensor.register_post_accumulate_grad_hook: leaf -> hooks, called as hook(leaf) once per backward
@@ -45,9 +51,7 @@ def add_post_accumulate_hook(leaf, hook) -> list:
 
 
 def _as_array(r):
-    from pydl.tensor import Tensor
-
-    return r._data if isinstance(r, Tensor) else np.asarray(r)
+    return r._data if isinstance(r, _function.Tensor) else np.asarray(r)
 
 
 def _add(a, b):
@@ -58,8 +62,7 @@ def _add(a, b):
 
 
 def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
-    from pydl.tensor import Tensor
-
+    Tensor = _function.Tensor
     if leaf._hooks:
         for hook in leaf._hooks:
             r = hook(g if create_graph else Tensor._wrap(g))
@@ -68,25 +71,29 @@ def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
     if create_graph:
         _accumulate_leaf_tensor(leaf, g)
         return
-    if g.dtype != leaf._data.dtype:
-        g = g.astype(leaf._data.dtype)
-    if g.shape != leaf._data.shape:
-        g = np.broadcast_to(g, leaf._data.shape)
-    if leaf.grad is None:
+    data = leaf._data
+    dtype = data.dtype
+    if g.dtype is not dtype and g.dtype != dtype:
+        g = g.astype(dtype)
+    if g.shape != data.shape:
+        g = np.broadcast_to(g, data.shape)
+    grad = leaf.grad
+    if grad is None:
         # The engine may hand the same array to several leaves (an add's two inputs) or it may be
         # a read-only broadcast view: copy unless this array is known to be ours alone (its own
         # memory, or a cached host block that only it uses: see pydl.memory).
-        if id(g) in owned or not g.flags.writeable or not (g.flags.owndata
+        if id(g) in owned or not g.flags.writeable or not (g.base is None
                                                            or _C.owns_host_block(g)):
             g = g.copy()
         owned.add(id(g))
         leaf.grad = Tensor._wrap(g)
-    elif leaf.grad.grad_fn is None and leaf.grad._data.flags.writeable and \
-            leaf.grad._data.shape == g.shape:
-        np.add(leaf.grad._data, g, out=leaf.grad._data)
+        return
+    gd = grad._data
+    if grad.grad_fn is None and gd.shape == g.shape and gd.flags.writeable:
+        np.add(gd, g, out=gd)
     else:
         # A .grad that carries a graph (from create_graph) is never written in place.
-        leaf.grad = Tensor._wrap(leaf.grad._data + g)
+        leaf.grad = Tensor._wrap(gd + g)
 
 
 def _accumulate_leaf_tensor(leaf, g) -> None:
@@ -116,32 +123,34 @@ def run_backward(roots: Sequence, grads: Sequence, retain_graph: bool = False,
     With ``capture`` (a sequence of tensors), returns the gradient reaching each of them (None
     where none does); leaves' ``.grad`` are then left alone unless ``accumulate``.
     """
-    if create_graph:
-        prev = (grad_mode._state.enabled, grad_mode._state.backward_tensors)
-        grad_mode._state.enabled = True
-        grad_mode._state.backward_tensors = True
-    else:
-        prev = (grad_mode._state.enabled, grad_mode._state.backward_tensors)
-        grad_mode._state.enabled = False
-        grad_mode._state.backward_tensors = False
+    # Grad mode on and saved tensors as Tensors under create_graph, both off otherwise. A
+    # thread-local attribute costs more to write than to read: only what changes is written.
+    state = grad_mode._state
+    mode = bool(create_graph)
+    prev_enabled, prev_tensors = state.enabled, state.backward_tensors
+    if prev_enabled is not mode:
+        state.enabled = mode
+    if prev_tensors is not mode:
+        state.backward_tensors = mode
     try:
         return _run(roots, grads, retain_graph, create_graph, capture, accumulate)
     finally:
-        grad_mode._state.enabled, grad_mode._state.backward_tensors = prev
+        if prev_enabled is not mode:
+            state.enabled = prev_enabled
+        if prev_tensors is not mode:
+            state.backward_tensors = prev_tensors
 
 
 def _zeros(shape, dtype, create_graph, like):
     from pydl.device import array_module
-    from pydl.tensor import Tensor
 
     xp = np if like is None else array_module(like)
     z = xp.zeros(shape, dtype=dtype)
-    return Tensor._wrap(z) if create_graph else z
+    return _function.Tensor._wrap(z) if create_graph else z
 
 
 def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
-    from pydl.tensor import Tensor
-
+    Tensor = _function.Tensor
     owned: set = set()
     # Leaves with post-accumulate hooks: id -> [edges still to come, leaf, got a gradient].
     post: Optional[Dict[int, list]] = {} if post_accumulate_hooks and accumulate else None
@@ -172,6 +181,10 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
             if entry is not None:
                 entry[2] = True
 
+    # A plain backward() (no capture, no post-accumulate hooks) sends a leaf's gradient straight
+    # to its .grad: the per-leaf bookkeeping above is skipped.
+    plain = capture is None and post is None
+
     root_leaves = []
     for t, g in zip(roots, grads):
         if t.grad_fn is None:
@@ -188,8 +201,8 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
 
     # Count incoming edges of every reachable node (and keep an order for the pruning below).
     deps: Dict[Function, int] = {}
-    seen = set(start_nodes)
     stack = list(start_nodes)
+    seen = set(stack)
     order = []
     while stack:
         node = stack.pop()
@@ -200,7 +213,7 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
             parent = p[0]
             if isinstance(parent, Function):
                 deps[parent] = deps.get(parent, 0) + 1
-                if parent not in seen:
+                if parent not in seen:  # start nodes are seen, and may have incoming edges
                     seen.add(parent)
                     stack.append(parent)
             elif post is not None and id(parent) in post_accumulate_hooks:
@@ -215,16 +228,19 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
     if capture is not None and not accumulate:
         useful = _nodes_leading_to(order, deps, leaf_slot, node_slot)
 
-    ready = [n for n in start_nodes if deps.get(n, 0) == 0]
+    ready = [n for n in start_nodes if n not in deps]
     while ready:
         node = ready.pop()
         gouts = pending.pop(node)
-        for i, g in enumerate(gouts):
-            if g is None:
-                shape, dtype = node._out_meta[i]
-                like = next((x for x in gouts if x is not None), None)
-                gouts[i] = _zeros(shape, dtype, create_graph,
-                                  None if like is None else _as_array(like))
+        if len(gouts) > 1:
+            # Outputs that got no gradient (a single-output node always has one: it is only
+            # made pending by a gradient).
+            for i, g in enumerate(gouts):
+                if g is None:
+                    shape, dtype = node._out_meta[i]
+                    like = next((x for x in gouts if x is not None), None)
+                    gouts[i] = _zeros(shape, dtype, create_graph,
+                                      None if like is None else _as_array(like))
         if node._hooks:
             for i, hooks in node._hooks.items():
                 for hook in hooks:
@@ -244,17 +260,21 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
             gins = (gins,)
         if not retain_graph:
             node.release()
-        if len(gins) < len(node.parents):
+        parents = node.parents
+        if len(gins) < len(parents):
             raise RuntimeError(
                 f"{node.name()}.backward returned {len(gins)} gradients for "
-                f"{len(node.parents)} inputs")
-        for p, g in zip(node.parents, gins):
+                f"{len(parents)} inputs")
+        for p, g in zip(parents, gins):
             if p is None:
                 continue
-            if isinstance(g, np.generic):  # NumPy reductions to 0-d give scalars
-                g = np.asarray(g)
-            elif create_graph and g is not None and not isinstance(g, Tensor):
-                g = Tensor._wrap(g)  # a formula that gave a constant (zeros) under create_graph
+            if g is not None and type(g) is not _ndarray:
+                if isinstance(g, _generic):  # NumPy reductions to 0-d give scalars
+                    g = np.asarray(g)
+                elif create_graph and not isinstance(g, Tensor):
+                    g = Tensor._wrap(g)  # a formula that gave a constant (zeros) under create_graph
+            elif create_graph and g is not None:
+                g = Tensor._wrap(g)
             parent, idx = p
             if isinstance(parent, Function):
                 if g is not None:
@@ -262,14 +282,18 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                     if slot is None:
                         slot = pending[parent] = [None] * parent.n_outputs
                     slot[idx] = g if slot[idx] is None else _add(slot[idx], g)
-                deps[parent] -= 1
-                if deps[parent] == 0:
+                left = deps[parent] - 1
+                deps[parent] = left
+                if left == 0:
                     if parent in pending:
                         ready.append(parent)
                     else:
                         # Nothing flowed into this node: its subgraph gets no gradient, but the
                         # edges it owes must still be released.
                         _skip(parent, deps, pending, ready, retain_graph, post)
+            elif plain:
+                if g is not None:
+                    _accumulate_leaf(parent, g, owned, create_graph)
             else:
                 if g is not None:
                     deliver_leaf(parent, g)

@@ -54,6 +54,9 @@ class Function:
     _hooks = None
     needs_input_grad: tuple = ()
     parents: tuple = ()
+    n_outputs = 1
+    _out_meta = None  # ((shape, dtype) per output), set for multi-output nodes only
+    is_view = False   # view ops (pydl.ops.shape) set it: the result shares the input's memory
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
@@ -154,103 +157,119 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        node = cls.__new__(cls)
+        # The hot path of every op: keep per-call work to what the call needs. Without
+        # recording (grad mode off, or no input requires grad) the node is only a place for
+        # forward to run in: no parents, no saved-tensor bookkeeping, the outputs wrapped once.
         raw = []
-        inputs = []
         requires = False
+        first = None  # the first Tensor argument's array type (NumPy and CuPy never mix)
         for a in args:
             if isinstance(a, Tensor):
                 if a._base is not None and a._view_vc != a._vc[0]:
                     _views.refresh_view(a)  # its base was written in place since it was made
-                raw.append(a._data)
-                inputs.append(a)
+                d = a._data
+                if first is None:
+                    first = type(d)
+                elif type(d) is not first:
+                    _device_error(cls.__name__, args)
+                raw.append(d)
                 if a.requires_grad:
                     requires = True
             else:
                 raw.append(a)
-                inputs.append(None)
-        _check_one_device(cls.__name__, inputs)
-        record = requires and grad_mode._state.enabled
-        if record:
-            needs, parents = [], []
-            for t in inputs:
-                if t is None or not t.requires_grad:
-                    needs.append(False)
-                    parents.append(None)
-                else:
-                    needs.append(True)
-                    fn = t.grad_fn
-                    parents.append((fn, t._out_index) if fn is not None else (t, 0))
-            node.needs_input_grad = tuple(needs)
-            node.parents = tuple(parents)
+        node = _new(cls)
+        if not requires or not _grad_state.enabled:
+            out = node.forward(*raw, **kwargs)
+            if type(out) is tuple:
+                return tuple([_wrap(o) for o in out])  # _wrap makes NumPy scalars 0-d arrays
+            result = _wrap(out)
+            if node.is_view:
+                _share_version(result, args, cls, kwargs)
+            return result
+
+        needs, parents = [], []
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                needs.append(True)
+                fn = a.grad_fn
+                parents.append((fn, a._out_index) if fn is not None else (a, 0))
+            else:
+                needs.append(False)
+                parents.append(None)
+        node.needs_input_grad = tuple(needs)
+        node.parents = tuple(parents)
         out = node.forward(*raw, **kwargs)
         # NumPy hands back scalars (np.float32) for full reductions and ufuncs on 0-d arrays;
         # tensors hold arrays. A scalar the node saved is swapped for the array too, so that it
         # is still recognised as this node's output (version check, create_graph).
+        non_diff = node._non_diff
         multi = type(out) is tuple
         if multi:
             if any(isinstance(o, np.generic) for o in out):
                 fixed = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
                 _resave(node, out, fixed)
                 out = fixed
-        elif isinstance(out, np.generic):
-            fixed = np.asarray(out)
-            _resave(node, (out,), (fixed,))
-            out = fixed
-
-        if not record:
-            if multi:
-                return tuple(Tensor._wrap(o) for o in out)
-            result = Tensor._wrap(out)
-            if getattr(node, "is_view", False):
-                _share_version(result, inputs, cls, args, kwargs)
-            return result
-
-        outs = out if multi else (out,)
-        node.n_outputs = len(outs)
-        node._out_meta = tuple((o.shape, o.dtype) for o in outs) if multi else \
-            ((out.shape, out.dtype),)
-        non_diff = node._non_diff
-        results = []
-        for i, o in enumerate(outs):
-            if (non_diff is not None and id(o) in non_diff) or o.dtype.kind not in "fc":
-                results.append(Tensor._wrap(o))
+            node.n_outputs = len(out)
+            node._out_meta = tuple((o.shape, o.dtype) for o in out)
+            results = [_wrap(o) if (non_diff is not None and id(o) in non_diff)
+                       or o.dtype.kind not in "fc" else _wrap(o, node, i)
+                       for i, o in enumerate(out)]
+        else:
+            if type(out) is not _ndarray and isinstance(out, np.generic):
+                fixed = np.asarray(out)
+                _resave(node, (out,), (fixed,))
+                out = fixed
+            # n_outputs = 1 and _out_meta (read only for outputs that got no gradient, which a
+            # single-output node reached by the engine always has) stay the class defaults.
+            if (non_diff is not None and id(out) in non_diff) or out.dtype.kind not in "fc":
+                results = [_wrap(out)]
             else:
-                results.append(Tensor._wrap(o, node, i))
-        if getattr(node, "is_view", False):
-            _share_version(results[0], inputs, cls, args, kwargs)
+                results = [_wrap(out, node, 0)]
+        if node.is_view:
+            _share_version(results[0], args, cls, kwargs)
         if node._saved:
-            # Where each saved array came from: the version check needs the tensor's counter,
-            # and create_graph needs the tensor's place in the graph.
-            versions, srcs = [], []
-            for arr in node._saved:
-                src = None
-                for k, t in enumerate(inputs):
-                    if t is not None and t._data is arr:
-                        versions.append((t._vc, t._vc[0], arr.shape))
-                        src = k
-                        break
-                else:
-                    for i, t in enumerate(results):
-                        if t._data is arr:
-                            versions.append((t._vc, t._vc[0], arr.shape))
-                            src = ~i
-                            break
-                    else:
-                        # A non-Tensor argument (an array or NumPy scalar operand): a constant.
-                        for k, r in enumerate(raw):
-                            if inputs[k] is None and r is arr and arr is not None:
-                                src = k
-                                break
-                srcs.append(src)
-            node._saved_versions = tuple(versions)
-            node._saved_src = tuple(srcs)
+            _record_saved(node, args, raw, results)
         return tuple(results) if multi else results[0]
 
 
-# pydl.tensor imports this package, so it fills this name in when it loads (an import here
+def _record_saved(node, args, raw, results) -> None:
+    """Where each saved array came from: the version check needs the tensor's counter, and
+    create_graph needs the tensor's place in the graph (input index k >= 0, ~i for output i,
+    None for an intermediate)."""
+    versions, srcs = [], []
+    for arr in node._saved:
+        src = None
+        for k, t in enumerate(args):
+            if raw[k] is arr and isinstance(t, Tensor):
+                versions.append((t._vc, t._vc[0], arr.shape))
+                src = k
+                break
+        else:
+            for i, t in enumerate(results):
+                if t._data is arr:
+                    versions.append((t._vc, t._vc[0], arr.shape))
+                    src = ~i
+                    break
+            else:
+                # A non-Tensor argument (an array or NumPy scalar operand): a constant.
+                if arr is not None:
+                    for k, r in enumerate(raw):
+                        if r is arr and not isinstance(args[k], Tensor):
+                            src = k
+                            break
+        srcs.append(src)
+    node._saved_versions = tuple(versions)
+    node._saved_src = tuple(srcs)
+
+
+# pydl.tensor imports this package, so it fills these names in when it loads (an import here
 # would be circular); apply() only runs after both modules exist.
 Tensor = None
+_wrap = None  # Tensor._wrap
+
+_new = object.__new__
+_ndarray = np.ndarray
+_grad_state = grad_mode._state
 
 
 def _resave(node, before, after) -> None:
@@ -259,25 +278,22 @@ def _resave(node, before, after) -> None:
         node._saved = tuple(swap.get(id(x), x) for x in node._saved)
 
 
-def _share_version(result, inputs, cls, args, kwargs) -> None:
+def _share_version(result, args, cls, kwargs) -> None:
     """A view shares its base's version counter, so writes through either are seen by both, and
     remembers how it was made from the base (see pydl.autograd.views). View ops take the viewed
     tensor as their first argument."""
-    base = inputs[0]
-    if base is not None and np.may_share_memory(result._data, base._data):
+    base = args[0] if args else None
+    if isinstance(base, Tensor) and np.may_share_memory(result._data, base._data):
         result._vc = base._vc
         _views.record_view(result, base, cls, args[1:], kwargs)
 
 
-def _check_one_device(op: str, inputs) -> None:
+def _device_error(op: str, args) -> None:
     """Tensors of one op must live on one device (NumPy and CuPy arrays never mix)."""
-    first = None
-    for t in inputs:
-        if t is None:
-            continue
-        if first is None:
-            first = t
-        elif type(t._data) is not type(first._data):
+    tensors = [t for t in args if isinstance(t, Tensor)]
+    first = tensors[0]
+    for t in tensors[1:]:
+        if type(t._data) is not type(first._data):
             raise RuntimeError(f"{op}: expected all tensors to be on the same device, but found "
                                f"at least two devices, {first.device} and {t.device}")
 

@@ -6,6 +6,7 @@ relu), the output is saved instead of the input: it is what the derivative is wr
 """
 from __future__ import annotations
 
+import operator
 from typing import Optional
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from pydl import _C
 from pydl import dtypes as _dtypes
 from pydl.autograd.function import Function
+from pydl.autograd.grad_mode import _state as _grad_state
 from pydl.device import array_module, to_device_array
 from pydl.tensor import Tensor
 
@@ -115,6 +117,8 @@ def zeros_like(x):
 
 
 def _shape(x):
+    if type(x) is np.ndarray:
+        return x.shape
     return x.shape if hasattr(x, "shape") else ()
 
 
@@ -137,12 +141,48 @@ def _operand(x):
 
 
 # -- arithmetic --------------------------------------------------------------------------------
+# Each binary op's kernel on arrays (or an array and a Python number) is a function of its own:
+# forward calls it, and _binary calls it directly when nothing is recorded (no node at all);
+# ``small`` is what the kernel runs for NumPy operands under _NATIVE_MIN elements.
+def _add_kernel(a, b):
+    return _EW.add(a, b) if _native2(a, b) else a + b
+
+
+def _sub_kernel(a, b):
+    return _EW.sub(a, b) if _native2(a, b) else a - b
+
+
+def _mul_kernel(a, b):
+    return _EW.mul(a, b) if _native2(a, b) else a * b
+
+
+def _div_kernel(a, b):
+    return _EW.div(a, b) if _native2(a, b) else a / b
+
+
+def _pow_kernel(a, b):
+    if type(b) in (float, int) and _native1(a):
+        return _EW.pow_scalar(a, b)  # exact fast paths for 2, 3, 0.5, -0.5, -1, -2
+    if _native2(a, b):
+        return _EW.pow(a, b)
+    return _saved_array(a ** b)
+
+
+def _maximum_kernel(a, b):
+    return _EW.maximum(a, b) if _native2(a, b) else array_module(a).maximum(a, b)
+
+
+def _minimum_kernel(a, b):
+    return _EW.minimum(a, b) if _native2(a, b) else array_module(a).minimum(a, b)
+
+
 class Add(Function):
+    kernel = staticmethod(_add_kernel)
+    small = staticmethod(operator.add)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
         self.shapes = (_shape(a), _shape(b))
-        if _native2(a, b):
-            return _EW.add(a, b)
-        return a + b
+        return _add_kernel(a, b)
 
     def backward(self, g):
         sa, sb = self.shapes
@@ -151,11 +191,12 @@ class Add(Function):
 
 
 class Sub(Function):
+    kernel = staticmethod(_sub_kernel)
+    small = staticmethod(operator.sub)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
         self.shapes = (_shape(a), _shape(b))
-        if _native2(a, b):
-            return _EW.sub(a, b)
-        return a - b
+        return _sub_kernel(a, b)
 
     def backward(self, g):
         sa, sb = self.shapes
@@ -164,11 +205,12 @@ class Sub(Function):
 
 
 class Mul(Function):
+    kernel = staticmethod(_mul_kernel)
+    small = staticmethod(operator.mul)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
-        self.save_for_backward(a, b)
-        if _native2(a, b):
-            return _EW.mul(a, b)
-        return a * b
+        self._saved = (a, b)  # save_for_backward(a, b)
+        return _mul_kernel(a, b)
 
     def backward(self, g):
         a, b = self.saved_tensors
@@ -177,11 +219,12 @@ class Mul(Function):
 
 
 class Div(Function):
+    kernel = staticmethod(_div_kernel)
+    small = staticmethod(operator.truediv)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
-        self.save_for_backward(a, b)
-        if _native2(a, b):
-            return _EW.div(a, b)
-        return a / b
+        self._saved = (a, b)  # save_for_backward(a, b)
+        return _div_kernel(a, b)
 
     def backward(self, g):
         a, b = self.saved_tensors
@@ -196,13 +239,11 @@ class Div(Function):
 class Pow(Function):
     """a ** b; d/da = b a^(b-1), d/db = a^b log a (taken as 0 where a == 0)."""
 
+    kernel = staticmethod(_pow_kernel)
+    small = staticmethod(operator.pow)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
-        if type(b) in (float, int) and _native1(a):
-            y = _EW.pow_scalar(a, b)  # exact fast paths for 2, 3, 0.5, -0.5, -1, -2
-        elif _native2(a, b):
-            y = _EW.pow(a, b)
-        else:
-            y = _saved_array(a ** b)
+        y = _pow_kernel(a, b)
         self.save_for_backward(a, b, y)
         return y
 
@@ -270,6 +311,11 @@ def broadcast_error(shape_a, shape_b) -> Optional[RuntimeError]:
     return None
 
 
+_NUMBER = (float, int)  # exact types: bool is promoted by result_type
+_wrap = Tensor._wrap
+_ndarray = np.ndarray
+
+
 def _apply_binary(cls, a, b):
     try:
         return cls.apply(a, b)
@@ -283,13 +329,56 @@ def _apply_binary(cls, a, b):
 
 
 def _binary(cls, a, b, name, true_divide: bool = False):
-    # The common case first, without the operand/device/promotion helpers (a third of the
-    # per-op time on tiny tensors): two tensors of one dtype on one device.
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        da, db = a._data, b._data
-        if type(da) is type(db) and da.dtype == db.dtype and \
-                not (true_divide and da.dtype.kind in "biu"):
+    """``cls`` (Add, Mul, ...) on two operands, as every binary operator calls it.
+
+    The common cases are decided here without the operand/device/promotion helpers: two tensors
+    of one dtype on one device, or a floating tensor and a Python number (NumPy computes in the
+    tensor's dtype, as PyTorch does with a wrapped number). When nothing is to be recorded (no
+    operand requires grad, or grad mode is off) the kernel runs on the arrays and its result is
+    wrapped once: no node, no apply(). Small NumPy operands, which the kernel would hand to
+    NumPy anyway, go to the op's NumPy operator directly (``cls.small``)."""
+    if isinstance(a, Tensor):
+        da = a._data
+        if isinstance(b, Tensor):
+            db = b._data
+            dt = da.dtype
+            if type(da) is not type(db) or (dt is not db.dtype and dt != db.dtype) or \
+                    (true_divide and dt.kind in "biu"):
+                return _binary_general(cls, a, b, name, true_divide)
+            if (a.requires_grad or b.requires_grad) and _grad_state.enabled or \
+                    a._base is not None and a._view_vc != a._vc[0] or \
+                    b._base is not None and b._view_vc != b._vc[0]:
+                return _apply_binary(cls, a, b)  # a node to record, or a view to refresh
+        elif type(b) in _NUMBER and da.dtype.kind == "f":
+            db = b
+            if a.requires_grad and _grad_state.enabled or \
+                    a._base is not None and a._view_vc != a._vc[0]:
+                return _apply_binary(cls, a, b)
+        else:
+            return _binary_general(cls, a, b, name, true_divide)
+    elif isinstance(b, Tensor) and type(a) in _NUMBER and b._data.dtype.kind == "f":
+        da, db = a, b._data
+        if b.requires_grad and _grad_state.enabled or \
+                b._base is not None and b._view_vc != b._vc[0]:
             return _apply_binary(cls, a, b)
+    else:
+        return _binary_general(cls, a, b, name, true_divide)
+    # Nothing to record: the kernel on the arrays (or array and number), wrapped once.
+    if type(da) is _ndarray:
+        small = da.size < _NATIVE_MIN and (type(db) is not _ndarray or db.size < _NATIVE_MIN)
+    else:
+        small = type(db) is _ndarray and db.size < _NATIVE_MIN
+    try:
+        return _wrap(cls.small(da, db) if small else cls.kernel(da, db))
+    except ValueError:
+        err = broadcast_error(_shape(da), _shape(db))
+        if err is not None:
+            raise err from None
+        raise
+
+
+def _binary_general(cls, a, b, name, true_divide):
+    """Operands of other kinds: NumPy arrays, lists, NumPy scalars, bools, mixed dtypes."""
     a, b = _operand(a), _operand(b)
     _check_same_device(a, b, name)
     a, b = promote_operands(a, b, true_divide)
@@ -598,11 +687,12 @@ clip = clamp
 class Maximum(Function):
     """Elementwise max; on ties the gradient is split equally, as in PyTorch."""
 
+    kernel = staticmethod(_maximum_kernel)
+    small = staticmethod(np.maximum)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        if _native2(a, b):
-            return _EW.maximum(a, b)
-        return array_module(a).maximum(a, b)
+        return _maximum_kernel(a, b)
 
     def backward(self, g):
         a, b = (raw(t) for t in self.saved_tensors)
@@ -612,11 +702,12 @@ class Maximum(Function):
 
 
 class Minimum(Function):
+    kernel = staticmethod(_minimum_kernel)
+    small = staticmethod(np.minimum)  # what the kernel does below _NATIVE_MIN elements
+
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        if _native2(a, b):
-            return _EW.minimum(a, b)
-        return array_module(a).minimum(a, b)
+        return _minimum_kernel(a, b)
 
     def backward(self, g):
         a, b = (raw(t) for t in self.saved_tensors)
