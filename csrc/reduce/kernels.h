@@ -10,7 +10,9 @@ namespace pydl::reduce {
 template <typename T>
 struct RowKernels {
   double (*sum[4])(const T* x, int64_t n, double centre);           // by SumOp
-  void (*add[4])(const T* x, int64_t n, const T* centre, T* acc);   // acc[j] += term(x[j])
+  // part[j] += sum over r < nrows of term(base[row_off[r] + j]), j < w (by SumOp)
+  void (*add_cols[4])(const T* base, const int64_t* row_off, int64_t nrows, int64_t w,
+                      const T* centre, double* part);
   T (*ext)(const T* x, int64_t n, ExtOp op);
   void (*softmax)(const T* x, int64_t n, bool log, T* y);
   // dst[a * dst_stride + l] = src[l * src_stride + a] for a < na, l < nl: one tile of the

@@ -17,12 +17,13 @@ namespace pydl::reduce::PYDL_SIMD_NS {
 
 using namespace pydl::simd::PYDL_SIMD_NS;
 
-// Values summed in T lanes before the block's total goes into double: 4 vectors of lanes, each
-// lane adding 16 values (NumPy's pairwise sum adds 16 per accumulator before pairing too), and
-// the blocks add up in double: at least as accurate as NumPy's float32 sum, for one horizontal
-// add per 64 vectors.
+// Values summed in T lanes before they go into double: 8 vectors of lanes, each lane adding 16
+// values (NumPy's pairwise sum adds 16 per accumulator before pairing too), so a block is
+// 128 vectors. Eight independent chains hide the add latency (3-4 cycles) behind the loads;
+// the block's lanes are added into double lanes (no horizontal add until the row ends), so
+// the flush is a few instructions off the critical path.
 template <class V>
-constexpr int64_t kBlock = 64 * V::size;
+constexpr int64_t kBlock = 128 * V::size;
 
 template <class V, SumOp op>
 inline V term(V x, V c) {
@@ -35,14 +36,29 @@ inline V term(V x, V c) {
   if constexpr (op == SumOp::kExpDiff) return exp(x - c);
 }
 
+// acc[i] += double(v[i]) for every lane (the compiler turns this into widening converts).
 template <class V>
-inline double hsum(V v) {
+inline void add_lanes(V v, double* acc) {
   using T = typename V::value_type;
   T lanes[V::size];
   v.store(lanes);
-  double s = 0;
-  for (int i = 0; i < V::size; ++i) s += double(lanes[i]);
-  return s;
+  for (int i = 0; i < V::size; ++i) acc[i] += double(lanes[i]);
+}
+
+// Pairwise total of n doubles (n a power of two up to 16).
+inline double hsum_lanes(const double* a, int n) {
+  double t[16];
+  for (int i = 0; i < n; ++i) t[i] = a[i];
+  for (; n > 1; n /= 2)
+    for (int i = 0; i < n / 2; ++i) t[i] = t[i] + t[i + n / 2];
+  return t[0];
+}
+
+template <class V>
+inline double hsum(V v) {
+  double acc[V::size] = {};
+  add_lanes(v, acc);
+  return hsum_lanes(acc, V::size);
 }
 
 // sum of term(x[k]) over k < n (contiguous), as a double.
@@ -51,66 +67,143 @@ double sum_row(const typename V::value_type* x, int64_t n, double centre) {
   using T = typename V::value_type;
   constexpr int W = V::size;
   const V c = V::set1(T(centre)), zero = V::set1(T(0));
-  double total = 0;
-  for (int64_t b0 = 0; b0 < n; b0 += kBlock<V>) {
+  double lanes[W] = {};
+  int64_t k = 0;
+  for (int64_t b0 = 0; b0 + W <= n; b0 += kBlock<V>) {
     const int64_t b1 = std::min(n, b0 + kBlock<V>);
-    V a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-    int64_t k = b0;
-    for (; k + 4 * W <= b1; k += 4 * W) {
+    V a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero, a7 = zero;
+    for (; k + 8 * W <= b1; k += 8 * W) {
       a0 = a0 + term<V, op>(V::load(x + k), c);
       a1 = a1 + term<V, op>(V::load(x + k + W), c);
       a2 = a2 + term<V, op>(V::load(x + k + 2 * W), c);
       a3 = a3 + term<V, op>(V::load(x + k + 3 * W), c);
+      a4 = a4 + term<V, op>(V::load(x + k + 4 * W), c);
+      a5 = a5 + term<V, op>(V::load(x + k + 5 * W), c);
+      a6 = a6 + term<V, op>(V::load(x + k + 6 * W), c);
+      a7 = a7 + term<V, op>(V::load(x + k + 7 * W), c);
     }
     for (; k + W <= b1; k += W) a0 = a0 + term<V, op>(V::load(x + k), c);
-    double tail = 0;
-    for (; k < b1; ++k) tail += double(term<Vec<T, Scalar>, op>({x[k]}, {T(centre)}).v);
-    total += hsum((a0 + a1) + (a2 + a3)) + tail;
+    add_lanes(((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), lanes);
   }
-  return total;
+  double tail = 0;
+  for (; k < n; ++k) tail += double(term<Vec<T, Scalar>, op>({x[k]}, {T(centre)}).v);
+  return hsum_lanes(lanes, W) + tail;
 }
 
-// acc[j] += term(x[j]) for j < n (one row of a reduction whose kept axis is contiguous).
+// part[j] += sum over r < nrows of term(base[row_off[r] + j]) for j < w: the vertical sum of
+// a reduction whose kept axis is contiguous (sum(dim=0)). Groups of kFlushRows rows are added
+// in T registers, four vectors of columns at a time, and each group's lanes go into the double
+// partials: one load per input vector, no accumulator traffic through memory.
+constexpr int64_t kFlushRows = 16;
+
 template <class V, SumOp op>
-void add_row(const typename V::value_type* x, int64_t n, const typename V::value_type* centre,
-             typename V::value_type* acc) {
+void add_cols(const typename V::value_type* base, const int64_t* row_off, int64_t nrows,
+              int64_t w, const typename V::value_type* centre, double* part) {
   using T = typename V::value_type;
   constexpr int W = V::size;
-  int64_t j = 0;
-  for (; j + W <= n; j += W) {
-    const V c = centre ? V::load(centre + j) : V::set1(T(0));
-    (V::load(acc + j) + term<V, op>(V::load(x + j), c)).store(acc + j);
+  const V zero = V::set1(T(0));
+  for (int64_t f0 = 0; f0 < nrows; f0 += kFlushRows) {
+    const int64_t f1 = std::min(nrows, f0 + kFlushRows);
+    int64_t j = 0;
+    for (; j + 4 * W <= w; j += 4 * W) {
+      const V c0 = centre ? V::load(centre + j) : zero;
+      const V c1 = centre ? V::load(centre + j + W) : zero;
+      const V c2 = centre ? V::load(centre + j + 2 * W) : zero;
+      const V c3 = centre ? V::load(centre + j + 3 * W) : zero;
+      V a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+      for (int64_t r = f0; r < f1; ++r) {
+        const T* x = base + row_off[r] + j;
+        a0 = a0 + term<V, op>(V::load(x), c0);
+        a1 = a1 + term<V, op>(V::load(x + W), c1);
+        a2 = a2 + term<V, op>(V::load(x + 2 * W), c2);
+        a3 = a3 + term<V, op>(V::load(x + 3 * W), c3);
+      }
+      add_lanes(a0, part + j);
+      add_lanes(a1, part + j + W);
+      add_lanes(a2, part + j + 2 * W);
+      add_lanes(a3, part + j + 3 * W);
+    }
+    for (; j + W <= w; j += W) {
+      const V c0 = centre ? V::load(centre + j) : zero;
+      V a0 = zero;
+      for (int64_t r = f0; r < f1; ++r) a0 = a0 + term<V, op>(V::load(base + row_off[r] + j), c0);
+      add_lanes(a0, part + j);
+    }
+    for (; j < w; ++j) {
+      using S = Vec<T, Scalar>;
+      const S c0{centre ? centre[j] : T(0)};
+      S a0{T(0)};
+      for (int64_t r = f0; r < f1; ++r) a0 = a0 + term<S, op>(S{base[row_off[r] + j]}, c0);
+      part[j] += double(a0.v);
+    }
   }
-  for (; j < n; ++j)
-    acc[j] += term<Vec<T, Scalar>, op>({x[j]}, {centre ? centre[j] : T(0)}).v;
 }
 
-// max / min / max |x| of x[0..n), NaN if any element is NaN.
-template <class V>
-typename V::value_type ext_row(const typename V::value_type* x, int64_t n, ExtOp op) {
+// max / min / max |x| of x[0..n), NaN if any element is NaN (only the max when !track_nan:
+// softmax's NaN reaches its output through the sum of exponentials anyway). Four chains; NaN
+// is collected as a mask OR (no branch per vector) since x86 max/min drop a NaN operand.
+template <class V, bool track_nan = true>
+typename V::value_type ext_row_impl(const typename V::value_type* x, int64_t n, ExtOp op) {
   using T = typename V::value_type;
   constexpr int W = V::size;
   const T init = op == ExtOp::kMin ? std::numeric_limits<T>::infinity()
                                    : -std::numeric_limits<T>::infinity();
-  V m = V::set1(init);
-  bool nan = false;
+  V m0 = V::set1(init), m1 = m0, m2 = m0, m3 = m0;
+  typename V::Mask nan = isnan(m0);  // all false
   int64_t k = 0;
-  for (; k + W <= n; k += W) {
-    V v = V::load(x + k);
+  auto step = [&](V& m, V v) {
     if (op == ExtOp::kMaxAbs) v = abs(v);
-    nan |= any(isnan(v));
+    if constexpr (track_nan) nan = nan | isnan(v);
     m = op == ExtOp::kMin ? min(m, v) : max(m, v);
+  };
+  for (; k + 4 * W <= n; k += 4 * W) {
+    step(m0, V::load(x + k));
+    step(m1, V::load(x + k + W));
+    step(m2, V::load(x + k + 2 * W));
+    step(m3, V::load(x + k + 3 * W));
   }
+  for (; k + W <= n; k += W) step(m0, V::load(x + k));
+  const V m = op == ExtOp::kMin ? min(min(m0, m1), min(m2, m3)) : max(max(m0, m1), max(m2, m3));
+  bool has_nan = track_nan && any(nan);
   T lanes[W];
   m.store(lanes);
   T r = init;
   for (int i = 0; i < W; ++i) r = op == ExtOp::kMin ? std::min(r, lanes[i]) : std::max(r, lanes[i]);
   for (; k < n; ++k) {
     const T v = op == ExtOp::kMaxAbs ? std::fabs(x[k]) : x[k];
-    if (v != v) nan = true;
+    if (v != v) has_nan = true;
     r = op == ExtOp::kMin ? std::min(r, v) : std::max(r, v);
   }
-  return nan ? std::numeric_limits<T>::quiet_NaN() : r;
+  return track_nan && has_nan ? std::numeric_limits<T>::quiet_NaN() : r;
+}
+
+template <class V>
+typename V::value_type ext_row(const typename V::value_type* x, int64_t n, ExtOp op) {
+  return ext_row_impl<V, true>(x, n, op);
+}
+
+// e^d for softmax's d = x - max <= 0 (or NaN): exp() of simd/vec_math.h without the parts this
+// range never needs (the upper clamp, the NaN blend: max(lo, NaN) is NaN on x86 and in the
+// portable max, and NaN stays NaN through the rest). Same reduction and polynomial, so the same
+// accuracy; about 6% less work per element in the exp-bound softmax pass.
+template <class V>
+inline V exp_nonpositive(V d) {
+  using T = typename V::value_type;
+  constexpr bool f32 = std::is_same_v<T, float>;
+  const V xc = max(V::set1(T(f32 ? -104.0 : -746.0)), d);
+  const V k = round_int(xc * V::set1(T(1.4426950408889634)));
+  V r;
+  if constexpr (f32) {
+    r = fma(k, V::set1(-0.693359375f), xc);
+    r = fma(k, V::set1(2.12194440e-4f), r);
+    static constexpr float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6,
+                                  0.5f};
+    const V p = horner(r, c);
+    return ldexp2(fma(r * r, p, r) + V::set1(1.0f), k);
+  } else {
+    // float64 keeps vec_math's exp (a longer polynomial; no reason to fork it).
+    return exp(d);
+  }
 }
 
 // One softmax row: m = max (NaN propagates), s = sum exp(x - m), y = exp(x - m) / s or
@@ -121,18 +214,22 @@ void softmax_row(const typename V::value_type* x, int64_t n, bool log,
                  typename V::value_type* y) {
   using T = typename V::value_type;
   constexpr int W = V::size;
-  const T m = ext_row<V>(x, n, ExtOp::kMax);
+  // The max without NaN tracking: a NaN element gives exp(NaN) = NaN in the sum, so every
+  // output is NaN all the same (and a row of NaN has m = -inf, x - m = NaN).
+  const T m = ext_row_impl<V, false>(x, n, ExtOp::kMax);
   const V vm = V::set1(m);
   double s = 0;
   int64_t k = 0;
-  // Lanes flushed into double every kBlock values (as sum_row), so long rows keep precision.
-  for (int64_t b1 = std::min(n, kBlock<V>); k + W <= n; b1 = std::min(n, b1 + kBlock<V>)) {
+  // Lanes flushed into double every 64 values per lane (one chain here: the exp is the cost),
+  // so long rows keep precision.
+  constexpr int64_t B = 64 * W;
+  for (int64_t b1 = std::min(n, B); k + W <= n; b1 = std::min(n, b1 + B)) {
     V acc = V::set1(T(0));
     if (log) {
-      for (; k + W <= b1; k += W) acc = acc + exp(V::load(x + k) - vm);
+      for (; k + W <= b1; k += W) acc = acc + exp_nonpositive(V::load(x + k) - vm);
     } else {
       for (; k + W <= b1; k += W) {  // store the exponentials: the second pass only scales
-        const V e = exp(V::load(x + k) - vm);
+        const V e = exp_nonpositive(V::load(x + k) - vm);
         e.store(y + k);
         acc = acc + e;
       }
@@ -239,10 +336,10 @@ RowKernels<T> make_row_kernels() {
   k.sum[int(SumOp::kSqDiff)] = &sum_row<V, SumOp::kSqDiff>;
   k.sum[int(SumOp::kAbs)] = &sum_row<V, SumOp::kAbs>;
   k.sum[int(SumOp::kExpDiff)] = &sum_row<V, SumOp::kExpDiff>;
-  k.add[int(SumOp::kSum)] = &add_row<V, SumOp::kSum>;
-  k.add[int(SumOp::kSqDiff)] = &add_row<V, SumOp::kSqDiff>;
-  k.add[int(SumOp::kAbs)] = &add_row<V, SumOp::kAbs>;
-  k.add[int(SumOp::kExpDiff)] = &add_row<V, SumOp::kExpDiff>;
+  k.add_cols[int(SumOp::kSum)] = &add_cols<V, SumOp::kSum>;
+  k.add_cols[int(SumOp::kSqDiff)] = &add_cols<V, SumOp::kSqDiff>;
+  k.add_cols[int(SumOp::kAbs)] = &add_cols<V, SumOp::kAbs>;
+  k.add_cols[int(SumOp::kExpDiff)] = &add_cols<V, SumOp::kExpDiff>;
   k.ext = &ext_row<V>;
   k.softmax = &softmax_row<V>;
   k.transpose_tile = &transpose_tile<T, ISA>;

@@ -202,12 +202,39 @@ def test_bad_arguments():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vertical_sums_many_units(simd_path, dtype):
+    """Reductions whose kept axis is contiguous (sum(dim=0)): columns added in registers in
+    groups of rows, many units of partials added pairwise (n > 8 recurses), column blocks wider
+    than one item (2053 > 2048), odd widths (vector and scalar column tails), an outer kept
+    axis, and the centred / |x| / exp terms; against float64 NumPy."""
+    rng = np.random.default_rng(7)
+    cases = [(rng.standard_normal((1500, 2053)).astype(dtype), (0,)),
+             (rng.standard_normal((20011, 37)).astype(dtype), (0,)),
+             (rng.standard_normal((3, 1201, 131)).astype(dtype), (1,)),
+             (rng.standard_normal((17, 5, 3, 257)).astype(dtype), (0, 2)),
+             (rng.standard_normal((2053, 700)).astype(dtype)[::2, 5:], (0,))]
+    for x, axes in cases:
+        xd = x.astype(np.float64)
+        c = rng.standard_normal(np.sum(xd, axis=axes).shape).astype(dtype)
+        cd = np.expand_dims(c.astype(np.float64), axes)
+        refs = {0: xd.sum(axis=axes), 1: ((xd - cd) ** 2).sum(axis=axes),
+                2: np.abs(xd).sum(axis=axes), 3: np.exp(xd - cd).sum(axis=axes)}
+        for op, ref in refs.items():
+            got = _C.reduce_sum(x, list(axes), op, c if op in (1, 3) else None)
+            assert got.shape == ref.shape and got.dtype == dtype
+            scale = np.abs(refs[2] if op == 0 else ref) + 1
+            err = (np.abs(got - ref) / scale).max()
+            assert err <= _tol(dtype, x, axes), (x.shape, axes, op, err)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_same_for_any_thread_count(simd_path, restore_threads, dtype):
     rng = np.random.default_rng(5)
     cases = [(rng.standard_normal((4096, 257)).astype(dtype), axes)
              for axes in [(1,), (0,), (0, 1)]]
     cases.append((rng.standard_normal((9, 64, 33, 31)).astype(dtype), (0, 2, 3)))
     cases.append((rng.standard_normal((1, 300001)).astype(dtype), (1,)))
+    cases.append((rng.standard_normal((20000, 300)).astype(dtype), (0,)))  # 23 units, pairwise
     for x, axes in cases:
         results = set()
         for threads in (1, 2, 3, 2, 1):
