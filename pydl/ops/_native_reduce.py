@@ -8,6 +8,8 @@ output allocation) costs about 1-2 us, NumPy's whole time on a tiny array.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pydl import _C
@@ -43,7 +45,7 @@ def reduce_ext(x, axes, keepdim, op=MAX, index=False):
 
 
 def count(x, axes) -> int:
-    return int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    return math.prod([x.shape[a] for a in axes])
 
 
 def softmax(x, axis: int, log: bool):

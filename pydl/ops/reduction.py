@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import builtins as _bi
+import math
 
 import numpy as np
 
@@ -23,6 +24,8 @@ def normalize_dims(dim, ndim: int):
     """dim argument -> sorted tuple of non-negative axes (None -> all axes)."""
     if dim is None:
         return tuple(range(ndim))
+    if type(dim) is int and ndim and -ndim <= dim < ndim:
+        return (dim % ndim,)  # the common case, without the general checks below
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     n = _bi.max(ndim, 1)
     out = []
@@ -74,7 +77,7 @@ class Sum(Function):
 class Mean(Function):
     def forward(self, x, axes, keepdim):
         self.meta = (x.shape, axes, keepdim)
-        self.count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        self.count = math.prod([x.shape[a] for a in axes])
         if _nr.usable(x) and self.count:
             y = _nr.reduce_sum(x, axes, keepdim)
             y /= x.dtype.type(self.count)
@@ -89,7 +92,7 @@ class Mean(Function):
 
 def _var(x, axes, keepdim, correction):
     """sum((x - mean)^2) / max(N - correction, 0), and that denominator."""
-    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    n = math.prod([x.shape[a] for a in axes])
     denom = _bi.max(n - correction, 0)
     if _nr.usable(x) and n:
         # Two passes over x, nothing materialised: the mean, then sum((x - mean)^2) in double.
@@ -417,7 +420,7 @@ class Norm(Function):
 
 def sum(input, dim=None, keepdim=False, dtype=None):  # noqa: A001
     axes = normalize_dims(dim, input.ndim)
-    if input.dtype == np.bool_ and dtype is None:
+    if dtype is None and input.dtype.kind == "b":
         dtype = np.int64
     return Sum.apply(input, axes, keepdim, dtype)
 
