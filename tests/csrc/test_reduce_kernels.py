@@ -107,6 +107,33 @@ def test_max_nan_propagates_and_ties_first(simd_path, dtype):
     np.testing.assert_array_equal(i, np.argmin(x, axis=1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_at_every_lane_position(simd_path, dtype):
+    """NaN / +inf / -inf at positions that land in each of the max kernel's four chains, the
+    single-vector loop and the scalar tail, and in every row of the four-row sum: max/min and
+    their first index propagate NaN (as torch.max); softmax / log_softmax rows holding NaN or
+    +inf are all NaN, and rows of -inf too (torch); sums give NaN / inf as float64 NumPy."""
+    for n in (1, 7, 9, 33, 67, 1000):
+        for pos in sorted({0, n // 3, n // 2, n - 9, n - 2, n - 1} - {-1, -2, -8, -9} & set(range(n))):
+            for bad in (np.nan, np.inf, -np.inf):
+                x = np.linspace(-3, 3, 8 * n).astype(dtype).reshape(8, n)
+                x[5, pos] = bad
+                for op, f, argf in ((0, np.max, np.argmax), (1, np.min, np.argmin)):
+                    v, i = _C.reduce_ext(x, [1], op, True)
+                    np.testing.assert_array_equal(v, f(x, axis=1), err_msg=f"{n} {pos} {bad}")
+                    np.testing.assert_array_equal(i, argf(x, axis=1), err_msg=f"{n} {pos} {bad}")
+                np.testing.assert_allclose(_C.reduce_sum(x, [1]), x.astype(np.float64).sum(axis=1),
+                                           rtol=1e-5, atol=1e-4)  # NaN / inf where NumPy has them
+                for log in (False, True):
+                    y = _C.softmax_rows(x, log)
+                    rows_ok = np.isfinite(y[[0, 1, 2, 3, 4, 6, 7]]).all()
+                    if bad == -np.inf and n > 1:  # e^-inf = 0: softmax 0, log_softmax -inf
+                        assert rows_ok and y[5, pos] == (-np.inf if log else 0), (n, pos, log)
+                        assert np.isfinite(np.delete(y[5], pos)).all(), (n, pos, log)
+                    else:  # NaN, +inf, or a row that is all -inf
+                        assert rows_ok and np.isnan(y[5]).all(), (n, pos, bad, log)
+
+
 def test_float32_sum_accuracy_beats_pairwise(simd_path):
     """float32 sum of 4096 x 1024 (dim=1 and all): at least as close to the float64 sum as
     NumPy's pairwise float32 sum."""
