@@ -298,24 +298,44 @@ void reduce_sum_cpu(const T* x, const View& v, const std::vector<bool>& reduced,
                                 : std::max<int64_t>(1, std::min<int64_t>((8192 + a.L - 1) / a.L,
                                                                          outs / 8));
   const int64_t oblocks = (outs + ob - 1) / ob;
-  const int64_t items = oblocks * a.units;
+  // A row longer than a unit (the full sum of a big array) is cut into segments, one unit
+  // each; an item takes four of them, summed by the four-stream kernel where they are four
+  // whole segments of one contiguous row (which units these are depends on the shape only).
+  const int64_t ug = a.segs > 1 ? 4 : 1;
+  const int64_t ugroups = (a.units + ug - 1) / ug;
+  const int64_t items = oblocks * ugroups;
   std::vector<double> partial(outs * a.units);
-  const int64_t per_item = (a.segs > 1 ? a.seg_len : a.rows_per_unit * a.L) * ob;
+  const int64_t per_item = (a.segs > 1 ? a.seg_len * ug : a.rows_per_unit * a.L) * ob;
   parallel_blocks(items, item_grain(items, per_item), [&](int64_t i0, int64_t i1) {
     std::vector<T> buf(a.stride == 1 ? 0 : a.seg_len);
     std::vector<double> acc(ob);
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t u = i % a.units, o0 = (i / a.units) * ob, o1 = std::min(outs, o0 + ob);
-      if (a.segs > 1) {  // one segment of one long row
+      const int64_t g = i % ugroups, o0 = (i / ugroups) * ob, o1 = std::min(outs, o0 + ob);
+      if (a.segs > 1) {  // up to four segments of one long row (ob == 1)
         const double c = centre ? double(centre[o0]) : 0.0;
-        double s = 0;
-        for_unit(a, x + a.out_off[o0], u, buf.data(),
-                 [&](int64_t, int64_t k0, int64_t k1, const T* row) {
-                   s += K.sum[int(op)](row, k1 - k0, c);
-                 });
-        partial[o0 * a.units + u] = s;
+        const int64_t u0 = g * ug, u1 = std::min(a.units, u0 + ug);
+        const int64_t row = u0 / a.segs, seg0 = u0 % a.segs;
+        if (u1 - u0 == 4 && a.stride == 1 && op != SumOp::kExpDiff && (u1 - 1) / a.segs == row &&
+            (seg0 + 4) * a.seg_len <= a.L) {
+          const T* base = x + a.out_off[o0] + a.row_off[row] + seg0 * a.seg_len;
+          const T* rp[4] = {base, base + a.seg_len, base + 2 * a.seg_len, base + 3 * a.seg_len};
+          const double cc[4] = {c, c, c, c};
+          double s4[4];
+          K.sum4[int(op)](rp, a.seg_len, cc, s4);
+          for (int q = 0; q < 4; ++q) partial[o0 * a.units + u0 + q] = s4[q];
+          continue;
+        }
+        for (int64_t u = u0; u < u1; ++u) {
+          double s = 0;
+          for_unit(a, x + a.out_off[o0], u, buf.data(),
+                   [&](int64_t, int64_t k0, int64_t k1, const T* seg) {
+                     s += K.sum[int(op)](seg, k1 - k0, c);
+                   });
+          partial[o0 * a.units + u] = s;
+        }
         continue;
       }
+      const int64_t u = g;
       std::fill(acc.begin(), acc.end(), 0.0);
       const int64_t r0 = u * a.rows_per_unit, r1 = std::min(a.rows, r0 + a.rows_per_unit);
       // Four rows per call where they are contiguous; exp(x - c) is compute-bound and keeps

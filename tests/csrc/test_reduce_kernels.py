@@ -255,6 +255,27 @@ def test_vertical_sums_many_units(simd_path, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_rows_in_segments(simd_path, dtype):
+    """Rows longer than a unit (32768 values) are cut into segments, four per call where they
+    are four whole segments of one row: lengths that end exactly on a group, one value short
+    of it, and past it, over two rows (groups that would straddle rows), against float64."""
+    rng = np.random.default_rng(8)
+    for n in (4 * 32768, 4 * 32768 - 5, 5 * 32768 + 7, 8 * 32768 + 1):
+        x = rng.standard_normal((2, n)).astype(dtype)
+        xd = x.astype(np.float64)
+        c = rng.standard_normal(2).astype(dtype)
+        cd = c.astype(np.float64)[:, None]
+        refs = {0: xd.sum(1), 1: ((xd - cd) ** 2).sum(1), 2: np.abs(xd).sum(1),
+                3: np.exp(xd - cd).sum(1)}
+        for op, ref in refs.items():
+            got = _C.reduce_sum(x, [1], op, c if op in (1, 3) else None)
+            scale = np.abs(refs[2] if op == 0 else ref) + 1
+            assert (np.abs(got - ref) / scale).max() <= _tol(dtype, x, (1,)), (n, op)
+        full = _C.reduce_sum(x, [0, 1])
+        assert abs(full - xd.sum()) <= _tol(dtype, x, (0, 1)) * (np.abs(xd).sum() + 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bitwise_same_for_any_thread_count(simd_path, restore_threads, dtype):
     rng = np.random.default_rng(5)
     cases = [(rng.standard_normal((4096, 257)).astype(dtype), axes)
