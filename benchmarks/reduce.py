@@ -1,5 +1,6 @@
 """Issue #13's reduction, softmax and copy rows on csrc/reduce/ (float32), side by side with
-NumPy and PyTorch: sum(dim=1) 4096x1024, mean over (0, 2, 3) of (32, 64, 32, 32), softmax and
+NumPy and PyTorch: sum(dim=1) and sum(dim=0) 4096x1024, the full sum of 4M values, mean(dim=1)
+and max(dim=1) 2048x2048, mean over (0, 2, 3) of (32, 64, 32, 32), softmax and
 log_softmax(dim=-1) 4096x1000, transpose + contiguous 4096x1024, var over (0, 2, 3) and
 logsumexp(dim=-1). Bytes: the input read once (+ the output written once where it is as large)."""
 import numpy as np
@@ -23,6 +24,21 @@ def run(suite):
     suite.add("sum(dim=0) 4096x1024", pydl=lambda: a.sum(0),
               peers={"numpy": lambda: a_np.sum(0), "torch": t and (lambda: ta.sum(0))},
               nbytes=4 * a_np.size)
+    f_np = rng.standard_normal(4 << 20).astype(np.float32)
+    f = pydl.from_numpy(f_np)
+    tf = torch.from_numpy(f_np) if t else None
+    suite.add("sum (all) 4M", pydl=lambda: f.sum(),
+              peers={"numpy": lambda: f_np.sum(), "torch": t and (lambda: tf.sum())},
+              nbytes=4 * f_np.size)
+    q_np = rng.standard_normal((2048, 2048)).astype(np.float32)
+    q = pydl.from_numpy(q_np)
+    tq = torch.from_numpy(q_np) if t else None
+    suite.add("mean(dim=1) 2048x2048", pydl=lambda: q.mean(1),
+              peers={"numpy": lambda: q_np.mean(1), "torch": t and (lambda: tq.mean(1))},
+              nbytes=4 * q_np.size)
+    suite.add("max(dim=1) 2048x2048 values+indices (numpy: values)", pydl=lambda: q.max(1),
+              peers={"numpy": lambda: q_np.max(1),
+                     "torch": t and (lambda: tq.max(1))}, nbytes=4 * q_np.size)
     m_np = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
     m = pydl.from_numpy(m_np)
     tm = torch.from_numpy(m_np) if t else None
