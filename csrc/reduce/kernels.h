@@ -16,6 +16,8 @@ struct RowKernels {
   void (*add_cols[4])(const T* base, const int64_t* row_off, int64_t nrows, int64_t w,
                       const T* centre, double* part);
   T (*ext)(const T* x, int64_t n, ExtOp op);
+  // first k with x[k] == v (|x[k]| for kMaxAbs; the first NaN when v is NaN)
+  int64_t (*find)(const T* x, int64_t n, T v, ExtOp op);
   void (*softmax)(const T* x, int64_t n, bool log, T* y);
   // dst[a * dst_stride + l] = src[l * src_stride + a] for a < na, l < nl: one tile of the
   // transposing copy (T only sets the element size: values are moved bit for bit).

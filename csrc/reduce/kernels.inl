@@ -235,6 +235,29 @@ typename V::value_type ext_row(const typename V::value_type* x, int64_t n, ExtOp
   return ext_row_impl<V, true>(x, n, op);
 }
 
+// The first k < n with x[k] == v (|x[k]| == v for kMaxAbs; the first NaN when v is NaN): the
+// index of max/min, found a vector at a time (any() of the lane compare), then within the
+// vector; was a scalar loop with a branch per element.
+template <class V>
+int64_t find_first(const typename V::value_type* x, int64_t n, typename V::value_type v,
+                   ExtOp op) {
+  using T = typename V::value_type;
+  constexpr int W = V::size;
+  const bool nan = v != v;
+  const V vv = V::set1(v);
+  int64_t k = 0;
+  for (; k + W <= n; k += W) {
+    V e = V::load(x + k);
+    if (op == ExtOp::kMaxAbs) e = abs(e);
+    if (nan ? any(isnan(e)) : any(e == vv)) break;
+  }
+  for (; k < n; ++k) {
+    const T e = op == ExtOp::kMaxAbs ? std::fabs(x[k]) : x[k];
+    if (nan ? e != e : e == v) return k;
+  }
+  return 0;
+}
+
 // e^d for softmax's d = x - max <= 0 (or NaN): exp() of simd/vec_math.h without the parts this
 // range never needs (the upper clamp, the NaN blend: max(lo, NaN) is NaN on x86 and in the
 // portable max, and NaN stays NaN through the rest). Same reduction and polynomial, so the same
@@ -398,6 +421,7 @@ RowKernels<T> make_row_kernels() {
   k.add_cols[int(SumOp::kExpDiff)] = &add_cols<V, SumOp::kExpDiff>;
   k.sum4[int(SumOp::kExpDiff)] = &sum_rows4<V, SumOp::kExpDiff>;
   k.ext = &ext_row<V>;
+  k.find = &find_first<V>;
   k.softmax = &softmax_row<V>;
   k.transpose_tile = &transpose_tile<T, ISA>;
   return k;

@@ -379,14 +379,6 @@ inline bool better(T v, T m, ExtOp op) {
   return op == ExtOp::kMin ? v < m : v > m;
 }
 
-template <typename T>
-int64_t first_index(const T* row, int64_t n, T v, ExtOp op) {
-  for (int64_t k = 0; k < n; ++k) {
-    const T x = op == ExtOp::kMaxAbs ? std::fabs(row[k]) : row[k];
-    if (v != v ? x != x : x == v) return k;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -463,7 +455,7 @@ void reduce_ext_cpu(const T* x, const View& v, const std::vector<bool>& reduced,
                  const T rv = K.ext(row, k1 - k0, op);
                  if (mi < 0 || better(rv, m, op)) {
                    m = rv;
-                   if (index) mi = r * a.L + k0 + first_index(row, k1 - k0, rv, op);
+                   if (index) mi = r * a.L + k0 + K.find(row, k1 - k0, rv, op);
                    else mi = 0;
                  }
                });
