@@ -55,7 +55,7 @@ class Adam(Optimizer):
     def _step_group(self, group, batch):
         amsgrad = bool(group["amsgrad"])
         beta1, beta2 = group["betas"]
-        states = [self.state[p] for p in batch.params]
+        states = list(map(self.state.__getitem__, batch.params))
         # New state buffers of a step are allocated together (see _zeros_states).
         fresh = [p for p, s in zip(batch.params, states) if len(s) == 0]
         if fresh:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
+import operator
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional
@@ -114,6 +116,59 @@ class _Batch:
             self.params[i]._data[...] = self.arrays[i]
         for p in self.params:
             p._bump_version()
+
+
+_data_of = operator.attrgetter("_data")
+_grad_of = operator.attrgetter("grad")
+
+
+class _StepPlan:
+    """What ``Optimizer.step`` worked out for one group, reused while it still holds.
+
+    Building a group's batch checks every parameter (device, dtype, layout, gradient shape) and
+    every pair for shared storage; redone at each step that cost ~3 us per parameter tensor. A
+    plan is kept for a group whose parameters with a gradient form one CPU batch that needed no
+    copies, and is valid for a later step while the group lists the same Tensors, each still over
+    the same array (``p.data = ...``, ``p.set_``-like swaps of ``p._data`` make a new array, so
+    a new plan), and the same parameters have a gradient. Gradients are read afresh at every
+    step (they are reallocated whenever ``zero_grad`` sets them to None); their layout, dtype and
+    shape are left to the fused kernel's own checks, which raise before touching any array, and
+    such a step is redone on the full path (which copies a non-contiguous gradient or raises the
+    optimizer's own error)."""
+
+    __slots__ = ("params", "datas", "present", "index", "arrays")
+
+    def __init__(self, params, datas, present, index, arrays):
+        self.params = params  # a copy of the group's list of Tensors
+        self.datas = datas  # each one's array when the plan was made
+        self.present = present  # [p.grad is not None for p in params]
+        self.index = index  # positions of the batch's parameters in params; None: all of them
+        self.arrays = arrays  # the batch's arrays (the parameters' own)
+
+    def batch(self, params) -> Optional["_Batch"]:
+        """The group's batch for this step, or None when the plan no longer holds."""
+        mine = self.params
+        if len(params) != len(mine) or not all(map(operator.is_, params, mine)):
+            return None
+        if not all(map(operator.is_, map(_data_of, params), self.datas)):
+            return None
+        grads = list(map(_grad_of, params))
+        try:
+            if self.index is None:
+                if any(map(operator.is_, grads, itertools.repeat(None))):
+                    return None
+                gdata = list(map(_data_of, grads))
+            else:
+                if [g is not None for g in grads] != self.present:
+                    return None
+                gdata = [grads[i]._data for i in self.index]
+        except AttributeError:  # a gradient that is not a Tensor: the full path handles it
+            return None
+        batch = _Batch()
+        batch.params = mine if self.index is None else [mine[i] for i in self.index]
+        batch.arrays = self.arrays
+        batch.grads = gdata
+        return batch
 
 
 class Optimizer:
@@ -243,6 +298,18 @@ class Optimizer:
                 loss = closure()
         with grad_mode.no_grad():
             for group in self.param_groups:
+                plan = self.__dict__.get("_step_plans", {}).get(id(group))
+                batch = None if plan is None else plan.batch(group["params"])
+                if batch is not None:
+                    try:
+                        self._step_group(group, batch)
+                    except (ValueError, TypeError):
+                        # The kernel refused a gradient (layout, dtype, shape) before touching
+                        # anything: the full path copies it or raises the optimizer's error.
+                        batch = None
+                    else:
+                        batch.finish()
+                        continue
                 for batch in self._batches(group):
                     self._step_group(group, batch)
                     batch.finish()
@@ -279,7 +346,30 @@ class Optimizer:
             batch.add(p, grad._data if isinstance(grad, Tensor) else np.asarray(grad))
         batches = list(by_dtype.values())
         self._check_no_shared_storage(group, batches)
+        self._keep_plan(group, batches)
         return batches
+
+    def _keep_plan(self, group: Dict[str, Any], batches: List[_Batch]) -> None:
+        """Caches a _StepPlan for the group when its batch qualifies (one CPU batch, no copies),
+        and drops the group's old one otherwise."""
+        plans = self.__dict__.setdefault("_step_plans", {})
+        plans.pop(id(group), None)
+        if len(batches) != 1 or batches[0].kernels is not None or batches[0]._copies:
+            return
+        params = list(group["params"])
+        grads = [p.grad for p in params]
+        present = [g is not None for g in grads]
+        batch = batches[0]
+        index = None
+        if not (all(present) and len(batch.params) == len(params)):
+            position = {id(p): i for i, p in reversed(list(enumerate(params)))}
+            index = [position[id(p)] for p in batch.params]
+        if any(not isinstance(g, Tensor) for g in grads if g is not None):
+            return
+        # The plan keeps the group's Tensors and arrays alive, so the ids compared later cannot
+        # be reused by new objects while it is cached.
+        plans[id(group)] = _StepPlan(params, [p._data for p in params], present, index,
+                                     list(batch.arrays))
 
     def _check_no_shared_storage(self, group: Dict[str, Any], batches: List[_Batch]) -> None:
         """Refuse two parameters over the same memory (views of one buffer, or one array under
@@ -413,6 +503,7 @@ class Optimizer:
             new_groups.append(ng)
         self.state = new_state
         self.param_groups = new_groups
+        self.__dict__.pop("_step_plans", None)  # plans of the replaced groups
 
     @staticmethod
     def _restore_value(p: Tensor, key: str, value):

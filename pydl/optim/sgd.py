@@ -50,11 +50,12 @@ class SGD(Optimizer):
 
     def _step_group(self, group, batch):
         momentum = float(group["momentum"])
-        buffers, init = [], []
+        buffers, init, states = [], [], []
         if momentum != 0:
-            buffers = [self.state[p].get("momentum_buffer") for p in batch.params]
+            states = list(map(self.state.__getitem__, batch.params))
+            buffers = [s.get("momentum_buffer") for s in states]
             init = [buf is None for buf in buffers]
-            if any(init):
+            if True in init:
                 # New buffers are allocated together (see _zeros_states); their contents are
                 # never read: the kernel sets each to its gradient.
                 fresh = iter(self._zeros_states([p for p, i in zip(batch.params, init) if i]))
@@ -74,5 +75,6 @@ class SGD(Optimizer):
                         dampening=float(group["dampening"]),
                         weight_decay=_as_float(group["weight_decay"]),
                         nesterov=bool(group["nesterov"]), maximize=bool(group["maximize"]))
-        for p, buf in zip(batch.params, buffers):
-            self.state[p]["momentum_buffer"] = buf
+        if True in init:  # (existing buffers are already in the state)
+            for s, buf in zip(states, buffers):
+                s["momentum_buffer"] = buf
