@@ -66,6 +66,13 @@
 // 213-215 (AVX-512; the AVX2 path gained alike: 512^3 220-225 instead of 192-197), float64
 // 512^3-2048^3 by 8-15%. The repeated packing is at most a few percent of the work once a
 // product is big enough to be threaded at all (min_macs_per_thread).
+// The rectangles of a split along one side are further cut into a few pieces per thread that
+// threads take on demand, so a worker that starts late shares the work instead of taking a
+// whole half (choose_pieces). Sharing one packed B panel among the threads was measured again
+// on the target Zen 3 (2 cores, SCHED_FIFO to keep other processes off): 20-25% more CPU time
+// than private rectangles for 256 x 784 x 256 A @ B^T and 256 x 1024 x 1024, so it stays out.
+// Which kernels run (unpacked, A in place, packed) is decided once for the whole product
+// (choose_paths), so a thread's share never picks other kernels than one thread would.
 #include "gemm.h"
 
 #include <algorithm>
@@ -331,11 +338,40 @@ bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t 
              kDirectMaxMacs;
 }
 
+// Small products with op(A) contiguous along k read A in place (see the top of the file): the
+// transposing pack of A is then a large share of their work, and their A blocks are small
+// enough for the kernel's strided rows per tile to stay cached across the slivers of B. Bigger
+// ones pack A as usual.
 template <typename T>
-void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                 int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs, int64_t b_cs, T beta, T* c,
-                 int64_t ldc) {
-  if (use_direct(bk, m, n, k, b_cs)) {
+bool use_direct_a(const Blocking<T>& bk, int64_t m, int64_t k, int64_t a_rs, int64_t a_cs) {
+  return bk.micro_direct_a != nullptr && a_cs == 1 && m <= kDirectAMaxElements / k &&
+         m <= bk.direct_a_max_rows &&
+         (bk.direct_a_any_stride || (a_rs * int64_t(sizeof(T))) % 512 != 0);
+}
+
+// Which kernels compute a product. Decided once from the whole product's shape and passed to
+// every thread's part of it: the unpacked kernels treat short edge tiles differently from the
+// packed ones (two accumulator sets, so another order of additions), and a choice made per
+// thread from the size of its part would make the bits depend on the thread count.
+struct Paths {
+  bool direct = false;    // the unpacked small-product path (bk.direct)
+  bool direct_a = false;  // packed B, op(A) read in place (bk.micro_direct_a)
+};
+
+template <typename T>
+Paths choose_paths(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t a_rs,
+                   int64_t a_cs, int64_t b_cs) {
+  Paths paths;
+  paths.direct = use_direct(bk, m, n, k, b_cs);
+  paths.direct_a = !paths.direct && use_direct_a(bk, m, k, a_rs, a_cs);
+  return paths;
+}
+
+template <typename T>
+void gemm_serial(const Blocking<T>& bk, const Paths& paths, int64_t m, int64_t n, int64_t k,
+                 T alpha, const T* a, int64_t a_rs, int64_t a_cs, const T* b, int64_t b_rs,
+                 int64_t b_cs, T beta, T* c, int64_t ldc) {
+  if (paths.direct) {
     bk.direct(m, n, k, alpha, a, a_rs, a_cs, b, b_rs, beta, c, ldc);
     return;
   }
@@ -343,13 +379,7 @@ void gemm_serial(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, T alpha
   const int64_t nc_block = balanced_block(n, bk.nc, nr);
   const int64_t kc_block = balanced_block(k, bk.kc, 1);
   const int64_t mc_block = balanced_block(m, bk.mc, mr);
-  // Small products with op(A) contiguous along k read A in place (see the top of the file):
-  // the transposing pack of A is then a large share of their work, and their A blocks are
-  // small enough for the kernel's 14 strided rows per tile to stay cached across the slivers
-  // of B. Bigger ones pack A as usual.
-  const bool direct_a = bk.micro_direct_a != nullptr && a_cs == 1 &&
-                        m <= kDirectAMaxElements / k && m <= bk.direct_a_max_rows &&
-                        (bk.direct_a_any_stride || (a_rs * int64_t(sizeof(T))) % 512 != 0);
+  const bool direct_a = paths.direct_a;
   T* bp = tls_pack_b.get<T>(kc_block * nc_block);
   T* ap = direct_a ? nullptr : tls_pack_a.get<T>(mc_block * kc_block);
 
@@ -440,6 +470,46 @@ Grid choose_grid(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int thr
   return best;
 }
 
+// Cuts a one-dimensional split (grid tm x 1 or 1 x tn, one rectangle per thread) into up to
+// kMaxPiecesPerThread pieces per thread, handed out on demand. The pool's worker often starts
+// late: on the shared 2-core EPYC, a thread trace of 256 x 784 x 256 inside a training step
+// showed it joining 0.5-1.3 ms after the caller, or not at all, against a 0.6 ms share. With
+// one rectangle each, a worker that starts at t < T/2 then finishes at t + T/2 while the caller
+// waits; with pieces, the two end together near (T + t) / 2. A piece repeats the packing of the
+// operand it shares with the others (op(A) rows along n unless read in place, op(B) along m),
+// so there are only as many pieces as keep that repeated packing within ~3% of the product
+// (estimated as in choose_grid); each piece is at least 2 tiles along n or 4 along m (a sliver
+// of B serves 4 tiles of rows). Measured with the other helpers' processes held off (SCHED_FIFO,
+// 2 threads, medians): 256 x 784 x 256 A @ B^T, A read in place, ran the same within noise as
+// one rectangle per thread with 2, 4 or 8 pieces per thread; with op(A) packed 8 pieces per
+// thread cost 20% (256 x 256 x 784), 2 nothing measurable. Pieces are whole tiles, so every
+// element of C is computed by the same kernel in the same order whatever the split: results
+// do not depend on the thread count.
+constexpr int64_t kMaxPiecesPerThread = 8;
+
+template <typename T>
+Grid choose_pieces(const Blocking<T>& bk, const Paths& paths, int64_t m, int64_t n, int64_t k,
+                   int threads, Grid grid) {
+  if (paths.direct || (grid.tm > 1 && grid.tn > 1) || grid.tm * grid.tn != threads) return grid;
+  const bool along_n = grid.tn > 1;
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const double mac_cost = macs / (static_cast<double>(bk.nr) / 2.0);  // choose_grid's units
+  // Along n every piece reads all of op(A): packs it, or, read in place, streams it from L3
+  // (counted as a quarter of a pack: a read without the transposed write).
+  const double repeated = along_n ? static_cast<double>(m) * static_cast<double>(k) *
+                                        (paths.direct_a ? 0.25 : 1.0)
+                                  : static_cast<double>(k) * static_cast<double>(n);
+  const int64_t units = along_n ? ceil_div(n, bk.nr) / 2 : ceil_div(m, bk.mr) / 4;
+  const int64_t per_thread = std::min<int64_t>(
+      kMaxPiecesPerThread, 1 + static_cast<int64_t>(0.03 * mac_cost / (threads * repeated)));
+  const int64_t pieces = std::max<int64_t>(threads, std::min(per_thread * threads, units));
+  if (along_n)
+    grid.tn = pieces;
+  else
+    grid.tm = pieces;
+  return grid;
+}
+
 // Hands out items [0, n_items) to whichever thread asks next. parallel_for splits its range
 // statically, so each of its `threads` chunks runs this loop instead: a worker that the pool
 // wakes late simply takes fewer items, and the caller never waits for it to start.
@@ -467,6 +537,7 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
   const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
   const int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
   const Blocking<T> bk = blocking<T>();
+  const Paths paths = choose_paths(bk, m, n, k, a_rs, a_cs, b_cs);
 
   int threads = in_parallel_region() ? 1 : num_threads();
   // In double: a product of three sizes can overflow int64 when some operands are stride-0 views.
@@ -474,24 +545,30 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
   threads = static_cast<int>(std::min<double>(
       threads, std::max<double>(1.0, macs / static_cast<double>(bk.min_macs_per_thread))));
   if (threads <= 1) {
-    gemm_serial(bk, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
+    gemm_serial(bk, paths, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, beta, c, ldc);
     return;
   }
-  // One rectangle of C per thread, each packing its own operands (see Threads above).
-  const Grid grid = choose_grid(bk, m, n, k, threads);
+  // One rectangle of C per thread, each packing its own operands (see Threads above), cut
+  // into pieces handed out on demand (see choose_pieces).
+  const Grid grid = choose_pieces(bk, paths, m, n, k, threads, choose_grid(bk, m, n, k, threads));
   const int64_t units_m = ceil_div(m, bk.mr), units_n = ceil_div(n, bk.nr);
-  parallel_for(grid.tm * grid.tn, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ti = t / grid.tn, tj = t % grid.tn;
-      const int64_t m0 = std::min(m, units_m * ti / grid.tm * bk.mr);
-      const int64_t m1 = std::min(m, units_m * (ti + 1) / grid.tm * bk.mr);
-      const int64_t n0 = std::min(n, units_n * tj / grid.tn * bk.nr);
-      const int64_t n1 = std::min(n, units_n * (tj + 1) / grid.tn * bk.nr);
-      if (m0 >= m1 || n0 >= n1) continue;
-      gemm_serial(bk, m1 - m0, n1 - n0, k, alpha, a + m0 * a_rs, a_rs, a_cs, b + n0 * b_cs, b_rs,
-                  b_cs, beta, c + m0 * ldc + n0, ldc);
-    }
-  });
+  auto piece = [&](int64_t t) {
+    const int64_t ti = t / grid.tn, tj = t % grid.tn;
+    const int64_t m0 = std::min(m, units_m * ti / grid.tm * bk.mr);
+    const int64_t m1 = std::min(m, units_m * (ti + 1) / grid.tm * bk.mr);
+    const int64_t n0 = std::min(n, units_n * tj / grid.tn * bk.nr);
+    const int64_t n1 = std::min(n, units_n * (tj + 1) / grid.tn * bk.nr);
+    if (m0 >= m1 || n0 >= n1) return;
+    gemm_serial(bk, paths, m1 - m0, n1 - n0, k, alpha, a + m0 * a_rs, a_rs, a_cs, b + n0 * b_cs,
+                b_rs, b_cs, beta, c + m0 * ldc + n0, ldc);
+  };
+  if (grid.tm * grid.tn == threads) {
+    parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) piece(t);
+    });
+  } else {
+    for_each_item_dynamic(threads, grid.tm * grid.tn, piece);
+  }
 }
 
 // ---- Batched --------------------------------------------------------------------------------

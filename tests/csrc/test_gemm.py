@@ -399,6 +399,35 @@ def test_gemm_thread_counts(simd, threads, n_threads):
         assert_close(_C.gemm(a, b), reference(a, b), np.float32)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("m,n,k,trans_a,trans_b", [
+    (151, 160, 200, True, False),  # 4.8M: packed whole, each half small enough to skip packing
+    (301, 100, 200, True, False),  # tall: split by rows, bottom edge tile of 1 row
+    (151, 160, 200, False, False),  # A read in place
+    (256, 784, 256, False, True),  # split by columns into pieces, A read in place
+    (784, 256, 256, True, False),  # split by rows into pieces
+    (256, 256, 784, False, False),  # split by columns, A packed (row stride 1 KiB)
+    (97, 301, 203, True, True),
+])
+def test_gemm_same_bits_for_any_thread_count(simd, threads, dtype, m, n, k, trans_a, trans_b):
+    """1, 2, 3 and 4 threads give bitwise the same C, and it matches the reference.
+
+    The kernels are chosen from the whole product's shape: a thread's share of 151 x 160 x 200
+    is small enough for the unpacked path, whose short edge tiles add in another order than the
+    packed kernel's, and choosing per share made float64 differ in the last bit between 1 and 2
+    threads. The pieces threads take on demand are whole tiles, so who computes what cannot
+    change the bits either."""
+    rng = np.random.default_rng(m + n + k)
+    a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
+    results = set()
+    for n_threads in (1, 2, 3, 4):
+        _C.set_num_threads(n_threads)
+        out = _C.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+        assert_close(out, reference(a, b, trans_a=trans_a, trans_b=trans_b), dtype)
+        results.add(out.tobytes())
+    assert len(results) == 1
+
+
 def test_gemm_huge_k_per_thread_grid(simd, threads):
     """Huge k split over threads: each thread's rectangle runs its many KC blocks.
 
