@@ -175,6 +175,15 @@ void prefault(T* p, int64_t n) {
   });
 }
 
+// Whether the (N, C) loops write an output of `count` values with streaming stores: float32 on
+// the AVX2 path, kStreamMinBytes or more (as the row path).
+template <typename T>
+bool avx2_stream(int64_t count) {
+  if constexpr (std::is_same<T, float>::value)
+    return use_avx2() && count * int64_t(sizeof(T)) >= kStreamMinBytes;
+  return false;
+}
+
 // Channels per task on the small-L path: enough to vectorise, few enough to spread over threads.
 int64_t channel_grain(int64_t C) { return std::max<int64_t>(8, C / (4 * num_threads()) / 8 * 8); }
 
@@ -233,38 +242,48 @@ void rows_sums(const T* dy, const T* x, int64_t rows, int64_t C, const T* centre
   for (int64_t c = 0; c < C; ++c) s1[c] += double(a[c]), s2[c] += double(q[c]);
 }
 
-// Per-channel sums over all N rows of an (N, C) input, rows split into one contiguous range
-// per thread (memory streams straight through), each with its own double sums, added at the end.
+// Per-channel sums over all N rows of an (N, C) input. The rows are cut into pieces of a fixed
+// number of rows (a multiple of kRowBlock, chosen from C alone), each summed into its own double
+// partials, which are then added in piece order: the split does not depend on the thread
+// count, so the sums are bitwise the same for any number of threads (use_deterministic_algorithms
+// asks no more of this path). Threads take pieces from a shared counter.
+int64_t rows_per_piece(int64_t C) {
+  constexpr int64_t kPieceValues = int64_t(1) << 18;  // ~1 MB of float32 per piece
+  const int64_t rows = kPieceValues / std::max<int64_t>(1, C);
+  return std::max<int64_t>(1, rows / bn_detail::kRowBlock) * bn_detail::kRowBlock;
+}
+
 template <typename T>
 void all_rows_sums(const T* dy, const T* x, int64_t N, int64_t C, const T* centre, double* s1,
                    double* s2) {
-  const int64_t slots = std::max<int64_t>(
-      1, std::min<int64_t>(num_threads(), (N + bn_detail::kRowBlock - 1) / bn_detail::kRowBlock));
-  std::vector<double> part(slots * 2 * C, 0.0);
-  std::vector<T> scratch(slots * 2 * C);
-  parallel_for(slots, 1, [&](int64_t sl0, int64_t sl1) {
-    for (int64_t sl = sl0; sl < sl1; ++sl) {
-      const int64_t n0 = N * sl / slots, n1 = N * (sl + 1) / slots;
-      double* p1 = part.data() + sl * 2 * C;
-      T* a = scratch.data() + sl * 2 * C;
+  const int64_t piece = rows_per_piece(C);
+  const int64_t pieces = std::max<int64_t>(1, (N + piece - 1) / piece);
+  std::vector<double> part(pieces * 2 * C, 0.0);
+  parallel_blocks(pieces, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<T> scratch(2 * C);  // the portable loop's T accumulators
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = p * piece, n1 = std::min(N, n0 + piece);
+      double* q1 = part.data() + p * 2 * C;
       for (int64_t b = n0; b < n1; b += bn_detail::kRowBlock) {
         const int64_t rows = std::min(bn_detail::kRowBlock, n1 - b);
-        rows_sums(dy ? dy + b * C : nullptr, x + b * C, rows, C, centre, p1, p1 + C, a, a + C);
+        rows_sums(dy ? dy + b * C : nullptr, x + b * C, rows, C, centre, q1, q1 + C,
+                  scratch.data(), scratch.data() + C);
       }
     }
   });
   for (int64_t c = 0; c < C; ++c) {
     double t1 = 0, t2 = 0;
-    for (int64_t sl = 0; sl < slots; ++sl) t1 += part[sl * 2 * C + c], t2 += part[sl * 2 * C + C + c];
+    for (int64_t p = 0; p < pieces; ++p) t1 += part[p * 2 * C + c], t2 += part[p * 2 * C + C + c];
     s1[c] = t1, s2[c] = t2;
   }
 }
 
 template <typename T>
 void channel_scale_shift(const T* xr, int64_t L, int64_t nc, const T* scale, const T* bias,
-                         T* yr) {
+                         T* yr, bool stream = false) {
   if constexpr (std::is_same<T, float>::value)
-    if (L == 1 && use_avx2()) return bn_detail::channel_scale_shift_avx2(xr, scale, bias, nc, yr);
+    if (L == 1 && use_avx2())
+      return bn_detail::channel_scale_shift_avx2(xr, scale, bias, nc, yr, stream);
   if (L == 1) {
     for (int64_t j = 0; j < nc; ++j) yr[j] = xr[j] * scale[j] + bias[j];
     return;
@@ -275,10 +294,10 @@ void channel_scale_shift(const T* xr, int64_t L, int64_t nc, const T* scale, con
 
 template <typename T>
 void channel_grad_input(const T* dyr, const T* xr, int64_t L, int64_t nc, const T* mdy,
-                        const T* mean, const T* k, const T* a, T* dxr) {
+                        const T* mean, const T* k, const T* a, T* dxr, bool stream = false) {
   if constexpr (std::is_same<T, float>::value)
     if (L == 1 && use_avx2())
-      return bn_detail::channel_grad_input_avx2(dyr, xr, mdy, mean, k, a, nc, dxr);
+      return bn_detail::channel_grad_input_avx2(dyr, xr, mdy, mean, k, a, nc, dxr, stream);
   for (int64_t j = 0; j < nc; ++j)
     for (int64_t l = 0; l < L; ++l)
       dxr[j * L + l] = (dyr[j * L + l] - mdy[j] - (xr[j * L + l] - mean[j]) * k[j]) * a[j];
@@ -319,10 +338,13 @@ void batch_norm_forward_train_cpu(int64_t N, int64_t C, int64_t L, const T* x, c
       scale[c] = (gamma ? gamma[c] : T(1)) * invstd[c];
       bias[c] = (beta ? beta[c] : T(0)) - mean[c] * scale[c];
     }
+    const bool stream = avx2_stream<T>(N * C);
     parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, C)),
                  [&](int64_t n0, int64_t n1) {
                    for (int64_t n = n0; n < n1; ++n)
-                     channel_scale_shift(x + n * C, 1, C, scale.data(), bias.data(), y + n * C);
+                     channel_scale_shift(x + n * C, 1, C, scale.data(), bias.data(), y + n * C,
+                                         stream);
+                   if (stream) bn_detail::store_fence();
                  });
     return;
   }
@@ -415,11 +437,13 @@ void batch_norm_backward_cpu(int64_t N, int64_t C, int64_t L, const T* dy, const
     std::vector<T> a(C), mdy(C), k(C);
     for (int64_t c = 0; c < C; ++c) finish(c, s_dy[c], s_dyx[c], &a[c], &mdy[c], &k[c]);
     if (!dx) return;
+    const bool stream = avx2_stream<T>(N * C);
     parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, C)),
                  [&](int64_t n0, int64_t n1) {
                    for (int64_t n = n0; n < n1; ++n)
                      channel_grad_input(dy + n * C, x + n * C, 1, C, mdy.data(), mean, k.data(),
-                                        a.data(), dx + n * C);
+                                        a.data(), dx + n * C, stream);
+                   if (stream) bn_detail::store_fence();
                  });
     return;
   }

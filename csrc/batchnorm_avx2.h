@@ -28,19 +28,23 @@ void grad_input_avx2(const float* dy, const float* x, int64_t n, float mdy, floa
 // (N, C) input (L == 1): a block of `rows` rows of C channels (row stride C).
 //   s1[c] += sum_r (x[r][c] - shift[c]), s2[c] += sum_r (x[r][c] - shift[c])^2
 // summed in float over the block (callers keep blocks to kRowBlock rows), then added into
-// double. Channels 32 at a time: the 8 accumulators stay in registers down the block.
+// double. Rows are read front to back four at a time, the float sums of up to 1024 channels in
+// L1; each lane adds its rows in row order, as the portable loop does.
 constexpr int64_t kRowBlock = 64;
 void rows_sums_avx2(const float* x, int64_t rows, int64_t C, const float* shift, double* s1,
                     double* s2);
 //   s1[c] += sum_r dy[r][c], s2[c] += sum_r dy[r][c] * (x[r][c] - mean[c])   (likewise)
 void rows_grad_sums_avx2(const float* dy, const float* x, int64_t rows, int64_t C,
                          const float* mean, double* s1, double* s2);
-// One row's channels [0, nc) side by side:
+// One row's channels [0, nc) side by side; stream: non-temporal stores from the first 32-byte
+// aligned element on, without a fence (the caller calls store_fence after its last row):
 //   y[c] = x[c] * scale[c] + bias[c]
 void channel_scale_shift_avx2(const float* x, const float* scale, const float* bias, int64_t nc,
-                              float* y);
+                              float* y, bool stream);
 //   dx[c] = (dy[c] - mdy[c] - (x[c] - mean[c]) * k[c]) * a[c]
 void channel_grad_input_avx2(const float* dy, const float* x, const float* mdy, const float* mean,
-                             const float* k, const float* a, int64_t nc, float* dx);
+                             const float* k, const float* a, int64_t nc, float* dx, bool stream);
+// sfence: makes a thread's streaming stores visible before it hands its work back.
+void store_fence();
 
 }  // namespace pydl::bn_detail

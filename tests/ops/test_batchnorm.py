@@ -226,9 +226,13 @@ def test_batch_norm_zero_batch():
 # ---- the SIMD paths: AVX2 loops (float32) and the portable ones, on shapes that reach every loop
 # (row sums over more than one flush block of 2048 values, rows not a multiple of the vector
 # width, (N, C) input with channels side by side, small L between 1 and 16, and an output of
-# 8 MiB or more, written with streaming stores, whose odd rows start off 32-byte alignment)
+# 8 MiB or more, written with streaming stores, whose odd rows start off 32-byte alignment;
+# (N, C) input summed in pieces of whole row blocks: (4099, 515) has 10 pieces of 448 rows, a
+# row count that is no multiple of 4 or 64, 515 channels (a tail after the vectors) and an
+# 8.4 MB output written with streaming stores from unaligned row starts; (1500, 1100) has more
+# channels than one 1024-channel tile of float accumulators)
 SIMD_SHAPES = [(3, 5, 37, 41), (2, 3, 2500), (4, 2, 16, 3), (64, 19), (33, 24), (5, 7, 3),
-               (2, 3, 349501)]
+               (2, 3, 349501), (4099, 515), (1500, 1100), (7, 1), (2, 13)]
 
 
 @pytest.fixture(params=["auto", "portable"])
@@ -318,3 +322,78 @@ def test_batch_norm_avx2_matches_portable(shape):
             pydl._C.set_simd_path("auto")
     for a, b in zip(*out):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_1d_many_pieces_inf_and_huge_channels():
+    """(N, C) input summed in several pieces (3000 rows, pieces of 1280): a channel with one inf
+    in the second piece gets an inf mean and a NaN variance (inf - inf, as PyTorch), a channel
+    of finite values up to 3e38 keeps a finite mean (the float sums overflow and are redone in
+    double) and an infinite float32 variance, and the other channels match float64."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3000, 200)).astype(np.float32)
+    x[1500, 7] = np.inf
+    x[:, 9] = rng.uniform(-3e38, 3e38, size=3000).astype(np.float32)
+    for path in ("auto", "portable"):
+        pydl._C.set_simd_path(path)
+        try:
+            rm, rv = t(np.zeros(200, np.float32)), t(np.ones(200, np.float32))
+            with np.errstate(invalid="ignore"):
+                y = F.batch_norm(t(x), rm, rv, training=True).numpy()
+        finally:
+            pydl._C.set_simd_path("auto")
+        assert np.isposinf(rm.numpy()[7]) and np.isnan(rv.numpy()[7]) and np.isnan(y[:, 7]).all()
+        x64 = x.astype(np.float64)
+        mean9 = x64[:, 9].mean()
+        assert np.isfinite(rm.numpy()[9]) and np.isposinf(rv.numpy()[9])
+        np.testing.assert_allclose(rm.numpy()[9], 0.1 * mean9, rtol=1e-5)
+        assert not np.isnan(y[:, 9]).any()
+        np.testing.assert_allclose(y[:, 9], (x64[:, 9] - mean9) / x64[:, 9].std(), rtol=1e-4,
+                                   atol=1e-5)
+        rest = [c for c in range(200) if c not in (7, 9)]
+        mean, var = batch_stats(x64[:, rest])
+        np.testing.assert_allclose(rm.numpy()[rest], 0.1 * mean, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(rv.numpy()[rest], 0.9 + 0.1 * var * 3000 / 2999, rtol=1e-5)
+        np.testing.assert_allclose(y[:, rest], ref_batch_norm(x64[:, rest], mean, var, None, None,
+                                                              1e-5), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(5000, 72), (700, 1030)])
+def test_batch_norm_1d_same_bits_for_any_thread_count(shape):
+    """The (N, C) sums are cut into pieces chosen from C alone and added in piece order, so the
+    outputs and gradients are bitwise the same for 1..4 threads (without
+    use_deterministic_algorithms), on every SIMD path."""
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal(shape) * 2 + 3).astype(np.float32)
+    gy = rng.standard_normal(shape).astype(np.float32)
+    gamma = rng.standard_normal(shape[1]).astype(np.float32)
+    threads = pydl.get_num_threads()
+    try:
+        for path in pydl._C.available_simd_paths():
+            pydl._C.set_simd_path(path)
+            results = set()
+            for n in (1, 2, 3, 4):
+                pydl.set_num_threads(n)
+                y, mean, var, invstd = pydl._C.batch_norm_forward_train(x, gamma, None, 1e-5)
+                grads = pydl._C.batch_norm_backward(gy, x, mean, invstd, gamma, True, True, True,
+                                                    True)
+                results.add(b"".join(a.tobytes() for a in (y, mean, var, invstd) + tuple(grads)))
+            assert len(results) == 1, path
+    finally:
+        pydl.set_num_threads(threads)
+        pydl._C.set_simd_path("auto")
+
+
+@pytest.mark.parametrize("dtype", [pydl.float32, pydl.float64])
+def test_batchnorm1d_zero_batch_train_and_grads(dtype):
+    """(0, C) in training, as PyTorch: an empty output, running statistics unchanged, zero
+    weight and bias gradients and an empty input gradient."""
+    bn = nn.BatchNorm1d(5, dtype=dtype)
+    x = pydl.zeros(0, 5, dtype=dtype, requires_grad=True)
+    y = bn(x)
+    assert y.shape == (0, 5)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), 0)
+    np.testing.assert_array_equal(bn.running_var.numpy(), 1)
+    y.sum().backward()
+    assert x.grad.shape == (0, 5)
+    np.testing.assert_array_equal(bn.weight.grad.numpy(), 0)
+    np.testing.assert_array_equal(bn.bias.grad.numpy(), 0)
