@@ -330,7 +330,10 @@ constexpr double kDirectMaxMacs = 4.0e6;
 // ran 64^3 1.2x, 100^3 1.2x, 64 x 400 x 120 1.15x, 64 x 150 x 16 1.45x and 576 x 25 x 6 1.5x
 // the packed one, 128^3..256^3 and 64 x 2304 x 256 the same within noise, 512^3 0.9x; in a
 // sweep against NumPy/torch 192^3 and 200 x 300 x 100 (7e6 and 6e6) ran 0.85-0.87x of the
-// best peer unpacked, 0.99x packed, so the limit is 4e6 (64 x 400 x 120 is 3.1e6).
+// best peer unpacked, 0.99x packed, so the limit is 4e6 (64 x 400 x 120 is 3.1e6). Short C
+// (at most 32 rows) unpacked at any size was tried too: with other processes held off
+// (SCHED_FIFO, wall medians) 8 x 4096 x 4096 ran 1.25x, but 16 x 2304 x 512, 16 x 784 x 1024
+// and 24 x 2304 x 512 (A transposed) 0.77-0.89x the packed path on 1 thread, 0.8-1.0x on 2.
 template <typename T>
 bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t b_cs) {
   return bk.direct != nullptr && b_cs == 1 &&

@@ -212,6 +212,8 @@ DIRECT_SHAPES = [
     (64, 40, 2048),  # over 4e6, A row stride 8 / 16 KiB: both packed
     (64, 256, 2304),  # A row stride 9 / 18 KiB: both packed
     (257, 255, 200),  # over 256 rows: both packed
+    (16, 512, 2304),  # VGG conv4's weight product, 19M: packed, split by columns
+    (5, 4100, 700),  # 5 rows (one partial tile of rows), a ragged last column tile
 ]
 
 
