@@ -89,11 +89,14 @@ def _accumulate_leaf(leaf, g, owned: set, create_graph: bool) -> None:
         leaf.grad = Tensor._wrap(g)
         return
     gd = grad._data
-    if grad.grad_fn is None and gd.shape == g.shape and gd.flags.writeable:
-        np.add(gd, g, out=gd)
-    else:
-        # A .grad that carries a graph (from create_graph) is never written in place.
-        leaf.grad = Tensor._wrap(gd + g)
+    if grad.grad_fn is None and gd.shape == g.shape:
+        try:
+            gd += g  # np.add(gd, g, out=gd) without the keyword parsing
+            return
+        except ValueError:  # a read-only .grad (the user's): a new array, as below
+            pass
+    # A .grad that carries a graph (from create_graph) is never written in place.
+    leaf.grad = Tensor._wrap(gd + g)
 
 
 def _accumulate_leaf_tensor(leaf, g) -> None:
@@ -167,28 +170,20 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
             else:
                 node_slot[(t.grad_fn, t._out_index)] = k
 
-    def deliver_leaf(leaf, g):
-        k = leaf_slot.get(id(leaf))
-        if k is not None:
-            captured[k] = g if captured[k] is None else _add(captured[k], g)
-            if not accumulate:
-                return
-        elif capture is not None and not accumulate:
-            return
-        _accumulate_leaf(leaf, g, owned, create_graph)
-        if post is not None:
-            entry = post.get(id(leaf))
-            if entry is not None:
-                entry[2] = True
-
     # A plain backward() (no capture, no post-accumulate hooks) sends a leaf's gradient straight
-    # to its .grad: the per-leaf bookkeeping above is skipped.
+    # to its .grad; otherwise _deliver_leaf does the per-leaf bookkeeping.
     plain = capture is None and post is None
+    leaves = None if plain else _Leaves(leaf_slot, captured, capture, accumulate, owned,
+                                        create_graph, post)
 
     root_leaves = []
     for t, g in zip(roots, grads):
         if t.grad_fn is None:
-            deliver_leaf(t, g if create_graph else g.copy())
+            g = g if create_graph else g.copy()
+            if plain:
+                _accumulate_leaf(t, g, owned, create_graph)
+            else:
+                _deliver_leaf(leaves, t, g)
             root_leaves.append(t)
             continue
         node = t.grad_fn
@@ -228,7 +223,10 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
     if capture is not None and not accumulate:
         useful = _nodes_leading_to(order, deps, leaf_slot, node_slot)
 
-    ready = [n for n in start_nodes if n not in deps]
+    ready = []
+    for n in start_nodes:
+        if n not in deps:
+            ready.append(n)
     while ready:
         node = ready.pop()
         gouts = pending.pop(node)
@@ -296,10 +294,39 @@ def _run(roots, grads, retain_graph, create_graph, capture, accumulate):
                     _accumulate_leaf(parent, g, owned, create_graph)
             else:
                 if g is not None:
-                    deliver_leaf(parent, g)
+                    _deliver_leaf(leaves, parent, g)
                 if post is not None and id(parent) in post:
                     _post_edge_done(post, parent)
     return captured if capture is not None else None
+
+
+class _Leaves:
+    """What delivering a gradient to a leaf needs to know in one backward pass."""
+
+    __slots__ = ("slot", "captured", "capture", "accumulate", "owned", "create_graph", "post")
+
+    def __init__(self, slot, captured, capture, accumulate, owned, create_graph, post):
+        self.slot, self.captured, self.capture, self.accumulate = (slot, captured, capture,
+                                                                   accumulate)
+        self.owned, self.create_graph, self.post = owned, create_graph, post
+
+
+def _deliver_leaf(leaves: _Leaves, leaf, g) -> None:
+    """A gradient for ``leaf``: captured (autograd.grad, backward(inputs=...)), accumulated into
+    its .grad, and noted for its post-accumulate hooks."""
+    k = leaves.slot.get(id(leaf))
+    if k is not None:
+        captured = leaves.captured
+        captured[k] = g if captured[k] is None else _add(captured[k], g)
+        if not leaves.accumulate:
+            return
+    elif leaves.capture is not None and not leaves.accumulate:
+        return
+    _accumulate_leaf(leaf, g, leaves.owned, leaves.create_graph)
+    if leaves.post is not None:
+        entry = leaves.post.get(id(leaf))
+        if entry is not None:
+            entry[2] = True
 
 
 def _post_count(post: Dict[int, list], leaf) -> None:

@@ -85,7 +85,7 @@ class Function:
                     f"{type(self).__name__} is at version {vc[0]}; expected version "
                     f"{version} instead. Modify a clone() instead, or do the in-place change "
                     f"after backward.")
-        if grad_mode._state.backward_tensors:
+        if _grad_state.backward_tensors:
             return self._saved_as_tensors()
         return self._saved
 
@@ -159,8 +159,11 @@ class Function:
     def apply(cls, *args, **kwargs):
         # The hot path of every op: keep per-call work to what the call needs. Without
         # recording (grad mode off, or no input requires grad) the node is only a place for
-        # forward to run in: no parents, no saved-tensor bookkeeping, the outputs wrapped once.
+        # forward to run in: its parents are not kept, nothing saved is looked at, the outputs
+        # are wrapped once. One pass over the arguments gathers what either case needs.
         raw = []
+        needs = []
+        parents = []
         requires = False
         first = None  # the first Tensor argument's array type (NumPy and CuPy never mix)
         for a in args:
@@ -175,8 +178,14 @@ class Function:
                 raw.append(d)
                 if a.requires_grad:
                     requires = True
+                    fn = a.grad_fn
+                    parents.append((fn, a._out_index) if fn is not None else (a, 0))
+                    needs.append(True)
+                    continue
             else:
                 raw.append(a)
+            parents.append(None)
+            needs.append(False)
         node = _new(cls)
         if not requires or not _grad_state.enabled:
             out = node.forward(*raw, **kwargs)
@@ -187,76 +196,83 @@ class Function:
                 _share_version(result, args, cls, kwargs)
             return result
 
-        needs, parents = [], []
-        for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                needs.append(True)
-                fn = a.grad_fn
-                parents.append((fn, a._out_index) if fn is not None else (a, 0))
-            else:
-                needs.append(False)
-                parents.append(None)
         node.needs_input_grad = tuple(needs)
         node.parents = tuple(parents)
         out = node.forward(*raw, **kwargs)
+        if type(out) is tuple:
+            return _record_outputs(node, out, args, raw, kwargs)
         # NumPy hands back scalars (np.float32) for full reductions and ufuncs on 0-d arrays;
         # tensors hold arrays. A scalar the node saved is swapped for the array too, so that it
         # is still recognised as this node's output (version check, create_graph).
+        if type(out) is not _ndarray and isinstance(out, np.generic):
+            fixed = np.asarray(out)
+            _resave(node, (out,), (fixed,))
+            out = fixed
+        # n_outputs = 1 and _out_meta (read only for outputs that got no gradient, which a
+        # single-output node reached by the engine always has) stay the class defaults.
         non_diff = node._non_diff
-        multi = type(out) is tuple
-        if multi:
-            if any(isinstance(o, np.generic) for o in out):
-                fixed = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
-                _resave(node, out, fixed)
-                out = fixed
-            node.n_outputs = len(out)
-            node._out_meta = tuple((o.shape, o.dtype) for o in out)
-            results = [_wrap(o) if (non_diff is not None and id(o) in non_diff)
-                       or o.dtype.kind not in "fc" else _wrap(o, node, i)
-                       for i, o in enumerate(out)]
+        if (non_diff is not None and id(out) in non_diff) or out.dtype.kind not in "fc":
+            result = _wrap(out)
         else:
-            if type(out) is not _ndarray and isinstance(out, np.generic):
-                fixed = np.asarray(out)
-                _resave(node, (out,), (fixed,))
-                out = fixed
-            # n_outputs = 1 and _out_meta (read only for outputs that got no gradient, which a
-            # single-output node reached by the engine always has) stay the class defaults.
-            if (non_diff is not None and id(out) in non_diff) or out.dtype.kind not in "fc":
-                results = [_wrap(out)]
-            else:
-                results = [_wrap(out, node, 0)]
+            result = _wrap(out, node, 0)
         if node.is_view:
-            _share_version(results[0], args, cls, kwargs)
+            _share_version(result, args, cls, kwargs)
         if node._saved:
-            _record_saved(node, args, raw, results)
-        return tuple(results) if multi else results[0]
+            _record_saved(node, args, raw, (result,))
+        return result
+
+
+def _record_outputs(node, out, args, raw, kwargs) -> tuple:
+    """apply() for a forward that returned several outputs, recording."""
+    if any(isinstance(o, np.generic) for o in out):
+        fixed = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+        _resave(node, out, fixed)
+        out = fixed
+    node.n_outputs = len(out)
+    node._out_meta = tuple((o.shape, o.dtype) for o in out)
+    non_diff = node._non_diff
+    results = tuple([_wrap(o) if (non_diff is not None and id(o) in non_diff)
+                     or o.dtype.kind not in "fc" else _wrap(o, node, i)
+                     for i, o in enumerate(out)])
+    if node.is_view:
+        _share_version(results[0], args, type(node), kwargs)
+    if node._saved:
+        _record_saved(node, args, raw, results)
+    return results
 
 
 def _record_saved(node, args, raw, results) -> None:
     """Where each saved array came from: the version check needs the tensor's counter, and
     create_graph needs the tensor's place in the graph (input index k >= 0, ~i for output i,
-    None for an intermediate)."""
+    None for an intermediate). A tensor argument is looked for first, then an output, then a
+    non-Tensor argument (an array or NumPy scalar operand: a constant)."""
     versions, srcs = [], []
     for arr in node._saved:
         src = None
-        for k, t in enumerate(args):
-            if raw[k] is arr and isinstance(t, Tensor):
-                versions.append((t._vc, t._vc[0], arr.shape))
-                src = k
-                break
-        else:
-            for i, t in enumerate(results):
-                if t._data is arr:
-                    versions.append((t._vc, t._vc[0], arr.shape))
-                    src = ~i
-                    break
+        # Python numbers, shapes and None are constants as they are: nothing to look for.
+        if type(arr) is _ndarray or hasattr(arr, "dtype"):
+            const = None
+            k = 0
+            for r in raw:
+                if r is arr:
+                    t = args[k]
+                    if isinstance(t, Tensor):
+                        vc = t._vc
+                        versions.append((vc, vc[0], arr.shape))
+                        src = k
+                        break
+                    if const is None:
+                        const = k
+                k += 1
             else:
-                # A non-Tensor argument (an array or NumPy scalar operand): a constant.
-                if arr is not None:
-                    for k, r in enumerate(raw):
-                        if r is arr and not isinstance(args[k], Tensor):
-                            src = k
-                            break
+                for i, t in enumerate(results):
+                    if t._data is arr:
+                        vc = t._vc
+                        versions.append((vc, vc[0], arr.shape))
+                        src = ~i
+                        break
+                else:
+                    src = const
         srcs.append(src)
     node._saved_versions = tuple(versions)
     node._saved_src = tuple(srcs)

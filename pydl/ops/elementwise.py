@@ -410,20 +410,92 @@ def pow(input, exponent):  # noqa: A001
     return _binary(Pow, input, exponent, "pow")
 
 
+# Unary ops: as for binary ones, ``kernel`` is the forward's computation on an array (NumPy
+# scalars from 0-d inputs are made arrays by Tensor._wrap), ``small`` the NumPy ufunc the kernel
+# runs below _NATIVE_MIN elements (None where it is more than one ufunc); _unary calls them
+# directly when nothing is recorded.
+def _neg_kernel(x):
+    return _EW.neg(x) if _native1(x) else -x
+
+
+def _exp_kernel(x):
+    return _EW.exp(x) if _native1(x) else array_module(x).exp(x)
+
+
+def _log_kernel(x):
+    return _EW.log(x) if _native1(x) else array_module(x).log(x)
+
+
+def _sqrt_kernel(x):
+    return _EW.sqrt(x) if _native1(x) else array_module(x).sqrt(x)
+
+
+def _rsqrt_kernel(x):
+    return _EW.rsqrt(x) if _native1(x) else 1 / array_module(x).sqrt(x)
+
+
+def _abs_kernel(x):
+    return _EW.abs(x) if _native1(x) else array_module(x).abs(x)
+
+
+def _sign_kernel(x):
+    return array_module(x).sign(x)
+
+
+def _sin_kernel(x):
+    return _EW.sin(x) if _native1(x) else array_module(x).sin(x)
+
+
+def _cos_kernel(x):
+    return _EW.cos(x) if _native1(x) else array_module(x).cos(x)
+
+
+def _tanh_kernel(x):
+    return _EW.tanh(x) if _native1(x) else array_module(x).tanh(x)
+
+
+def _relu_kernel(x):
+    return _EW.relu(x) if _native1(x) else array_module(x).maximum(x, 0)
+
+
+def _unary(cls, x, floating: bool = False):
+    """``cls`` (Exp, Relu, ...) on one tensor. ``floating``: integer and bool inputs are
+    computed in the default dtype, as in PyTorch (NumPy would give float64)."""
+    if isinstance(x, Tensor):
+        d = x._data
+        if floating and d.dtype.kind in "biu":
+            x = cast(x, _dtypes.get_default_dtype())
+            d = x._data
+        if not (x.requires_grad and _grad_state.enabled) and \
+                (x._base is None or x._view_vc == x._vc[0]):
+            # Nothing to record (and no view to refresh): the kernel, wrapped once.
+            small = cls.small
+            if small is not None and type(d) is _ndarray and d.size < _NATIVE_MIN:
+                return _wrap(small(d))
+            return _wrap(cls.kernel(d))
+    return cls.apply(x)
+
+
 class Neg(Function):
+    kernel = staticmethod(_neg_kernel)
+    small = np.negative
+
     def forward(self, x):
-        return _EW.neg(x) if _native1(x) else -x
+        return _neg_kernel(x)
 
     def backward(self, g):
         return -g
 
 
 def neg(x):
-    return Neg.apply(x)
+    return _unary(Neg, x)
 
 
 # -- unary math ---------------------------------------------------------------------------------
 class Exp(Function):
+    kernel = staticmethod(_exp_kernel)
+    small = np.exp
+
     def forward(self, x):
         y = _EW.exp(x) if _native1(x) else _saved_array(array_module(x).exp(x))
         self.save_for_backward(y)  # NB: d/dx e^x = e^x, so the output is all backward needs
@@ -435,6 +507,9 @@ class Exp(Function):
 
 
 class Log(Function):
+    kernel = staticmethod(_log_kernel)
+    small = np.log
+
     def forward(self, x):
         self.save_for_backward(x)
         return _EW.log(x) if _native1(x) else array_module(x).log(x)
@@ -445,6 +520,9 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    kernel = staticmethod(_sqrt_kernel)
+    small = np.sqrt
+
     def forward(self, x):
         y = _EW.sqrt(x) if _native1(x) else _saved_array(array_module(x).sqrt(x))
         self.save_for_backward(y)  # d/dx sqrt(x) = 1 / (2 sqrt(x))
@@ -456,6 +534,9 @@ class Sqrt(Function):
 
 
 class Rsqrt(Function):
+    kernel = staticmethod(_rsqrt_kernel)
+    small = None
+
     def forward(self, x):
         y = _EW.rsqrt(x) if _native1(x) else _saved_array(1 / array_module(x).sqrt(x))
         self.save_for_backward(y)  # d/dx x^-1/2 = -x^-3/2 / 2 = -y^3 / 2
@@ -467,6 +548,9 @@ class Rsqrt(Function):
 
 
 class Abs(Function):
+    kernel = staticmethod(_abs_kernel)
+    small = np.abs
+
     def forward(self, x):
         self.save_for_backward(x)
         return _EW.abs(x) if _native1(x) else array_module(x).abs(x)
@@ -477,6 +561,9 @@ class Abs(Function):
 
 
 class Sign(Function):
+    kernel = staticmethod(_sign_kernel)
+    small = np.sign
+
     def forward(self, x):
         self.shape = x.shape
         return array_module(x).sign(x)
@@ -486,6 +573,9 @@ class Sign(Function):
 
 
 class Sin(Function):
+    kernel = staticmethod(_sin_kernel)
+    small = np.sin
+
     def forward(self, x):
         self.save_for_backward(x)
         return _EW.sin(x) if _native1(x) else array_module(x).sin(x)
@@ -496,6 +586,9 @@ class Sin(Function):
 
 
 class Cos(Function):
+    kernel = staticmethod(_cos_kernel)
+    small = np.cos
+
     def forward(self, x):
         self.save_for_backward(x)
         return _EW.cos(x) if _native1(x) else array_module(x).cos(x)
@@ -506,6 +599,9 @@ class Cos(Function):
 
 
 class Tanh(Function):
+    kernel = staticmethod(_tanh_kernel)
+    small = np.tanh
+
     def forward(self, x):
         y = _EW.tanh(x) if _native1(x) else _saved_array(array_module(x).tanh(x))
         self.save_for_backward(y)  # tanh' = 1 - tanh^2
@@ -532,6 +628,9 @@ def _sigmoid(x):
 
 
 class Sigmoid(Function):
+    kernel = staticmethod(_sigmoid)
+    small = None
+
     def forward(self, x):
         y = _sigmoid(x)
         self.save_for_backward(y)  # sigma' = sigma (1 - sigma)
@@ -545,6 +644,9 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    kernel = staticmethod(_relu_kernel)
+    small = None
+
     def forward(self, x):
         y = _EW.relu(x) if _native1(x) else _saved_array(array_module(x).maximum(x, 0))
         self.save_for_backward(y)  # y > 0 exactly where x > 0: the output is enough
@@ -618,47 +720,47 @@ def _floating(x):
 
 
 def exp(x):
-    return Exp.apply(_floating(x))
+    return _unary(Exp, x, True)
 
 
 def log(x):
-    return Log.apply(_floating(x))
+    return _unary(Log, x, True)
 
 
 def sqrt(x):
-    return Sqrt.apply(_floating(x))
+    return _unary(Sqrt, x, True)
 
 
 def rsqrt(x):
-    return Rsqrt.apply(_floating(x))
+    return _unary(Rsqrt, x, True)
 
 
 def abs(x):  # noqa: A001
-    return Abs.apply(x)
+    return _unary(Abs, x)
 
 
 def sign(x):
-    return Sign.apply(x)
+    return _unary(Sign, x)
 
 
 def sin(x):
-    return Sin.apply(_floating(x))
+    return _unary(Sin, x, True)
 
 
 def cos(x):
-    return Cos.apply(_floating(x))
+    return _unary(Cos, x, True)
 
 
 def tanh(x):
-    return Tanh.apply(_floating(x))
+    return _unary(Tanh, x, True)
 
 
 def sigmoid(x):
-    return Sigmoid.apply(_floating(x))
+    return _unary(Sigmoid, x, True)
 
 
 def relu(x):
-    return Relu.apply(x)
+    return _unary(Relu, x)
 
 
 def square(x):
