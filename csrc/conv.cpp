@@ -1,5 +1,6 @@
 // Convolution kernels: tiled im2col + GEMM, a GEMM-only 1x1 path, direct depthwise loops, and
-// for float32 with AVX2 direct stride-1 loops and Winograd F(2x2, 3x3).
+// for float32 with AVX2 direct stride-1 loops, tap lists (depthwise, grouped) and Winograd
+// F(2x2, 3x3).
 //
 // Versions, side by side (each is checked against the float64 NumPy loop reference in
 // tests/ops/test_conv.py, and timed in benchmarks/conv.py):
@@ -40,6 +41,14 @@
 //      LeNet conv2 (N64 C6 H12 K16 R5), two threads, timed alternately with the AVX2 direct
 //      loops: forward ~0.7x their time, the three gradients ~0.5x (~90 us and ~250 us when
 //      the machine is quiet). LeNet conv1: forward ~0.8x to 1.15x (noise), gradients ~0.55x.
+//   7. tap lists (float32, AVX2, groups > 1 with at most 4 input channels per group, strides up
+//      to 4; taken before 3): each output plane is a list of (weight, offset) taps into padded,
+//      column-phase-split input planes, 8 columns per vector (see "tap lists" below).
+//      Depthwise 3x3 C64 H28 N8, one Zen 3 core: forward 1.43 -> 0.37 ms, backward input
+//      1.39 -> 0.36 ms, backward weight 1.44 -> 0.48 ms (torch 0.45 / 0.47-0.59 / 0.46-0.52 ms).
+//   8. im2col + GEMM over several images (output planes smaller than a column tile, VGG's 4x4
+//      layers): one column matrix holds the tiles of several images side by side, so the GEMMs
+//      have n (or k) = images * OH * OW instead of 16.
 // Measured on ResNet's 64x64 3x3 layer (one core, CPU time): im2col + GEMM ~90 GF/s, direct ~107,
 // Winograd 145-160 GF/s effective (direct-convolution FLOPs over time; the AVX2 FMA peak of a
 // core is ~130-145 GF/s).
@@ -53,6 +62,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -191,10 +201,12 @@ class BlockPartials {
 };
 
 // col[row][q] = x_g[c, ih, iw] for rows (c, r, s), q = p - p0 over output pixels p in [p0, p1).
-// x_g points at channel 0 of the group in image n.
+// x_g points at channel 0 of the group in image n. Rows are ld apart (default p1 - p0; wider
+// when several images' tiles sit side by side in one column matrix).
 template <typename T>
-void im2col_tile(const Conv2dShape& s, const T* x_g, int64_t p0, int64_t p1, T* col) {
-  const int64_t P = p1 - p0, HW = s.H * s.W;
+void im2col_tile(const Conv2dShape& s, const T* x_g, int64_t p0, int64_t p1, T* col,
+                 int64_t ld = -1) {
+  const int64_t P = ld < 0 ? p1 - p0 : ld, HW = s.H * s.W;
   for (int64_t c = 0; c < s.Cg(); ++c) {
     const T* xc = x_g + c * HW;
     for (int64_t r = 0; r < s.R; ++r) {
@@ -229,8 +241,9 @@ void im2col_tile(const Conv2dShape& s, const T* x_g, int64_t p0, int64_t p1, T* 
 
 // The adjoint of im2col_tile: dx_g[c, ih, iw] += col[row][q].
 template <typename T>
-void col2im_tile_add(const Conv2dShape& s, const T* col, int64_t p0, int64_t p1, T* dx_g) {
-  const int64_t P = p1 - p0, HW = s.H * s.W;
+void col2im_tile_add(const Conv2dShape& s, const T* col, int64_t p0, int64_t p1, T* dx_g,
+                     int64_t ld = -1) {
+  const int64_t P = ld < 0 ? p1 - p0 : ld, HW = s.H * s.W;
   for (int64_t c = 0; c < s.Cg(); ++c) {
     T* dxc = dx_g + c * HW;
     for (int64_t r = 0; r < s.R; ++r) {
@@ -256,6 +269,124 @@ void col2im_tile_add(const Conv2dShape& s, const T* col, int64_t p0, int64_t p1,
       }
     }
   }
+}
+
+// ---- im2col + GEMM over several images at once (small output planes) -----------------------
+// An output plane smaller than a column tile (VGG's 4x4 layers: P = 16) makes a GEMM with n = 16
+// (forward, backward input) or k = 16 (weight) per image, which runs at 0.4-0.6x of the same
+// product for 128 columns. Here a column matrix holds the tiles of several images side by side
+// (rows ld = images * P apart); dy is gathered the same way, and the forward result is spread
+// back to the images' planes. The image count depends only on the shape (not on the thread
+// count), so the weight gradient's reduction blocks stay fixed.
+template <typename T>
+int64_t images_per_matrix(const Conv2dShape& s) {
+  const int64_t P = s.OH * s.OW, rows = s.Cg() * s.R * s.S;
+  if (s.N < 2 || P == 0 || rows == 0 || is_pointwise(s)) return 1;
+  const int64_t tile = std::max(kMinTilePixels, kColumnTileBytes / (rows * int64_t(sizeof(T))));
+  const int64_t most = std::min(s.N, tile / P);
+  if (most < 2) return 1;
+  const int64_t chunks = (s.N + most - 1) / most;  // even chunks: 8 images as 4 + 4, not 7 + 1
+  return (s.N + chunks - 1) / chunks;
+}
+
+template <typename T>
+int64_t batched_scratch_elements(const Conv2dShape& s, int64_t nb) {
+  return (s.Cg() * s.R * s.S + s.Kg()) * nb * s.OH * s.OW;
+}
+
+// rows_out[k][j * P + p] = dy[n0 + j][g * Kg + k][p] for the cnt images of a chunk.
+template <typename T>
+void gather_dy(const Conv2dShape& s, const T* dy, int64_t n0, int64_t cnt, int64_t g, T* out) {
+  const int64_t P = s.OH * s.OW, Kg = s.Kg(), ld = cnt * P;
+  for (int64_t j = 0; j < cnt; ++j)
+    for (int64_t k = 0; k < Kg; ++k)
+      std::memcpy(out + k * ld + j * P, dy + ((n0 + j) * s.K + g * Kg + k) * P, sizeof(T) * P);
+}
+
+template <typename T>
+void batched_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
+                     int64_t nb) {
+  const int64_t P = s.OH * s.OW, Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
+  const int64_t rows = Cg * s.R * s.S, chunks = (s.N + nb - 1) / nb;
+  const int64_t items = chunks * G, slots = slot_count(items);
+  const int64_t per_slot = batched_scratch_elements<T>(s, nb);
+  const std::unique_ptr<T[]> scratch(new T[slots * per_slot]);  // written before read
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = scratch.get() + slot * per_slot;
+    T* out = col + rows * nb * P;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n0 = (i / G) * nb, cnt = std::min(nb, s.N - n0), ld = cnt * P;
+      for (int64_t j = 0; j < cnt; ++j)
+        im2col_tile(s, x + ((n0 + j) * s.C + g * Cg) * HW, 0, P, col + j * P, ld);
+      gemm(false, false, Kg, ld, rows, T(1), w + g * Kg * rows, rows, col, ld, T(0), out, ld);
+      for (int64_t j = 0; j < cnt; ++j) {
+        for (int64_t k = 0; k < Kg; ++k) {
+          T* yrow = y + ((n0 + j) * s.K + g * Kg + k) * P;
+          const T* src = out + k * ld + j * P;
+          const T bk = bias ? bias[g * Kg + k] : T(0);
+          for (int64_t p = 0; p < P; ++p) yrow[p] = src[p] + bk;
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void batched_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx, int64_t nb) {
+  const int64_t P = s.OH * s.OW, Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
+  const int64_t rows = Cg * s.R * s.S, chunks = (s.N + nb - 1) / nb;
+  const int64_t items = chunks * G, slots = slot_count(items);
+  const int64_t per_slot = batched_scratch_elements<T>(s, nb);
+  const std::unique_ptr<T[]> scratch(new T[slots * per_slot]);  // written before read
+  // W_g^T (rows x Kg) once per call: sgemm's A^T B runs at ~0.75x of A B for these shapes
+  // (2304 x 512 x 112: 62 against 79 GF/s, one Zen 3 core), more than the copy costs.
+  std::vector<T> wt(G * rows * Kg);
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t k0 = 0; k0 < Kg; k0 += 16)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = k0; k < std::min(Kg, k0 + 16); ++k)
+          wt[(g * rows + r) * Kg + k] = w[(g * Kg + k) * rows + r];
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = scratch.get() + slot * per_slot;
+    T* dyb = col + rows * nb * P;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n0 = (i / G) * nb, cnt = std::min(nb, s.N - n0), ld = cnt * P;
+      gather_dy(s, dy, n0, cnt, g, dyb);
+      gemm(false, false, rows, ld, Kg, T(1), wt.data() + g * rows * Kg, Kg, dyb, ld, T(0), col,
+           ld);
+      for (int64_t j = 0; j < cnt; ++j) {
+        T* dx_g = dx + ((n0 + j) * s.C + g * Cg) * HW;
+        std::fill(dx_g, dx_g + Cg * HW, T(0));
+        col2im_tile_add(s, col + j * P, 0, P, dx_g, ld);
+      }
+    }
+  });
+}
+
+template <typename T>
+void batched_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dw, int64_t nb) {
+  const int64_t P = s.OH * s.OW, Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
+  const int64_t rows = Cg * s.R * s.S, w_size = s.K * rows, chunks = (s.N + nb - 1) / nb;
+  const int64_t items = chunks * G, slots = slot_count(items);
+  const int64_t per_slot = batched_scratch_elements<T>(s, nb);
+  const std::unique_ptr<T[]> scratch(new T[slots * per_slot]);  // written before read
+  const ReductionBlocks rb = reduction_blocks(items, slots, 1, w_size * sizeof(T));
+  BlockPartials<T> partials(dw, w_size, rb.count);
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = scratch.get() + slot * per_slot;
+    T* dyb = col + rows * nb * P;
+    T* acc = partials.block(i0 / rb.block);
+    std::fill(acc, acc + w_size, T(0));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t g = i % G, n0 = (i / G) * nb, cnt = std::min(nb, s.N - n0), ld = cnt * P;
+      for (int64_t j = 0; j < cnt; ++j)
+        im2col_tile(s, x + ((n0 + j) * s.C + g * Cg) * HW, 0, P, col + j * P, ld);
+      gather_dy(s, dy, n0, cnt, g, dyb);
+      // dW_g (Kg x rows) += dy chunk (Kg x ld) @ col^T (ld x rows)
+      gemm(false, true, Kg, rows, ld, T(1), dyb, ld, col, ld, T(1), acc + g * Kg * rows, rows);
+    }
+  }, rb.block);
+  partials.add_up();
 }
 
 // ---- depthwise: direct loops ------------------------------------------------------------------
@@ -602,6 +733,295 @@ void direct_backward_weight(const Conv2dShape& s, const float* x, const float* d
     }
   }, rb.block);
   partials.add_up();
+}
+
+// ---- tap lists (AVX2, float32): depthwise and few input channels per group ------------------
+// With one (or few) input channels per group the GEMM of the im2col path has k = Cg * R * S
+// (9 for depthwise 3x3) and a column matrix 9x the input; the direct loops above run one scalar
+// multiply-add per tap and output pixel. Here every output plane is a list of taps (weight,
+// offset into a padded input buffer; conv_avx2.h) and the kernel runs 8 columns per vector:
+//   forward          taps (c, r, s) of output channel k over the padded x planes of its group,
+//                    columns split by phase (column % stride) so strided taps read unit-stride
+//                    rows;
+//   backward input   dx split into stride_h x stride_w phases; phase (a, b) is a stride-1
+//                    correlation of the padded dy planes of the group with the taps (k, r, s)
+//                    that reach it (for stride 1 the one phase is dx itself);
+//   backward weight  tap_weight_avx2 per (k, c) over the same x buffer as forward, summed over
+//                    the batch in image order within each group (one work item per group): the
+//                    same bits for any thread count.
+// Depthwise 3x3, C64 H28 N8, one core of an AMD EPYC Zen 3: see benchmarks/conv.py.
+constexpr int64_t kTapMaxCg = 4;                         // input channels per group
+constexpr int64_t kTapMaxStride = 4;                     // phases: stride_h * stride_w buffers
+constexpr double kTapMaxBufferFloats = double(4 << 20);  // one thread's padded planes (16 MiB)
+
+// Padded, column-phase-split input planes of one (image, group), as forward and weight read them:
+// buf[c][b][hh][j] = x[c][hh - pad_h][j * stride_w + b - pad_w] (0 outside x), hh < hp, j < lb.
+struct TapInput {
+  int64_t hp, lb, phase, plane;
+  explicit TapInput(const Conv2dShape& s)
+      : hp((s.OH - 1) * s.stride_h + (s.R - 1) * s.dil_h + 1),
+        lb(round8(s.OW) + (s.S - 1) * s.dil_w / s.stride_w + 1), phase(hp * lb),
+        plane(s.stride_w * hp * lb) {}
+  // The planes, then one padded input row of 2 * lb floats (the stride-2 split's source).
+  int64_t floats(const Conv2dShape& s) const { return s.Cg() * plane + 2 * lb; }
+  // Offset of tap (c, r, t) for output row 0, column 0; output row i adds i * row().
+  int64_t offset(const Conv2dShape& s, int64_t c, int64_t r, int64_t t) const {
+    const int64_t col = t * s.dil_w;
+    return c * plane + (col % s.stride_w) * phase + r * s.dil_h * lb + col / s.stride_w;
+  }
+  int64_t row(const Conv2dShape& s) const { return s.stride_h * lb; }
+  void fill(const Conv2dShape& s, const float* x_g, float* buf) const {
+    const int64_t sw = s.stride_w;
+    if (sw == 2) {
+      // A padded row, then split into even and odd columns 8 at a time (the scalar stride-2
+      // gather took 3/4 of a MobileNet stride-2 depthwise forward).
+      float* row = buf + s.Cg() * plane;
+      for (int64_t c = 0; c < s.Cg(); ++c) {
+        for (int64_t hh = 0; hh < hp; ++hh) {
+          float* e = buf + c * plane + hh * lb;
+          const int64_t ih = hh - s.pad_h;
+          if (ih < 0 || ih >= s.H) {
+            std::fill(e, e + lb, 0.0f);
+            std::fill(e + phase, e + phase + lb, 0.0f);
+            continue;
+          }
+          pad_planes(x_g + (c * s.H + ih) * s.W, 1, 1, s.W, 0, s.pad_w, 1, 2 * lb, row);
+          conv_detail::split_columns_avx2(row, lb, e, e + phase);
+        }
+      }
+      return;
+    }
+    for (int64_t c = 0; c < s.Cg(); ++c) {
+      for (int64_t b = 0; b < sw; ++b) {
+        // Columns j whose input column j * sw + b - pad_w lies in [0, W).
+        const int64_t lo = std::min(lb, std::max<int64_t>(0, ceil_div(s.pad_w - b, sw)));
+        const int64_t hi = std::max(lo, std::min(lb, floor_div(s.W - 1 + s.pad_w - b, sw) + 1));
+        for (int64_t hh = 0; hh < hp; ++hh) {
+          float* d = buf + c * plane + b * phase + hh * lb;
+          const int64_t ih = hh - s.pad_h;
+          if (ih < 0 || ih >= s.H) {
+            std::fill(d, d + lb, 0.0f);
+            continue;
+          }
+          const float* src = x_g + (c * s.H + ih) * s.W + b - s.pad_w;  // src[j * sw]
+          std::fill(d, d + lo, 0.0f);
+          if (sw == 1) {
+            std::memcpy(d + lo, src + lo, sizeof(float) * (hi - lo));
+          } else {
+            for (int64_t j = lo; j < hi; ++j) d[j] = src[j * sw];
+          }
+          std::fill(d + hi, d + lb, 0.0f);
+        }
+      }
+    }
+  }
+};
+
+// Padded dy planes of one (image, group) for the backward-input phases:
+// buf[k][pt + oh][pl + ow] = dy[k][oh][ow], 0 elsewhere; rows x cols per plane.
+struct TapGrad {
+  int64_t pt, pl, rows, cols, plane;
+  explicit TapGrad(const Conv2dShape& s) {
+    const int64_t sh = s.stride_h, sw = s.stride_w;
+    // Phase (a, b) output (i, j) reads dy[i + qr][j + qs], qr = (a + pad_h - r * dil_h) / sh.
+    pt = std::max<int64_t>(0, -floor_div(s.pad_h - (s.R - 1) * s.dil_h, sh));
+    pl = std::max<int64_t>(0, -floor_div(s.pad_w - (s.S - 1) * s.dil_w, sw));
+    rows = pt + std::max(s.OH, ceil_div(s.H, sh) + floor_div(sh - 1 + s.pad_h, sh));
+    cols = pl + std::max(s.OW, round8(ceil_div(s.W, sw)) + floor_div(sw - 1 + s.pad_w, sw));
+    plane = rows * cols;
+  }
+  int64_t floats(const Conv2dShape& s) const { return s.Kg() * plane; }
+  void fill(const Conv2dShape& s, const float* dy_g, float* buf) const {
+    for (int64_t k = 0; k < s.Kg(); ++k) {
+      float* p = buf + k * plane;
+      std::fill(p, p + pt * cols, 0.0f);
+      for (int64_t oh = 0; oh < s.OH; ++oh) {
+        float* d = p + (pt + oh) * cols;
+        std::fill(d, d + pl, 0.0f);
+        std::memcpy(d + pl, dy_g + (k * s.OH + oh) * s.OW, sizeof(float) * s.OW);
+        std::fill(d + pl + s.OW, d + cols, 0.0f);
+      }
+      std::fill(p + (pt + s.OH) * cols, p + plane, 0.0f);
+    }
+  }
+};
+
+// Whether the tap path takes the layer: float32 with AVX2, grouped with few input channels per
+// group, small strides, and padded buffers of a bounded size (huge paddings or dilations keep
+// the generic loops, which never copy).
+template <typename T>
+bool use_taps(const Conv2dShape& s) {
+  if (!std::is_same<T, float>::value || !use_avx2() || s.groups == 1 || s.Cg() > kTapMaxCg ||
+      s.stride_h > kTapMaxStride || s.stride_w > kTapMaxStride || s.OH < 1 || s.OW < 1)
+    return false;
+  // In double first: the int64 sizes below must not overflow for hostile paddings.
+  const double hp = double(s.OH - 1) * s.stride_h + double(s.R - 1) * s.dil_h + 1;
+  const double lb = double(s.OW) + 8 + double(s.S - 1) * s.dil_w / s.stride_w + 1;
+  const double in_floats = double(s.Cg()) * s.stride_w * hp * lb;
+  const double grad_rows = double(s.OH) + double(s.H) + double(s.R) * s.dil_h + s.pad_h + 2;
+  const double grad_cols = double(s.OW) + double(s.W) + double(s.S) * s.dil_w + s.pad_w + 10;
+  const double grad_floats = double(s.Kg()) * grad_rows * grad_cols + double(s.H) * s.W;
+  return in_floats <= kTapMaxBufferFloats && grad_floats <= kTapMaxBufferFloats;
+}
+
+// Tap offsets of the forward layout, (c, r, s) order: the order of w[k]'s Cg * R * S values.
+std::vector<int64_t> tap_offsets(const Conv2dShape& s, const TapInput& l) {
+  std::vector<int64_t> off;
+  for (int64_t c = 0; c < s.Cg(); ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t t = 0; t < s.S; ++t) off.push_back(l.offset(s, c, r, t));
+  return off;
+}
+
+void taps_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                  float* y) {
+  const TapInput l(s);
+  const std::vector<int64_t> off = tap_offsets(s, l);
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, taps = Cg * s.R * s.S;
+  const int64_t HW = s.H * s.W, P = s.OH * s.OW;
+  const int64_t items = s.N * G, slots = slot_count(items), per_slot = l.floats(s);
+  std::vector<float> scratch(slots * per_slot);
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* buf = scratch.data() + slot * per_slot;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t n = i / G, g = i % G;
+      l.fill(s, x + (n * s.C + g * Cg) * HW, buf);
+      for (int64_t kk = 0; kk < Kg; ++kk) {
+        const int64_t k = g * Kg + kk;
+        conv_detail::tap_correlate_avx2(buf, l.row(s), off.data(), w + k * taps, taps, s.OH,
+                                        s.OW, bias ? bias[k] : 0.0f, y + (n * s.K + k) * P,
+                                        s.OW);
+      }
+    }
+  });
+}
+
+// One phase (a, b) of dx: rows a + i * stride_h, columns b + j * stride_w.
+struct TapPhase {
+  int64_t a, b, rows, cols;
+  std::vector<int64_t> off;                 // into the TapGrad buffer, per tap
+  std::vector<int64_t> kk, r, t;            // the tap's output channel (in the group) and (r, s)
+};
+
+std::vector<TapPhase> tap_phases(const Conv2dShape& s, const TapGrad& l) {
+  std::vector<TapPhase> phases;
+  const int64_t sh = s.stride_h, sw = s.stride_w;
+  for (int64_t a = 0; a < std::min(sh, s.H); ++a) {
+    for (int64_t b = 0; b < std::min(sw, s.W); ++b) {
+      TapPhase ph{a, b, ceil_div(s.H - a, sh), ceil_div(s.W - b, sw), {}, {}, {}, {}};
+      for (int64_t kk = 0; kk < s.Kg(); ++kk) {
+        for (int64_t r = 0; r < s.R; ++r) {
+          const int64_t nr = a + s.pad_h - r * s.dil_h;
+          if (nr - floor_div(nr, sh) * sh != 0) continue;
+          for (int64_t t = 0; t < s.S; ++t) {
+            const int64_t nc = b + s.pad_w - t * s.dil_w;
+            if (nc - floor_div(nc, sw) * sw != 0) continue;
+            ph.off.push_back(kk * l.plane + (floor_div(nr, sh) + l.pt) * l.cols +
+                             floor_div(nc, sw) + l.pl);
+            ph.kk.push_back(kk), ph.r.push_back(r), ph.t.push_back(t);
+          }
+        }
+      }
+      phases.push_back(std::move(ph));
+    }
+  }
+  return phases;
+}
+
+void taps_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const TapGrad l(s);
+  const std::vector<TapPhase> phases = tap_phases(s, l);
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, RS = s.R * s.S;
+  const int64_t HW = s.H * s.W, P = s.OH * s.OW;
+  const bool one_phase = s.stride_h == 1 && s.stride_w == 1;
+  int64_t most_taps = 0;
+  for (const TapPhase& ph : phases) most_taps = std::max<int64_t>(most_taps, ph.off.size());
+  const int64_t items = s.N * G, slots = slot_count(items);
+  // Strided layers: all phases of one dx plane in tmp (phase by phase, each rows x cols), then
+  // written to dx row by row (two column phases interleaved 8 at a time when stride_w is 2).
+  std::vector<int64_t> phase_at;
+  int64_t tmp_floats = 0;
+  for (const TapPhase& ph : phases) phase_at.push_back(tmp_floats), tmp_floats += ph.rows * ph.cols;
+  const int64_t per_slot = l.floats(s) + (one_phase ? 0 : tmp_floats) + most_taps;
+  std::vector<float> scratch(slots * per_slot);
+  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    float* buf = scratch.data() + slot * per_slot;
+    float* tmp = buf + l.floats(s);           // one phase of a dx plane (strided layers)
+    float* wl = tmp + (one_phase ? 0 : tmp_floats);  // a phase's tap weights, one channel
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t n = i / G, g = i % G;
+      l.fill(s, dy + (n * s.K + g * Kg) * P, buf);
+      for (int64_t c = 0; c < Cg; ++c) {
+        float* dxp = dx + (n * s.C + g * Cg + c) * HW;
+        for (size_t q_ph = 0; q_ph < phases.size(); ++q_ph) {
+          const TapPhase& ph = phases[q_ph];
+          const int64_t taps = ph.off.size();
+          for (int64_t q = 0; q < taps; ++q)
+            wl[q] = w[((g * Kg + ph.kk[q]) * Cg + c) * RS + ph.r[q] * s.S + ph.t[q]];
+          float* out = one_phase ? dxp : tmp + phase_at[q_ph];
+          conv_detail::tap_correlate_avx2(buf, l.cols, ph.off.data(), wl, taps, ph.rows,
+                                          ph.cols, 0.0f, out, one_phase ? s.W : ph.cols);
+        }
+        if (one_phase) continue;
+        // Phases are in (a, b) order, b fastest: phase (a, b) is phases[a * nb + b].
+        const int64_t nb = std::min(s.stride_w, s.W);
+        for (int64_t ih = 0; ih < s.H; ++ih) {
+          const int64_t a = ih % s.stride_h, ii = ih / s.stride_h;
+          float* d = dxp + ih * s.W;
+          const TapPhase& p0 = phases[a * nb];
+          const float* r0 = tmp + phase_at[a * nb] + ii * p0.cols;
+          if (nb == 2) {
+            const float* r1 = tmp + phase_at[a * nb + 1] + ii * phases[a * nb + 1].cols;
+            conv_detail::interleave_columns_avx2(r0, r1, s.W, d);
+            continue;
+          }
+          for (int64_t b = 0; b < nb; ++b) {
+            const float* src = tmp + phase_at[a * nb + b] + ii * phases[a * nb + b].cols;
+            for (int64_t j = 0; j < phases[a * nb + b].cols; ++j) d[b + j * s.stride_w] = src[j];
+          }
+        }
+      }
+    }
+  });
+}
+
+void taps_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const TapInput l(s);
+  const std::vector<int64_t> off = tap_offsets(s, l);
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, RS = s.R * s.S, taps = Cg * RS;
+  const int64_t HW = s.H * s.W, P = s.OH * s.OW;
+  // One item per group: its images in order, so the sums do not depend on the thread count.
+  const int64_t slots = slot_count(G), per_slot = l.floats(s);
+  std::vector<float> scratch(slots * per_slot);
+  std::vector<double> acc(slots * Kg * taps);
+  run_slots(G, slots, [&](int64_t slot, int64_t g0, int64_t g1) {
+    float* buf = scratch.data() + slot * per_slot;
+    double* a = acc.data() + slot * Kg * taps;
+    for (int64_t g = g0; g < g1; ++g) {
+      std::fill(a, a + Kg * taps, 0.0);
+      for (int64_t n = 0; n < s.N; ++n) {
+        l.fill(s, x + (n * s.C + g * Cg) * HW, buf);
+        for (int64_t kk = 0; kk < Kg; ++kk)
+          for (int64_t c = 0; c < Cg; ++c)
+            conv_detail::tap_weight_avx2(buf, l.row(s), off.data() + c * RS, RS,
+                                         dy + (n * s.K + g * Kg + kk) * P, s.OW, s.OH, s.OW,
+                                         a + (kk * Cg + c) * RS);
+      }
+      for (int64_t e = 0; e < Kg * taps; ++e) dw[g * Kg * taps + e] = float(a[e]);
+    }
+  }, 1);
+}
+
+int64_t taps_scratch_floats(const Conv2dShape& s, Pass pass) {
+  if (pass == Pass::kBackwardInput) {
+    const TapGrad l(s);
+    const int64_t most_taps = s.Kg() * s.R * s.S;
+    // The phases of a dx plane hold H x W values (plus nothing when stride is 1: dx itself).
+    return slot_count(s.N * s.groups) * (l.floats(s) + s.H * s.W + most_taps);
+  }
+  const TapInput l(s);
+  if (pass == Pass::kForward) return slot_count(s.N * s.groups) * l.floats(s);
+  return slot_count(s.groups) * (l.floats(s) + 2 * s.Kg() * s.Cg() * s.R * s.S);
 }
 
 // ---- row-flat path (AVX-512, float32): stride 1 down the rows, no column matrix ---------------
@@ -1022,23 +1442,45 @@ bool take_winograd(const Conv2dShape& s, Pass pass, const T* a, int64_t na, cons
 std::vector<float> winograd_weights(const float* w, int64_t Kout, int64_t Cin, int64_t w_k,
                                     int64_t w_c, bool flip) {
   std::vector<float> u(16 * Kout * Cin);
+  // One output channel at a time, its Cin kernels gathered tap by tap into rows g[tap][c]:
+  // every step below is then the same arithmetic on whole rows (vectorised over c), with the
+  // 16 results stored contiguously (the per-(k, c) scalar version, with the flipped reads
+  // Cin * 9 floats apart, took a third of a batch-1 ResNet C256 H14 forward).
+  std::vector<float> g(9 * Cin), gg(12 * Cin);
   for (int64_t k = 0; k < Kout; ++k) {
-    for (int64_t c = 0; c < Cin; ++c) {
-      float g[3][3];
-      for (int r = 0; r < 3; ++r)
-        for (int t = 0; t < 3; ++t)
-          g[r][t] = w[k * w_k + c * w_c + (flip ? (2 - r) * 3 + (2 - t) : r * 3 + t)];
-      float gg[4][3];  // G g
-      for (int t = 0; t < 3; ++t) {
-        gg[0][t] = g[0][t];
-        gg[1][t] = 0.5f * (g[0][t] + g[1][t] + g[2][t]);
-        gg[2][t] = 0.5f * (g[0][t] - g[1][t] + g[2][t]);
-        gg[3][t] = g[2][t];
+    for (int tap = 0; tap < 9; ++tap) {
+      const int64_t src = flip ? 8 - tap : tap;
+      float* row = g.data() + tap * Cin;
+      for (int64_t c = 0; c < Cin; ++c) row[c] = w[k * w_k + c * w_c + src];
+    }
+    for (int t = 0; t < 3; ++t) {  // G g: rows 0..3 of column t
+      const float* g0 = g.data() + (0 * 3 + t) * Cin;
+      const float* g1 = g.data() + (1 * 3 + t) * Cin;
+      const float* g2 = g.data() + (2 * 3 + t) * Cin;
+      float* o0 = gg.data() + (0 * 3 + t) * Cin;
+      float* o1 = gg.data() + (1 * 3 + t) * Cin;
+      float* o2 = gg.data() + (2 * 3 + t) * Cin;
+      float* o3 = gg.data() + (3 * 3 + t) * Cin;
+      for (int64_t c = 0; c < Cin; ++c) {
+        o0[c] = g0[c];
+        o1[c] = 0.5f * (g0[c] + g1[c] + g2[c]);
+        o2[c] = 0.5f * (g0[c] - g1[c] + g2[c]);
+        o3[c] = g2[c];
       }
-      for (int a = 0; a < 4; ++a) {  // (G g) G^T
-        const float row[4] = {gg[a][0], 0.5f * (gg[a][0] + gg[a][1] + gg[a][2]),
-                              0.5f * (gg[a][0] - gg[a][1] + gg[a][2]), gg[a][2]};
-        for (int b = 0; b < 4; ++b) u[((4 * a + b) * Kout + k) * Cin + c] = row[b];
+    }
+    for (int a = 0; a < 4; ++a) {  // (G g) G^T
+      const float* h0 = gg.data() + (a * 3 + 0) * Cin;
+      const float* h1 = gg.data() + (a * 3 + 1) * Cin;
+      const float* h2 = gg.data() + (a * 3 + 2) * Cin;
+      float* u0 = u.data() + ((4 * a + 0) * Kout + k) * Cin;
+      float* u1 = u.data() + ((4 * a + 1) * Kout + k) * Cin;
+      float* u2 = u.data() + ((4 * a + 2) * Kout + k) * Cin;
+      float* u3 = u.data() + ((4 * a + 3) * Kout + k) * Cin;
+      for (int64_t c = 0; c < Cin; ++c) {
+        u0[c] = h0[c];
+        u1[c] = 0.5f * (h0[c] + h1[c] + h2[c]);
+        u2[c] = 0.5f * (h0[c] - h1[c] + h2[c]);
+        u3[c] = h2[c];
       }
     }
   }
@@ -1106,9 +1548,11 @@ void winograd_correlate(const float* in, int64_t in_image, int64_t Cin, int64_t 
   const int64_t rows_per_chunk = l.rows_per_chunk, T = l.T, v_xi = l.v_xi, m_xi = l.m_xi;
   const int64_t v_floats = l.v_floats, per_slot = l.per_slot;
   const int64_t slots = slot_count(images);
-  std::vector<float> scratch(slots * per_slot);
+  // Not zeroed (a few MiB per call for 256 channels): every value is written before it is read,
+  // except lanes past a tile row that the output transform loads and never stores.
+  const std::unique_ptr<float[]> scratch(new float[slots * per_slot]);
   run_slots(images, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
-    float* even = scratch.data() + slot * per_slot;
+    float* even = scratch.get() + slot * per_slot;
     float* odd = even + Cin * hp * half;
     float* row = odd + Cin * hp * half;
     float* v = row + 2 * half;
@@ -1181,13 +1625,13 @@ void winograd_backward_weight(const Conv2dShape& s, const float* x, const float*
   const int64_t row_floats = l.row_floats, per_slot = l.per_slot;
   const int64_t m_size = 16 * Kg * Cg;
   const int64_t slots = slot_count(s.N);
-  std::vector<float> scratch(slots * per_slot);
+  const std::unique_ptr<float[]> scratch(new float[slots * per_slot]);  // written before read
   std::vector<float> m(m_size);
   const ReductionBlocks rb = reduction_blocks(s.N, slots, 1, m_size * sizeof(float));
   for (int64_t g = 0; g < G; ++g) {
     BlockPartials<float> partials(m.data(), m_size, rb.count);
     run_slots(s.N, slots, [&](int64_t slot, int64_t n0, int64_t n1) {
-      float* xe = scratch.data() + slot * per_slot;
+      float* xe = scratch.get() + slot * per_slot;
       float* xo = xe + Cg * hp * half;
       float* de = xo + Cg * hp * half;
       float* dd = de + Kg * hq * half;
@@ -1333,6 +1777,12 @@ Conv2dShape make_conv2d_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
 
 int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
   check_itemsize(elem_size, "conv2d_column_buffer_bytes");
+  if (elem_size == int64_t(sizeof(float)) && s.N > 0 && s.K > 0 && use_taps<float>(s)) {
+    int64_t most = 0;
+    for (Pass pass : {Pass::kForward, Pass::kBackwardInput, Pass::kBackwardWeight})
+      most = std::max(most, elem_size * taps_scratch_floats(s, pass));
+    return most;
+  }
   if (is_depthwise(s) || is_pointwise(s)) return 0;
   const int64_t P = s.OH * s.OW;
   if (P == 0) return 0;
@@ -1348,6 +1798,10 @@ int64_t conv2d_column_buffer_bytes(const Conv2dShape& s, int64_t elem_size) {
 #endif
     } else if (f32 && use_direct<float>(s, pass)) {
       bytes = elem_size * direct_scratch_floats(s, pass);
+    } else if (const int64_t nb = f32 ? images_per_matrix<float>(s) : images_per_matrix<double>(s);
+               nb > 1) {
+      bytes = slot_count(((s.N + nb - 1) / nb) * s.groups) * elem_size *
+              (f32 ? batched_scratch_elements<float>(s, nb) : batched_scratch_elements<double>(s, nb));
     } else {
       const int64_t tile = tile_pixels(s, elem_size);
       const int64_t items = s.N * s.groups * ((P + tile - 1) / tile);
@@ -1362,6 +1816,9 @@ template <typename T>
 void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y) {
   const int64_t P = s.OH * s.OW;
   if (s.N == 0 || s.K == 0 || P == 0) return;
+  if (use_taps<T>(s)) {
+    if constexpr (std::is_same<T, float>::value) return taps_forward(s, x, w, bias, y);
+  }
   if (is_depthwise(s)) return depthwise_forward(s, x, w, bias, y);
   if constexpr (std::is_same<T, float>::value) {
     if (take_winograd(s, Pass::kForward, x, s.N * s.C * s.H * s.W, w,
@@ -1372,6 +1829,8 @@ void conv2d_forward_cpu(const Conv2dShape& s, const T* x, const T* w, const T* b
 #endif
     if (use_direct<T>(s, Pass::kForward)) return direct_forward(s, x, w, bias, y);
   }
+  if (const int64_t nb = images_per_matrix<T>(s); nb > 1)
+    return batched_forward(s, x, w, bias, y, nb);
   const bool pointwise = is_pointwise(s);
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
   const int64_t rows = Cg * s.R * s.S;
@@ -1412,6 +1871,9 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
     std::fill(dx, dx + s.N * s.C * HW, T(0));
     return;
   }
+  if (use_taps<T>(s)) {
+    if constexpr (std::is_same<T, float>::value) return taps_backward_input(s, dy, w, dx);
+  }
   if (is_depthwise(s)) return depthwise_backward_input(s, dy, w, dx);
   if constexpr (std::is_same<T, float>::value) {
     if (take_winograd(s, Pass::kBackwardInput, dy, s.N * s.K * P, w, s.K * s.Cg() * s.R * s.S))
@@ -1421,6 +1883,8 @@ void conv2d_backward_input_cpu(const Conv2dShape& s, const T* dy, const T* w, T*
 #endif
     if (use_direct<T>(s, Pass::kBackwardInput)) return direct_backward_input(s, dy, w, dx);
   }
+  if (const int64_t nb = images_per_matrix<T>(s); nb > 1)
+    return batched_backward_input(s, dy, w, dx, nb);
   const bool pointwise = is_pointwise(s);
   const int64_t Kg = s.Kg(), Cg = s.Cg(), G = s.groups;
   const int64_t rows = Cg * s.R * s.S;
@@ -1488,12 +1952,17 @@ void conv2d_backward_weight_cpu(const Conv2dShape& s, const T* x, const T* dy, T
     std::fill(dw, dw + w_size, T(0));
     return;
   }
+  if (use_taps<T>(s)) {
+    if constexpr (std::is_same<T, float>::value) return taps_backward_weight(s, x, dy, dw);
+  }
   if (is_depthwise(s)) return depthwise_backward_weight(s, x, dy, dw);
   if constexpr (std::is_same<T, float>::value) {
     if (take_winograd(s, Pass::kBackwardWeight, x, s.N * s.C * HW, dy, s.N * s.K * P))
       return winograd_backward_weight(s, x, dy, dw);
     if (use_direct<T>(s, Pass::kBackwardWeight)) return direct_backward_weight(s, x, dy, dw);
   }
+  if (const int64_t nb = images_per_matrix<T>(s); nb > 1)
+    return batched_backward_weight(s, x, dy, dw, nb);
   const bool pointwise = is_pointwise(s);
   const int64_t tile = tile_pixels(s, sizeof(T)), n_tiles = (P + tile - 1) / tile;
   const int64_t items = s.N * G * n_tiles, slots = slot_count(items);

@@ -12,6 +12,10 @@
 //     tile of output pixels at a time, so the buffer is bounded (see conv2d_column_buffer_bytes);
 //   * 1x1, stride 1, no padding: the input already is the column matrix, GEMM on it directly;
 //   * depthwise (groups == C, one input channel per group): direct loops, no GEMM;
+//   * float32 with AVX2, groups > 1 with at most 4 input channels per group (depthwise first of
+//     all), strides up to 4: tap lists over padded, column-phase-split planes, 8 columns per
+//     vector, for all three passes (conv_avx2.cpp);
+//   * output planes smaller than a column tile: im2col + GEMM over several images at once;
 //   * float32 with AVX2, stride 1, no dilation (conv_avx2.cpp, no column matrix):
 //     - 3x3 kernels with at least 16 channels in and out per group: Winograd F(2x2, 3x3) for all
 //       three passes (16 GEMMs per tile chunk, 2.25x fewer multiplications);

@@ -345,3 +345,143 @@ void split_columns_avx2(const float* row, int64_t half, float* even, float* odd)
 }
 
 }  // namespace pydl::conv_detail
+
+// ---- tap lists (depthwise and grouped convolution with few channels per group) -------------
+
+namespace pydl::conv_detail {
+namespace {
+
+// RB output rows x NV vectors of 8 columns: every tap is one weight broadcast (and one offset
+// load) shared by RB * NV FMAs, each with one unaligned input load.
+template <int RB, int NV>
+inline void tap_block(const float* in, int64_t in_row, const int64_t* off, const float* w,
+                      int64_t taps, float init, float* out, int64_t out_row, int64_t lanes) {
+  __m256 acc[RB][NV];
+  for (int i = 0; i < RB; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_set1_ps(init);
+  for (int64_t t = 0; t < taps; ++t) {
+    const __m256 wv = _mm256_broadcast_ss(w + t);
+    const float* p = in + off[t];
+    for (int i = 0; i < RB; ++i)
+      for (int v = 0; v < NV; ++v)
+        acc[i][v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + i * in_row + 8 * v), acc[i][v]);
+  }
+  for (int i = 0; i < RB; ++i) {
+    for (int v = 0; v + 1 < NV; ++v) _mm256_storeu_ps(out + i * out_row + 8 * v, acc[i][v]);
+    float* last = out + i * out_row + 8 * (NV - 1);
+    if (lanes == 8)
+      _mm256_storeu_ps(last, acc[i][NV - 1]);
+    else
+      _mm256_maskstore_ps(last, lane_mask(lanes), acc[i][NV - 1]);
+  }
+}
+
+template <int RB>
+inline void tap_rows(const float* in, int64_t in_row, const int64_t* off, const float* w,
+                     int64_t taps, int64_t cols, float init, float* out, int64_t out_row) {
+  int64_t j = 0;
+  for (; j + 32 <= cols; j += 32)
+    tap_block<RB, 4>(in + j, in_row, off, w, taps, init, out + j, out_row, 8);
+  const int64_t rest = cols - j;
+  if (rest <= 0) return;
+  const int64_t nv = (rest + 7) / 8, lanes = rest - 8 * (nv - 1);
+  switch (nv) {
+    case 1: tap_block<RB, 1>(in + j, in_row, off, w, taps, init, out + j, out_row, lanes); break;
+    case 2: tap_block<RB, 2>(in + j, in_row, off, w, taps, init, out + j, out_row, lanes); break;
+    case 3: tap_block<RB, 3>(in + j, in_row, off, w, taps, init, out + j, out_row, lanes); break;
+    default: tap_block<RB, 4>(in + j, in_row, off, w, taps, init, out + j, out_row, lanes); break;
+  }
+}
+
+// NT taps, two vectors of columns at a time (two accumulators per tap: 2 * NT independent FMA
+// chains, enough to hide the FMA latency from NT = 4 on).
+template <int NT>
+void weight_tap_group(const float* in, int64_t in_row, const int64_t* off, const float* dy,
+                      int64_t dy_row, int64_t rows, int64_t cols, double* acc) {
+  __m256 a[NT][2];
+  for (int t = 0; t < NT; ++t) a[t][0] = a[t][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* d = dy + i * dy_row;
+    const float* x = in + i * in_row;
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+      const __m256 d0 = _mm256_loadu_ps(d + j), d1 = _mm256_loadu_ps(d + j + 8);
+      for (int t = 0; t < NT; ++t) {
+        a[t][0] = _mm256_fmadd_ps(d0, _mm256_loadu_ps(x + off[t] + j), a[t][0]);
+        a[t][1] = _mm256_fmadd_ps(d1, _mm256_loadu_ps(x + off[t] + j + 8), a[t][1]);
+      }
+    }
+    if (j + 8 <= cols) {
+      const __m256 d0 = _mm256_loadu_ps(d + j);
+      for (int t = 0; t < NT; ++t)
+        a[t][0] = _mm256_fmadd_ps(d0, _mm256_loadu_ps(x + off[t] + j), a[t][0]);
+      j += 8;
+    }
+    if (j < cols) {
+      // Lanes past cols load as 0, dy and input both (an inf there must not make 0 * inf).
+      const __m256i m = lane_mask(cols - j);
+      const __m256 d0 = _mm256_maskload_ps(d + j, m);
+      for (int t = 0; t < NT; ++t)
+        a[t][1] = _mm256_fmadd_ps(d0, _mm256_maskload_ps(x + off[t] + j, m), a[t][1]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) acc[t] += double(hsum(_mm256_add_ps(a[t][0], a[t][1])));
+}
+
+}  // namespace
+
+void tap_correlate_avx2(const float* in, int64_t in_row, const int64_t* off, const float* w,
+                        int64_t taps, int64_t rows, int64_t cols, float init, float* out,
+                        int64_t out_row) {
+  if (cols <= 0) return;
+  int64_t i = 0;
+  // Two rows per block where a row is at most two vectors wide (8 accumulators at most).
+  if (cols <= 16) {
+    for (; i + 2 <= rows; i += 2)
+      tap_rows<2>(in + i * in_row, in_row, off, w, taps, cols, init, out + i * out_row, out_row);
+  }
+  for (; i < rows; ++i)
+    tap_rows<1>(in + i * in_row, in_row, off, w, taps, cols, init, out + i * out_row, out_row);
+}
+
+void tap_weight_avx2(const float* in, int64_t in_row, const int64_t* off, int64_t taps,
+                     const float* dy, int64_t dy_row, int64_t rows, int64_t cols, double* acc) {
+  if (rows <= 0 || cols <= 0) return;
+  // Groups of at most 6 taps (12 accumulators + 2 dy vectors + 1 input vector), split evenly
+  // (9 taps: 5 + 4, not 6 + 3, so no group is left with few FMA chains).
+  const int64_t groups = (taps + 5) / 6;
+  int64_t t0 = 0;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int64_t nt = (taps - t0) / (groups - g);
+    const int64_t* o = off + t0;
+    switch (nt) {
+      case 1: weight_tap_group<1>(in, in_row, o, dy, dy_row, rows, cols, acc + t0); break;
+      case 2: weight_tap_group<2>(in, in_row, o, dy, dy_row, rows, cols, acc + t0); break;
+      case 3: weight_tap_group<3>(in, in_row, o, dy, dy_row, rows, cols, acc + t0); break;
+      case 4: weight_tap_group<4>(in, in_row, o, dy, dy_row, rows, cols, acc + t0); break;
+      case 5: weight_tap_group<5>(in, in_row, o, dy, dy_row, rows, cols, acc + t0); break;
+      default: weight_tap_group<6>(in, in_row, o, dy, dy_row, rows, cols, acc + t0); break;
+    }
+    t0 += nt;
+  }
+}
+
+}  // namespace pydl::conv_detail
+
+namespace pydl::conv_detail {
+
+void interleave_columns_avx2(const float* even, const float* odd, int64_t n, float* dst) {
+  int64_t j = 0;
+  for (; 2 * j + 16 <= n; j += 8) {
+    const __m256 e = _mm256_loadu_ps(even + j), o = _mm256_loadu_ps(odd + j);
+    const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);
+    _mm256_storeu_ps(dst + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+  for (; 2 * j < n; ++j) {
+    dst[2 * j] = even[j];
+    if (2 * j + 1 < n) dst[2 * j + 1] = odd[j];
+  }
+}
+
+}  // namespace pydl::conv_detail

@@ -75,3 +75,29 @@ void winograd_dy_avx2(const float* even, const float* odd, int64_t row_stride, i
 void split_columns_avx2(const float* row, int64_t half, float* even, float* odd);
 
 }  // namespace pydl::conv_detail
+
+namespace pydl::conv_detail {
+
+// ---- tap lists: depthwise and grouped convolution with few channels per group ----------------
+// A convolution of one output plane is a list of taps, each a weight and an element offset into
+// a padded (and, for strided columns, column-phase-split) input buffer, so that every tap reads
+// a unit-stride row segment whatever the stride, dilation or padding:
+//   out[i * out_row + j] = init + sum_t w[t] * in[i * in_row + off[t] + j]   (i < rows, j < cols)
+// in must be readable up to 7 elements past column cols - 1 of each tap's row (those lanes are
+// never stored). Written, not added.
+void tap_correlate_avx2(const float* in, int64_t in_row, const int64_t* off, const float* w,
+                        int64_t taps, int64_t rows, int64_t cols, float init, float* out,
+                        int64_t out_row);
+// The weight gradient of the same tap list:
+//   acc[t] += sum_{i < rows, j < cols} dy[i * dy_row + j] * in[i * in_row + off[t] + j]
+// summed in float lanes per call, added to acc in double. Reads nothing past column cols - 1.
+void tap_weight_avx2(const float* in, int64_t in_row, const int64_t* off, int64_t taps,
+                     const float* dy, int64_t dy_row, int64_t rows, int64_t cols, double* acc);
+
+}  // namespace pydl::conv_detail
+
+namespace pydl::conv_detail {
+// dst[2j] = even[j], dst[2j + 1] = odd[j] for the n values of dst (even holds (n + 1) / 2 values,
+// odd n / 2).
+void interleave_columns_avx2(const float* even, const float* odd, int64_t n, float* dst);
+}  // namespace pydl::conv_detail

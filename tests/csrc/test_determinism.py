@@ -20,6 +20,11 @@ CONV_CASES = [
     ((32, 64, 16, 16), (64, 64, 3, 3), dict(padding=1)),
     ((9, 8, 10, 10), (8, 8, 1, 1), {}),
     ((5, 8, 9, 9), (8, 4, 3, 3), dict(groups=2)),
+    # The tap-list path (depthwise with multiplier 2, stride 2; grouped with 2 channels per
+    # group) and im2col over several images per column matrix (a 4x4 output plane).
+    ((7, 6, 15, 15), (12, 1, 3, 3), dict(groups=6, stride=2, padding=1)),
+    ((6, 8, 9, 9), (8, 2, 3, 3), dict(groups=4, padding=1)),
+    ((11, 32, 4, 4), (16, 32, 3, 3), dict(padding=1)),
 ]
 
 

@@ -636,7 +636,12 @@ def test_column_buffer_does_not_grow_with_batch(simd):
     assert b64_f64 <= pydl.get_num_threads() * max(1 << 20, rows * 64 * 8)
     # The paths that need no column matrix allocate none.
     assert bytes_for((8, 16, 10, 10), (32, 16, 1, 1)) == 0
-    assert bytes_for((8, 16, 10, 10), (16, 1, 3, 3), padding=1, groups=16) == 0
+    # Depthwise: no column matrix either; the AVX2 tap path (float32) holds one padded plane
+    # (and dx phases) per thread, whatever the batch; the portable loops hold nothing.
+    dw8 = bytes_for((8, 16, 10, 10), (16, 1, 3, 3), padding=1, groups=16)
+    assert dw8 == bytes_for((800, 16, 10, 10), (16, 1, 3, 3), padding=1, groups=16)
+    assert dw8 <= pydl.get_num_threads() * 4 * (3 * 12 * 24 + 10 * 10 + 9)
+    assert bytes_for((8, 16, 10, 10), (16, 1, 3, 3), padding=1, groups=16, itemsize=8) == 0
 
 
 # ---- errors -------------------------------------------------------------------------------------
