@@ -130,13 +130,15 @@ def _check_same_device(a, b, op: str) -> None:
 
 
 def _operand(x):
-    """A Python number stays a number (NumPy keeps the tensor's dtype); arrays become Tensors."""
+    """A Python number stays a number (NumPy keeps the tensor's dtype); arrays become Tensors.
+    A NumPy scalar is a number too, as in torch (np.float64 is a float subclass, and NumPy would
+    not take it as a weak scalar: float32 + np.float64(1.5) would be float64)."""
+    if isinstance(x, np.generic):
+        return x.item()
     if isinstance(x, (Tensor, int, float, bool)):
         return x
     if isinstance(x, np.ndarray) or hasattr(x, "__array__") or isinstance(x, (list, tuple)):
         return Tensor(x)
-    if isinstance(x, np.generic):
-        return x.item()
     raise TypeError(f"unsupported operand type {type(x).__name__}")
 
 
