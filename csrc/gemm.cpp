@@ -125,19 +125,15 @@ struct Blocking {
   // 4096x27x64 (7.1M) at 1.25x and 224^3 (11.2M) at 1.15x; so two threads from 7M (3.5M
   // each), half that for float64, whose multiply-adds take twice as long.
   int64_t min_macs_per_thread;
-  // The micro-kernel reading op(A) unpacked, for small products (see gemm_serial), or nullptr.
+  // The micro-kernel reading op(A) unpacked, for small products (see use_direct_a), or nullptr.
+  // AVX2 has none: its unpacked tiles read A in place 1.07-1.2x slower than the packed path
+  // ran (192^3, 224^3, 250^3 with B^T, 100 x 300 x 200, 64 x 1000 x 128 on 1 thread; 256 x 784
+  // x 1024, 192 x 500 x 300 (1.4x) and 256 x 1000 x 100 on 2), measured in one process,
+  // alternating, with other processes held off (SCHED_FIFO); 1.0x for 128-256 x 784 x 256 and
+  // 64 x 2304 x 256. The unpacked small-product path (direct) still reads A in place.
   gemm_detail::DirectAMicroKernel<T> micro_direct_a = nullptr;
   // The unpacked small-product path (see use_direct), or nullptr.
   gemm_detail::DirectFn<T> direct = nullptr;
-  // Most rows of op(A) read in place by micro_direct_a. AVX2: measured 1-thread 256^3 and
-  // 64 x 2304 x 256 2-4% faster than packing A, 512^3 5% slower (A's rows then stream from
-  // L2 with a 2 KiB stride for every sliver of B).
-  int64_t direct_a_max_rows = INT64_MAX;
-  // Whether A is read in place whatever its row stride. AVX2: only when the stride is not a
-  // multiple of 512 bytes, whose rows share L1 sets (a 4 KiB multiple also aliases loads with
-  // the stores to C): in a sweep 64 x 64 x 4096 (16 KiB rows) ran 0.6x of the best peer read
-  // in place against 1.09x packed, float64 128^3 (1 KiB) 0.76x against 1.0x.
-  bool direct_a_any_stride = true;
 };
 
 // Portable micro-kernel: plain C++ the compiler vectorises with the baseline ISA (SSE2 on
@@ -191,7 +187,7 @@ Blocking<float> blocking<float>() {
             gemm_detail::sgemm_micro_6x16_avx2, pack_block<float, gemm_detail::kAvx2SgemmMR>,
             pack_block<float, gemm_detail::kAvx2SgemmNR>, gemm_detail::sgemm_pack_lines6_avx2,
             gemm_detail::sgemm_pack_lines16_avx2, 3500000,
-            gemm_detail::sgemm_micro_direct_a_avx2, gemm_detail::sgemm_direct_avx2, 256, false};
+            nullptr, gemm_detail::sgemm_direct_avx2};
   return {4, 8, 128, 256, 4080, micro_portable<float, 4, 8>, pack_block<float, 4>,
           pack_block<float, 8>, nullptr, nullptr, 250000};
 }
@@ -210,7 +206,7 @@ Blocking<double> blocking<double>() {
             gemm_detail::dgemm_micro_6x8_avx2, pack_block<double, gemm_detail::kAvx2DgemmMR>,
             pack_block<double, gemm_detail::kAvx2DgemmNR>, gemm_detail::dgemm_pack_lines6_avx2,
             gemm_detail::dgemm_pack_lines8_avx2, 1750000,
-            gemm_detail::dgemm_micro_direct_a_avx2, gemm_detail::dgemm_direct_avx2, 256, false};
+            nullptr, gemm_detail::dgemm_direct_avx2};
   return {4, 4, 64, 256, 4080, micro_portable<double, 4, 4>, pack_block<double, 4>,
           pack_block<double, 4>, nullptr, nullptr, 125000};
 }
@@ -346,10 +342,8 @@ bool use_direct(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64_t 
 // enough for the kernel's strided rows per tile to stay cached across the slivers of B. Bigger
 // ones pack A as usual.
 template <typename T>
-bool use_direct_a(const Blocking<T>& bk, int64_t m, int64_t k, int64_t a_rs, int64_t a_cs) {
-  return bk.micro_direct_a != nullptr && a_cs == 1 && m <= kDirectAMaxElements / k &&
-         m <= bk.direct_a_max_rows &&
-         (bk.direct_a_any_stride || (a_rs * int64_t(sizeof(T))) % 512 != 0);
+bool use_direct_a(const Blocking<T>& bk, int64_t m, int64_t k, int64_t a_cs) {
+  return bk.micro_direct_a != nullptr && a_cs == 1 && m <= kDirectAMaxElements / k;
 }
 
 // Which kernels compute a product. Decided once from the whole product's shape and passed to
@@ -366,7 +360,7 @@ Paths choose_paths(const Blocking<T>& bk, int64_t m, int64_t n, int64_t k, int64
                    int64_t a_cs, int64_t b_cs) {
   Paths paths;
   paths.direct = use_direct(bk, m, n, k, b_cs);
-  paths.direct_a = !paths.direct && use_direct_a(bk, m, k, a_rs, a_cs);
+  paths.direct_a = !paths.direct && use_direct_a(bk, m, k, a_cs);
   return paths;
 }
 

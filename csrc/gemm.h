@@ -15,8 +15,8 @@
 // else AVX2+FMA 6x16 / 6x8 in gemm_avx2.cpp when use_avx2(), else portable C++), which
 // computes one MR x NR tile of C; on the AVX-512 path small products with row-major op(A) read
 // A in place instead of packing it. On the AVX2 path products of at most 4e6 multiply-adds with
-// op(B) contiguous along n pack nothing (sgemm_direct_avx2), and products with up to 256 rows
-// of row-major op(A) whose row stride is not a multiple of 512 bytes read A in place. C must not overlap A or B.
+// op(B) contiguous along n pack nothing (sgemm_direct_avx2); bigger ones pack both operands.
+// C must not overlap A or B.
 #include <cstdint>
 
 namespace pydl {
@@ -97,13 +97,6 @@ void sgemm_direct_avx2(int64_t m, int64_t n, int64_t k, float alpha, const float
 void dgemm_direct_avx2(int64_t m, int64_t n, int64_t k, double alpha, const double* a,
                        int64_t a_rs, int64_t a_cs, const double* b, int64_t ldb, double beta,
                        double* c, int64_t ldc);
-// The same tiles as DirectAMicroKernels: op(A) read in place (row-major), B packed.
-void sgemm_micro_direct_a_avx2(int64_t kc, const float* a, int64_t lda, const float* b_panel,
-                               float alpha, float beta, float* c, int64_t ldc, int64_t m_valid,
-                               int64_t n_valid);
-void dgemm_micro_direct_a_avx2(int64_t kc, const double* a, int64_t lda, const double* b_panel,
-                               double alpha, double beta, double* c, int64_t ldc,
-                               int64_t m_valid, int64_t n_valid);
 
 #ifdef PYDL_HAVE_AVX512_KERNELS
 // AVX-512 F/BW/DQ/VL kernels (gemm_avx512.cpp): call only when use_avx512() is true.

@@ -497,20 +497,6 @@ void dgemm_direct_avx2(int64_t m, int64_t n, int64_t k, double alpha, const doub
   gemm_direct<F64>(m, n, k, alpha, a, a_rs, a_cs, b, ldb, beta, c, ldc);
 }
 
-void sgemm_micro_direct_a_avx2(int64_t kc, const float* a, int64_t lda, const float* b_panel,
-                               float alpha, float beta, float* c, int64_t ldc, int64_t m_valid,
-                               int64_t n_valid) {
-  direct_kernel<F32>(m_valid, n_valid)(kc, a, lda, 1, b_panel, kAvx2SgemmNR, alpha, beta, c, ldc,
-                                       n_valid);
-}
-
-void dgemm_micro_direct_a_avx2(int64_t kc, const double* a, int64_t lda, const double* b_panel,
-                               double alpha, double beta, double* c, int64_t ldc,
-                               int64_t m_valid, int64_t n_valid) {
-  direct_kernel<F64>(m_valid, n_valid)(kc, a, lda, 1, b_panel, kAvx2DgemmNR, alpha, beta, c, ldc,
-                                       n_valid);
-}
-
 void dgemm_micro_6x8_avx2(int64_t kc, const double* a_panel, const double* b_panel, double alpha,
                           double beta, double* c, int64_t ldc, int64_t m_valid, int64_t n_valid) {
   micro_6x2v<F64>(kc, a_panel, b_panel, alpha, beta, c, ldc, m_valid, n_valid);

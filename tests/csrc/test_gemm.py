@@ -208,10 +208,10 @@ DIRECT_SHAPES = [
     (40, 256, 300),  # row stride 1 KiB (float32) / 2 KiB (float64): copied, two K blocks
     (7, 13, 600),  # three K blocks, unpacked
     (8, 8, 4096),  # 16 K blocks, two accumulator sets per tile
-    (100, 200, 300),  # over 4e6: packed B, A (row stride 1200 / 2400 bytes) in place
-    (64, 40, 2048),  # over 4e6, A row stride 8 / 16 KiB: both packed
-    (64, 256, 2304),  # A row stride 9 / 18 KiB: both packed
-    (257, 255, 200),  # over 256 rows: both packed
+    (100, 200, 300),  # over 4e6: packed B, A packed (AVX2) or read in place (AVX-512)
+    (64, 40, 2048),  # over 4e6, A row stride 8 / 16 KiB
+    (64, 256, 2304),  # A row stride 9 / 18 KiB
+    (257, 255, 200),  # over 256 rows
     (16, 512, 2304),  # VGG conv4's weight product, 19M: packed, split by columns
     (5, 4100, 700),  # 5 rows (one partial tile of rows), a ragged last column tile
 ]
