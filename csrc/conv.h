@@ -16,7 +16,8 @@
 //     all), strides up to 4: tap lists over padded, column-phase-split planes, 8 columns per
 //     vector, for all three passes (conv_avx2.cpp);
 //   * output planes smaller than a column tile: im2col + GEMM over several images at once;
-//   * float32 with AVX2, stride 1, no dilation (conv_avx2.cpp, no column matrix):
+//   * float32 with AVX2, stride 1 (conv_avx2.cpp, no column matrix; dilation only in the
+//     forward and backward-input direct loops):
 //     - 3x3 kernels with at least 16 channels in and out per group: Winograd F(2x2, 3x3) for all
 //       three passes (16 GEMMs per tile chunk, 2.25x fewer multiplications);
 //     - otherwise, within size bounds: direct loops over the input (LeNet's layers);

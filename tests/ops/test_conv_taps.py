@@ -1,6 +1,7 @@
 """The tap-list conv kernels (depthwise and grouped convolution with few input channels per
 group; float32 with AVX2, csrc/conv.cpp "tap lists"), im2col + GEMM over several images per
-column matrix (small output planes), and the paths around them, against a float64
+column matrix (small output planes), dilated layers on the direct kernels, and the paths
+around them, against a float64
 NumPy reference written here: forward, grad input, grad weight, grad bias on every SIMD path,
 strides, paddings, dilations, depth multipliers, batch 0 and 1, primes, non-contiguous inputs;
 gradcheck through F.conv2d; run-to-run and thread-count determinism of the weight gradient."""
@@ -72,6 +73,10 @@ CASES = [
     ((9, 256, 4, 4), (8, 256, 3, 3), (1, 1), (1, 1), (1, 1), 1),    # VGG conv4-like: 5 + 4
     ((5, 64, 5, 5), (6, 32, 3, 3), (2, 2), (1, 1), (1, 1), 2),      # groups, stride 2, 3x3 out
     ((3, 16, 6, 7), (4, 16, 2, 3), (1, 2), (0, 2), (2, 1), 1),      # dilation, odd plane
+    # The AVX2 direct stride-1 kernels on dilated layers (forward and input grad):
+    ((2, 8, 13, 21), (6, 8, 3, 3), (1, 1), (2, 2), (2, 2), 1),      # 3x3 d2 p2 (same size)
+    ((1, 4, 9, 30), (5, 4, 2, 3), (1, 1), (0, 3), (3, 2), 1),       # asymmetric dilation
+    ((2, 3, 7, 17), (4, 3, 3, 3), (1, 1), (5, 1), (2, 3), 1),       # padding past (R-1) * d
 ]
 
 
