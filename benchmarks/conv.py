@@ -11,8 +11,9 @@ padded copies or transformed tiles) is printed for each shape; it does not grow 
 
 Kernel paths (float32): with AVX-512 LeNet's layers take the row-flat kernels (csrc/conv_avx512.cpp;
 the three gradients in one pass over the batch), with AVX2 only the direct stride-1 loops; the
-ResNet 3x3 layer takes Winograd F(2x2, 3x3) on the packed GEMM. `PYDL_SIMD=avx2` runs the suite
-on the AVX2 paths for comparison.
+ResNet 3x3 layer takes Winograd F(2x2, 3x3) on the packed GEMM; the depthwise layers take the
+AVX2 tap-list kernels (padded, column-phase-split planes, 8 columns per vector).
+`PYDL_SIMD=avx2` runs the suite on the AVX2 paths for comparison.
 """
 import numpy as np
 
@@ -27,6 +28,9 @@ CASES = [
     ("LeNet conv1 N64 C1 H28 K6 R5", (64, 1, 28, 28), (6, 1, 5, 5), 1, 0, 1),
     ("LeNet conv2 N64 C6 H12 K16 R5", (64, 6, 12, 12), (16, 6, 5, 5), 1, 0, 1),
     ("ResNet N32 C64 H56 K64 R3 p1", (32, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1),
+    # depthwise (MobileNet): the AVX2 tap-list kernels, stride 1 and 2
+    ("depthwise N32 C64 H28 R3 p1", (32, 64, 28, 28), (64, 1, 3, 3), 1, 1, 64),
+    ("depthwise N32 C64 H56 R3 s2 p1", (32, 64, 56, 56), (64, 1, 3, 3), 2, 1, 64),
 ]
 
 
