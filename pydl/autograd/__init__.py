@@ -77,6 +77,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     ``inputs`` limits accumulation to those tensors.
     """
     run_backward = _engine().run_backward
+    if grad_tensors is None and inputs is None and type(tensors) is _function.Tensor:
+        # loss.backward(): one root, the implicit gradient (checked in _make_grads)
+        if retain_graph is None:
+            retain_graph = create_graph
+        roots, grads = _make_grads((tensors,), (None,), create_graph, "backward")
+        run_backward(roots, grads, retain_graph=retain_graph, create_graph=create_graph)
+        return
     tensors = _as_list(tensors, "tensors")
     grad_tensors = _as_list(grad_tensors, "grad_tensors")
     if grad_tensors is None:

@@ -150,8 +150,8 @@ class Function:
         for a in args:
             if isinstance(a, Tensor):
                 return cls.apply(*args, **kwargs)
-        out = cls.__new__(cls).forward(*args, **kwargs)
-        if isinstance(out, np.generic):
+        out = _new(cls).forward(*args, **kwargs)
+        if type(out) is not _ndarray and isinstance(out, np.generic):
             return np.asarray(out)
         return out
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from pydl import _C
 from pydl import dtypes as _dtypes
+from pydl.autograd import function as _function
 from pydl.autograd.function import Function
 from pydl.autograd.grad_mode import _state as _grad_state
 from pydl.device import array_module, to_device_array
@@ -316,6 +317,7 @@ def broadcast_error(shape_a, shape_b) -> Optional[RuntimeError]:
 _NUMBER = (float, int)  # exact types: bool is promoted by result_type
 _wrap = Tensor._wrap
 _ndarray = np.ndarray
+_new = object.__new__
 
 
 def _apply_binary(cls, a, b):
@@ -347,22 +349,25 @@ def _binary(cls, a, b, name, true_divide: bool = False):
             if type(da) is not type(db) or (dt is not db.dtype and dt != db.dtype) or \
                     (true_divide and dt.kind in "biu"):
                 return _binary_general(cls, a, b, name, true_divide)
-            if (a.requires_grad or b.requires_grad) and _grad_state.enabled or \
-                    a._base is not None and a._view_vc != a._vc[0] or \
+            if a._base is not None and a._view_vc != a._vc[0] or \
                     b._base is not None and b._view_vc != b._vc[0]:
-                return _apply_binary(cls, a, b)  # a node to record, or a view to refresh
+                return _apply_binary(cls, a, b)  # a view to refresh first (apply does)
+            if (a.requires_grad or b.requires_grad) and _grad_state.enabled:
+                return _record_binary(cls, a, b, da, db)
         elif type(b) in _NUMBER and da.dtype.kind == "f":
             db = b
-            if a.requires_grad and _grad_state.enabled or \
-                    a._base is not None and a._view_vc != a._vc[0]:
+            if a._base is not None and a._view_vc != a._vc[0]:
                 return _apply_binary(cls, a, b)
+            if a.requires_grad and _grad_state.enabled:
+                return _record_binary(cls, a, b, da, db)
         else:
             return _binary_general(cls, a, b, name, true_divide)
     elif isinstance(b, Tensor) and type(a) in _NUMBER and b._data.dtype.kind == "f":
         da, db = a, b._data
-        if b.requires_grad and _grad_state.enabled or \
-                b._base is not None and b._view_vc != b._vc[0]:
+        if b._base is not None and b._view_vc != b._vc[0]:
             return _apply_binary(cls, a, b)
+        if b.requires_grad and _grad_state.enabled:
+            return _record_binary(cls, a, b, da, db)
     else:
         return _binary_general(cls, a, b, name, true_divide)
     # Nothing to record: the kernel on the arrays (or array and number), wrapped once.
@@ -377,6 +382,39 @@ def _binary(cls, a, b, name, true_divide: bool = False):
         if err is not None:
             raise err from None
         raise
+
+
+def _edge(t):
+    """Where the gradient of operand ``t`` goes (Function.apply's parents entry), or None."""
+    if isinstance(t, Tensor) and t.requires_grad:
+        fn = t.grad_fn
+        return (fn, t._out_index) if fn is not None else (t, 0)
+    return None
+
+
+def _record_binary(cls, a, b, da, db):
+    """Function.apply for a binary op whose operands _binary has checked (one device, no stale
+    view, something requires grad, grad mode on): the same node, parents and saved-tensor
+    records, without apply's general argument loop."""
+    node = _new(cls)
+    pa, pb = _edge(a), _edge(b)
+    node.needs_input_grad = (pa is not None, pb is not None)
+    node.parents = (pa, pb)
+    try:
+        out = node.forward(da, db)
+    except ValueError:
+        err = broadcast_error(_shape(da), _shape(db))
+        if err is not None:
+            raise err from None
+        raise
+    if type(out) is not _ndarray and isinstance(out, np.generic):
+        fixed = np.asarray(out)
+        _function._resave(node, (out,), (fixed,))
+        out = fixed
+    result = _wrap(out, node, 0) if out.dtype.kind in "fc" else _wrap(out)
+    if node._saved:
+        _function._record_saved(node, (a, b), (da, db), (result,))
+    return result
 
 
 def _binary_general(cls, a, b, name, true_divide):
