@@ -46,6 +46,7 @@ namespace {
 
 constexpr int64_t kUnitElems = 32768;  // elements per partial sum (fixed: shape-only split)
 constexpr int64_t kColBlock = 2048;    // kept columns per item in loop B
+static_assert(kColBlock <= portable::kMaxCols, "add_cols keeps a row of kColBlock sums on the stack");
 // Loop B's units are larger: each unit's partials are a row of doubles as wide as the kept
 // axis, written and read back once (sum(dim=0) of 4096 x 1024: 16 units, 128 KiB of partials).
 constexpr int64_t kUnitElemsB = 262144;
