@@ -174,7 +174,20 @@ inline void tile_sums(const float* dy, const float* x, int64_t rows, int64_t C, 
   for (; r + 4 <= rows; r += 4) {
     const float* x0 = x + r * C;
     const float* g0 = kGrad ? dy + r * C : nullptr;
+    // The next four rows, one line per 16 channels: the hardware prefetcher alone loses each
+    // row's short stream (2 KB at C = 512) at the jump to the next group; with this the pass
+    // reads at memcpy speed (16 MB of dy and x: 1.19 -> 0.85 ms, about the time of an 8 MB
+    // memcpy, 1 thread, AMD EPYC Zen 3).
+    const float* nx = x0 + 4 * C;
+    const float* ng = kGrad ? g0 + 4 * C : nullptr;
+    const bool ahead = r + 8 <= rows;
     for (int64_t c = 0; c < nv; c += 8) {
+      if (ahead && (c & 15) == 0) {
+        for (int k = 0; k < 4; ++k) {
+          _mm_prefetch(reinterpret_cast<const char*>(nx + k * C + c), _MM_HINT_T0);
+          if (kGrad) _mm_prefetch(reinterpret_cast<const char*>(ng + k * C + c), _MM_HINT_T0);
+        }
+      }
       const __m256 m = _mm256_loadu_ps(centre + c);
       __m256 va = _mm256_load_ps(a + c), vq = _mm256_load_ps(q + c);
       for (int k = 0; k < 4; ++k) {
