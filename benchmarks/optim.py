@@ -4,7 +4,9 @@ and fused=True implementations, where each exists) and a vectorised NumPy formul
 Each case is one ``step()`` over float32 parameters split into 10 equal tensors (1M and 10M
 parameters in all), with gradients in place. Bytes moved per parameter (float32): SGD 12,
 SGD+momentum 20, Adagrad 20, RMSprop 20, Adam/AdamW 28 (read p, g, m, v; write p, m, v),
-clip_grad_norm_ 16 (read g for the norm, then read+write g), EMA 12.
+clip_grad_norm_ 16 (read g for the norm, then read+write g), EMA 12. Two more cases time the
+fixed cost of a step: SGD with momentum and Adam over 200 tensors of 1000 parameters, where the
+time is per-tensor Python and binding work (Optimizer.step's cached group plan), not memory.
 
 The table ends with a summary: pydl's GB/s, its share of the measured memory bandwidth (the best
 batch of an in-place ``a += b``-like stream moving as many bytes as the 10M Adam step, pydl's
@@ -23,27 +25,28 @@ from .harness import format_time, optional_torch
 
 N_TENSORS = 10
 SIZES = [1_000_000, 10_000_000]
+SMALL_TENSORS, SMALL_SIZE = 200, 1000  # the per-step overhead case
 
 
-def _params(total, seed):
+def _params(total, seed, tensors=N_TENSORS):
     rng = np.random.default_rng(seed)
-    n = total // N_TENSORS
-    return [rng.standard_normal(n, dtype=np.float32) for _ in range(N_TENSORS)]
+    n = total // tensors
+    return [rng.standard_normal(n, dtype=np.float32) for _ in range(tensors)]
 
 
-def _pydl_optimizer(cls, kwargs, total):
-    params = [pydl.nn.Parameter(pydl.from_numpy(a)) for a in _params(total, 0)]
-    for p, g in zip(params, _params(total, 1)):
+def _pydl_optimizer(cls, kwargs, total, tensors=N_TENSORS):
+    params = [pydl.nn.Parameter(pydl.from_numpy(a)) for a in _params(total, 0, tensors)]
+    for p, g in zip(params, _params(total, 1, tensors)):
         p.grad = pydl.from_numpy(g * 1e-3)
     opt = cls(params, **kwargs)
     opt.step()  # creates the state
     return opt.step
 
 
-def _torch_optimizer(torch, name, kwargs, total, impl):
+def _torch_optimizer(torch, name, kwargs, total, impl, tensors=N_TENSORS):
     cls = getattr(torch.optim, name)
-    params = [torch.nn.Parameter(torch.from_numpy(a)) for a in _params(total, 0)]
-    for p, g in zip(params, _params(total, 1)):
+    params = [torch.nn.Parameter(torch.from_numpy(a)) for a in _params(total, 0, tensors)]
+    for p, g in zip(params, _params(total, 1, tensors)):
         p.grad = torch.from_numpy(g * 1e-3)
     extra = {"foreach": False} if impl == "loop" else {"foreach": True} if impl == "foreach" \
         else {"fused": True}
@@ -260,6 +263,20 @@ def run(suite) -> None:
         r = suite.add(f"EMA update {label}", pydl=ema_update, peers=peers, nbytes=12 * total,
                       x=total, series="EMA")
         summary.append(r)
+
+    # Per-step fixed cost: many small tensors (the step is Python and binding work per tensor,
+    # not memory traffic), against PyTorch's foreach and fused steps.
+    for case, cls, torch_name, kwargs in (
+            ("SGD momentum", pydl.optim.SGD, "SGD", dict(lr=0.01, momentum=0.9)),
+            ("Adam", pydl.optim.Adam, "Adam", dict(lr=1e-3))):
+        n = SMALL_TENSORS * SMALL_SIZE
+        peers = {}
+        if torch is not None:
+            for impl in ("foreach", "fused"):
+                peers[f"torch-{impl}"] = _torch_optimizer(torch, torch_name, kwargs, n, impl,
+                                                          SMALL_TENSORS)
+        suite.add(f"{case} {SMALL_TENSORS} x {SMALL_SIZE}", peers=peers,
+                  pydl=_pydl_optimizer(cls, kwargs, n, SMALL_TENSORS), series="step overhead")
 
     # Measured before and after the cases; the larger is the machine's bandwidth at its best.
     after = bandwidth_before if suite.quick else _bandwidth(torch, suite)
