@@ -1451,9 +1451,21 @@ bool take_winograd(const Conv2dShape& s, Pass pass, const T* a, int64_t na, cons
 
 // U[xi][k][c] = (G g G^T)[xi] for the 3x3 kernel g = w[k * w_k + c * w_c + ...] (flipped for
 // the backward-input correlation), G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
-std::vector<float> winograd_weights(const float* w, int64_t Kout, int64_t Cin, int64_t w_k,
-                                    int64_t w_c, bool flip) {
-  std::vector<float> u(16 * Kout * Cin);
+std::unique_ptr<float[]> winograd_weights(const float* w, int64_t Kout, int64_t Cin,
+                                          int64_t w_k, int64_t w_c, bool flip) {
+  std::unique_ptr<float[]> u(new float[16 * Kout * Cin]);  // every value written below
+  // The backward-input call reads w with its channel axes swapped, consecutive c Kout * 9 floats
+  // apart: one copy in (Kout, Cin, 9) order first, read in storage order, so the gathers below
+  // read consecutive kernels (the scattered gathers were 16% of a batch-1 ResNet C256 H14
+  // backward-input pass).
+  std::vector<float> swapped;
+  if (w_c != 9) {
+    swapped.resize(Kout * Cin * 9);
+    for (int64_t c = 0; c < Cin; ++c)
+      for (int64_t k = 0; k < Kout; ++k)
+        std::memcpy(swapped.data() + (k * Cin + c) * 9, w + k * w_k + c * w_c, 9 * sizeof(float));
+    w = swapped.data(), w_k = Cin * 9, w_c = 9;
+  }
   // One output channel at a time, its Cin kernels gathered tap by tap into rows g[tap][c]:
   // every step below is then the same arithmetic on whole rows (vectorised over c), with the
   // 16 results stored contiguously (the per-(k, c) scalar version, with the flipped reads
@@ -1484,10 +1496,10 @@ std::vector<float> winograd_weights(const float* w, int64_t Kout, int64_t Cin, i
       const float* h0 = gg.data() + (a * 3 + 0) * Cin;
       const float* h1 = gg.data() + (a * 3 + 1) * Cin;
       const float* h2 = gg.data() + (a * 3 + 2) * Cin;
-      float* u0 = u.data() + ((4 * a + 0) * Kout + k) * Cin;
-      float* u1 = u.data() + ((4 * a + 1) * Kout + k) * Cin;
-      float* u2 = u.data() + ((4 * a + 2) * Kout + k) * Cin;
-      float* u3 = u.data() + ((4 * a + 3) * Kout + k) * Cin;
+      float* u0 = u.get() + ((4 * a + 0) * Kout + k) * Cin;
+      float* u1 = u.get() + ((4 * a + 1) * Kout + k) * Cin;
+      float* u2 = u.get() + ((4 * a + 2) * Kout + k) * Cin;
+      float* u3 = u.get() + ((4 * a + 3) * Kout + k) * Cin;
       for (int64_t c = 0; c < Cin; ++c) {
         u0[c] = h0[c];
         u1[c] = 0.5f * (h0[c] + h1[c] + h2[c]);
@@ -1593,9 +1605,10 @@ void winograd_forward(const Conv2dShape& s, const float* x, const float* w, cons
                       float* y) {
   const int64_t Kg = s.Kg(), Cg = s.Cg();
   for (int64_t g = 0; g < s.groups; ++g) {
-    const std::vector<float> u = winograd_weights(w + g * Kg * Cg * 9, Kg, Cg, Cg * 9, 9, false);
+    const std::unique_ptr<float[]> u =
+        winograd_weights(w + g * Kg * Cg * 9, Kg, Cg, Cg * 9, 9, false);
     winograd_correlate(x + g * Cg * s.H * s.W, s.C * s.H * s.W, Cg, s.H, s.W, s.pad_h, s.pad_w,
-                       u.data(), Kg, bias ? bias + g * Kg : nullptr, s.OH, s.OW,
+                       u.get(), Kg, bias ? bias + g * Kg : nullptr, s.OH, s.OW,
                        y + g * Kg * s.OH * s.OW, s.K * s.OH * s.OW, s.N);
   }
 }
@@ -1605,9 +1618,10 @@ void winograd_forward(const Conv2dShape& s, const float* x, const float* w, cons
 void winograd_backward_input(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const int64_t Kg = s.Kg(), Cg = s.Cg();
   for (int64_t g = 0; g < s.groups; ++g) {
-    const std::vector<float> u = winograd_weights(w + g * Kg * Cg * 9, Cg, Kg, 9, Cg * 9, true);
+    const std::unique_ptr<float[]> u =
+        winograd_weights(w + g * Kg * Cg * 9, Cg, Kg, 9, Cg * 9, true);
     winograd_correlate(dy + g * Kg * s.OH * s.OW, s.K * s.OH * s.OW, Kg, s.OH, s.OW,
-                       2 - s.pad_h, 2 - s.pad_w, u.data(), Cg, nullptr, s.H, s.W,
+                       2 - s.pad_h, 2 - s.pad_w, u.get(), Cg, nullptr, s.H, s.W,
                        dx + g * Cg * s.H * s.W, s.C * s.H * s.W, s.N);
   }
 }
