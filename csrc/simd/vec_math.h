@@ -67,28 +67,46 @@ inline V ldexp2(V p, V k) {
   return p * pow2i(k1) * pow2i(k - k1);
 }
 
-// e^x
+namespace detail {
+// x = k ln2 + r, |r| <= ln2/2 (ln2 in a hi and a lo part, so k ln2_hi is exact); returns k.
+// Also sets t = k + kPow2Shifter (for pow2i_shifted): one fma rounds x log2(e) to the integer
+// k and places it in t's low bits, in place of a multiply, a rounding and an integer convert.
 template <class V>
-inline V exp(V x) {
+PYDL_SIMD_INLINE V exp_reduce(V x, V& r, V& t) {
   using T = elem_t<V>;
-  constexpr bool f32 = std::is_same_v<T, float>;
-  // Beyond these e^x is inf or 0 in T (clamping keeps k inside ldexp2's range).
-  const V lo = vset<V>(f32 ? -104.0 : -746.0), hi = vset<V>(f32 ? 89.0 : 710.0);
-  const V xc = min(max(x, lo), hi);
-  const V k = round_int(xc * vset<V>(1.4426950408889634));
-  V r;
-  if constexpr (f32) {
-    r = fma(k, vset<V>(-0.693359375), xc);
+  t = fma(x, vset<V>(1.4426950408889634), V::set1(kPow2Shifter<T>));
+  const V k = t - V::set1(kPow2Shifter<T>);
+  if constexpr (std::is_same_v<T, float>) {
+    r = fma(k, vset<V>(-0.693359375), x);
     r = fma(k, vset<V>(2.12194440e-4), r);
   } else {
-    r = fma(k, vset<V>(-6.93147180369123816490e-01), xc);
+    r = fma(k, vset<V>(-6.93147180369123816490e-01), x);
     r = fma(k, vset<V>(-1.90821492927058770002e-10), r);
   }
+  return k;
+}
+template <class V>
+PYDL_SIMD_INLINE V exp_reduce(V x, V& r) {
+  V t;
+  return exp_reduce(x, r, t);
+}
+
+// e^r - 1 for |r| <= ln2/2 as r + r^2 P(r); callers add the 1 together with the scaling by 2^k
+// in one fma, e^x = p 2^k + 2^k (the same single rounding as (p + 1) 2^k, one operation less).
+// float: P of degree 4, a minimax fit of the relative error of e^r (weighted least squares
+// iterated towards equioscillation; 3.6e-9 relative with the coefficients rounded to float,
+// 0.06 ulp: one term fewer than the Taylor polynomial to r^7 it replaced, which had 5.5e-9),
+// evaluated in Estrin's form (depth 3 instead of Horner's 4: the kernels are latency-bound,
+// see exp). double: Taylor to r^13 (first omitted term < 2^-56), Horner.
+// The p of this fit is accurate relative to e^r, not to e^r - 1: expm1 keeps its own polynomial.
+template <class V>
+PYDL_SIMD_INLINE V exp_poly_m1(V r) {
+  const V r2 = r * r;
   V p;
-  if constexpr (f32) {
-    static constexpr float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6,
-                                  0.5f};
-    p = horner(r, c);
+  if constexpr (std::is_same_v<elem_t<V>, float>) {
+    const V lo = fma(r, vset<V>(0.1666652113199234), vset<V>(0.4999999403953552));
+    const V mid = fma(r, vset<V>(0.00836874544620514), vset<V>(0.04166838899254799));
+    p = fma(fma(r2, vset<V>(0.0013814539415761828), mid), r2, lo);
   } else {
     static constexpr double c[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
                                    1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
@@ -96,8 +114,42 @@ inline V exp(V x) {
                                    1.0 / 24.0,         1.0 / 6.0,         0.5};
     p = horner(r, c);
   }
-  const V er = fma(r * r, p, r) + vset<V>(1.0);
-  return select(isnan(x), x, ldexp2(er, k));
+  return fma(r2, p, r);
+}
+template <class V>
+PYDL_SIMD_INLINE V exp_poly(V r) {
+  return exp_poly_m1(r) + vset<V>(1.0);
+}
+
+// |x| below which every lane's 2^k is a normal number (k in [-126, 126] resp. [-1021, 1021]):
+// e^x is then e^r times 2^k in one multiply, no clamps and no NaN blend (NaN fails the test).
+template <class T>
+constexpr double exp_fast_limit = std::is_same_v<T, float> ? 87.3 : 708.0;
+
+// e^x for any x: overflow to inf, underflow through the denormals to 0, NaN kept. The kernels
+// only come here for a vector with a lane beyond exp_fast_limit (or NaN).
+template <class V>
+PYDL_SIMD_NOINLINE V exp_general(V x) {
+  using T = elem_t<V>;
+  constexpr bool f32 = std::is_same_v<T, float>;
+  // Beyond these e^x is inf or 0 in T (clamping keeps k inside ldexp2's range).
+  const V lo = vset<V>(f32 ? -104.0 : -746.0), hi = vset<V>(f32 ? 89.0 : 710.0);
+  V r;
+  const V k = exp_reduce(min(max(x, lo), hi), r);
+  return select(isnan(x), x, ldexp2(exp_poly(r), k));
+}
+}  // namespace detail
+
+// e^x
+template <class V>
+PYDL_SIMD_INLINE V exp(V x) {
+  if (all(abs(x) < vset<V>(detail::exp_fast_limit<elem_t<V>>))) {
+    V r, t;
+    detail::exp_reduce(x, r, t);
+    const V s = pow2i_shifted(t);
+    return fma(detail::exp_poly_m1(r), s, s);
+  }
+  return detail::exp_general(x);
 }
 
 // e^x - 1
@@ -342,12 +394,59 @@ inline V tanh(V x) {
   return select(isnan(x), x, copysign(select(ax > lim, vset<V>(1.0), y), x));
 }
 
+namespace detail {
+// ~1/d to 2^-22.8 relative (float lanes): the 12-bit estimate and one Newton step, two fmas in
+// place of a division (vdivps takes 3.5-5 cycles per vector on Zen 3 and is not pipelined).
+// AVX2's double estimate is a float one widened, so float lanes only.
 template <class V>
-inline V sigmoid(V x) {
+PYDL_SIMD_INLINE V recip_nr(V d) {
+  const V r0 = rcp_approx(d);
+  return fma(r0, fnma(d, r0, vset<V>(1.0)), r0);
+}
+
+// Any lane with -|x| beyond exp's fast range (or NaN): e = exp(-|x|) through exp_general (exact
+// denormal results down to x = -103.9) and the quotient corrected by div_sum.
+template <class V>
+PYDL_SIMD_NOINLINE V sigmoid_general(V x) {
   using T = elem_t<V>;
   const V e = exp(-abs(x));
   const V one = vset<V>(1.0);
-  return detail::div_sum(select(x >= V::set1(T(0)), one, e), one, e);
+  return div_sum(select(x >= V::set1(T(0)), one, e), one, e);
+}
+}  // namespace detail
+
+// e = e^(-|x|); x >= 0: 1 / (1 + e), x < 0: e / (1 + e) (no cancellation, exact limits).
+// float: the quotient q = num / (1 + e) without a division: q0 = num r with r ~ 1/(1 + e) from
+// recip_nr (2^-22.8), then one correction q0 + res r by the residual res = num - q0 (1 + e)
+// = (num - q0) - q0 e, where num - q0 is exact (Sterbenz: q0 is within [num/2, num]) and the
+// fnma rounds once, so the rounding of 1 + e never enters (div_sum needed Fast2Sum for that).
+// Measured over every float: 1.0 ulp (the division-based version: 1.33).
+template <class V>
+PYDL_SIMD_INLINE V sigmoid(V x) {
+  using T = elem_t<V>;
+  const V m = neg_abs(x);
+  if (!all(m > vset<V>(-detail::exp_fast_limit<T>))) return detail::sigmoid_general(x);
+  V r, t;
+  detail::exp_reduce(m, r, t);
+  const V s = pow2i_shifted(t);
+  const V pm1 = detail::exp_poly_m1(r);
+  const V e = fma(pm1, s, s);
+  const V one = vset<V>(1.0);
+  const V num = select_sign(x, e, one);  // -0 takes e = 1: 1 / 2 all the same
+  if constexpr (std::is_same_v<T, float>) {
+    // q0 = num r0 (1 + (1 - d r0)) = num r1, with num r0 and the Newton error 1 - d r0 formed
+    // side by side; the final correction uses r0 (its 12 bits suffice for a 2^-22 residual).
+    // Latency, not throughput, bounds this loop on Zen 3 (the out-of-order window holds ~7
+    // iterations of its ~60-cycle chain), so the shorter chain is what counts: d = 1 + e is
+    // formed next to e, not after it (the residual uses e itself, so d may be rounded twice).
+    const V d = fma(pm1, s, one + s);
+    const V r0 = rcp_approx(d);
+    const V qa = num * r0;
+    const V q0 = fma(qa, fnma(d, r0, one), qa);
+    return fma(fnma(q0, e, num - q0), r0, q0);
+  } else {
+    return detail::div_sum(num, one, e);
+  }
 }
 
 namespace detail {
