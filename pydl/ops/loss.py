@@ -42,6 +42,7 @@ from pydl.device import array_module
 from pydl.ops.elementwise import (Abs, Exp, Log, Maximum, Sigmoid, Where, raw, unbroadcast,
                                   zeros_like)
 from pydl.ops.reduction import Sum
+from pydl.ops.special import Log1p
 from pydl.ops.shape import Expand, Permute, Reshape
 from pydl.tensor import Tensor
 
@@ -123,18 +124,6 @@ def _flat(a):
 def _expand(a, shape):
     """``a`` broadcast to ``shape`` (a view; recorded under create_graph)."""
     return a if a.shape == shape else Expand.call(a, shape)
-
-
-class _Log1p(Function):
-    """log(1 + x), exact for small x; d/dx = 1 / (1 + x)."""
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return array_module(x).log1p(x)
-
-    def backward(self, g):
-        (x,) = self.saved_tensors
-        return g / (1 + x)
 
 
 # -- elementwise regression / binary losses --------------------------------------------------------
@@ -257,7 +246,7 @@ def _clamped_logs(x):
     """(log x, log(1 - x)), each clamped at -100 as PyTorch's BCE does (so x = 0 or 1 gives a
     finite loss; the clamped part has derivative 0)."""
     with np.errstate(divide="ignore"):
-        return Maximum.call(Log.call(x), -100.0), Maximum.call(_Log1p.call(-x), -100.0)
+        return Maximum.call(Log.call(x), -100.0), Maximum.call(Log1p.call(-x), -100.0)
 
 
 class BinaryCrossEntropy(_ElementwiseLoss):

@@ -16,10 +16,13 @@ import math
 
 import numpy as np
 
+from pydl import _C
 from pydl.autograd.function import Function
 from pydl.device import array_module
+from pydl.ops.elementwise import _native1
 from pydl.tensor import Tensor
 
+_EW = _C.elementwise
 _erf_ufunc = np.frompyfunc(math.erf, 1, 1)
 _erfc_ufunc = np.frompyfunc(math.erfc, 1, 1)
 
@@ -145,14 +148,16 @@ def addcdiv_(input, tensor1, tensor2, *, value=1):
 
 
 # -- log1p, expm1, erf ----------------------------------------------------------------------------
-# NumPy-backed stand-ins until the C++ elementwise engine provides them (pydl/ops/elementwise.py):
-# pydl/__init__.py and pydl/ops/__init__.py take these only where no other definition exists.
+# Forward on the native elementwise engine (csrc/elementwise: vectorised log1p/expm1, float erf;
+# float64 erf lane by lane through the C library) for float arrays of _NATIVE_MIN elements or
+# more, the same size rule as exp/log; small arrays, other dtypes and CuPy arrays go to NumPy /
+# CuPy (NumPy has no erf: the C library's, through erf_float64).
 class Log1p(Function):
     """log(1 + x), accurate for small x; d/dx = 1 / (1 + x) (the input is saved)."""
 
     def forward(self, x):
         self.save_for_backward(x)
-        return array_module(x).log1p(x)
+        return _EW.log1p(x) if _native1(x) else array_module(x).log1p(x)
 
     def backward(self, g):
         (x,) = self.saved_tensors
@@ -165,7 +170,7 @@ class Expm1(Function):
     def forward(self, x):
         from pydl.ops.elementwise import _saved_array
 
-        y = _saved_array(array_module(x).expm1(x))
+        y = _EW.expm1(x) if _native1(x) else _saved_array(array_module(x).expm1(x))
         self.save_for_backward(y)
         return y
 
@@ -180,6 +185,8 @@ class Erf(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
+        if _native1(x):
+            return _EW.erf(x)
         xp = array_module(x)
         if xp is np:
             return erf_float64(x.astype(np.float64)).astype(x.dtype, copy=False)
