@@ -184,7 +184,7 @@ template <class V> struct EluOp {
   V alpha;
   V operator()(V x) const { return select(x > vset<V>(0.0), x, alpha * expm1(x)); }
 };
-template <class V> struct GeluOp { V operator()(V x) const { return x * phi_cdf(x); } };
+template <class V> struct GeluOp { V operator()(V x) const { return gelu_exact(x); } };
 // x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): one exp, no cancellation.
 template <class V>
 inline V gelu_tanh_u2(V x) {

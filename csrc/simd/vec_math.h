@@ -5,10 +5,11 @@
 // the maximum ulp error of each against a float64 / mpmath-free reference over wide ranges,
 // denormals, +-inf and NaN. The methods are the classical ones (Cody-Waite range reduction,
 // then a short polynomial on the reduced argument, as fdlibm and Cephes):
-//   exp   x = k ln2 + r, |r| <= ln2/2 (ln2 in a hi and lo part so k ln2_hi is exact); Taylor
-//         polynomial for e^r (degree 7 in float, 13 in double: the first omitted term is
-//         below 2^-27 resp. 2^-56 relative); 2^k applied in two halves so that results in the
-//         denormal range round once and 2^128 never appears as an intermediate.
+//   exp   x = k ln2 + r, |r| <= ln2/2 (ln2 in a hi and lo part so k ln2_hi is exact; k from
+//         one fma with a shifter constant); e^r by a degree-6 minimax polynomial in float
+//         (3.6e-9 relative), Taylor to degree 13 in double; 2^k one multiply (an fma with
+//         the polynomial) when every lane is below exp_fast_limit, else in two halves so that
+//         results in the denormal range round once and 2^128 never appears as an intermediate.
 //   log   x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1, s = f / (2 + f):
 //         log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), R the atanh series 2 s^2/3 + 2 s^4/5 ...
 //         (fdlibm's e_log.c arrangement, which keeps the large terms exact).
@@ -21,8 +22,10 @@
 //         library (kernels do that, see sin_kernel in elementwise/kernels.inl).
 //   tanh  tanh|x| = e / (e + 2), e = expm1(2|x|): no cancellation for small x; 1 above 9.
 //   sigmoid  e = exp(-|x|); x >= 0: 1 / (1 + e), x < 0: e / (1 + e) (exact limits and
-//         denormal results for very negative x); both divisions corrected for the rounding
-//         of the sum (detail::div_sum).
+//         denormal results for very negative x); float: no division (reciprocal estimate,
+//         Newton step, one exact-residual correction), double: div_sum (see there).
+// The kernels are latency-bound on Zen 3 (see sigmoid), so the polynomials use Estrin's form
+// where that shortens the chain, and every function is forced inline (PYDL_SIMD_INLINE).
 //   normal_cdf  the exact GELU's Phi(x), float and double, one branch-free formula (see there).
 //   erf (float) |x| < 0.875: x P(x^2) (Taylor); above, erf = 1 - e^(-x^2) R(1/|x|) with R a
 //         degree-14 Chebyshev fit of erfc(z) e^(z^2) in u = 1/z on [0.875, 10.5] (relative
@@ -395,15 +398,6 @@ inline V tanh(V x) {
 }
 
 namespace detail {
-// ~1/d to 2^-22.8 relative (float lanes): the 12-bit estimate and one Newton step, two fmas in
-// place of a division (vdivps takes 3.5-5 cycles per vector on Zen 3 and is not pipelined).
-// AVX2's double estimate is a float one widened, so float lanes only.
-template <class V>
-PYDL_SIMD_INLINE V recip_nr(V d) {
-  const V r0 = rcp_approx(d);
-  return fma(r0, fnma(d, r0, vset<V>(1.0)), r0);
-}
-
 // Any lane with -|x| beyond exp's fast range (or NaN): e = exp(-|x|) through exp_general (exact
 // denormal results down to x = -103.9) and the quotient corrected by div_sum.
 template <class V>
@@ -416,11 +410,13 @@ PYDL_SIMD_NOINLINE V sigmoid_general(V x) {
 }  // namespace detail
 
 // e = e^(-|x|); x >= 0: 1 / (1 + e), x < 0: e / (1 + e) (no cancellation, exact limits).
-// float: the quotient q = num / (1 + e) without a division: q0 = num r with r ~ 1/(1 + e) from
-// recip_nr (2^-22.8), then one correction q0 + res r by the residual res = num - q0 (1 + e)
-// = (num - q0) - q0 e, where num - q0 is exact (Sterbenz: q0 is within [num/2, num]) and the
-// fnma rounds once, so the rounding of 1 + e never enters (div_sum needed Fast2Sum for that).
-// Measured over every float: 1.0 ulp (the division-based version: 1.33).
+// float: the quotient q = num / (1 + e) without a division: q0 = num r1, r1 ~ 1/(1 + e) to
+// 2^-22.8 (the 12-bit reciprocal estimate r0 and one Newton step), then one correction
+// q0 + res r0 by the residual res = num - q0 (1 + e) = (num - q0) - q0 e, where num - q0 is
+// exact (Sterbenz: q0 is within [num/2, num]) and the fnma rounds once, so the rounding of
+// 1 + e never enters (div_sum needed Fast2Sum for that). Max error 1.35 ulp over the test's
+// wide sample (the division-based version: 1.33), 1.46 over every 17th float bit pattern
+// (1.52). A division in place of r0's Newton step measured the same speed. double: div_sum.
 template <class V>
 PYDL_SIMD_INLINE V sigmoid(V x) {
   using T = elem_t<V>;
@@ -514,56 +510,49 @@ inline V erf(V x) {
 // z = x / sqrt(2), t = 1 / (1 + 0.38 |z|), Q a degree-8 polynomial (relative fit error 1.9e-8
 // of erfc(a) e^(a^2) / (2t) over a in [0, 9.35], weighted least squares iterated towards
 // minimax); Phi = h for x < 0 and 1 - h for x > 0. The rounding of t reaches h amplified by at
-// most 1.13 / 0.38 ~ 3 (at x = 0, falling to 1 in the tail). float GELU measures 5.9 ulp /
-// 4.4e-7 relative for |x| < 13 and 7.8 ulp / 8.3e-7 where the result nears 1e-38 (the old
-// two-piece erf: 14 ulp); PyTorch 2.13's exact GELU: 542 ulp for |x| < 3 and no correct
+// most 1.13 / 0.38 ~ 3 (at x = 0, falling to 1 in the tail). float GELU (gelu_exact below)
+// measures 7.5 ulp over every 17th float bit pattern and 5.9 over every float in [-13.2, -12]
+// (the old two-piece erf: 14 ulp); PyTorch 2.13's exact GELU: 542 ulp for |x| < 3 and no correct
 // digit below x ~ -6. double: 6.5 ulp. tests/csrc/test_elementwise_kernels.py bounds these.
 // e^(-x^2/2) is formed with x^2 = hi + lo split exactly (an fma), lo entering the reduced
 // argument, so squaring adds no error (at x = -12 it would cost 4e-6 relative). Beyond
 // |x| = 13.2, e^(-x^2/2) < 2^-126: such lanes get e^(-x^2/2) = 0, so Phi = 0 / 1 there (true
 // values below 6e-39, flushed), which keeps the exponential's 2^k a single normal multiply.
 // NaN lanes give an unspecified Phi: the GELU kernels multiply by x, which makes them NaN.
+namespace detail {
+// t Q(t) of normal_cdf's formula (h = e^(-x^2/2) t Q(t)), and e^(-x^2/2) in e_half_x2.
 template <class V>
-inline V normal_cdf(V x, V& e_half_x2) {
+PYDL_SIMD_INLINE V normal_tail_parts(V x, V& e_half_x2) {
   using T = elem_t<V>;
   constexpr bool f32 = std::is_same_v<T, float>;
   const V one = vset<V>(1.0);
   const V lim = vset<V>(f32 ? 13.2 : 37.5);  // e^(-lim^2/2) still a normal number
   const V ax = min(abs(x), lim);
   const V x2 = ax * ax, x2_lo = fma(ax, ax, -x2);
-  // e^(-(x2 + x2_lo) / 2): exp's reduction (k ln2 in two parts) and Taylor polynomial.
-  const V k = round_int(x2 * vset<V>(-0.5 * 1.4426950408889634));
-  V r, poly;
-  if constexpr (f32) {
-    r = fma(k, vset<V>(-0.693359375), x2 * vset<V>(-0.5));
-    r = fma(k, vset<V>(2.12194440e-4), r);
-  } else {
-    r = fma(k, vset<V>(-6.93147180369123816490e-01), x2 * vset<V>(-0.5));
-    r = fma(k, vset<V>(-1.90821492927058770002e-10), r);
-  }
+  // e^(-(x2 + x2_lo) / 2): exp's reduction and polynomial, x2_lo entering the reduced argument
+  // (x2 / 2 >= -87.12 resp. -703: 2^k stays normal).
+  V r, sh;
+  detail::exp_reduce(x2 * vset<V>(-0.5), r, sh);
   r = fma(x2_lo, vset<V>(-0.5), r);
-  if constexpr (f32) {
-    static constexpr float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6,
-                                  0.5f};
-    poly = horner(r, c);
-  } else {
-    static constexpr double c[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
-                                   1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
-                                   1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
-                                   1.0 / 24.0,         1.0 / 6.0,         0.5};
-    poly = horner(r, c);
-  }
-  const V e = (fma(r * r, poly, r) + one) * pow2i(k);
+  const V s2k = pow2i_shifted(sh);
+  const V e = fma(detail::exp_poly_m1(r), s2k, s2k);
   e_half_x2 = select(abs(x) > lim, V::set1(T(0)), e);
-  V h;
+  V tq;
   if constexpr (f32) {
-    const V t = one / fma(ax, vset<V>(0.26870057685088805), one);  // 0.38 / sqrt(2)
-    static constexpr float q[] = {0.029417531564831734f, -0.1308053880929947f,
-                                  0.18120300769805908f,  -0.07985039055347443f,
-                                  0.11436758935451508f,  0.06961841136217117f,
-                                  0.10187268257141113f,  0.1069718673825264f,
-                                  0.10720470547676086f};
-    h = e_half_x2 * (t * horner(t, q));
+    // Q in Estrin's form (depth 4 instead of Horner's 8). t stays a division: vdivps has 11
+    // cycles of latency on Zen 3, and the reciprocal estimate with two Newton steps (5 macro-ops,
+    // ~21 cycles) measured 9% slower here (1 thread, L2-resident). The whole GELU measured the
+    // same speed as with Horner: this loop is throughput-bound (~40 vector ops), not latency-bound.
+    const V D = fma(ax, vset<V>(0.26870057685088805), one);  // 1 + 0.38 |x| / sqrt(2)
+    const V t = one / D;
+    const V t2 = t * t, t4 = t2 * t2;
+    const V p1 = fma(t, vset<V>(-0.1308053880929947), vset<V>(0.18120300769805908));
+    const V p2 = fma(t, vset<V>(-0.07985039055347443), vset<V>(0.11436758935451508));
+    const V p3 = fma(t, vset<V>(0.06961841136217117), vset<V>(0.10187268257141113));
+    const V p4 = fma(t, vset<V>(0.1069718673825264), vset<V>(0.10720470547676086));
+    const V u1 = fma(vset<V>(0.029417531564831734), t2, p1);
+    const V Q = fma(fma(u1, t2, p2), t4, fma(p3, t2, p4));
+    tq = t * Q;
   } else {
     // float64: t = 1 / (1 + 0.35 |z|), Q of degree 22 (interpolated at Chebyshev nodes in
     // 40-digit arithmetic; relative error 3.2e-16 of erfc(a) e^(a^2) / (2t) for a <= 26.6,
@@ -578,15 +567,32 @@ inline V normal_cdf(V x, V& e_half_x2) {
         0.0073332311974054487,  0.024506564741847568,  0.043794490412237687,
         0.063562002095976317,   0.080590807029285033,  0.092685777391736279,
         0.098733176898006425,   0.098733177123952701};
-    h = e_half_x2 * (t * horner(t, q));
+    tq = t * horner(t, q);
   }
-  return select(x > V::set1(T(0)), one - h, h);
+  return tq;
+}
+}  // namespace detail
+
+template <class V>
+PYDL_SIMD_INLINE V normal_cdf(V x, V& e_half_x2) {
+  const V h = e_half_x2 * detail::normal_tail_parts(x, e_half_x2);
+  return select(x > V::set1(elem_t<V>(0)), vset<V>(1.0) - h, h);
 }
 
 template <class V>
-inline V normal_cdf(V x) {
+PYDL_SIMD_INLINE V normal_cdf(V x) {
   V e;
   return normal_cdf(x, e);
+}
+
+// The exact GELU x Phi(x). For x < 0 as (x e^(-x^2/2)) (t Q): near x = -13.1 the tail
+// h = e^(-x^2/2) t Q is itself a float denormal (~1.7e-39) while x h is a normal ~2e-38, and
+// forming h first cost up to 10.4 ulp there (measured over every float in [-13.2, -12]).
+template <class V>
+PYDL_SIMD_INLINE V gelu_exact(V x) {
+  V e;
+  const V tq = detail::normal_tail_parts(x, e);
+  return select(x > V::set1(elem_t<V>(0)), x * (vset<V>(1.0) - e * tq), (x * e) * tq);
 }
 
 }  // namespace pydl::simd::PYDL_SIMD_NS
