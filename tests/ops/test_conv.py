@@ -1,4 +1,7 @@
 """conv1d/conv2d/conv_transpose: float64 NumPy loop references, gradcheck, properties, errors."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -6,6 +9,9 @@ import pydl
 import pydl.nn.functional as F
 from pydl import _C
 from pydl.autograd import gradcheck
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # conv_reference (importlib mode)
+from conv_reference import ref_conv2d_grads_general  # noqa: E402
 
 
 # ---- references (float64, written from the definition; never the code under test) ------------
@@ -427,31 +433,6 @@ def check_conv2d_step(xs, ws, padding, groups, simd, rng, w_scale, dw_atol):
 def test_conv2d_stride1_small_channel_paths(case, simd):
     xs, ws, padding, groups = DIRECT_CASES[case]
     check_conv2d_step(xs, ws, padding, groups, simd, np.random.default_rng(case), 0.3, 1e-5)
-
-
-def ref_conv2d_grads_general(x, w, dy, stride, padding, dilation, groups):
-    """dx and dw of conv2d in float64 for any stride, padding and dilation: output pixel
-    (n, k, i, j) reads x_pad[n, c, i*sh + r*dh, j*sw + s*dw] with weight w[k, c, r, s], so each
-    tap (r, s) scatters dy back through that strided slice (dx) and correlates it (dw)."""
-    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
-    N, C, H, W = x.shape
-    K, Cg, R, S = w.shape
-    Kg = K // groups
-    (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
-    OH, OW = dy.shape[2:]
-    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
-    xp[:, :, ph:ph + H, pw:pw + W] = x
-    dxp = np.zeros_like(xp)
-    dw = np.zeros_like(w)
-    for g in range(groups):
-        ks, cs = slice(g * Kg, (g + 1) * Kg), slice(g * Cg, (g + 1) * Cg)
-        for r in range(R):
-            for s in range(S):
-                rows = slice(r * dh, r * dh + sh * (OH - 1) + 1, sh)
-                cols = slice(s * dw_, s * dw_ + sw * (OW - 1) + 1, sw)
-                dxp[:, cs, rows, cols] += np.einsum("nkij,kc->ncij", dy[:, ks], w[ks, :, r, s])
-                dw[ks, :, r, s] = np.einsum("nkij,ncij->kc", dy[:, ks], xp[:, cs, rows, cols])
-    return dxp[:, :, ph:ph + H, pw:pw + W], dw
 
 
 # The row-flat AVX-512 kernels (float32; stride 1 down the rows, any column stride, padding and
