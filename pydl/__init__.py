@@ -36,12 +36,7 @@ from pydl.ops.activation import log_softmax, softmax
 from pydl.ops.sorting import argsort, msort, sort, topk, unique
 from pydl.ops.scatter import scatter, scatter_add
 from pydl.ops.einsum import einsum
-from pydl.ops.special import addcdiv, addcmul, erfinv
-from pydl.ops import special as _special
-for _name in ("log1p", "expm1", "erf"):  # stand-ins until pydl.ops.elementwise defines them
-    if _name not in globals():
-        globals()[_name] = getattr(_special, _name)
-del _name
+from pydl.ops.special import addcdiv, addcmul, erf, erfinv, expm1, log1p
 from pydl.ops.bitwise import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
                               bitwise_right_shift, bitwise_xor)
 from pydl.ops.rounding import (ceil, div, divide, fix, floor, floor_divide, fmod, frac,

@@ -74,10 +74,9 @@ _methods_issue20 = {
 }
 for _name, _fn in _methods_issue20.items():
     setattr(Tensor, _name, _fn)
-# log1p/expm1/erf: NumPy-backed stand-ins, only where the elementwise engine has none yet.
+# log1p/expm1/erf (ops/special.py: the native engine's kernels for large float arrays).
 for _name in ("log1p", "expm1", "erf"):
-    if not hasattr(Tensor, _name):
-        setattr(Tensor, _name, getattr(special, _name))
+    setattr(Tensor, _name, getattr(special, _name))
 Tensor.T = property(_s.T)
 Tensor.mT = property(_s.mT)
 
