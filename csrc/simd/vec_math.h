@@ -575,7 +575,10 @@ PYDL_SIMD_INLINE V normal_tail_parts(V x, V& e_half_x2) {
 
 template <class V>
 PYDL_SIMD_INLINE V normal_cdf(V x, V& e_half_x2) {
-  const V h = e_half_x2 * detail::normal_tail_parts(x, e_half_x2);
+  // Two statements: normal_tail_parts sets e_half_x2, and the operands of one `*` are
+  // unsequenced (clang read e_half_x2 before the call: NaN GELU gradients in the wheel).
+  const V tq = detail::normal_tail_parts(x, e_half_x2);
+  const V h = e_half_x2 * tq;
   return select(x > V::set1(elem_t<V>(0)), vset<V>(1.0) - h, h);
 }
 
