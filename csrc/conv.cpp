@@ -300,6 +300,20 @@ int64_t batched_scratch_elements(const Conv2dShape& s, int64_t nb) {
   return (s.Cg() * s.R * s.S + s.Kg()) * nb * s.OH * s.OW;
 }
 
+// What the three batched passes share: the work items (chunk of nb images, group), one scratch
+// per thread slot holding a column matrix (rows x nb P) and then a Kg x nb P block of y / dy.
+template <typename T>
+struct BatchedPlan {
+  int64_t P, Kg, Cg, G, HW, rows, items, slots, per_slot;
+  std::unique_ptr<T[]> scratch;  // written before read
+
+  BatchedPlan(const Conv2dShape& s, int64_t nb)
+      : P(s.OH * s.OW), Kg(s.Kg()), Cg(s.Cg()), G(s.groups), HW(s.H * s.W),
+        rows(Cg * s.R * s.S), items((s.N + nb - 1) / nb * G), slots(slot_count(items)),
+        per_slot(batched_scratch_elements<T>(s, nb)), scratch(new T[slots * per_slot]) {}
+  T* slot_scratch(int64_t slot) const { return scratch.get() + slot * per_slot; }
+};
+
 // rows_out[k][j * P + p] = dy[n0 + j][g * Kg + k][p] for the cnt images of a chunk.
 template <typename T>
 void gather_dy(const Conv2dShape& s, const T* dy, int64_t n0, int64_t cnt, int64_t g, T* out) {
@@ -312,13 +326,10 @@ void gather_dy(const Conv2dShape& s, const T* dy, int64_t n0, int64_t cnt, int64
 template <typename T>
 void batched_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
                      int64_t nb) {
-  const int64_t P = s.OH * s.OW, Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
-  const int64_t rows = Cg * s.R * s.S, chunks = (s.N + nb - 1) / nb;
-  const int64_t items = chunks * G, slots = slot_count(items);
-  const int64_t per_slot = batched_scratch_elements<T>(s, nb);
-  const std::unique_ptr<T[]> scratch(new T[slots * per_slot]);  // written before read
-  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
-    T* col = scratch.get() + slot * per_slot;
+  const BatchedPlan<T> plan(s, nb);
+  const int64_t P = plan.P, Kg = plan.Kg, Cg = plan.Cg, G = plan.G, HW = plan.HW, rows = plan.rows;
+  run_slots(plan.items, plan.slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = plan.slot_scratch(slot);
     T* out = col + rows * nb * P;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i % G, n0 = (i / G) * nb, cnt = std::min(nb, s.N - n0), ld = cnt * P;
@@ -339,16 +350,13 @@ void batched_forward(const Conv2dShape& s, const T* x, const T* w, const T* bias
 
 template <typename T>
 void batched_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx, int64_t nb) {
-  const int64_t P = s.OH * s.OW, Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
-  const int64_t rows = Cg * s.R * s.S, chunks = (s.N + nb - 1) / nb;
-  const int64_t items = chunks * G, slots = slot_count(items);
-  const int64_t per_slot = batched_scratch_elements<T>(s, nb);
-  const std::unique_ptr<T[]> scratch(new T[slots * per_slot]);  // written before read
+  const BatchedPlan<T> plan(s, nb);
+  const int64_t P = plan.P, Kg = plan.Kg, Cg = plan.Cg, G = plan.G, HW = plan.HW, rows = plan.rows;
   // (A copy of W_g^T for an A B product instead of A^T B was no faster: the GEMM packs W_g
   // either way, and the copy cost as much as one packing; VGG conv4 N8 and N32, one Zen 3 core.
   // Neither were 4x larger column matrices: 20.97 against 20.84 ms at N32.)
-  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
-    T* col = scratch.get() + slot * per_slot;
+  run_slots(plan.items, plan.slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = plan.slot_scratch(slot);
     T* dyb = col + rows * nb * P;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t g = i % G, n0 = (i / G) * nb, cnt = std::min(nb, s.N - n0), ld = cnt * P;
@@ -365,15 +373,13 @@ void batched_backward_input(const Conv2dShape& s, const T* dy, const T* w, T* dx
 
 template <typename T>
 void batched_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dw, int64_t nb) {
-  const int64_t P = s.OH * s.OW, Kg = s.Kg(), Cg = s.Cg(), G = s.groups, HW = s.H * s.W;
-  const int64_t rows = Cg * s.R * s.S, w_size = s.K * rows, chunks = (s.N + nb - 1) / nb;
-  const int64_t items = chunks * G, slots = slot_count(items);
-  const int64_t per_slot = batched_scratch_elements<T>(s, nb);
-  const std::unique_ptr<T[]> scratch(new T[slots * per_slot]);  // written before read
-  const ReductionBlocks rb = reduction_blocks(items, slots, 1, w_size * sizeof(T));
+  const BatchedPlan<T> plan(s, nb);
+  const int64_t P = plan.P, Kg = plan.Kg, Cg = plan.Cg, G = plan.G, HW = plan.HW, rows = plan.rows;
+  const int64_t w_size = s.K * rows;
+  const ReductionBlocks rb = reduction_blocks(plan.items, plan.slots, 1, w_size * sizeof(T));
   BlockPartials<T> partials(dw, w_size, rb.count);
-  run_slots(items, slots, [&](int64_t slot, int64_t i0, int64_t i1) {
-    T* col = scratch.get() + slot * per_slot;
+  run_slots(plan.items, plan.slots, [&](int64_t slot, int64_t i0, int64_t i1) {
+    T* col = plan.slot_scratch(slot);
     T* dyb = col + rows * nb * P;
     T* acc = partials.block(i0 / rb.block);
     std::fill(acc, acc + w_size, T(0));
